@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything they
+# need (the virtualenv from pyproject.toml, buf from package-lock.json) is
+# installed here, on first use and again whenever its manifest changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := $(wildcard */__init__.py)
+
+.PHONY: run test lint gen install clean
+
+$(BIN)/.installed: pyproject.toml $(PACKAGES)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+install: $(BIN)/.installed node_modules/.installed
+
+run: $(BIN)/.installed
+	$(BIN)/python -m quote_svc
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	npx --no-install buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+gen: $(BIN)/.installed
+	$(BIN)/python tools/gen_proto.py
+
+clean:
+	rm -rf $(VENV) node_modules var .pytest_cache

@@ -1,0 +1,1 @@
+"""Plain-asyncio queues behind the quoteflow services: no gRPC, no generated code."""

@@ -1,0 +1,58 @@
+"""Errors the queue library raises, named for what went wrong.
+
+Each carries what a caller needs to answer precisely: the service layer maps
+them to gRPC status codes (service_runtime.errors) without parsing messages.
+"""
+
+
+class QueueError(Exception):
+    """Base of every error the queue library raises on purpose."""
+
+
+class NotFoundError(QueueError):
+    """The named item does not exist, or was removed after its retention."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} {key!r} not found")
+        #: What was looked up, for example "message" or "task".
+        self.kind = kind
+        #: The id that was not found.
+        self.key = key
+
+
+class InvalidStateError(QueueError):
+    """The item exists but its state does not allow the operation."""
+
+    def __init__(self, kind: str, key: str, state: str, operation: str) -> None:
+        super().__init__(f"cannot {operation} {kind} {key!r}: it is {state}")
+        self.kind = kind
+        self.key = key
+        #: The state that forbids the operation.
+        self.state = state
+        self.operation = operation
+
+
+class QueueFullError(QueueError):
+    """The queue holds as many unfinished items as it may; nothing was added."""
+
+    def __init__(self, max_size: int, retry_after: float) -> None:
+        super().__init__(f"queue is full ({max_size} unfinished messages); retry later")
+        self.max_size = max_size
+        #: Seconds after which a retry is likely to be accepted.
+        self.retry_after = retry_after
+
+
+class RequestConflictError(QueueError):
+    """A request id was reused for a different request (AIP-155)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request_id {request_id!r} was already used for a different request")
+        self.request_id = request_id
+
+
+class ClosedError(QueueError):
+    """The queue is shutting down and accepts no new work."""
+
+    def __init__(self, kind: str = "queue") -> None:
+        super().__init__(f"{kind} is shutting down and accepts no new work")
+        self.kind = kind

@@ -1,0 +1,1 @@
+"""The quote service: a priority message queue that prices insurance-quote submissions."""
