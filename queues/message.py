@@ -1,0 +1,109 @@
+"""The message queue's data: priorities, statuses, messages and outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Generic, TypeVar
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+class Priority(IntEnum):
+    """Higher values are served first."""
+
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+    URGENT = 4
+
+
+class MessageStatus(StrEnum):
+    #: Waiting for a free worker, or waiting out a retry backoff (next_attempt_at set).
+    PENDING = "pending"
+    #: A worker (or an inline run) is running an attempt.
+    PROCESSING = "processing"
+    #: Processed; the result waits for a human decision.
+    AWAITING_REVIEW = "awaiting_review"
+    #: Processed (and approved, if it needed review).
+    COMPLETED = "completed"
+    #: Every allowed attempt failed; error_message holds the last error.
+    FAILED = "failed"
+    #: Cancelled before it finished.
+    CANCELLED = "cancelled"
+    #: Refused by a human reviewer.
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+    @property
+    def is_unfinished(self) -> bool:
+        """Counts against the queue's max_size: work the queue still has to do."""
+        return self is MessageStatus.PENDING or self is MessageStatus.PROCESSING
+
+
+_FINAL = frozenset(
+    {
+        MessageStatus.COMPLETED,
+        MessageStatus.FAILED,
+        MessageStatus.CANCELLED,
+        MessageStatus.REJECTED,
+    }
+)
+
+
+class ReviewDecision(StrEnum):
+    #: The result stands: the message becomes COMPLETED.
+    APPROVE = "approve"
+    #: The result is refused: the message becomes REJECTED.
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    decision: ReviewDecision
+    reviewer: str
+    note: str
+    reviewed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[R]):
+    """What a successful attempt produced."""
+
+    result: R
+    #: Why a human must review the result before it counts; "" when none must.
+    review_reason: str = ""
+
+
+@dataclass(slots=True)
+class Message(Generic[P, R]):
+    """One queued item and everything that has happened to it.
+
+    The queue mutates its own copy; callers get snapshots (see MessageQueue).
+    Times are epoch seconds from the queue's clock.
+    """
+
+    id: str
+    #: Position in creation order: FIFO within a priority, and the paging cursor.
+    seq: int
+    payload: P
+    priority: Priority
+    status: MessageStatus
+    created_at: float
+    max_retries: int
+    attempt_timeout: float
+    request_id: str = ""
+    started_at: float | None = None
+    completed_at: float | None = None
+    error_message: str = ""
+    #: Attempts that failed or timed out since the message was created or redriven.
+    retry_count: int = 0
+    next_attempt_at: float | None = None
+    result: R | None = None
+    review_reason: str = ""
+    review: Review | None = None
+    dead_lettered: bool = False
