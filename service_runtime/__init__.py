@@ -1,1 +1,2 @@
-"""Start-up, health, reflection, signals, config, logging and error mapping shared by every quoteflow service."""
+"""What every quoteflow service shares: start-up, health, reflection, signals,
+configuration, logging and error mapping."""

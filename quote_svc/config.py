@@ -1,0 +1,55 @@
+"""The quote service's configuration: flags and QUOTE_* environment variables."""
+
+from dataclasses import dataclass, field
+
+from quote_svc.processors import AGENTIC_PROCESSOR, DEFAULT_PROCESSOR
+from service_runtime.config import ServerOptions
+
+ENV_PREFIX = "QUOTE"
+
+
+@dataclass
+class QuoteConfig(ServerOptions):
+    port: int = field(default=50051, metadata={"help": "TCP port to listen on"})
+    workers: int = field(default=4, metadata={"help": "worker coroutines processing messages"})
+    max_size: int = field(
+        default=1000,
+        metadata={"help": "most unfinished messages; beyond it SubmitQuote is refused"},
+    )
+    max_retries: int = field(
+        default=3, metadata={"help": "failed attempts retried before a message is dead-lettered"}
+    )
+    attempt_timeout: float = field(
+        default=300.0, metadata={"help": "seconds an attempt may run before it is cut"}
+    )
+    retention_seconds: float = field(
+        default=86_400.0, metadata={"help": "how long finished messages are kept"}
+    )
+    sweep_interval: float = field(
+        default=60.0, metadata={"help": "seconds between retention sweeps"}
+    )
+    backoff_base: float = field(
+        default=1.0, metadata={"help": "seconds before the first retry (doubles per retry)"}
+    )
+    backoff_cap: float = field(default=60.0, metadata={"help": "longest retry backoff, seconds"})
+    processor: str = field(
+        default=DEFAULT_PROCESSOR, metadata={"help": "processor pricing ordinary submissions"}
+    )
+    agentic_processor: str = field(
+        default=AGENTIC_PROCESSOR,
+        metadata={"help": "processor pricing submissions with use_agentic"},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("workers", "max_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must not be negative, not {self.max_retries}")
+        for name in ("attempt_timeout", "sweep_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        for name in ("retention_seconds", "backoff_base", "backoff_cap"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")

@@ -1,0 +1,47 @@
+"""Assembles the quote service: its queue, its servicer, and its serving loop."""
+
+from queues.backoff import Backoff
+from queues.message_queue import MessageQueue
+from quote_svc.config import QuoteConfig
+from quote_svc.pricing import job_processor
+from quote_svc.processors import ProcessorRegistry, default_registry
+from quote_svc.servicer import Queue, QuoteServicer
+from quoteflow.quote.v1 import quote_service_pb2 as pb
+from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
+from service_runtime.server import ServiceBinding, serve_until_signalled, start_server
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["QuoteService"].full_name
+
+
+def build_queue(config: QuoteConfig, registry: ProcessorRegistry | None = None) -> Queue:
+    return MessageQueue(
+        job_processor(
+            registry or default_registry(),
+            default=config.processor,
+            agentic=config.agentic_processor,
+        ),
+        workers=config.workers,
+        max_size=config.max_size,
+        max_retries=config.max_retries,
+        attempt_timeout=config.attempt_timeout,
+        retention=config.retention_seconds,
+        sweep_interval=config.sweep_interval,
+        backoff=Backoff(base=config.backoff_base, cap=config.backoff_cap),
+    )
+
+
+def binding(queue: Queue) -> ServiceBinding:
+    servicer = QuoteServicer(queue)
+    return ServiceBinding(
+        SERVICE_NAME, lambda server: pb_grpc.add_QuoteServiceServicer_to_server(servicer, server)
+    )
+
+
+async def serve(config: QuoteConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then drain the server and the queue."""
+    queue = build_queue(config)
+    await queue.start()
+    server = await start_server([binding(queue)], host=config.host, port=config.port)
+    await serve_until_signalled(
+        server, grace=config.grace_seconds, on_drain=lambda: queue.close(config.grace_seconds)
+    )

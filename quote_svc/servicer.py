@@ -1,0 +1,105 @@
+"""QuoteService: translates between quoteflow.quote.v1 and the message queue.
+
+Errors raised by the queue or by request checks are turned into precise
+statuses by service_runtime's interceptor, so each method is a translation.
+"""
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from queues.message_queue import MessageQueue
+from quote_svc import convert, page_token
+from quote_svc.domain import QuoteResult
+from quote_svc.pricing import QuoteJob
+from quoteflow.quote.v1 import quote_service_pb2 as pb
+from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+Queue = MessageQueue[QuoteJob, QuoteResult]
+
+
+class QuoteServicer(pb_grpc.QuoteServiceServicer):
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    async def SubmitQuote(
+        self, request: pb.SubmitQuoteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitQuoteResponse:
+        args = convert.submit_args(request)
+        submitted = self._queue.submit(
+            args.job,
+            priority=args.priority,
+            request_id=args.request_id,
+            max_retries=args.max_retries,
+            attempt_timeout=args.attempt_timeout,
+        )
+        return pb.SubmitQuoteResponse(
+            message=convert.message_to_pb(submitted.message),
+            queue_position=submitted.position,
+            estimated_processing_time=convert.duration(submitted.estimated_seconds),
+        )
+
+    async def RunQuote(
+        self, request: pb.RunQuoteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RunQuoteResponse:
+        args = convert.submit_args(request)
+        message = await self._queue.run_inline(
+            args.job, priority=args.priority, attempt_timeout=args.attempt_timeout
+        )
+        return pb.RunQuoteResponse(message=convert.message_to_pb(message))
+
+    async def GetMessage(
+        self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMessageResponse:
+        message = self._queue.get(convert.message_id(request.id))
+        return pb.GetMessageResponse(message=convert.message_to_pb(message))
+
+    async def WatchMessage(
+        self, request: pb.WatchMessageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchMessageResponse]:
+        async for message in self._queue.watch(convert.message_id(request.id)):
+            yield pb.WatchMessageResponse(message=convert.message_to_pb(message))
+
+    async def ListMessages(
+        self, request: pb.ListMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMessagesResponse:
+        args = convert.list_args(request, default_size=DEFAULT_PAGE_SIZE, max_size=MAX_PAGE_SIZE)
+        filters = f"{request.status}/{request.priority}/{int(args.dead_lettered_only)}"
+        messages, cursor = self._queue.list_messages(
+            status=args.status,
+            priority=args.priority,
+            dead_lettered_only=args.dead_lettered_only,
+            after_seq=page_token.decode(request.page_token, filters),
+            limit=args.page_size,
+        )
+        return pb.ListMessagesResponse(
+            messages=[convert.message_to_pb(m) for m in messages],
+            next_page_token="" if cursor is None else page_token.encode(cursor, filters),
+        )
+
+    async def CancelMessage(
+        self, request: pb.CancelMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelMessageResponse:
+        message = self._queue.cancel(convert.message_id(request.id))
+        return pb.CancelMessageResponse(message=convert.message_to_pb(message))
+
+    async def RedriveMessage(
+        self, request: pb.RedriveMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RedriveMessageResponse:
+        message = self._queue.redrive(convert.message_id(request.id))
+        return pb.RedriveMessageResponse(message=convert.message_to_pb(message))
+
+    async def ReviewQuote(
+        self, request: pb.ReviewQuoteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReviewQuoteResponse:
+        args = convert.review_args(request)
+        message = self._queue.review(args.message_id, args.decision, args.reviewer, args.note)
+        return pb.ReviewQuoteResponse(message=convert.message_to_pb(message))
+
+    async def GetStats(
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatsResponse:
+        return convert.stats_to_pb(self._queue.stats())

@@ -1,0 +1,155 @@
+"""Typed configuration from command-line flags and environment variables.
+
+A configuration is a dataclass whose fields all have defaults. Field
+``some_name`` is set by ``--some-name`` or by ``{PREFIX}_SOME_NAME``; a flag
+wins over the variable, which wins over the default.
+"""
+
+import argparse
+import dataclasses
+import os
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from service_runtime.rpc_logging import level_number
+
+T = TypeVar("T")
+
+_TRUE_WORDS = frozenset({"true", "1", "yes"})
+_FALSE_WORDS = frozenset({"false", "0", "no"})
+
+
+def _parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ValueError(text)
+
+
+_PARSERS: dict[type, Callable[[str], Any]] = {
+    int: int,
+    float: float,
+    str: str,
+    bool: _parse_bool,
+}
+
+
+@dataclass
+class ServerOptions:
+    """What every service needs to serve; each service subclasses it, overriding port.
+
+    A subclass that validates its own fields in __post_init__ must call
+    super().__post_init__().
+    """
+
+    host: str = field(
+        default="127.0.0.1",
+        metadata={"help": "address to listen on; 0.0.0.0 or :: listens on every interface"},
+    )
+    port: int = field(default=0, metadata={"help": "TCP port to listen on; 0 picks a free one"})
+    log_level: str = field(
+        default="INFO", metadata={"help": "lowest level logged: DEBUG, INFO, WARNING or ERROR"}
+    )
+    grace_seconds: float = field(
+        default=10.0,
+        metadata={"help": "on SIGTERM, how long in-flight calls may run before they are cut"},
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0 to 65535, not {self.port}")
+        if self.grace_seconds < 0:
+            raise ValueError(f"grace_seconds must not be negative, not {self.grace_seconds}")
+        level_number(self.log_level)
+
+
+def load_config(
+    cls: type[T],
+    *,
+    env_prefix: str,
+    argv: Sequence[str] | None = None,
+    description: str = "",
+) -> T:
+    """Build cls from flags (argv, default sys.argv[1:]), environment variables and defaults.
+
+    Bad values, from a flag, a variable or cls's own validation, end the
+    process with a usage error, as argparse does.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} is not a dataclass")
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog="Every option can also be set by its environment variable; a flag wins.",
+    )
+    hints = typing.get_type_hints(cls)
+    env_names: dict[str, str] = {}
+    converters: dict[str, Callable[[str], Any]] = {}
+    for option in dataclasses.fields(cls):
+        if not option.init:
+            continue
+        kind = hints[option.name]
+        env_name = f"{env_prefix}_{option.name.upper()}"
+        env_names[option.name] = env_name
+        converters[option.name] = _converter(kind)
+        _add_flag(parser, option, kind, env_name, converters[option.name])
+
+    # SUPPRESS leaves absent flags out of the namespace, which is how a flag
+    # left unset is told apart from one set to the default's value.
+    given = vars(parser.parse_args(argv))
+    for name, env_name in env_names.items():
+        if name in given or env_name not in os.environ:
+            continue
+        try:
+            given[name] = converters[name](os.environ[env_name])
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"environment variable {env_name}: {error}")
+    try:
+        return cls(**given)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def _converter(kind: type) -> Callable[[str], Any]:
+    parse = _PARSERS.get(kind)
+    if parse is None:
+        raise TypeError(f"unsupported option type {kind!r}; use one of int, float, str, bool")
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+
+    return convert
+
+
+def _add_flag(
+    parser: argparse.ArgumentParser,
+    option: dataclasses.Field[Any],
+    kind: type,
+    env_name: str,
+    convert: Callable[[str], Any],
+) -> None:
+    if option.default is not dataclasses.MISSING:
+        default = option.default
+    elif option.default_factory is not dataclasses.MISSING:
+        default = option.default_factory()
+    else:
+        raise TypeError(f"option {option.name!r} needs a default")
+    accepted = " (true/false/1/0/yes/no)" if kind is bool else ""
+    described = f"{option.metadata.get('help', '')}{accepted} [env {env_name}; default {default!r}]"
+    parser.add_argument(
+        "--" + option.name.replace("_", "-"),
+        dest=option.name,
+        type=convert,
+        default=argparse.SUPPRESS,
+        metavar=kind.__name__.upper(),
+        # argparse %-formats help text, so a literal % in it must be doubled.
+        help=described.replace("%", "%%"),
+        # A bare boolean flag means true, so --verbose reads like a switch.
+        **({"nargs": "?", "const": True} if kind is bool else {}),
+    )

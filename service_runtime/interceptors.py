@@ -1,0 +1,158 @@
+"""The server interceptor every service runs behind: error translation and one log line per RPC.
+
+Servicer methods raise the library's errors; the interceptor answers them with
+the status service_runtime.errors maps them to, so no servicer builds a status
+by hand. Servicer methods must be coroutines or async generators.
+"""
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from service_runtime.errors import rich_status, status_for_exception
+from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+
+logger = logging.getLogger("service_runtime.rpc")
+
+_INTERNAL_MESSAGE = "internal error"
+
+_Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+class RpcInterceptor(grpc.aio.ServerInterceptor):
+    """Translates servicer errors to statuses and logs method, code and duration of every RPC."""
+
+    def __init__(self) -> None:
+        # Handlers are wrapped once per method, not per call; the cached
+        # original guards against a generic handler answering with a new one.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _wrap_handler(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+def _wrap_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """Rebuild handler around its behaviour, keeping its (de)serializers and streaming shape."""
+    if handler.request_streaming and handler.response_streaming:
+        behaviour, build = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+    elif handler.request_streaming:
+        behaviour, build = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+    elif handler.response_streaming:
+        behaviour, build = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+    else:
+        behaviour, build = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+    # gRPC tells an async-generator stream from a context.write() one by its
+    # function kind, so the wrapper must be of the same kind as the behaviour.
+    wrap = _wrap_generator if inspect.isasyncgenfunction(behaviour) else _wrap_coroutine
+    return build(
+        wrap(behaviour, method),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _wrap_coroutine(behaviour: _Behaviour, method: str) -> _Behaviour:
+    async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        cancelled = False
+        try:
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except Exception as error:
+            await _abort_for(error, context, method)
+        finally:
+            _log_rpc(method, context, started, cancelled, None)
+
+    return observed
+
+
+def _wrap_generator(behaviour: _Behaviour, method: str) -> _Behaviour:
+    async def observed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        cancelled = False
+        sent = 0
+        try:
+            # aclosing: when the stream ends early, the servicer's generator is
+            # closed now, running its cleanup, rather than whenever it is collected.
+            async with contextlib.aclosing(behaviour(request, context)) as responses:
+                async for response in responses:
+                    yield response
+                    sent += 1
+        except grpc.aio.AbortError:
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            # GeneratorExit: gRPC stopped pulling responses, which it only does
+            # when the call is gone.
+            cancelled = True
+            raise
+        except Exception as error:
+            await _abort_for(error, context, method)
+        finally:
+            _log_rpc(method, context, started, cancelled, sent)
+
+    return observed
+
+
+async def _abort_for(error: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    status = status_for_exception(error)
+    if status is None:
+        logger.exception(
+            "unhandled error in %s", method, extra={FIELDS_ATTRIBUTE: {"method": method}}
+        )
+        # The exception's text may hold internals, so the caller gets a fixed message.
+        status = rich_status(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE, reason="INTERNAL")
+    await context.abort_with_status(status)
+
+
+def _log_rpc(
+    method: str,
+    context: grpc.aio.ServicerContext,
+    started: float,
+    cancelled: bool,
+    sent: int | None,
+) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, object] = {
+        "method": method,
+        "code": _final_code(context, cancelled),
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    if sent is not None:
+        fields["messages_sent"] = sent
+    logger.info("rpc", extra={FIELDS_ATTRIBUTE: fields})
+
+
+def _final_code(context: grpc.aio.ServicerContext, cancelled: bool) -> str:
+    if cancelled:
+        remaining = context.time_remaining()
+        # A call cut by its own deadline is cancelled too; say which it was.
+        if remaining is not None and remaining <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED.name
+        return grpc.StatusCode.CANCELLED.name
+    code = context.code()
+    return code.name if code is not None else grpc.StatusCode.OK.name

@@ -1,0 +1,205 @@
+"""Start a gRPC server with health and reflection, and drain it on SIGTERM or SIGINT."""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from service_runtime.interceptors import RpcInterceptor
+from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+
+logger = logging.getLogger("service_runtime.server")
+
+_HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+_SERVER_OPTIONS: Sequence[tuple[str, int]] = (
+    # gRPC sets SO_REUSEPORT by default, so a second instance on a taken port
+    # would bind "successfully" and silently take half the traffic.
+    ("grpc.so_reuseport", 0),
+    # WatchMessage-style streams can sit idle for long; pings find clients that
+    # vanished without closing their connection, so their streams are cancelled.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    # Message size limits stay at gRPC's defaults (4 MiB received): a quote
+    # message is a few kilobytes, so a larger one is a mistake worth refusing.
+)
+
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One service to serve: its full proto name and how to add its servicer to a server."""
+
+    full_name: str
+    register: Callable[[grpc.aio.Server], None]
+
+
+class RunningServer:
+    """A started server, its bound address, and control over its health."""
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        health: health_aio.HealthServicer,
+        service_names: Sequence[str],
+        host: str,
+        port: int,
+    ) -> None:
+        self._server = server
+        self._health = health
+        self._service_names = tuple(service_names)
+        #: The bound port: the one chosen by the system when 0 was asked for.
+        self.port = port
+        self.address = _address(host, port)
+
+    async def set_ready(self, ready: bool) -> None:
+        """Readiness: the health of every served service; "" (liveness) is left alone."""
+        for name in self._service_names:
+            await self._health.set(name, _SERVING if ready else _NOT_SERVING)
+
+    async def set_alive(self, alive: bool) -> None:
+        """Liveness: the health of the whole server, the service named ""."""
+        await self._health.set("", _SERVING if alive else _NOT_SERVING)
+
+    async def stop(self, grace: float | None) -> None:
+        """Refuse new calls and give in-flight ones grace seconds (None: none) to finish.
+
+        Health answers NOT_SERVING for everything from here on, whatever is set later.
+        """
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self) -> None:
+        """Return once the server has stopped. Safe to cancel."""
+        # gRPC awaits its shared shutdown future directly, so cancelling a
+        # waiter would cancel that future and make every later stop() raise.
+        await asyncio.shield(self._server.wait_for_termination())
+
+
+async def start_server(
+    bindings: Sequence[ServiceBinding],
+    *,
+    host: str,
+    port: int,
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> RunningServer:
+    """Serve bindings on host:port with health (all SERVING) and reflection.
+
+    Raises OSError naming the address when it cannot be bound.
+    """
+    server = grpc.aio.server(
+        interceptors=[RpcInterceptor(), *extra_interceptors], options=_SERVER_OPTIONS
+    )
+    service_names = [binding.full_name for binding in bindings]
+    for binding in bindings:
+        binding.register(server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for name in service_names:
+        await health.set(name, _SERVING)
+    reflection.enable_server_reflection(
+        [*service_names, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+
+    address = _address(host, port)
+    try:
+        bound_port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        # An unstarted server still owns core resources; release them here
+        # rather than in a destructor that may run after the loop closed.
+        await server.stop(None)
+        raise OSError(
+            f"cannot listen on {address}: the port is taken or the host is not local"
+        ) from error
+    await server.start()
+    running = RunningServer(server, health, service_names, host, bound_port)
+    logger.info(
+        "serving",
+        extra={FIELDS_ATTRIBUTE: {"address": running.address, "services": service_names}},
+    )
+    return running
+
+
+async def serve_until_signalled(
+    server: RunningServer,
+    *,
+    grace: float,
+    on_drain: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain: readiness off, stop with grace, on_drain.
+
+    A second signal during the drain cuts the grace short. Also returns if the
+    server terminates on its own.
+    """
+    loop = asyncio.get_running_loop()
+    signals_received: asyncio.Queue[signal.Signals] = asyncio.Queue()
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, signals_received.put_nowait, signum)
+    try:
+        first = await _first_signal(signals_received, server)
+        if first is None:
+            return
+        logger.info(
+            "draining",
+            extra={FIELDS_ATTRIBUTE: {"signal": first.name, "grace_seconds": grace}},
+        )
+        await server.set_ready(False)
+        impatience = asyncio.create_task(_cut_grace_on_signal(signals_received, server))
+        try:
+            await server.stop(grace)
+            if on_drain is not None:
+                await on_drain()
+        finally:
+            impatience.cancel()
+        logger.info("drained")
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    """Run a service's main coroutine to completion: the body of each service's __main__."""
+
+    async def main_coroutine() -> None:
+        await main()
+
+    asyncio.run(main_coroutine())
+
+
+async def _first_signal(
+    signals_received: asyncio.Queue[signal.Signals], server: RunningServer
+) -> signal.Signals | None:
+    waiting = asyncio.ensure_future(signals_received.get())
+    terminated = asyncio.ensure_future(server.wait_for_termination())
+    done, pending = await asyncio.wait({waiting, terminated}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    return waiting.result() if waiting in done else None
+
+
+async def _cut_grace_on_signal(
+    signals_received: asyncio.Queue[signal.Signals], server: RunningServer
+) -> None:
+    again = await signals_received.get()
+    logger.warning(
+        "second signal: cutting the grace period",
+        extra={FIELDS_ATTRIBUTE: {"signal": again.name}},
+    )
+    await server.stop(0)
+
+
+def _address(host: str, port: int) -> str:
+    # An IPv6 literal needs brackets to keep its colons apart from the port's.
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"

@@ -1,0 +1,95 @@
+"""A quote service started in-process on port 0, with a processor the test controls."""
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from quote_svc.config import QuoteConfig
+from quote_svc.domain import QuoteResult, Submission
+from quote_svc.processors import ProcessorRegistry
+from quote_svc.rating import rate
+from quote_svc.service import binding, build_queue
+from quote_svc.servicer import Queue
+from quote_svc.underwriting import underwrite
+from quoteflow.quote.v1 import quote_service_pb2 as pb
+from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
+from service_runtime.server import RunningServer, start_server
+
+
+class ScriptedRating:
+    """The real rating engine, except where the test scripts an applicant's fate."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Event] = {}
+        self.failures: dict[str, int] = {}
+        self.hang: set[str] = set()
+        self.priced: list[str] = []
+        self.started: dict[str, asyncio.Event] = {}
+
+    def gate(self, name: str) -> asyncio.Event:
+        return self.gates.setdefault(name, asyncio.Event())
+
+    def started_event(self, name: str) -> asyncio.Event:
+        return self.started.setdefault(name, asyncio.Event())
+
+    async def __call__(self, submission: Submission) -> QuoteResult:
+        name = submission.applicant_name
+        self.started_event(name).set()
+        if name in self.hang:
+            await asyncio.Event().wait()
+        if name in self.gates:
+            await self.gates[name].wait()
+        if self.failures.get(name, 0) > 0:
+            self.failures[name] -= 1
+            raise RuntimeError(f"rating backend refused {name}")
+        self.priced.append(name)
+        return rate(submission)
+
+
+@dataclasses.dataclass
+class QuoteHarness:
+    stub: pb_grpc.QuoteServiceStub
+    queue: Queue
+    server: RunningServer
+    rating: ScriptedRating
+    channel: grpc.aio.Channel
+
+
+StartQuote = Callable[..., Awaitable["QuoteHarness"]]
+
+
+def submission(
+    name: str = "Ada Lovelace", coverage: int = 250_000, **extra: object
+) -> pb.Submission:
+    return pb.Submission(
+        applicant_name=name,
+        address="12 St James's Square, London",
+        coverage_amount=coverage,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def start_quote_harness(started: list["QuoteHarness"], **overrides: object) -> "QuoteHarness":
+    settings = {"port": 0, "workers": 1, "backoff_base": 0.001, "backoff_cap": 0.002}
+    config = QuoteConfig(**{**settings, **overrides})  # type: ignore[arg-type]
+    rating = ScriptedRating()
+    registry = ProcessorRegistry()
+    registry.register(config.processor, rating)
+    registry.register(config.agentic_processor, underwrite)
+    queue = build_queue(config, registry)
+    await queue.start()
+    server = await start_server([binding(queue)], host="127.0.0.1", port=0)
+    channel = grpc.aio.insecure_channel(server.address)
+    harness = QuoteHarness(pb_grpc.QuoteServiceStub(channel), queue, server, rating, channel)
+    started.append(harness)
+    return harness
+
+
+async def stop_quote_harness(harness: "QuoteHarness") -> None:
+    for gate in harness.rating.gates.values():
+        gate.set()
+    await harness.channel.close()
+    await harness.server.stop(None)
+    await harness.queue.close(grace=0)

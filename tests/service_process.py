@@ -1,0 +1,65 @@
+"""Running a service as a real process (`python -m <module>`), as `make run` does."""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+# A process that has not said it is serving by then is treated as failed to start.
+START_DEADLINE_SECONDS = 30.0
+
+
+@dataclass
+class ServiceProcess:
+    process: asyncio.subprocess.Process
+    address: str = ""
+    #: Every JSON log line the process wrote to stderr so far.
+    log: list[dict[str, object]] = field(default_factory=list)
+
+    async def read_log_until(self, msg: str) -> dict[str, object]:
+        """Read log lines until one whose "msg" is msg; fail at end of output."""
+        assert self.process.stderr is not None
+        async with asyncio.timeout(START_DEADLINE_SECONDS):
+            while line := await self.process.stderr.readline():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.log.append(record)
+                if record.get("msg") == msg:
+                    return record
+        raise AssertionError(f"process ended without logging {msg!r}; log: {self.log}")
+
+    async def stop(self, signum: signal.Signals = signal.SIGTERM) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signum)
+        async with asyncio.timeout(START_DEADLINE_SECONDS):
+            return await self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def running_service(module: str, *args: str, **env: str) -> AsyncIterator[ServiceProcess]:
+    """Start `python -m module --port 0 args…`, wait until it serves, kill it afterwards."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        "--port",
+        "0",
+        *args,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    service = ServiceProcess(process)
+    try:
+        serving = await service.read_log_until("serving")
+        service.address = str(serving["address"])
+        yield service
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
