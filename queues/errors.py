@@ -56,3 +56,17 @@ class ClosedError(QueueError):
     def __init__(self, kind: str = "queue") -> None:
         super().__init__(f"{kind} is shutting down and accepts no new work")
         self.kind = kind
+
+
+class CursorOutOfRangeError(QueueError):
+    """A resume cursor points past the end of a log: the log it came from is gone."""
+
+    def __init__(self, kind: str, key: str, cursor: int, last: int) -> None:
+        super().__init__(
+            f"{kind} {key!r} has no event {cursor}: its last is {last}; "
+            "the events this cursor came from were lost"
+        )
+        self.kind = kind
+        self.key = key
+        self.cursor = cursor
+        self.last = last

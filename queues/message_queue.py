@@ -48,6 +48,7 @@ from queues.message import (
     ReviewDecision,
 )
 from queues.message_stats import MessageCounters, QueueStats
+from queues.state_watch import StateWatch
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class MessageQueue(Generic[P, R]):
         # from the left while entries are older than the retention period.
         self._finished: deque[tuple[float, str]] = deque()
         self._requests: dict[str, _RequestRecord] = {}
-        self._watchers: dict[str, set[asyncio.Queue[Message[P, R]]]] = {}
+        self._watch: StateWatch[Message[P, R]] = StateWatch(lambda m: m.status.is_final)
         self._counters = MessageCounters(self._is_pending)
         self._attempt_estimate = _INITIAL_ATTEMPT_ESTIMATE
 
@@ -311,25 +312,9 @@ class MessageQueue(Generic[P, R]):
 
     async def watch(self, message_id: str) -> AsyncIterator[Message[P, R]]:
         """Yield the message as it is now, then after every change, ending
-        after a final state. NotFoundError if unknown."""
-        message = self._get(message_id)
-        if message.status.is_final:
-            yield self._snapshot(message)
-            return
-        changes: asyncio.Queue[Message[P, R]] = asyncio.Queue()
-        watchers = self._watchers.setdefault(message_id, set())
-        watchers.add(changes)
-        try:
-            yield self._snapshot(message)
-            while True:
-                state = await changes.get()
-                yield state
-                if state.status.is_final:
-                    return
-        finally:
-            watchers.discard(changes)
-            if not watchers:
-                self._watchers.pop(message_id, None)
+        after a final state. NotFoundError (from the first step) if unknown."""
+        async for state in self._watch.follow(message_id, self._get(message_id)):
+            yield state
 
     def list_messages(
         self,
@@ -477,11 +462,7 @@ class MessageQueue(Generic[P, R]):
             self._make_ready(message)
 
     def _publish(self, message: Message[P, R]) -> None:
-        watchers = self._watchers.get(message.id)
-        if watchers:
-            state = self._snapshot(message)
-            for changes in watchers:
-                changes.put_nowait(state)
+        self._watch.publish(message.id, message)
 
     @staticmethod
     def _snapshot(message: Message[P, R]) -> Message[P, R]:

@@ -17,10 +17,8 @@ from quote_svc.domain import PropertyType, QuoteResult, Submission
 from quote_svc.pricing import QuoteJob
 from quote_svc.priority_rules import automatic_priority_level
 from quoteflow.quote.v1 import quote_service_pb2 as pb
-from service_runtime.errors import FieldViolation, InvalidArgumentError
+from service_runtime.validation import Violations
 
-#: Longest request_id accepted (AIP-155 suggests a UUID; this leaves room).
-REQUEST_ID_MAX_CHARS = 128
 #: Largest per-request max_retries.
 MAX_RETRIES_LIMIT = 10
 #: Longest per-request attempt timeout, in seconds.
@@ -79,20 +77,6 @@ class ReviewArgs:
     note: str
 
 
-class Violations:
-    """Collects field violations; raise_if_any() raises them all at once."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise InvalidArgumentError(self.items)
-
-
 # -- requests -----------------------------------------------------------------
 
 
@@ -101,8 +85,7 @@ def submit_args(request: pb.SubmitQuoteRequest | pb.RunQuoteRequest) -> SubmitAr
     submission = _submission(request, problems)
     priority = _priority(request.priority, "priority", problems, allow_unspecified=True)
     request_id = getattr(request, "request_id", "")
-    if len(request_id) > REQUEST_ID_MAX_CHARS:
-        problems.add("request_id", f"must be at most {REQUEST_ID_MAX_CHARS} characters")
+    problems.check_id("request_id", request_id, required=False)
     max_retries = None
     if isinstance(request, pb.SubmitQuoteRequest) and request.HasField("max_retries"):
         max_retries = request.max_retries
@@ -132,14 +115,6 @@ def submit_args(request: pb.SubmitQuoteRequest | pb.RunQuoteRequest) -> SubmitAr
     )
 
 
-def message_id(value: str, field: str = "id") -> str:
-    if not value:
-        problems = Violations()
-        problems.add(field, "is required")
-        problems.raise_if_any()
-    return value
-
-
 def list_args(request: pb.ListMessagesRequest, *, default_size: int, max_size: int) -> ListArgs:
     problems = Violations()
     status = None
@@ -157,8 +132,7 @@ def list_args(request: pb.ListMessagesRequest, *, default_size: int, max_size: i
 
 def review_args(request: pb.ReviewQuoteRequest) -> ReviewArgs:
     problems = Violations()
-    if not request.id:
-        problems.add("id", "is required")
+    problems.check_id("id", request.id)
     decision = _DECISIONS.get(request.decision)
     if decision is None:
         problems.add("decision", "must be REVIEW_DECISION_APPROVE or REVIEW_DECISION_REJECT")

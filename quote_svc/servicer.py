@@ -14,6 +14,7 @@ from quote_svc.domain import QuoteResult
 from quote_svc.pricing import QuoteJob
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
+from service_runtime.validation import require_id
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -54,13 +55,13 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
     async def GetMessage(
         self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMessageResponse:
-        message = self._queue.get(convert.message_id(request.id))
+        message = self._queue.get(require_id("id", request.id))
         return pb.GetMessageResponse(message=convert.message_to_pb(message))
 
     async def WatchMessage(
         self, request: pb.WatchMessageRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchMessageResponse]:
-        async for message in self._queue.watch(convert.message_id(request.id)):
+        async for message in self._queue.watch(require_id("id", request.id)):
             yield pb.WatchMessageResponse(message=convert.message_to_pb(message))
 
     async def ListMessages(
@@ -83,13 +84,13 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
     async def CancelMessage(
         self, request: pb.CancelMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelMessageResponse:
-        message = self._queue.cancel(convert.message_id(request.id))
+        message = self._queue.cancel(require_id("id", request.id))
         return pb.CancelMessageResponse(message=convert.message_to_pb(message))
 
     async def RedriveMessage(
         self, request: pb.RedriveMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.RedriveMessageResponse:
-        message = self._queue.redrive(convert.message_id(request.id))
+        message = self._queue.redrive(require_id("id", request.id))
         return pb.RedriveMessageResponse(message=convert.message_to_pb(message))
 
     async def ReviewQuote(

@@ -60,6 +60,16 @@ class DownstreamError(Exception):
         self.detail = detail
 
 
+class ForwardedError(Exception):
+    """A downstream refused our caller's own request (bad input, full queue…); the
+    caller gets the downstream's status as it was, details included."""
+
+    def __init__(self, downstream: str, status: grpc.Status) -> None:
+        super().__init__(f"{downstream} refused the request: {status.details}")
+        self.downstream = downstream
+        self.status = status
+
+
 def rich_status(
     code: grpc.StatusCode,
     message: str,
@@ -159,6 +169,15 @@ def _closed(exc: queue_errors.ClosedError) -> grpc.Status:
     return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc), reason="SHUTTING_DOWN")
 
 
+def _cursor_out_of_range(exc: queue_errors.CursorOutOfRangeError) -> grpc.Status:
+    return rich_status(
+        grpc.StatusCode.OUT_OF_RANGE,
+        str(exc),
+        reason="CURSOR_OUT_OF_RANGE",
+        metadata={"id": exc.key, "cursor": str(exc.cursor), "last": str(exc.last)},
+    )
+
+
 def _downstream(exc: DownstreamError) -> grpc.Status:
     return rich_status(
         exc.code,
@@ -168,6 +187,10 @@ def _downstream(exc: DownstreamError) -> grpc.Status:
     )
 
 
+def _forwarded(exc: ForwardedError) -> grpc.Status:
+    return exc.status
+
+
 _STATUS_BUILDERS: Mapping[type[BaseException], Callable[[Any], grpc.Status]] = {
     InvalidArgumentError: _invalid_argument,
     queue_errors.NotFoundError: _not_found,
@@ -175,5 +198,7 @@ _STATUS_BUILDERS: Mapping[type[BaseException], Callable[[Any], grpc.Status]] = {
     queue_errors.QueueFullError: _queue_full,
     queue_errors.RequestConflictError: _request_conflict,
     queue_errors.ClosedError: _closed,
+    queue_errors.CursorOutOfRangeError: _cursor_out_of_range,
     DownstreamError: _downstream,
+    ForwardedError: _forwarded,
 }

@@ -1,0 +1,112 @@
+"""Calling another quoteflow service: a deadline on every call, errors that name
+the downstream, and readiness that follows the downstream's health."""
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from service_runtime.errors import DownstreamError, ForwardedError
+from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+from service_runtime.server import RunningServer
+
+logger = logging.getLogger("service_runtime.downstream")
+
+T = TypeVar("T")
+
+_DETAILS_KEY = "grpc-status-details-bin"
+
+# Answers about the caller's own request: passed on as they are. Any other
+# failure is the downstream's, and becomes UNAVAILABLE or DEADLINE_EXCEEDED
+# naming it.
+_CALLERS_FAULT = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
+class Downstream:
+    """One service this one calls, at one address, over one channel."""
+
+    def __init__(self, name: str, address: str, *, health_name: str, deadline: float) -> None:
+        #: How errors and logs name it, e.g. "quote service at 127.0.0.1:50051".
+        self.label = f"{name} at {address}"
+        #: Seconds a unary call may take.
+        self.deadline = deadline
+        self.channel = grpc.aio.insecure_channel(address)
+        self._health_name = health_name
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    def translate(self, error: grpc.aio.AioRpcError) -> Exception:
+        """The exception to raise for a failed call to this downstream."""
+        code = error.code()
+        if code in _CALLERS_FAULT:
+            details = [(k, v) for k, v in error.trailing_metadata() or () if k == _DETAILS_KEY]
+            return ForwardedError(self.label, _Status(code, error.details() or "", tuple(details)))
+        return DownstreamError(self.label, code, error.details() or code.name)
+
+    async def call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        """A unary call with this downstream's deadline; failures translated."""
+        try:
+            return await method(request, timeout=self.deadline)
+        except grpc.aio.AioRpcError as error:
+            raise self.translate(error) from error
+
+    async def stream(
+        self, method: Callable[..., AsyncIterator[T]], request: Any, *, max_seconds: float
+    ) -> AsyncIterator[T]:
+        """A server-streaming call cut after max_seconds; failures translated."""
+        call = method(request, timeout=max_seconds)
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as error:
+            raise self.translate(error) from error
+        finally:
+            call.cancel()
+
+    async def is_ready(self) -> bool:
+        """Whether the downstream's health says its service is SERVING."""
+        request = health_pb2.HealthCheckRequest(service=self._health_name)
+        try:
+            answer = await self._health.Check(request, timeout=self.deadline)
+        except grpc.aio.AioRpcError:
+            return False
+        return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def track_readiness(self, server: RunningServer, *, interval: float) -> None:
+        """Keep server's readiness equal to this downstream's, checking every interval
+        seconds, until cancelled. Liveness is left alone: a process whose downstream
+        is away is still alive."""
+        ready: bool | None = None
+        while True:
+            now_ready = await self.is_ready()
+            if now_ready != ready:
+                ready = now_ready
+                await server.set_ready(ready)
+                logger.log(
+                    logging.INFO if ready else logging.WARNING,
+                    "downstream ready" if ready else "downstream unavailable",
+                    extra={FIELDS_ATTRIBUTE: {"downstream": self.label}},
+                )
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class _Status(
+    collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status
+):
+    """grpc.Status is an interface; this is the plain value grpc_status uses too."""

@@ -1,0 +1,326 @@
+"""Per-order event logs: sequences, fan-out watchers that resume without gaps,
+completion, the seed's single-consumer read, removal, retention and stats."""
+
+import asyncio
+import gc
+import tracemalloc
+
+import pytest
+
+from queues.errors import CursorOutOfRangeError, InvalidStateError, NotFoundError
+from queues.order_queues import (
+    OrderEvent,
+    OrderEventKind,
+    OrderQueueManager,
+    order_queue_manager,
+)
+
+
+class Follower:
+    """A task that watches one order and keeps what it receives."""
+
+    def __init__(
+        self, manager: OrderQueueManager[str], order_req_id: str, after_sequence: int = 0
+    ) -> None:
+        self.events: list[OrderEvent[str]] = []
+        self._changed = asyncio.Event()
+        self.task = asyncio.create_task(self._follow(manager, order_req_id, after_sequence))
+
+    async def _follow(self, manager: OrderQueueManager[str], order_req_id: str, after: int) -> None:
+        try:
+            async for event in manager.watch(order_req_id, after):
+                self.events.append(event)
+                self._notify()
+        finally:
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_count(self, count: int) -> None:
+        """Return once `count` events arrived; the watcher then waits for more."""
+        while len(self.events) < count and not self.task.done():
+            await self._changed.wait()
+        assert len(self.events) >= count
+
+    @property
+    def sequences(self) -> list[int]:
+        return [event.sequence for event in self.events]
+
+
+@pytest.fixture
+def manager() -> OrderQueueManager[str]:
+    return OrderQueueManager()
+
+
+async def add(manager: OrderQueueManager[str], order_req_id: str, count: int) -> None:
+    for n in range(count):
+        await manager.add_to_order_queue(order_req_id, f"P{n}/New")
+
+
+async def test_events_are_numbered_from_one_without_gaps():
+    now = [500.0]
+    manager: OrderQueueManager[str] = OrderQueueManager(clock=lambda: now[0])
+    first = await manager.add_to_order_queue("ORD1", "PROP1/New", data="quote 1")
+    now[0] = 501.0
+    failed = await manager.add_to_order_queue(
+        "ORD1", "PROP2/Failed", kind=OrderEventKind.PROPOSAL_FAILED, error="no rate"
+    )
+    named = await manager.add_to_order_queue("ORD1", "custom text", proposal_id="PROP3")
+    other = await manager.add_to_order_queue("ORD2", "PROP9/New")
+    done = manager.complete_order("ORD1")
+
+    assert first == OrderEvent(
+        "ORD1", 1, OrderEventKind.PROPOSAL_NEW, "PROP1", "PROP1/New", 500.0, "quote 1"
+    )
+    assert (failed.sequence, failed.kind, failed.proposal_id, failed.error, failed.data) == (
+        2,
+        OrderEventKind.PROPOSAL_FAILED,
+        "PROP2",
+        "no rate",
+        None,
+    )
+    assert (named.sequence, named.proposal_id, named.text) == (3, "PROP3", "custom text")
+    assert (other.order_req_id, other.sequence) == ("ORD2", 1)
+    assert (done.sequence, done.kind, done.proposal_id, done.text, done.created_at) == (
+        4,
+        OrderEventKind.ORDER_COMPLETED,
+        "",
+        "ORD1/Completed",
+        501.0,
+    )
+    queue = manager.get_order_queue("ORD1")
+    assert len(queue) == 4
+    assert queue.completion == done
+    assert [e.sequence for e in queue.events_after(2)] == [3, 4]
+    with pytest.raises(ValueError, match="must not be negative"):
+        queue.events_after(-1)
+
+
+async def test_watch_from_the_start_and_from_a_cursor_then_live(manager):
+    await add(manager, "ORD", 3)
+    from_start = Follower(manager, "ORD")
+    from_two = Follower(manager, "ORD", after_sequence=2)
+    await from_start.wait_count(3)
+    await from_two.wait_count(1)
+    await add(manager, "ORD", 2)
+    manager.complete_order("ORD")
+    await asyncio.gather(from_start.task, from_two.task)
+    assert from_start.sequences == [1, 2, 3, 4, 5, 6]
+    assert from_two.sequences == [3, 4, 5, 6]
+    assert from_start.events[-1].kind is OrderEventKind.ORDER_COMPLETED
+    assert manager.watchers_count == 0
+
+
+async def test_every_watcher_sees_every_event(manager):
+    followers = [Follower(manager, "ORD") for _ in range(3)]
+    await manager.add_to_order_queue("ORD", "P0/New")
+    for follower in followers:
+        await follower.wait_count(1)
+    assert manager.watchers_count == 3
+    await add(manager, "ORD", 4)
+    manager.complete_order("ORD")
+    await asyncio.gather(*(f.task for f in followers))
+    expected = manager.get_order_queue("ORD").events_after(0)
+    assert [f.events for f in followers] == [expected] * 3
+    assert len(expected) == 6
+
+
+async def test_a_watcher_resuming_from_its_last_sequence_misses_and_repeats_nothing(manager):
+    await add(manager, "ORD", 4)
+    seen: list[int] = []
+    stream = manager.watch("ORD")
+    async for event in stream:
+        seen.append(event.sequence)
+        if event.sequence == 3:
+            break
+    await stream.aclose()
+    assert manager.watchers_count == 0
+    await add(manager, "ORD", 2)
+    resumed = Follower(manager, "ORD", after_sequence=seen[-1])
+    await resumed.wait_count(3)
+    manager.complete_order("ORD")
+    await resumed.task
+    assert seen + resumed.sequences == [1, 2, 3, 4, 5, 6, 7]
+
+
+async def test_completion_is_final_and_idempotent(manager):
+    await add(manager, "ORD", 1)
+    done = manager.complete_order("ORD")
+    assert manager.complete_order("ORD") is done
+    with pytest.raises(InvalidStateError, match="cannot add an event to order 'ORD'"):
+        await manager.add_to_order_queue("ORD", "LATE/New")
+    with pytest.raises(ValueError, match="complete_order"):
+        await manager.add_to_order_queue(
+            "OTHER", "x/Completed", kind=OrderEventKind.ORDER_COMPLETED
+        )
+    assert len(manager.get_order_queue("ORD")) == 2
+    assert not manager.has_order_queue("OTHER")
+    # A completed order's watch ends after the completion event, even from its end.
+    assert [e.sequence async for e in manager.watch("ORD")] == [1, 2]
+    assert [e async for e in manager.watch("ORD", after_sequence=2)] == []
+    # Completing an order nobody wrote to creates it.
+    assert manager.complete_order("EMPTY").sequence == 1
+
+
+async def test_bad_cursors_are_refused(manager):
+    await add(manager, "ORD", 2)
+    with pytest.raises(ValueError, match="must not be negative"):
+        await anext(manager.watch("ORD", after_sequence=-1))
+    with pytest.raises(CursorOutOfRangeError, match="has no event 3: its last is 2"):
+        await anext(manager.watch("ORD", after_sequence=3))
+    assert manager.watchers_count == 0
+
+
+async def test_a_cancelled_watcher_does_not_disturb_the_others(manager):
+    await add(manager, "ORD", 1)
+    leaving, staying = Follower(manager, "ORD"), Follower(manager, "ORD")
+    await leaving.wait_count(1)
+    await staying.wait_count(1)
+    leaving.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving.task
+    assert manager.watchers_count == 1
+    await add(manager, "ORD", 1)
+    await staying.wait_count(2)
+    late = Follower(manager, "ORD", after_sequence=2)
+    manager.complete_order("ORD")
+    await asyncio.gather(staying.task, late.task)
+    assert staying.sequences == [1, 2, 3]
+    assert late.sequences == [3]
+    assert leaving.sequences == [1]
+
+
+async def test_the_legacy_read_takes_each_event_once_in_order(manager):
+    await manager.add_to_order_queue("ORD", "P1/New")
+    await manager.add_to_order_queue("ORD", "P2/New")
+    assert await manager.get_from_order_queue("ORD") == "P1/New"
+    assert await manager.get_from_order_queue("ORD", timeout=0.01) == "P2/New"
+    assert await manager.get_from_order_queue("ORD", timeout=0.01) is None
+
+    waiting = asyncio.create_task(manager.get_from_order_queue("ORD"))
+    watcher = Follower(manager, "ORD")
+    await watcher.wait_count(2)  # the legacy reader's cursor does not move watchers
+    await manager.add_to_order_queue("ORD", "P3/New")
+    assert await waiting == "P3/New"
+    manager.complete_order("ORD")
+    assert await manager.get_from_order_queue("ORD") == "ORD/Completed"
+    # Nothing more can arrive: the answer is immediate, with or without a timeout.
+    assert await manager.get_from_order_queue("ORD") is None
+    await watcher.task
+    assert watcher.sequences == [1, 2, 3, 4]
+
+
+async def test_removing_an_order_ends_whoever_waits_on_it(manager):
+    await add(manager, "ORD", 1)
+    assert await manager.get_from_order_queue("ORD") == "P0/New"
+    reader = asyncio.create_task(manager.get_from_order_queue("ORD", timeout=None))
+    watcher = Follower(manager, "ORD")
+    # Tasks first run in creation order: once the watcher has its event, the
+    # reader is waiting too.
+    await watcher.wait_count(1)
+    assert manager.remove_order_queue("ORD") is True
+    with pytest.raises(NotFoundError, match="order queue 'ORD' not found"):
+        await watcher.task
+    assert await reader is None
+    assert manager.watchers_count == 0
+    assert not manager.has_order_queue("ORD")
+    assert manager.remove_order_queue("ORD") is False
+
+
+async def test_cleanup_removes_orders_completed_long_enough_ago():
+    now = [1000.0]
+    manager: OrderQueueManager[str] = OrderQueueManager(
+        completed_retention=60.0, clock=lambda: now[0]
+    )
+    manager.complete_order("OLD")
+    now[0] = 1030.0
+    manager.complete_order("NEWER")
+    await add(manager, "OPEN", 2)
+    manager.complete_order("GONE")
+    manager.remove_order_queue("GONE")
+    now[0] = 1089.0
+    assert manager.cleanup_completed() == 1
+    assert [manager.has_order_queue(o) for o in ("OLD", "NEWER", "OPEN")] == [False, True, True]
+    now[0] = 1090.0
+    # GONE was removed already: only NEWER counts.
+    assert manager.cleanup_completed() == 1
+    now[0] = 1e9
+    assert manager.cleanup_completed() == 0
+    assert manager.get_queue_stats() == {"order_queues_count": 1, "queues": {"OPEN": 2}}
+
+
+async def test_periodic_cleanup_runs_by_itself(monkeypatch):
+    manager: OrderQueueManager[str] = OrderQueueManager(
+        completed_retention=0.0, cleanup_interval=0.001
+    )
+    removed = asyncio.Event()
+    cleanup = manager.cleanup_completed
+
+    def noting_cleanup() -> int:
+        count = cleanup()
+        if count:
+            removed.set()
+        return count
+
+    monkeypatch.setattr(manager, "cleanup_completed", noting_cleanup)
+    await manager.start()
+    await manager.start()
+    manager.complete_order("ORD")
+    await removed.wait()
+    assert not manager.has_order_queue("ORD")
+    await manager.stop()
+    await manager.stop()
+
+
+async def test_stats_count_orders_events_and_watchers(manager):
+    await add(manager, "ORD123", 3)
+    await add(manager, "ORD456", 1)
+    assert manager.get_queue_stats() == {
+        "order_queues_count": 2,
+        "queues": {"ORD123": 3, "ORD456": 1},
+    }
+    followers = [Follower(manager, "ORD456") for _ in range(2)]
+    for follower in followers:
+        await follower.wait_count(1)
+    assert manager.watchers_count == 2
+    manager.complete_order("ORD456")
+    await asyncio.gather(*(f.task for f in followers))
+    assert manager.watchers_count == 0
+    assert manager.get_queue_stats()["queues"] == {"ORD123": 3, "ORD456": 2}
+
+
+async def test_an_idle_watcher_holds_no_copy_of_the_log(manager):
+    await add(manager, "ORD", 2000)
+    watchers = 500
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        followers = [Follower(manager, "ORD", after_sequence=1999) for _ in range(watchers)]
+        for follower in followers:
+            await follower.wait_count(1)
+        assert manager.watchers_count == watchers
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    # A watcher task with its bookkeeping here is about 3 kB; a copy of the
+    # log's 2000 event references alone would be 16 kB.
+    assert grown / watchers < 8192
+    await manager.add_to_order_queue("ORD", "LAST/New")
+    manager.complete_order("ORD")
+    await asyncio.gather(*(f.task for f in followers))
+    assert {tuple(f.sequences) for f in followers} == {(2000, 2001, 2002)}
+
+
+async def test_the_seed_usage_works_as_documented():
+    await order_queue_manager.add_to_order_queue("ORD123", "PROP456/New")
+    message = await order_queue_manager.get_from_order_queue("ORD123", timeout=1.0)
+    assert message == "PROP456/New"
+    assert order_queue_manager.has_order_queue("ORD123")
+    assert len(order_queue_manager.get_order_queue("ORD123")) == 1
+    assert order_queue_manager.get_queue_stats()["queues"]["ORD123"] == 1
+    assert order_queue_manager.remove_order_queue("ORD123") is True
+    assert not order_queue_manager.has_order_queue("ORD123")
