@@ -1,0 +1,41 @@
+"""The processor service's configuration: flags and PROCESSOR_* environment variables."""
+
+from dataclasses import dataclass, field
+
+from service_runtime.config import ServerOptions
+
+ENV_PREFIX = "PROCESSOR"
+
+
+@dataclass
+class ProcessorConfig(ServerOptions):
+    port: int = field(default=50052, metadata={"help": "TCP port to listen on"})
+    quote_address: str = field(
+        default="127.0.0.1:50051", metadata={"help": "host:port of the quote service"}
+    )
+    call_deadline: float = field(
+        default=5.0, metadata={"help": "seconds each call to the quote service may take"}
+    )
+    pricing_timeout: float = field(
+        default=3600.0,
+        metadata={"help": "seconds a proposal's quote may take to be final before it fails"},
+    )
+    completed_retention: float = field(
+        default=3600.0, metadata={"help": "seconds a completed order's events are kept"}
+    )
+    cleanup_interval: float = field(
+        default=60.0, metadata={"help": "seconds between sweeps of completed orders"}
+    )
+    health_interval: float = field(
+        default=2.0, metadata={"help": "seconds between checks of the quote service's health"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("call_deadline", "pricing_timeout", "cleanup_interval", "health_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.completed_retention < 0:
+            raise ValueError(
+                f"completed_retention must not be negative, not {self.completed_retention}"
+            )

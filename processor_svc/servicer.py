@@ -1,0 +1,67 @@
+"""ProcessorService: translates between quoteflow.processor.v1 and the proposal
+desk and order queues. Raised errors become statuses in service_runtime's
+interceptor."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from processor_svc import convert
+from processor_svc.proposal_desk import ProposalDesk
+from processor_svc.quote_pricer import ProposalQuote
+from queues.order_queues import OrderQueueManager
+from quoteflow.processor.v1 import processor_service_pb2 as pb
+from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
+from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+from service_runtime.validation import require_id
+
+
+class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
+    def __init__(
+        self,
+        orders: OrderQueueManager[quote_pb.QueueMessage],
+        desk: ProposalDesk[ProposalQuote, quote_pb.QueueMessage],
+    ) -> None:
+        self._orders = orders
+        self._desk = desk
+
+    async def SubmitProposal(
+        self, request: pb.SubmitProposalRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitProposalResponse:
+        proposal = convert.proposal(request)
+        duplicate = await self._desk.submit(
+            request.order_req_id,
+            request.proposal_id,
+            proposal,
+            request_id=request.request_id,
+            fingerprint=proposal.fingerprint(),
+        )
+        return pb.SubmitProposalResponse(
+            order_req_id=request.order_req_id,
+            proposal_id=request.proposal_id,
+            duplicate=duplicate,
+        )
+
+    async def WatchOrder(
+        self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchOrderResponse]:
+        after = convert.watch_cursor(request)
+        async for event in self._orders.watch(request.order_req_id, after):
+            yield pb.WatchOrderResponse(event=convert.event_to_pb(event))
+
+    async def CompleteOrder(
+        self, request: pb.CompleteOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteOrderResponse:
+        event = await self._desk.complete(require_id("order_req_id", request.order_req_id))
+        return pb.CompleteOrderResponse(event=convert.event_to_pb(event))
+
+    async def GetStats(
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatsResponse:
+        stats = self._orders.get_queue_stats()
+        return pb.GetStatsResponse(
+            order_queues_count=stats["order_queues_count"],
+            events_by_order=stats["queues"],
+            watchers_count=self._orders.watchers_count,
+            proposals_in_flight=self._desk.in_flight,
+        )

@@ -1,0 +1,25 @@
+"""Asking a server's health as a Kubernetes probe would, and waiting for a status."""
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def check(channel: grpc.aio.Channel, service: str) -> int:
+    answer = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=service)
+    )
+    return answer.status
+
+
+async def becomes(channel: grpc.aio.Channel, service: str, status: int) -> None:
+    """Poll service's health until it is status; fail after 30 s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while (now := await check(channel, service)) != status:
+        assert loop.time() < deadline, f"health of {service!r} stayed {now}, never {status}"
+        await asyncio.sleep(0.01)
