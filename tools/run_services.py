@@ -1,0 +1,66 @@
+"""`make run`: start services as processes in the foreground; Ctrl-C stops them all.
+
+Each service runs in a session of its own, so the terminal's Ctrl-C reaches only
+this supervisor, which passes one SIGTERM to each service: one signal means a
+graceful drain, while a second would cut the grace period short. Each line a
+service logs is prefixed with its name. If one service exits on its own, the
+others are stopped and the supervisor exits non-zero.
+"""
+
+import argparse
+import asyncio
+import signal
+import sys
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _relay(name: str, stream: asyncio.StreamReader) -> None:
+    prefix = f"[{name}] ".encode()
+    while line := await stream.readline():
+        sys.stderr.buffer.write(prefix + line)
+        sys.stderr.buffer.flush()
+
+
+async def supervise(modules: list[str]) -> int:
+    children: dict[str, asyncio.subprocess.Process] = {}
+    relays = []
+    for module in modules:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert child.stderr is not None
+        children[module] = child
+        relays.append(asyncio.create_task(_relay(module, child.stderr)))
+
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop_requested.set)
+    waits = {asyncio.create_task(child.wait()): name for name, child in children.items()}
+    stopping = asyncio.create_task(stop_requested.wait())
+    done, _ = await asyncio.wait([*waits, stopping], return_when=asyncio.FIRST_COMPLETED)
+    unexpected = [waits[task] for task in done if task in waits]
+    for name in unexpected:
+        print(f"[supervisor] {name} exited on its own; stopping the others", file=sys.stderr)
+    for child in children.values():
+        if child.returncode is None:
+            child.send_signal(signal.SIGTERM)
+    codes = await asyncio.gather(*(child.wait() for child in children.values()))
+    await asyncio.gather(*relays)
+    stopping.cancel()
+    return 1 if unexpected or any(codes) else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="+", help="service modules, run as python -m MODULE")
+    sys.exit(asyncio.run(supervise(parser.parse_args().modules)))
+
+
+if __name__ == "__main__":
+    main()
