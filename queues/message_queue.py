@@ -295,8 +295,11 @@ class MessageQueue(Generic[P, R]):
             completed_at, message_id = self._finished.popleft()
             message = self._messages.get(message_id)
             # A redriven message left an entry behind when it first finished.
-            stale = message is None or message.completed_at != completed_at
-            if stale or not message.status.is_final:
+            if (
+                message is None
+                or message.completed_at != completed_at
+                or not message.status.is_final
+            ):
                 continue
             self._remove(message)
             removed += 1
