@@ -50,16 +50,12 @@ async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
     )
     desk = ProposalDesk(orders, QuotePricer(quote, pricing_timeout=config.pricing_timeout))
     servicer = ProcessorServicer(orders, desk)
-    await orders.start()
-    server = await start_server(
-        [
-            ServiceBinding(
-                SERVICE_NAME, lambda s: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, s)
-            )
-        ],
-        host=config.host,
-        port=config.port,
+    binding = ServiceBinding(
+        SERVICE_NAME, lambda srv: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, srv)
     )
+    await orders.start()
+    # Not ready until the first health check of the quote service says so.
+    server = await start_server([binding], host=config.host, port=config.port, ready=False)
     readiness = asyncio.create_task(quote.track_readiness(server, interval=config.health_interval))
     try:
         yield Processor(server, orders, desk)

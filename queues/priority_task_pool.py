@@ -123,6 +123,7 @@ class PriorityQueueManager(Generic[R]):
         cleanup_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        on_removed: Callable[[str], None] = lambda task_id: None,
     ) -> None:
         if max_concurrent_tasks < 1:
             raise ValueError(f"max_concurrent_tasks must be at least 1; got {max_concurrent_tasks}")
@@ -135,6 +136,9 @@ class PriorityQueueManager(Generic[R]):
         self._cleanup_interval = cleanup_interval
         self._clock = clock
         self._new_id = new_id
+        # Called with the id of each task cleanup removes, in the same step, so
+        # whoever keeps data per task drops it in step with the pool. Must not raise.
+        self._on_removed = on_removed
 
         self._records: dict[str, TaskRecord[R]] = {}
         self._seq = itertools.count(1)
@@ -279,6 +283,7 @@ class PriorityQueueManager(Generic[R]):
         while self._finished and self._finished[0][0] <= cutoff:
             _, task_id = self._finished.popleft()
             self._count(self._records.pop(task_id), -1)
+            self._on_removed(task_id)
             removed += 1
         return removed
 

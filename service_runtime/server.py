@@ -90,11 +90,15 @@ async def start_server(
     *,
     host: str,
     port: int,
+    ready: bool = True,
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
-    """Serve bindings on host:port with health (all SERVING) and reflection.
+    """Serve bindings on host:port with health and reflection.
 
-    Raises OSError naming the address when it cannot be bound.
+    Liveness ("") starts SERVING; readiness (each binding's name) starts
+    SERVING only if ready, so a service that must first reach its downstream
+    never answers a readiness probe too early. Raises OSError naming the
+    address when it cannot be bound.
     """
     server = grpc.aio.server(
         interceptors=[RpcInterceptor(), *extra_interceptors], options=_SERVER_OPTIONS
@@ -105,7 +109,7 @@ async def start_server(
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in service_names:
-        await health.set(name, _SERVING)
+        await health.set(name, _SERVING if ready else _NOT_SERVING)
     reflection.enable_server_reflection(
         [*service_names, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server
     )

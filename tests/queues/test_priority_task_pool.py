@@ -367,6 +367,33 @@ async def test_cleanup_removes_final_tasks_old_enough(jobs):
     await pool.stop()
 
 
+async def test_cleanup_reports_each_removed_task_in_the_same_step(jobs):
+    now = [1000.0]
+    removed: list[tuple[str, bool]] = []
+    pool: PriorityQueueManager[str] = PriorityQueueManager(
+        1,
+        result_retention=60.0,
+        clock=lambda: now[0],
+        on_removed=lambda task_id: removed.append((task_id, pool.get_task_result(task_id) is None)),
+    )
+    await pool.start()
+    first = await pool.add_priority_task("ORD", jobs.run, name="first")
+    await final_state(pool, first)
+    now[0] = 1030.0
+    second = await pool.add_priority_task("ORD", jobs.run, name="second")
+    await final_state(pool, second)
+
+    now[0] = 1059.0
+    assert pool.cleanup_old_results() == 0
+    assert removed == []
+    now[0] = 1060.0
+    assert pool.cleanup_old_results() == 1
+    assert removed == [(first, True)]
+    assert pool.cleanup_old_results(max_age_seconds=0) == 1
+    assert removed == [(first, True), (second, True)]
+    await pool.stop()
+
+
 async def test_periodic_cleanup_runs_by_itself(jobs, monkeypatch):
     pool: PriorityQueueManager[str] = PriorityQueueManager(
         1, result_retention=0.0, cleanup_interval=0.001

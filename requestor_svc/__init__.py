@@ -1,0 +1,1 @@
+"""The requestor service: order requests run as pooled tasks that follow their orders."""

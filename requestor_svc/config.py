@@ -1,0 +1,62 @@
+"""The requestor service's configuration: flags and REQUESTOR_* environment variables."""
+
+from dataclasses import dataclass, field
+
+from service_runtime.config import ServerOptions
+
+ENV_PREFIX = "REQUESTOR"
+
+
+@dataclass
+class RequestorConfig(ServerOptions):
+    port: int = field(default=50053, metadata={"help": "TCP port to listen on"})
+    processor_address: str = field(
+        default="127.0.0.1:50052", metadata={"help": "host:port of the processor service"}
+    )
+    max_concurrent_tasks: int = field(
+        default=10, metadata={"help": "most tasks following their orders at once"}
+    )
+    result_retention_seconds: float = field(
+        default=3600.0, metadata={"help": "how long a finished task's result is kept"}
+    )
+    cleanup_interval: float = field(
+        default=60.0, metadata={"help": "seconds between sweeps removing old results"}
+    )
+    call_deadline: float = field(
+        default=5.0,
+        metadata={"help": "seconds each unary call and health check to the processor may take"},
+    )
+    health_interval: float = field(
+        default=2.0, metadata={"help": "seconds between checks of the processor's health"}
+    )
+    watch_max_seconds: float = field(
+        default=3600.0,
+        metadata={"help": "deadline of each WatchOrder stream; it is reopened when it expires"},
+    )
+    max_reconnects: int = field(
+        default=20,
+        metadata={"help": "consecutive failed reconnects to the processor before a task fails"},
+    )
+    reconnect_backoff_base: float = field(
+        default=0.05, metadata={"help": "seconds before the first reconnect (doubles per retry)"}
+    )
+    reconnect_backoff_cap: float = field(
+        default=2.0, metadata={"help": "longest wait between reconnects, seconds"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.processor_address.strip():
+            raise ValueError("processor_address must not be empty")
+        if self.max_concurrent_tasks < 1:
+            raise ValueError(
+                f"max_concurrent_tasks must be at least 1, not {self.max_concurrent_tasks}"
+            )
+        if self.max_reconnects < 0:
+            raise ValueError(f"max_reconnects must not be negative, not {self.max_reconnects}")
+        for name in ("cleanup_interval", "call_deadline", "health_interval", "watch_max_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        for name in ("result_retention_seconds", "reconnect_backoff_base", "reconnect_backoff_cap"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")

@@ -1,0 +1,109 @@
+"""Assembles the requestor service: the processor downstream, the order tasks,
+the servicer, readiness that follows the processor, and the serving loop."""
+
+import asyncio
+
+from queues.backoff import Backoff
+from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
+from quoteflow.requestor.v1 import requestor_service_pb2 as pb
+from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
+from requestor_svc.config import RequestorConfig
+from requestor_svc.order_follower import OrderFollower
+from requestor_svc.order_tasks import OrderTasks
+from requestor_svc.servicer import RequestorServicer
+from service_runtime.downstream import Downstream
+from service_runtime.server import (
+    RunningServer,
+    ServiceBinding,
+    serve_until_signalled,
+    start_server,
+)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RequestorService"].full_name
+PROCESSOR_SERVICE_NAME = processor_pb.DESCRIPTOR.services_by_name["ProcessorService"].full_name
+
+
+def connect_processor(config: RequestorConfig) -> Downstream:
+    return Downstream(
+        "processor service",
+        config.processor_address,
+        health_name=PROCESSOR_SERVICE_NAME,
+        deadline=config.call_deadline,
+    )
+
+
+def build_tasks(config: RequestorConfig, processor: Downstream) -> OrderTasks:
+    follower = OrderFollower(
+        processor,
+        watch_max_seconds=config.watch_max_seconds,
+        max_reconnects=config.max_reconnects,
+        backoff=Backoff(base=config.reconnect_backoff_base, cap=config.reconnect_backoff_cap),
+    )
+    return OrderTasks(
+        follower.follow,
+        max_concurrent_tasks=config.max_concurrent_tasks,
+        result_retention=config.result_retention_seconds,
+        cleanup_interval=config.cleanup_interval,
+    )
+
+
+def binding(tasks: OrderTasks) -> ServiceBinding:
+    servicer = RequestorServicer(tasks)
+    return ServiceBinding(
+        SERVICE_NAME,
+        lambda server: pb_grpc.add_RequestorServiceServicer_to_server(servicer, server),
+    )
+
+
+class Requestor:
+    """A started requestor service and everything it runs besides its server."""
+
+    def __init__(
+        self,
+        server: RunningServer,
+        tasks: OrderTasks,
+        processor: Downstream,
+        readiness: asyncio.Task[None],
+    ) -> None:
+        self.server = server
+        self._tasks = tasks
+        self._processor = processor
+        self._readiness = readiness
+
+    async def drain(self) -> None:
+        """After the server stopped: stop following the processor's health, end
+        the running tasks and close the channel to the processor."""
+        self._readiness.cancel()
+        await asyncio.wait({self._readiness})
+        await self._tasks.stop()
+        await self._processor.close()
+
+
+async def start_requestor(config: RequestorConfig) -> Requestor:
+    """Start the tasks and the server; the service is ready only while the processor is."""
+    processor = connect_processor(config)
+    tasks = build_tasks(config, processor)
+    await tasks.start()
+    try:
+        # Not ready until the first health check of the processor says so:
+        # before that, the requestor cannot follow any order.
+        server = await start_server(
+            [binding(tasks)], host=config.host, port=config.port, ready=False
+        )
+    except BaseException:
+        await tasks.stop()
+        await processor.close()
+        raise
+    readiness = asyncio.create_task(
+        processor.track_readiness(server, interval=config.health_interval),
+        name="processor-readiness",
+    )
+    return Requestor(server, tasks, processor, readiness)
+
+
+async def serve(config: RequestorConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then drain the server, the tasks and the channel."""
+    requestor = await start_requestor(config)
+    await serve_until_signalled(
+        requestor.server, grace=config.grace_seconds, on_drain=requestor.drain
+    )

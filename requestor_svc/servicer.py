@@ -1,0 +1,42 @@
+"""RequestorService: translates between quoteflow.requestor.v1 and the order tasks.
+
+Errors raised by the tasks or by request checks are turned into precise
+statuses by service_runtime's interceptor, so each method is a translation.
+"""
+
+import grpc
+
+from quoteflow.requestor.v1 import requestor_service_pb2 as pb
+from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
+from requestor_svc import convert
+from requestor_svc.order_tasks import OrderTasks
+from service_runtime.validation import require_id
+
+
+class RequestorServicer(pb_grpc.RequestorServiceServicer):
+    def __init__(self, tasks: OrderTasks) -> None:
+        self._tasks = tasks
+
+    async def PlaceOrder(
+        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlaceOrderResponse:
+        args = convert.place_args(request)
+        placed = await self._tasks.place(args.placement, args.request_id)
+        return pb.PlaceOrderResponse(task_id=placed.task_id, queue_position=placed.queue_position)
+
+    async def GetTaskResult(
+        self, request: pb.GetTaskResultRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTaskResultResponse:
+        task = self._tasks.result(require_id("task_id", request.task_id))
+        return pb.GetTaskResultResponse(result=convert.task_result_to_pb(task))
+
+    async def CancelTask(
+        self, request: pb.CancelTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelTaskResponse:
+        task = self._tasks.cancel(require_id("task_id", request.task_id))
+        return pb.CancelTaskResponse(result=convert.task_result_to_pb(task))
+
+    async def GetStats(
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatsResponse:
+        return convert.stats_to_pb(self._tasks.stats())

@@ -1,0 +1,170 @@
+"""The order tasks over the pool, without gRPC: request ids, progress that outlives
+its task, and bookkeeping dropped with the pool's records."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from requestor_harness import COMPLETED, FAILED, NEW, poll
+
+from queues.errors import NotFoundError, RequestConflictError
+from queues.priority_task_pool import TaskPriority, TaskStatus
+from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
+from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+from requestor_svc.order_follower import OrderEventsLostError, OrderProgress
+from requestor_svc.order_tasks import OrderTask, OrderTasks, Placement
+
+
+def event(sequence: int, kind: int = NEW) -> processor_pb.OrderEvent:
+    return processor_pb.OrderEvent(order_req_id="ORD", sequence=sequence, kind=kind)
+
+
+def placement(order: str = "ORD", **changes: object) -> Placement:
+    fields: dict[str, object] = {
+        "order_req_id": order,
+        "priority": TaskPriority.MEDIUM,
+        "timeout": None,
+        "submission": quote_pb.Submission(applicant_name="Ada"),
+    }
+    return Placement(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+class ScriptedFollow:
+    """A follow function that takes the events the test gives it, then fails or
+    waits for release."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[processor_pb.OrderEvent]] = {}
+        self.fail: set[str] = set()
+        self.release = asyncio.Event()
+        self._waiting: dict[str, asyncio.Event] = {}
+
+    def waiting(self, order: str) -> asyncio.Event:
+        """Set once the order's follow has taken its events and waits."""
+        return self._waiting.setdefault(order, asyncio.Event())
+
+    async def __call__(self, progress: OrderProgress) -> OrderProgress:
+        for received in self.events.get(progress.order_req_id, []):
+            progress.accept(received)
+        if progress.order_req_id in self.fail:
+            raise OrderEventsLostError("the processor lost them")
+        self.waiting(progress.order_req_id).set()
+        await self.release.wait()
+        return progress
+
+
+async def final(tasks: OrderTasks, task_id: str) -> OrderTask:
+    async def read() -> OrderTask:
+        return tasks.result(task_id)
+
+    return await poll(read, lambda task: task.record.status.is_final, f"task {task_id} final")
+
+
+@pytest.fixture
+def follow() -> ScriptedFollow:
+    return ScriptedFollow()
+
+
+@pytest.fixture
+async def tasks(follow: ScriptedFollow) -> AsyncIterator[OrderTasks]:
+    started = OrderTasks(
+        follow, max_concurrent_tasks=1, result_retention=3600.0, cleanup_interval=60.0
+    )
+    await started.start()
+    yield started
+    await started.stop()
+
+
+def test_progress_keeps_each_proposal_once_in_sequence_order():
+    progress = OrderProgress("ORD")
+    taken = [
+        progress.accept(e)
+        for e in [event(1), event(2, FAILED), event(1), event(2), event(3), event(4, COMPLETED)]
+    ]
+    assert taken == [True, True, False, False, True, True]
+    assert [(e.sequence, e.kind) for e in progress.proposals] == [(1, NEW), (2, FAILED), (3, NEW)]
+    assert (progress.last_sequence, progress.completed) == (4, True)
+    assert progress.accept(event(4, COMPLETED)) is False
+
+
+def test_a_snapshot_does_not_change_with_the_progress():
+    progress = OrderProgress("ORD")
+    progress.accept(event(1))
+    snapshot = progress.snapshot()
+    progress.accept(event(2))
+    progress.reconnects += 1
+    assert ([e.sequence for e in snapshot.proposals], snapshot.reconnects) == ([1], 0)
+
+
+async def test_a_cancelled_task_keeps_the_progress_it_made(tasks, follow):
+    follow.events["ORD"] = [event(1), event(2, FAILED)]
+    placed = await tasks.place(placement())
+    await follow.waiting("ORD").wait()
+    running = tasks.result(placed.task_id)
+    assert running.record.status is TaskStatus.RUNNING
+    assert running.progress.last_sequence == 2
+
+    cancelled = tasks.cancel(placed.task_id)
+    assert cancelled.record.status is TaskStatus.CANCELLED
+    assert [e.sequence for e in cancelled.progress.proposals] == [1, 2]
+    assert cancelled.placement == placement()
+
+
+async def test_a_failed_task_keeps_the_progress_it_made(tasks, follow):
+    follow.events["ORD"] = [event(1)]
+    follow.fail.add("ORD")
+    placed = await tasks.place(placement())
+    result = await final(tasks, placed.task_id)
+    assert result.record.status is TaskStatus.FAILED
+    assert result.record.error == "OrderEventsLostError: the processor lost them"
+    assert result.progress.last_sequence == 1
+
+
+async def test_a_request_id_places_one_task_per_request(tasks):
+    first = await tasks.place(placement(), "req-1")
+    again = await tasks.place(placement(), "req-1")
+    assert again == first
+    assert tasks.stats().priority_queue_size + tasks.stats().active_tasks == 1
+    for different in [
+        placement("OTHER"),
+        placement(priority=TaskPriority.HIGH),
+        placement(timeout=5.0),
+        placement(submission=quote_pb.Submission(applicant_name="Bob")),
+        placement(submission=None),
+    ]:
+        with pytest.raises(RequestConflictError):
+            await tasks.place(different, "req-1")
+    without_id = [await tasks.place(placement()) for _ in range(2)]
+    assert len({first.task_id, *(p.task_id for p in without_id)}) == 3
+
+
+async def test_the_retention_sweep_drops_the_task_and_its_request_id(follow):
+    now = [1000.0]
+    tasks = OrderTasks(
+        follow,
+        max_concurrent_tasks=1,
+        result_retention=60.0,
+        cleanup_interval=0.001,
+        clock=lambda: now[0],
+    )
+    await tasks.start()
+    follow.release.set()
+    placed = await tasks.place(placement(timeout=30.0), "req-1")
+    done = await final(tasks, placed.task_id)
+    assert done.record.status is TaskStatus.SUCCEEDED
+    assert done.record.deadline == 1030.0
+
+    now[0] = 1060.0
+
+    async def removed() -> bool:
+        try:
+            tasks.result(placed.task_id)
+        except NotFoundError:
+            return True
+        return False
+
+    await poll(removed, bool, "the task removed")
+    assert tasks.stats().completed_tasks == 0
+    replaced = await tasks.place(placement("OTHER"), "req-1")
+    assert replaced.task_id != placed.task_id
+    await tasks.stop()
