@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := $(wildcard */__init__.py)
 
-.PHONY: run test lint gen install clean
+.PHONY: run demo test lint gen install clean
 
 $(BIN)/.installed: pyproject.toml $(PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(BIN)/.installed node_modules/.installed
 
+SERVICES := quote_svc processor_svc requestor_svc
+
 run: $(BIN)/.installed
-	$(BIN)/python -m quote_svc
+	$(BIN)/python tools/run_services.py $(SERVICES)
+
+demo: $(BIN)/.installed
+	$(BIN)/python tools/demo.py
 
 test: install
 	$(BIN)/python -m pytest

@@ -11,6 +11,11 @@ from pathlib import Path
 import grpc
 import health_probe
 
+SERVICES = {
+    "quote_svc": "quoteflow.quote.v1.QuoteService",
+    "processor_svc": "quoteflow.processor.v1.ProcessorService",
+    "requestor_svc": "quoteflow.requestor.v1.RequestorService",
+}
 SUPERVISOR = Path(__file__).resolve().parents[2] / "tools" / "run_services.py"
 
 
@@ -20,12 +25,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _start(env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _start(env: dict[str, str], *modules: str) -> asyncio.subprocess.Process:
+    """The supervisor running modules (default: the quote and processor services)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         str(SUPERVISOR),
-        "quote_svc",
-        "processor_svc",
+        *(modules or ("quote_svc", "processor_svc")),
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **env},
     )
@@ -46,22 +51,27 @@ async def _read_until(process: asyncio.subprocess.Process, wanted: set[str]) -> 
 
 
 async def test_one_interrupt_drains_every_service_and_exits_cleanly():
-    quote_port, processor_port = _free_port(), _free_port()
+    ports = {name: _free_port() for name in SERVICES}
     process = await _start(
         {
-            "QUOTE_PORT": str(quote_port),
-            "PROCESSOR_PORT": str(processor_port),
-            "PROCESSOR_QUOTE_ADDRESS": f"127.0.0.1:{quote_port}",
+            "QUOTE_PORT": str(ports["quote_svc"]),
+            "PROCESSOR_PORT": str(ports["processor_svc"]),
+            "PROCESSOR_QUOTE_ADDRESS": f"127.0.0.1:{ports['quote_svc']}",
             "PROCESSOR_HEALTH_INTERVAL": "0.05",
-        }
+            "REQUESTOR_PORT": str(ports["requestor_svc"]),
+            "REQUESTOR_PROCESSOR_ADDRESS": f"127.0.0.1:{ports['processor_svc']}",
+            "REQUESTOR_HEALTH_INTERVAL": "0.05",
+        },
+        *SERVICES,
     )
     try:
-        await _read_until(process, {"[quote_svc] serving", "[processor_svc] serving"})
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{processor_port}") as channel:
-            ready = "quoteflow.processor.v1.ProcessorService"
-            await health_probe.becomes(channel, ready, health_probe.SERVING)
+        await _read_until(process, {f"[{name}] serving" for name in SERVICES})
+        for name, ready in SERVICES.items():
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[name]}") as channel:
+                await health_probe.becomes(channel, ready, health_probe.SERVING)
+                assert await health_probe.check(channel, "") == health_probe.SERVING
         process.send_signal(signal.SIGINT)
-        await _read_until(process, {"[quote_svc] drained", "[processor_svc] drained"})
+        await _read_until(process, {f"[{name}] drained" for name in SERVICES})
         async with asyncio.timeout(30):
             assert await process.wait() == 0
     finally:

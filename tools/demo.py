@@ -1,0 +1,113 @@
+"""`make demo`: run the order flow against the running services and print the result.
+
+It places an order with the requestor, submits proposals of several sizes to
+the processor (each priced by the quote service), completes the order, and
+prints the task result the requestor collected.
+"""
+
+import argparse
+import asyncio
+import sys
+import uuid
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+
+from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
+from quoteflow.processor.v1 import processor_service_pb2_grpc as processor_grpc
+from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+from quoteflow.requestor.v1 import requestor_service_pb2 as requestor_pb
+from quoteflow.requestor.v1 import requestor_service_pb2_grpc as requestor_grpc
+
+# Sizes that price without a human review (review starts above 2,000,000).
+PROPOSALS = (("PROP-S", 80_000), ("PROP-M", 400_000), ("PROP-L", 1_500_000))
+CALL_DEADLINE = 10.0
+RESULT_DEADLINE = 60.0
+_FINAL = {
+    requestor_pb.TASK_STATUS_SUCCEEDED,
+    requestor_pb.TASK_STATUS_FAILED,
+    requestor_pb.TASK_STATUS_CANCELLED,
+    requestor_pb.TASK_STATUS_TIMED_OUT,
+}
+
+
+async def demo(processor_address: str, requestor_address: str) -> int:
+    order = f"ORD-{uuid.uuid4().hex[:8]}"
+    async with (
+        grpc.aio.insecure_channel(processor_address) as processor_channel,
+        grpc.aio.insecure_channel(requestor_address) as requestor_channel,
+    ):
+        processor = processor_grpc.ProcessorServiceStub(processor_channel)
+        requestor = requestor_grpc.RequestorServiceStub(requestor_channel)
+        placed = await requestor.PlaceOrder(
+            requestor_pb.PlaceOrderRequest(
+                order_req_id=order,
+                priority=requestor_pb.TASK_PRIORITY_HIGH,
+                timeout=Duration(seconds=int(RESULT_DEADLINE)),
+            ),
+            timeout=CALL_DEADLINE,
+        )
+        print(f"placed order {order}: task {placed.task_id}")
+        for proposal_id, coverage in PROPOSALS:
+            submission = quote_pb.Submission(
+                applicant_name="Ada Lovelace",
+                address="12 St James's Square, London",
+                coverage_amount=coverage,
+            )
+            await processor.SubmitProposal(
+                processor_pb.SubmitProposalRequest(
+                    order_req_id=order, proposal_id=proposal_id, submission=submission
+                ),
+                timeout=CALL_DEADLINE,
+            )
+            print(f"submitted {proposal_id} for coverage {coverage:,}")
+        await processor.CompleteOrder(
+            processor_pb.CompleteOrderRequest(order_req_id=order), timeout=RESULT_DEADLINE
+        )
+        print(f"completed order {order}")
+        result = await _final_result(requestor, placed.task_id)
+    _print(result)
+    return 0 if result.status == requestor_pb.TASK_STATUS_SUCCEEDED else 1
+
+
+async def _final_result(
+    requestor: requestor_grpc.RequestorServiceStub, task_id: str
+) -> requestor_pb.TaskResult:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RESULT_DEADLINE
+    request = requestor_pb.GetTaskResultRequest(task_id=task_id)
+    while True:
+        result = (await requestor.GetTaskResult(request, timeout=CALL_DEADLINE)).result
+        if result.status in _FINAL or loop.time() > deadline:
+            return result
+        await asyncio.sleep(0.1)
+
+
+def _print(result: requestor_pb.TaskResult) -> None:
+    status = requestor_pb.TaskStatus.Name(result.status).removeprefix("TASK_STATUS_")
+    print(f"\ntask {result.task_id}: {status}, {len(result.proposals)} proposals")
+    if result.error_message:
+        print(f"  error: {result.error_message}")
+    for event in result.proposals:
+        premium = event.quote.result.annual_premium_cents / 100
+        coverage = event.quote.payload.coverage_amount
+        print(
+            f"  #{event.sequence} {event.text:<14} coverage {coverage:>11,}"
+            f"  premium {premium:>11,.2f}  priority "
+            f"{quote_pb.Priority.Name(event.quote.priority).removeprefix('PRIORITY_')}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processor", default="127.0.0.1:50052", help="processor address")
+    parser.add_argument("--requestor", default="127.0.0.1:50053", help="requestor address")
+    args = parser.parse_args()
+    try:
+        sys.exit(asyncio.run(demo(args.processor, args.requestor)))
+    except grpc.aio.AioRpcError as error:
+        sys.exit(f"demo failed: {error.code().name}: {error.details()} (is `make run` going?)")
+
+
+if __name__ == "__main__":
+    main()
