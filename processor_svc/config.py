@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from service_runtime.config import ServerOptions
+from service_runtime.config import ServerOptions, require_non_negative, require_positive
 
 ENV_PREFIX = "PROCESSOR"
 
@@ -32,10 +32,7 @@ class ProcessorConfig(ServerOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("call_deadline", "pricing_timeout", "cleanup_interval", "health_interval"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-        if self.completed_retention < 0:
-            raise ValueError(
-                f"completed_retention must not be negative, not {self.completed_retention}"
-            )
+        require_positive(
+            self, "call_deadline", "pricing_timeout", "cleanup_interval", "health_interval"
+        )
+        require_non_negative(self, "completed_retention")

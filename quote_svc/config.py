@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from quote_svc.processors import AGENTIC_PROCESSOR, DEFAULT_PROCESSOR
-from service_runtime.config import ServerOptions
+from service_runtime.config import ServerOptions, require_non_negative, require_positive
 
 ENV_PREFIX = "QUOTE"
 
@@ -42,14 +42,7 @@ class QuoteConfig(ServerOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("workers", "max_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must not be negative, not {self.max_retries}")
-        for name in ("attempt_timeout", "sweep_interval"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-        for name in ("retention_seconds", "backoff_base", "backoff_cap"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        require_positive(self, "workers", "max_size", "attempt_timeout", "sweep_interval")
+        require_non_negative(
+            self, "max_retries", "retention_seconds", "backoff_base", "backoff_cap"
+        )

@@ -2,18 +2,12 @@
 
 from requestor_svc.config import ENV_PREFIX, RequestorConfig
 from requestor_svc.service import serve
-from service_runtime.config import load_config
-from service_runtime.rpc_logging import configure_logging
-from service_runtime.server import run
-
-
-def main() -> None:
-    config = load_config(
-        RequestorConfig, env_prefix=ENV_PREFIX, description="quoteflow requestor service"
-    )
-    configure_logging(config.log_level)
-    run(lambda: serve(config))
-
+from service_runtime.server import run_service
 
 if __name__ == "__main__":
-    main()
+    run_service(
+        RequestorConfig,
+        env_prefix=ENV_PREFIX,
+        description="quoteflow requestor service",
+        serve=serve,
+    )

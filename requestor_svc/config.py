@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from service_runtime.config import ServerOptions
+from service_runtime.config import ServerOptions, require_non_negative, require_positive
 
 ENV_PREFIX = "REQUESTOR"
 
@@ -48,15 +48,18 @@ class RequestorConfig(ServerOptions):
         super().__post_init__()
         if not self.processor_address.strip():
             raise ValueError("processor_address must not be empty")
-        if self.max_concurrent_tasks < 1:
-            raise ValueError(
-                f"max_concurrent_tasks must be at least 1, not {self.max_concurrent_tasks}"
-            )
-        if self.max_reconnects < 0:
-            raise ValueError(f"max_reconnects must not be negative, not {self.max_reconnects}")
-        for name in ("cleanup_interval", "call_deadline", "health_interval", "watch_max_seconds"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-        for name in ("result_retention_seconds", "reconnect_backoff_base", "reconnect_backoff_cap"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        require_positive(
+            self,
+            "max_concurrent_tasks",
+            "cleanup_interval",
+            "call_deadline",
+            "health_interval",
+            "watch_max_seconds",
+        )
+        require_non_negative(
+            self,
+            "max_reconnects",
+            "result_retention_seconds",
+            "reconnect_backoff_base",
+            "reconnect_backoff_cap",
+        )

@@ -153,3 +153,20 @@ def _add_flag(
         # A bare boolean flag means true, so --verbose reads like a switch.
         **({"nargs": "?", "const": True} if kind is bool else {}),
     )
+
+
+def require_positive(options: object, *names: str) -> None:
+    """Raise ValueError naming the first option that is not above zero."""
+    for name in names:
+        value = getattr(options, name)
+        if value <= 0:
+            need = "at least 1" if isinstance(value, int) else "positive"
+            raise ValueError(f"{name} must be {need}, not {value}")
+
+
+def require_non_negative(options: object, *names: str) -> None:
+    """Raise ValueError naming the first option that is below zero."""
+    for name in names:
+        value = getattr(options, name)
+        if value < 0:
+            raise ValueError(f"{name} must not be negative, not {value}")

@@ -5,6 +5,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 import grpc.aio
@@ -12,10 +13,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from service_runtime.config import ServerOptions, load_config
 from service_runtime.interceptors import RpcInterceptor
-from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+from service_runtime.rpc_logging import FIELDS_ATTRIBUTE, configure_logging
 
 logger = logging.getLogger("service_runtime.server")
+
+C = TypeVar("C", bound=ServerOptions)
 
 _HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
@@ -169,6 +173,20 @@ async def serve_until_signalled(
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+def run_service(
+    config_type: type[C],
+    *,
+    env_prefix: str,
+    description: str,
+    serve: Callable[[C], Awaitable[None]],
+) -> None:
+    """The whole of a service's __main__: its configuration from flags and
+    environment, JSON logging, then serve(config) until it drains."""
+    config = load_config(config_type, env_prefix=env_prefix, description=description)
+    configure_logging(config.log_level)
+    run(lambda: serve(config))
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
