@@ -1,0 +1,100 @@
+"""The storage seam between the queues and their persistence.
+
+A Store holds JSON records in named collections, each keyed by a string. The
+managers keep their working state in memory and write every change that must
+survive a crash through commit() before they make it visible; on start they
+rebuild that state from load(). MemoryStore keeps records in this process only
+(tests, benchmarks); SqliteStore (storage_sqlite.py) keeps them in a file. A
+networked backend implements the same four methods.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from queues.errors import QueueError
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Create or replace one record."""
+
+    collection: str
+    key: str
+    #: Anything json.dumps accepts.
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove one record; removing a record that is not there is not an error."""
+
+    collection: str
+    key: str
+
+
+Change = Put | Delete
+
+
+class StoreError(QueueError):
+    """The store could not be opened, read or written. Names the store (its file)."""
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Make the store ready, creating or migrating its schema.
+
+        Raises StoreError naming the store if it cannot be read or written
+        (a corrupt or read-only file, say); it never starts over empty.
+        """
+
+    async def load(self, collection: str) -> list[tuple[str, Any]]:
+        """Every record of collection as (key, value), in key order."""
+
+    async def commit(self, changes: Sequence[Change]) -> None:
+        """Apply changes atomically, in order: when commit returns they are all
+        durable; when it raises StoreError none of them is. Concurrent commits
+        may share one transaction (group commit), which changes neither."""
+
+    async def close(self) -> None:
+        """Finish the commits under way, then release the store."""
+
+
+class MemoryStore:
+    """A Store in this process's memory: durable across a manager's restart
+    within the process (which is what tests of recovery need), not across a
+    crash. Values are copied through JSON, as a real store would."""
+
+    def __init__(self) -> None:
+        self._collections: dict[str, dict[str, str]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def load(self, collection: str) -> list[tuple[str, Any]]:
+        records = self._collections.get(collection, {})
+        return [(key, json.loads(records[key])) for key in sorted(records)]
+
+    async def commit(self, changes: Sequence[Change]) -> None:
+        encoded = encode(changes)
+        for change, text in zip(changes, encoded, strict=True):
+            records = self._collections.setdefault(change.collection, {})
+            if text is None:
+                records.pop(change.key, None)
+            else:
+                records[change.key] = text
+
+    async def close(self) -> None:
+        return None
+
+
+def encode(changes: Sequence[Change]) -> list[str | None]:
+    """Each Put's value as JSON text (None for a Delete). Raises TypeError or
+    ValueError for a value JSON cannot hold, before anything is written."""
+    return [
+        json.dumps(change.value, separators=(",", ":")) if isinstance(change, Put) else None
+        for change in changes
+    ]

@@ -1,0 +1,130 @@
+"""The Store contract, held by the memory and the SQLite store alike."""
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from queues.keyed_lock import KeyedLock
+from queues.storage import Delete, MemoryStore, Put, Store, StoreError
+from queues.storage_sqlite import SqliteStore
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request, tmp_path: Path):
+    store: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_records_come_back_in_key_order_and_deletes_remove_them(store):
+    await store.commit([Put("m", "b", {"n": 2}), Put("m", "a", [1, "x"]), Put("other", "a", 0)])
+    await store.commit([Put("m", "c", None), Delete("m", "b"), Delete("m", "missing")])
+    assert await store.load("m") == [("a", [1, "x"]), ("c", None)]
+    assert await store.load("other") == [("a", 0)]
+    assert await store.load("empty") == []
+
+
+async def test_a_value_json_cannot_hold_is_refused_before_anything_is_written(store):
+    with pytest.raises(TypeError):
+        await store.commit([Put("m", "ok", 1), Put("m", "bad", object())])
+    assert await store.load("m") == []
+
+
+async def test_sqlite_records_survive_reopening(tmp_path):
+    first = SqliteStore(tmp_path / "s.db")
+    await first.open()
+    await first.commit([Put("m", "k", {"v": 1})])
+    await first.close()
+    second = SqliteStore(tmp_path / "s.db")
+    await second.open()
+    assert await second.load("m") == [("k", {"v": 1})]
+    await second.close()
+
+
+async def test_concurrent_commits_share_transactions(tmp_path, monkeypatch):
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    transactions = []
+    original = store._write
+    monkeypatch.setattr(
+        store, "_write", lambda batch: (transactions.append(len(batch)), original(batch))
+    )
+    await asyncio.gather(*(store.commit([Put("m", f"{n:03}", n)]) for n in range(200)))
+    assert [v for _, v in await store.load("m")] == list(range(200))
+    assert sum(transactions) == 200
+    assert len(transactions) < 200
+    await store.close()
+
+
+async def test_a_failed_transaction_writes_nothing_of_it(tmp_path):
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    await store.open()
+    with sqlite3.connect(path) as side:
+        side.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON records WHEN NEW.key = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    with pytest.raises(StoreError, match=f"cannot write store {path}: disk full"):
+        await store.commit([Put("m", "a", 1), Put("m", "poison", 2)])
+    assert await store.load("m") == []
+    await store.commit([Put("m", "b", 3)])
+    assert await store.load("m") == [("b", 3)]
+    await store.close()
+
+
+async def test_a_corrupt_file_is_refused_naming_it(tmp_path):
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database" * 100)
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match=f"cannot open store {path}"):
+        await store.open()
+    await store.close()
+    assert path.read_bytes().startswith(b"this is not a database")
+
+
+async def test_a_path_that_cannot_hold_a_database_is_refused_naming_it(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for path in (tmp_path / "a-file" / "s.db", tmp_path):
+        store = SqliteStore(path)
+        with pytest.raises(StoreError, match=f"cannot open store {path}"):
+            await store.open()
+        await store.close()
+
+
+async def test_a_store_written_by_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as side:
+        side.execute("CREATE TABLE schema_version (version INTEGER)")
+        side.execute("INSERT INTO schema_version VALUES (99)")
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        await store.open()
+    await store.close()
+
+
+async def test_keyed_lock_serialises_per_key_and_forgets_idle_keys():
+    locks = KeyedLock()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def change(key: str, name: str, wait: bool) -> None:
+        async with locks.hold(key):
+            order.append(f"{name}+")
+            if wait:
+                await release.wait()
+            order.append(f"{name}-")
+
+    first = asyncio.create_task(change("k", "a", wait=True))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(change("k", "b", wait=False))
+    other = asyncio.create_task(change("j", "c", wait=False))
+    await other
+    assert order == ["a+", "c+", "c-"]
+    release.set()
+    await asyncio.gather(first, second)
+    assert order[3:] == ["a-", "b+", "b-"]
+    assert len(locks) == 0
