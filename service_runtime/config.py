@@ -38,6 +38,10 @@ _PARSERS: dict[type, Callable[[str], Any]] = {
 }
 
 
+#: The stores a service can keep its state in.
+STORE_KINDS = ("sqlite", "memory")
+
+
 @dataclass
 class ServerOptions:
     """What every service needs to serve; each service subclasses it, overriding port.
@@ -58,8 +62,17 @@ class ServerOptions:
         default=10.0,
         metadata={"help": "on SIGTERM, how long in-flight calls may run before they are cut"},
     )
+    store: str = field(
+        default="sqlite",
+        metadata={"help": "sqlite: durable, in data_dir; memory: lost when the process ends"},
+    )
+    data_dir: str = field(
+        default="var", metadata={"help": "directory of the service's SQLite database"}
+    )
 
     def __post_init__(self) -> None:
+        if self.store not in STORE_KINDS:
+            raise ValueError(f"store must be one of {', '.join(STORE_KINDS)}, not {self.store!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0 to 65535, not {self.port}")
         if self.grace_seconds < 0:

@@ -15,6 +15,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from queues import errors as queue_errors
+from queues.storage import StoreError
 
 DOMAIN = "quoteflow"
 
@@ -178,6 +179,14 @@ def _cursor_out_of_range(exc: queue_errors.CursorOutOfRangeError) -> grpc.Status
     )
 
 
+def _store_failed(exc: StoreError) -> grpc.Status:
+    return rich_status(
+        grpc.StatusCode.UNAVAILABLE,
+        f"the request could not be recorded durably, so nothing was accepted: {exc}",
+        reason="STORAGE_UNAVAILABLE",
+    )
+
+
 def _downstream(exc: DownstreamError) -> grpc.Status:
     return rich_status(
         exc.code,
@@ -198,6 +207,7 @@ _STATUS_BUILDERS: Mapping[type[BaseException], Callable[[Any], grpc.Status]] = {
     queue_errors.QueueFullError: _queue_full,
     queue_errors.RequestConflictError: _request_conflict,
     queue_errors.ClosedError: _closed,
+    StoreError: _store_failed,
     queue_errors.CursorOutOfRangeError: _cursor_out_of_range,
     DownstreamError: _downstream,
     ForwardedError: _forwarded,

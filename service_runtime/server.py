@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from queues.storage import StoreError
 from service_runtime.config import ServerOptions, load_config
 from service_runtime.interceptors import RpcInterceptor
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE, configure_logging
@@ -186,7 +188,13 @@ def run_service(
     environment, JSON logging, then serve(config) until it drains."""
     config = load_config(config_type, env_prefix=env_prefix, description=description)
     configure_logging(config.log_level)
-    run(lambda: serve(config))
+    try:
+        run(lambda: serve(config))
+    except (StoreError, OSError) as error:
+        # A store it cannot use or a port it cannot bind: say so in one line
+        # and exit non-zero, rather than start in a state nobody asked for.
+        logger.error("cannot start", extra={FIELDS_ATTRIBUTE: {"error": str(error)}})
+        sys.exit(f"{description} cannot start: {error}")
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:

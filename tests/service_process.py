@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # A process that has not said it is serving by then is treated as failed to start.
 START_DEADLINE_SECONDS = 30.0
@@ -42,24 +44,32 @@ class ServiceProcess:
 
 
 @contextlib.asynccontextmanager
-async def running_service(module: str, *args: str, **env: str) -> AsyncIterator[ServiceProcess]:
-    """Start `python -m module --port 0 args…`, wait until it serves, kill it afterwards."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        "--port",
-        "0",
-        *args,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )
-    service = ServiceProcess(process)
-    try:
-        serving = await service.read_log_until("serving")
-        service.address = str(serving["address"])
-        yield service
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+async def running_service(
+    module: str, *args: str, data_dir: Path | None = None, **env: str
+) -> AsyncIterator[ServiceProcess]:
+    """Start `python -m module --port 0 --data-dir D args…`, wait until it serves,
+    kill it afterwards. D is a fresh temporary directory unless data_dir is given."""
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            *args,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env},
+        )
+        service = ServiceProcess(process)
+        try:
+            serving = await service.read_log_until("serving")
+            service.address = str(serving["address"])
+            yield service
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()

@@ -16,6 +16,7 @@ SERVICES = {
     "processor_svc": "quoteflow.processor.v1.ProcessorService",
     "requestor_svc": "quoteflow.requestor.v1.RequestorService",
 }
+PREFIXES = ("QUOTE", "PROCESSOR", "REQUESTOR")
 SUPERVISOR = Path(__file__).resolve().parents[2] / "tools" / "run_services.py"
 
 
@@ -25,8 +26,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _start(env: dict[str, str], *modules: str) -> asyncio.subprocess.Process:
-    """The supervisor running modules (default: the quote and processor services)."""
+async def _start(data_dir: Path, env: dict[str, str], *modules: str) -> asyncio.subprocess.Process:
+    """The supervisor running modules (default: the quote and processor services),
+    each keeping its database in data_dir."""
+    env = {f"{prefix}_DATA_DIR": str(data_dir) for prefix in PREFIXES} | env
     return await asyncio.create_subprocess_exec(
         sys.executable,
         str(SUPERVISOR),
@@ -50,9 +53,10 @@ async def _read_until(process: asyncio.subprocess.Process, wanted: set[str]) -> 
     return seen
 
 
-async def test_one_interrupt_drains_every_service_and_exits_cleanly():
+async def test_one_interrupt_drains_every_service_and_exits_cleanly(tmp_path):
     ports = {name: _free_port() for name in SERVICES}
     process = await _start(
+        tmp_path,
         {
             "QUOTE_PORT": str(ports["quote_svc"]),
             "PROCESSOR_PORT": str(ports["processor_svc"]),
@@ -80,13 +84,14 @@ async def test_one_interrupt_drains_every_service_and_exits_cleanly():
             await process.wait()
 
 
-async def test_a_service_that_dies_stops_the_others_and_fails():
+async def test_a_service_that_dies_stops_the_others_and_fails(tmp_path):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     try:
         process = await _start(
-            {"QUOTE_PORT": str(taken.getsockname()[1]), "PROCESSOR_PORT": str(_free_port())}
+            tmp_path,
+            {"QUOTE_PORT": str(taken.getsockname()[1]), "PROCESSOR_PORT": str(_free_port())},
         )
         async with asyncio.timeout(30):
             _, err = await process.communicate()
