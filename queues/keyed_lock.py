@@ -27,6 +27,10 @@ class KeyedLock:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    def in_use(self, key: str) -> bool:
+        """Whether a change to key is being made or waited for."""
+        return key in self._locks
+
     def __len__(self) -> int:
         """Keys in use: held or waited for."""
         return len(self._locks)

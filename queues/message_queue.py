@@ -1,4 +1,4 @@
-"""A bounded priority message queue worked by a pool of asyncio workers.
+"""A bounded, durable priority message queue worked by a pool of asyncio workers.
 
 Ordering: URGENT > HIGH > NORMAL > LOW, FIFO (creation order) within a
 priority. A worker takes the best ready message only once it is free, so
@@ -11,8 +11,12 @@ message waits out a backoff as PENDING (holding no worker), then is ready
 again. A message gets 1 + max_retries attempts; after the last it is FAILED
 and dead-lettered until redriven.
 
-Every method that changes state is synchronous (it never awaits), so each one
-is atomic with respect to the others on the event loop.
+Durability: every change that must survive a crash is committed to the store
+before it becomes visible, as one shielded step under the message's lock, so
+a caller that goes away cannot split the two and the store's order of changes
+is memory's. PROCESSING is never written: after a crash the message is
+PENDING again and its attempt runs again (processing is at-least-once), while
+its result is written once, when an attempt succeeds.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, fields
 from typing import Generic
 
 from queues.backoff import Backoff
+from queues.codec import Codec, JsonCodec
 from queues.errors import (
     ClosedError,
     InvalidStateError,
@@ -37,6 +42,7 @@ from queues.errors import (
     QueueFullError,
     RequestConflictError,
 )
+from queues.keyed_lock import KeyedLock
 from queues.message import (
     Message,
     MessageStatus,
@@ -47,8 +53,10 @@ from queues.message import (
     Review,
     ReviewDecision,
 )
+from queues.message_records import COLLECTION, MessageCodec, RequestFacts, delete
 from queues.message_stats import MessageCounters, QueueStats
 from queues.state_watch import StateWatch
+from queues.storage import MemoryStore, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,7 @@ _INITIAL_ATTEMPT_ESTIMATE = 1.0
 _EWMA_WEIGHT = 0.2
 # Shortest retry hint given to a client refused by a full queue, in seconds.
 _MIN_RETRY_AFTER = 0.5
+_FIELDS = tuple(f.name for f in fields(Message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +85,19 @@ class Submitted(Generic[P, R]):
 
 
 @dataclass(slots=True)
-class _RequestRecord:
+class _Request:
     message_id: str
-    fingerprint: Hashable
-    position: int
-    estimated_seconds: float
+    facts: RequestFacts
+    #: Done once the first submission is committed (or failed to be).
+    committed: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class _AttemptEnd(Generic[R]):
+    outcome: Outcome[R] | None = None
+    error: str = ""
+    #: close() cut it: it does not count as a failure.
+    interrupted: bool = False
 
 
 class MessageQueue(Generic[P, R]):
@@ -97,6 +114,9 @@ class MessageQueue(Generic[P, R]):
         retention: float = 86_400.0,
         sweep_interval: float = 60.0,
         backoff: Backoff | None = None,
+        store: Store | None = None,
+        payload_codec: Codec[P] | None = None,
+        result_codec: Codec[R] | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -117,6 +137,10 @@ class MessageQueue(Generic[P, R]):
         self.retention = retention
         self._sweep_interval = sweep_interval
         self._backoff = backoff or Backoff()
+        self._store: Store = store or MemoryStore()
+        self._codec: MessageCodec[P, R] = MessageCodec(
+            payload_codec or JsonCodec(), result_codec or JsonCodec()
+        )
         self._clock = clock
         self._new_id = new_id
 
@@ -132,11 +156,15 @@ class MessageQueue(Generic[P, R]):
         # (completed_at, id) in the order messages became final: the sweep pops
         # from the left while entries are older than the retention period.
         self._finished: deque[tuple[float, str]] = deque()
-        self._requests: dict[str, _RequestRecord] = {}
+        self._requests: dict[str, _Request] = {}
+        self._locks = KeyedLock()
         self._watch: StateWatch[Message[P, R]] = StateWatch(lambda m: m.status.is_final)
         self._counters = MessageCounters(self._is_pending)
+        # Submissions being committed: they count against max_size already.
+        self._reserved = 0
         self._attempt_estimate = _INITIAL_ATTEMPT_ESTIMATE
 
+        self._recovered = False
         self._worker_tasks: list[asyncio.Task[None]] = []
         self._idle_workers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -145,9 +173,14 @@ class MessageQueue(Generic[P, R]):
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the workers and the retention sweep."""
+        """Rebuild the queue from its store (once), then start the workers and
+        the retention sweep. Raises StoreError if the store cannot be read."""
         if self._worker_tasks:
             return
+        if not self._recovered:
+            await self._recover()
+            self._recovered = True
+        self._closed = False
         self._worker_tasks = [
             asyncio.create_task(self._work(), name=f"message-queue-worker-{n}")
             for n in range(self.workers)
@@ -157,7 +190,8 @@ class MessageQueue(Generic[P, R]):
     async def close(self, grace: float | None = None) -> None:
         """Stop accepting work, let running attempts finish for up to `grace`
         seconds (None: wait for them), then hand unfinished attempts back to
-        PENDING. Nothing accepted is dropped: pending messages stay pending."""
+        PENDING. Nothing accepted is dropped: pending messages stay pending, in
+        memory and in the store."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -186,7 +220,7 @@ class MessageQueue(Generic[P, R]):
 
     # -- commands --------------------------------------------------------------
 
-    def submit(
+    async def submit(
         self,
         payload: P,
         *,
@@ -195,28 +229,51 @@ class MessageQueue(Generic[P, R]):
         max_retries: int | None = None,
         attempt_timeout: float | None = None,
     ) -> Submitted[P, R]:
-        """Queue a message and answer at once.
+        """Queue a message; answers once it is committed to the store.
 
         Raises QueueFullError when max_size messages are unfinished, ClosedError
-        after close(), and RequestConflictError when request_id was used for a
+        after close(), StoreError if it could not be committed (then nothing
+        was queued), and RequestConflictError when request_id was used for a
         different submission. A repeated request_id with the same submission
         returns the first answer, with the message as it is now.
         """
-        fingerprint = (payload, priority, max_retries, attempt_timeout)
+        facts = None
         if request_id:
-            earlier = self._earlier_request(request_id, fingerprint)
+            fingerprint = self._codec.fingerprint(payload, priority, max_retries, attempt_timeout)
+            earlier = self._requests.get(request_id)
             if earlier is not None:
-                return earlier
+                return await self._repeat(request_id, earlier, fingerprint)
         self._check_capacity()
         position = sum(self._counters.pending(p) for p in Priority if p >= priority)
-        message = self._create(
+        estimate = self._estimate(position)
+        message = self._new_message(
             payload, priority, MessageStatus.PENDING, request_id, max_retries, attempt_timeout
         )
-        self._make_ready(message)
-        estimate = self._estimate(position)
         if request_id:
-            self._requests[request_id] = _RequestRecord(message.id, fingerprint, position, estimate)
-        return Submitted(self._snapshot(message), position, estimate)
+            facts = RequestFacts(fingerprint, position, estimate)
+            committed = asyncio.get_running_loop().create_future()
+            self._requests[request_id] = _Request(message.id, facts, committed)
+        self._reserved += 1
+
+        async def commit_then_queue() -> Submitted[P, R]:
+            try:
+                await self._store.commit([self._codec.put(message, facts)])
+            except BaseException as error:
+                if request_id:
+                    self._requests.pop(request_id, None)
+                    committed.set_exception(error)
+                    # Repeats waiting on it re-raise it; with none, it is not "lost".
+                    committed.exception()
+                raise
+            finally:
+                self._reserved -= 1
+            self._register(message)
+            self._make_ready(message)
+            if request_id:
+                committed.set_result(None)
+            return Submitted(self._snapshot(message), position, estimate)
+
+        return await asyncio.shield(commit_then_queue())
 
     async def run_inline(
         self,
@@ -226,71 +283,92 @@ class MessageQueue(Generic[P, R]):
         attempt_timeout: float | None = None,
     ) -> Message[P, R]:
         """Process a message in the caller's task, bypassing the queue, and
-        return it after its one attempt: COMPLETED, AWAITING_REVIEW, FAILED
-        (not dead-lettered: the caller is there to retry) or CANCELLED."""
+        return it after its one attempt: COMPLETED, AWAITING_REVIEW, FAILED (not
+        dead-lettered: the caller is there to retry) or CANCELLED. Only its
+        final state is written: until then the caller has been promised nothing."""
         self._check_capacity()
-        message = self._create(payload, priority, MessageStatus.PROCESSING, "", 0, attempt_timeout)
+        message = self._new_message(
+            payload, priority, MessageStatus.PROCESSING, "", 0, attempt_timeout
+        )
+        self._register(message)
         try:
-            await self._attempt(message, queued=False)
+            end = await self._attempt(message)
         except asyncio.CancelledError:
             if message.status is MessageStatus.PROCESSING:
-                message.error_message = "the caller went away before the attempt ended"
-                self._finish(message, MessageStatus.CANCELLED)
+                self._unregister(message)
             raise
+        if message.status is MessageStatus.PROCESSING:
+            try:
+                await self._record(message, end, queued=False)
+            except StoreError:
+                self._unregister(message)
+                raise
         return self._snapshot(message)
 
-    def cancel(self, message_id: str) -> Message[P, R]:
+    async def cancel(self, message_id: str) -> Message[P, R]:
         """Cancel a PENDING, PROCESSING or AWAITING_REVIEW message."""
-        message = self._get(message_id)
-        if message.status.is_final:
-            raise InvalidStateError("message", message_id, message.status.value, "cancel")
+
+        def change(message: Message[P, R]) -> Message[P, R]:
+            if message.status.is_final:
+                raise InvalidStateError("message", message_id, message.status.value, "cancel")
+            return self._finished_copy(message, MessageStatus.CANCELLED, next_attempt_at=None)
+
+        message = await self._change(message_id, change)
         timer = self._retry_timers.pop(message_id, None)
         if timer is not None:
             timer.cancel()
-        message.next_attempt_at = None
         attempt = self._attempts.get(message_id)
-        self._finish(message, MessageStatus.CANCELLED)
         if attempt is not None:
             attempt.cancel()
-        return self._snapshot(message)
+        return message
 
-    def redrive(self, message_id: str) -> Message[P, R]:
+    async def redrive(self, message_id: str) -> Message[P, R]:
         """Put a dead-lettered message back in the queue with its retries reset."""
-        message = self._get(message_id)
-        if not message.dead_lettered:
-            raise InvalidStateError("message", message_id, self._describe(message), "redrive")
-        self._check_capacity()
-        message.dead_lettered = False
-        self._counters.dead_letters -= 1
-        message.retry_count = 0
-        message.error_message = ""
-        message.completed_at = None
-        self._set_status(message, MessageStatus.PENDING)
-        self._make_ready(message)
-        self._publish(message)
-        return self._snapshot(message)
 
-    def review(
+        def change(message: Message[P, R]) -> Message[P, R]:
+            if not message.dead_lettered:
+                raise InvalidStateError("message", message_id, self._describe(message), "redrive")
+            self._check_capacity()
+            return self._copy(
+                message,
+                status=MessageStatus.PENDING,
+                dead_lettered=False,
+                retry_count=0,
+                error_message="",
+                completed_at=None,
+            )
+
+        message = await self._change(message_id, change)
+        self._make_ready(self._messages[message_id])
+        return message
+
+    async def review(
         self, message_id: str, decision: ReviewDecision, reviewer: str, note: str = ""
     ) -> Message[P, R]:
         """Record a human decision on a message AWAITING_REVIEW."""
-        message = self._get(message_id)
-        if message.status is not MessageStatus.AWAITING_REVIEW:
-            raise InvalidStateError("message", message_id, message.status.value, "review")
-        message.review = Review(decision, reviewer, note, self._clock())
-        final = (
-            MessageStatus.COMPLETED
-            if decision is ReviewDecision.APPROVE
-            else MessageStatus.REJECTED
-        )
-        self._finish(message, final)
-        return self._snapshot(message)
 
-    def sweep_expired(self) -> int:
+        def change(message: Message[P, R]) -> Message[P, R]:
+            if message.status is not MessageStatus.AWAITING_REVIEW:
+                raise InvalidStateError("message", message_id, message.status.value, "review")
+            final = (
+                MessageStatus.COMPLETED
+                if decision is ReviewDecision.APPROVE
+                else MessageStatus.REJECTED
+            )
+            review = Review(decision, reviewer, note, self._clock())
+            return self._finished_copy(message, final, review=review)
+
+        return await self._change(message_id, change)
+
+    async def sweep_expired(self) -> int:
         """Remove messages that have been final for longer than the retention
-        period; returns how many were removed."""
+        period; returns how many were removed.
+
+        They leave memory first, then the store: should that commit fail, they
+        are swept again from the store after the next start.
+        """
         cutoff = self._clock() - self.retention
-        removed = 0
+        removed: list[Message[P, R]] = []
         while self._finished and self._finished[0][0] <= cutoff:
             completed_at, message_id = self._finished.popleft()
             message = self._messages.get(message_id)
@@ -301,11 +379,16 @@ class MessageQueue(Generic[P, R]):
                 or not message.status.is_final
             ):
                 continue
-            self._remove(message)
-            removed += 1
+            if self._locks.in_use(message_id):
+                self._finished.appendleft((completed_at, message_id))
+                break
+            self._unregister(message)
+            removed.append(message)
         if len(self._seqs) > 2 * len(self._by_seq) + 64:
             self._seqs = [seq for seq in self._seqs if seq in self._by_seq]
-        return removed
+        if removed:
+            await self._store.commit([delete(message) for message in removed])
+        return len(removed)
 
     # -- queries ---------------------------------------------------------------
 
@@ -361,9 +444,9 @@ class MessageQueue(Generic[P, R]):
             longest_processing_seconds=max((now - s for s in started), default=0.0),
         )
 
-    # -- internals -------------------------------------------------------------
+    # -- state ---------------------------------------------------------------------
 
-    def _create(
+    def _new_message(
         self,
         payload: P,
         priority: Priority,
@@ -372,10 +455,9 @@ class MessageQueue(Generic[P, R]):
         max_retries: int | None,
         attempt_timeout: float | None,
     ) -> Message[P, R]:
-        seq = next(self._seq)
-        message: Message[P, R] = Message(
+        return Message(
             id=self._new_id(),
-            seq=seq,
+            seq=next(self._seq),
             payload=payload,
             priority=priority,
             status=status,
@@ -384,15 +466,18 @@ class MessageQueue(Generic[P, R]):
             attempt_timeout=attempt_timeout or self.attempt_timeout,
             request_id=request_id,
         )
-        self._messages[message.id] = message
-        self._by_seq[seq] = message
-        self._seqs.append(seq)
-        self._counters.moved(priority, None, status)
-        if status is MessageStatus.PENDING:
-            self._counters.entered_pending(message.created_at, seq, message.id)
-        return message
 
-    def _remove(self, message: Message[P, R]) -> None:
+    def _register(self, message: Message[P, R]) -> None:
+        self._messages[message.id] = message
+        self._by_seq[message.seq] = message
+        self._seqs.append(message.seq)
+        self._counters.moved(message.priority, None, message.status)
+        if message.status is MessageStatus.PENDING:
+            self._counters.entered_pending(message.created_at, message.seq, message.id)
+        if message.dead_lettered:
+            self._counters.dead_letters += 1
+
+    def _unregister(self, message: Message[P, R]) -> None:
         del self._messages[message.id]
         del self._by_seq[message.seq]
         self._counters.moved(message.priority, message.status, None)
@@ -400,6 +485,90 @@ class MessageQueue(Generic[P, R]):
             self._counters.dead_letters -= 1
         if message.request_id:
             self._requests.pop(message.request_id, None)
+
+    async def _recover(self) -> None:
+        now = self._clock()
+        finished: list[tuple[float, str]] = []
+        last_seq = 0
+        for _, record in await self._store.load(COLLECTION):
+            message, facts = self._codec.message(record)
+            # Records load in key (seq) order, so registering keeps _seqs sorted.
+            self._register(message)
+            last_seq = max(last_seq, message.seq)
+            if facts is not None:
+                done = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                self._requests[message.request_id] = _Request(message.id, facts, done)
+            if message.status is MessageStatus.PENDING:
+                due = message.next_attempt_at
+                if due is not None and due > now:
+                    self._schedule_retry_at(message, due - now)
+                else:
+                    self._make_ready(message)
+            elif message.status.is_final and message.completed_at is not None:
+                finished.append((message.completed_at, message.id))
+        self._finished = deque(sorted(finished))
+        self._seq = itertools.count(last_seq + 1)
+        if self._messages:
+            log.info("recovered %d messages from the store", len(self._messages))
+
+    async def _change(
+        self,
+        message_id: str,
+        change: Callable[[Message[P, R]], Message[P, R] | None],
+    ) -> Message[P, R]:
+        """Under the message's lock: compute its next state with change (which
+        may raise to refuse, or answer None: nothing to change), commit it, then
+        make it the message's state. Shielded, so a caller that goes away cannot
+        split commit from apply."""
+
+        async def locked() -> Message[P, R]:
+            async with self._locks.hold(message_id):
+                message = self._get(message_id)
+                new = change(message)
+                if new is not None:
+                    await self._store.commit([self._codec.put(new, self._facts(new))])
+                    self._install(message, new)
+                return self._snapshot(message)
+
+        return await asyncio.shield(locked())
+
+    def _install(self, message: Message[P, R], new: Message[P, R]) -> None:
+        """Make new (a committed copy of message) the message's state."""
+        old_status, was_dead = message.status, message.dead_lettered
+        for name in _FIELDS:
+            setattr(message, name, getattr(new, name))
+        if new.status is not old_status:
+            self._counters.moved(message.priority, old_status, new.status)
+        if new.status is MessageStatus.PENDING and old_status is not MessageStatus.PENDING:
+            self._counters.entered_pending(message.created_at, message.seq, message.id)
+        self._counters.dead_letters += int(new.dead_lettered) - int(was_dead)
+        if new.status.is_final and not old_status.is_final and new.completed_at is not None:
+            self._finished.append((new.completed_at, message.id))
+        self._publish(message)
+
+    def _copy(self, message: Message[P, R], **changes: object) -> Message[P, R]:
+        new = copy.copy(message)
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
+
+    def _finished_copy(
+        self, message: Message[P, R], status: MessageStatus, **changes: object
+    ) -> Message[P, R]:
+        return self._copy(message, status=status, completed_at=self._clock(), **changes)
+
+    def _facts(self, message: Message[P, R]) -> RequestFacts | None:
+        request = self._requests.get(message.request_id) if message.request_id else None
+        return None if request is None else request.facts
+
+    def _set_status(self, message: Message[P, R], status: MessageStatus) -> None:
+        """An in-memory change only: PROCESSING, or back from it to PENDING."""
+        self._counters.moved(message.priority, message.status, status)
+        message.status = status
+        if status is MessageStatus.PENDING:
+            self._counters.entered_pending(message.created_at, message.seq, message.id)
+        self._publish(message)
 
     def _get(self, message_id: str) -> Message[P, R]:
         message = self._messages.get(message_id)
@@ -411,21 +580,22 @@ class MessageQueue(Generic[P, R]):
         message = self._messages.get(message_id)
         return message is not None and message.status is MessageStatus.PENDING
 
-    def _earlier_request(self, request_id: str, fingerprint: Hashable) -> Submitted[P, R] | None:
-        record = self._requests.get(request_id)
-        if record is None:
-            return None
-        if record.fingerprint != fingerprint:
+    async def _repeat(
+        self, request_id: str, earlier: _Request, fingerprint: str
+    ) -> Submitted[P, R]:
+        if earlier.facts.fingerprint != fingerprint:
             raise RequestConflictError(request_id)
-        message = self._messages[record.message_id]
+        await asyncio.shield(earlier.committed)
+        message = self._get(earlier.message_id)
+        facts = earlier.facts
         return Submitted(
-            self._snapshot(message), record.position, record.estimated_seconds, duplicate=True
+            self._snapshot(message), facts.position, facts.estimated_seconds, duplicate=True
         )
 
     def _check_capacity(self) -> None:
         if self._closed:
             raise ClosedError("message queue")
-        if self._counters.unfinished >= self.max_size:
+        if self._counters.unfinished + self._reserved >= self.max_size:
             retry_after = max(_MIN_RETRY_AFTER, self._attempt_estimate / self.workers)
             raise QueueFullError(self.max_size, retry_after)
 
@@ -434,26 +604,10 @@ class MessageQueue(Generic[P, R]):
         rounds = position // self.workers + 1
         return rounds * self._attempt_estimate
 
-    def _set_status(self, message: Message[P, R], status: MessageStatus) -> None:
-        self._counters.moved(message.priority, message.status, status)
-        message.status = status
-        if status is MessageStatus.PENDING:
-            self._counters.entered_pending(message.created_at, message.seq, message.id)
-
-    def _finish(self, message: Message[P, R], status: MessageStatus) -> None:
-        """Move to a final status (or AWAITING_REVIEW) and tell the watchers."""
-        message.completed_at = self._clock()
-        self._set_status(message, status)
-        if status.is_final:
-            self._finished.append((message.completed_at, message.id))
-        self._publish(message)
-
     def _make_ready(self, message: Message[P, R]) -> None:
         self._ready.put_nowait((-message.priority, message.seq, message.id))
 
-    def _schedule_retry(self, message: Message[P, R]) -> None:
-        delay = self._backoff.delay(message.retry_count)
-        message.next_attempt_at = self._clock() + delay
+    def _schedule_retry_at(self, message: Message[P, R], delay: float) -> None:
         self._retry_timers[message.id] = asyncio.get_running_loop().call_later(
             delay, self._retry_due, message.id
         )
@@ -477,6 +631,8 @@ class MessageQueue(Generic[P, R]):
             return "failed but not dead-lettered"
         return message.status.value
 
+    # -- processing ----------------------------------------------------------------
+
     async def _work(self) -> None:
         worker = asyncio.current_task()
         assert worker is not None
@@ -491,17 +647,27 @@ class MessageQueue(Generic[P, R]):
             if message is None or message.status is not MessageStatus.PENDING:
                 continue
             message.next_attempt_at = None
+            message.started_at = self._clock()
             self._set_status(message, MessageStatus.PROCESSING)
-            self._publish(message)
-            await self._attempt(message, queued=True)
+            end = await self._attempt(message)
+            if message.status is not MessageStatus.PROCESSING:
+                continue  # cancelled through cancel(), which recorded it
+            if end.interrupted:
+                self._set_status(message, MessageStatus.PENDING)
+                continue
+            try:
+                await self._record(message, end, queued=True)
+            except StoreError:
+                log.exception("could not record the attempt of message %s", message_id)
+                # The store still holds the message as it was before this
+                # attempt, so memory goes back to that too, and it runs again.
+                self._set_status(message, MessageStatus.PENDING)
+                if not self._closed:
+                    self._schedule_retry_at(message, self._backoff.delay(1))
 
-    async def _attempt(self, message: Message[P, R], *, queued: bool) -> None:
-        """Run one attempt of a PROCESSING message and record how it ended.
-
-        `queued` messages came from the queue: they are retried and
-        dead-lettered. Inline ones (run_inline) end FAILED at the first failure.
-        """
-        started_at = message.started_at = self._clock()
+    async def _attempt(self, message: Message[P, R]) -> _AttemptEnd[R]:
+        """Run one attempt of a PROCESSING message and say how it ended."""
+        started_at = message.started_at = message.started_at or self._clock()
         attempt = asyncio.create_task(self._processor(message.payload))
         self._attempts[message.id] = attempt
         try:
@@ -514,49 +680,73 @@ class MessageQueue(Generic[P, R]):
         if not done:
             attempt.cancel()
             await asyncio.wait({attempt})
-        if message.status is not MessageStatus.PROCESSING:
-            return  # cancelled through cancel(), which already recorded it
         if attempt.cancelled() and done:
-            # Cancelled by close(): the attempt does not count.
-            if queued:
-                self._set_status(message, MessageStatus.PENDING)
-                self._publish(message)
-            else:
-                self._fail(message, "interrupted: the service is shutting down", queued=False)
-            return
+            return _AttemptEnd(interrupted=True)
         self._record_attempt_time(started_at)
         if not done:
-            error = f"attempt timed out after {message.attempt_timeout:g}s"
-            self._fail(message, error, queued=queued)
-        elif (exc := attempt.exception()) is not None:
-            self._fail(message, f"{type(exc).__name__}: {exc}", queued=queued)
-        else:
-            self._succeed(message, attempt.result())
+            return _AttemptEnd(error=f"attempt timed out after {message.attempt_timeout:g}s")
+        if (exc := attempt.exception()) is not None:
+            return _AttemptEnd(error=f"{type(exc).__name__}: {exc}")
+        return _AttemptEnd(outcome=attempt.result())
 
-    def _succeed(self, message: Message[P, R], outcome: Outcome[R]) -> None:
-        message.result = outcome.result
-        message.review_reason = outcome.review_reason
-        message.error_message = ""
-        self._finish(
-            message,
-            MessageStatus.AWAITING_REVIEW if outcome.review_reason else MessageStatus.COMPLETED,
-        )
+    async def _record(self, message: Message[P, R], end: _AttemptEnd[R], *, queued: bool) -> None:
+        """Commit how an attempt of a PROCESSING message ended, then apply it.
 
-    def _fail(self, message: Message[P, R], error: str, *, queued: bool) -> None:
-        message.retry_count += 1
-        message.error_message = error
-        if not queued:
-            self._finish(message, MessageStatus.FAILED)
-        elif message.retry_count > message.max_retries:
-            message.dead_lettered = True
-            self._counters.dead_letters += 1
-            self._finish(message, MessageStatus.FAILED)
-        else:
-            self._set_status(message, MessageStatus.PENDING)
-            # While closing, no timer is set: the retry waits for the next start.
-            if not self._closed:
-                self._schedule_retry(message)
-            self._publish(message)
+        `queued` messages came from the queue: they are retried and
+        dead-lettered. Inline ones (run_inline) end FAILED at the first failure.
+        """
+        retry_delay: float | None = None
+
+        def change(current: Message[P, R]) -> Message[P, R] | None:
+            nonlocal retry_delay
+            if current.status is not MessageStatus.PROCESSING:
+                return None  # cancelled meanwhile: cancel() recorded it
+            if end.interrupted:
+                return self._finished_copy(
+                    current,
+                    MessageStatus.FAILED,
+                    error_message="interrupted: the service is shutting down",
+                    retry_count=current.retry_count + 1,
+                )
+            if end.outcome is not None:
+                status = (
+                    MessageStatus.AWAITING_REVIEW
+                    if end.outcome.review_reason
+                    else MessageStatus.COMPLETED
+                )
+                return self._finished_copy(
+                    current,
+                    status,
+                    result=end.outcome.result,
+                    review_reason=end.outcome.review_reason,
+                    error_message="",
+                )
+            retries = current.retry_count + 1
+            if not queued:
+                return self._finished_copy(
+                    current, MessageStatus.FAILED, retry_count=retries, error_message=end.error
+                )
+            if retries > current.max_retries:
+                return self._finished_copy(
+                    current,
+                    MessageStatus.FAILED,
+                    retry_count=retries,
+                    error_message=end.error,
+                    dead_lettered=True,
+                )
+            retry_delay = self._backoff.delay(retries)
+            return self._copy(
+                current,
+                status=MessageStatus.PENDING,
+                retry_count=retries,
+                error_message=end.error,
+                next_attempt_at=self._clock() + retry_delay,
+            )
+
+        await self._change(message.id, change)
+        # While closing, no timer is set: the retry is due when the queue next starts.
+        if retry_delay is not None and not self._closed:
+            self._schedule_retry_at(message, retry_delay)
 
     def _record_attempt_time(self, started_at: float) -> None:
         elapsed = max(self._clock() - started_at, 0.0)
@@ -565,6 +755,10 @@ class MessageQueue(Generic[P, R]):
     async def _sweep_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._sweep_interval)
-            removed = self.sweep_expired()
+            try:
+                removed = await self.sweep_expired()
+            except StoreError:
+                log.exception("the retention sweep could not delete expired messages")
+                continue
             if removed:
                 log.info("retention sweep removed %d messages", removed)

@@ -10,6 +10,7 @@ entry-point group, for example in its pyproject.toml::
     flood = "acme_flood.quote:price"
 """
 
+import pkgutil
 from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Final
@@ -26,13 +27,16 @@ ENTRY_POINT_GROUP: Final = "quoteflow.processors"
 
 
 class ProcessorLoadError(RuntimeError):
-    """An entry point in the processors group could not be loaded as a processor."""
+    """An entry point of the processors group, or an import path, could not be
+    loaded as a processor."""
 
-    def __init__(self, entry_point: metadata.EntryPoint, problem: str) -> None:
-        super().__init__(
-            f"processor entry point {entry_point.name!r} ({entry_point.value}) {problem}"
-        )
-        self.entry_point_name = entry_point.name
+    def __init__(self, source: metadata.EntryPoint | str, problem: str) -> None:
+        if isinstance(source, str):
+            super().__init__(f"processor {source!r} {problem}")
+            self.entry_point_name = source
+        else:
+            super().__init__(f"processor entry point {source.name!r} ({source.value}) {problem}")
+            self.entry_point_name = source.name
 
 
 class ProcessorRegistry:
@@ -50,12 +54,27 @@ class ProcessorRegistry:
         self._processors[name] = processor
 
     def get(self, name: str) -> Processor:
-        """The processor of that name; raises KeyError naming the known ones if none."""
+        """The processor registered under name or, for a name with a colon, the
+        callable at that import path ("package.module:function"), so a deployment
+        can use its own processor without packaging it. Raises KeyError naming the
+        known ones if there is none, and ProcessorLoadError if the path fails."""
+        processor = self._processors.get(name)
+        if processor is not None:
+            return processor
+        if ":" in name:
+            return self._import(name)
+        known = ", ".join(self._processors) or "none"
+        raise KeyError(f"unknown processor {name!r}; known: {known}")
+
+    def _import(self, path: str) -> Processor:
         try:
-            return self._processors[name]
-        except KeyError:
-            known = ", ".join(self._processors) or "none"
-            raise KeyError(f"unknown processor {name!r}; known: {known}") from None
+            loaded = pkgutil.resolve_name(path)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ProcessorLoadError(path, f"failed to load: {exc!r}") from exc
+        if not callable(loaded):
+            raise ProcessorLoadError(path, f"is not callable: {loaded!r}")
+        self._processors[path] = loaded
+        return loaded
 
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""

@@ -2,6 +2,8 @@
 
 from queues.backoff import Backoff
 from queues.message_queue import MessageQueue
+from queues.storage import Store
+from quote_svc.codecs import QuoteJobCodec, QuoteResultCodec
 from quote_svc.config import QuoteConfig
 from quote_svc.pricing import job_processor
 from quote_svc.processors import ProcessorRegistry, default_registry
@@ -9,11 +11,15 @@ from quote_svc.servicer import Queue, QuoteServicer
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 from service_runtime.server import ServiceBinding, serve_until_signalled, start_server
+from service_runtime.storage import store_for
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["QuoteService"].full_name
 
 
-def build_queue(config: QuoteConfig, registry: ProcessorRegistry | None = None) -> Queue:
+def build_queue(
+    config: QuoteConfig, store: Store, registry: ProcessorRegistry | None = None
+) -> Queue:
+    """The quote queue over store (opened by the caller), pricing with registry."""
     return MessageQueue(
         job_processor(
             registry or default_registry(),
@@ -27,6 +33,9 @@ def build_queue(config: QuoteConfig, registry: ProcessorRegistry | None = None) 
         retention=config.retention_seconds,
         sweep_interval=config.sweep_interval,
         backoff=Backoff(base=config.backoff_base, cap=config.backoff_cap),
+        store=store,
+        payload_codec=QuoteJobCodec(),
+        result_codec=QuoteResultCodec(),
     )
 
 
@@ -38,10 +47,16 @@ def binding(queue: Queue) -> ServiceBinding:
 
 
 async def serve(config: QuoteConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then drain the server and the queue."""
-    queue = build_queue(config)
-    await queue.start()
-    server = await start_server([binding(queue)], host=config.host, port=config.port)
-    await serve_until_signalled(
-        server, grace=config.grace_seconds, on_drain=lambda: queue.close(config.grace_seconds)
-    )
+    """Open the store and recover the queue from it, serve until SIGTERM or
+    SIGINT, then drain: the server, the queue's attempts, and the store."""
+    store = store_for(config, "quote")
+    await store.open()
+    try:
+        queue = build_queue(config, store)
+        await queue.start()
+        server = await start_server([binding(queue)], host=config.host, port=config.port)
+        await serve_until_signalled(
+            server, grace=config.grace_seconds, on_drain=lambda: queue.close(config.grace_seconds)
+        )
+    finally:
+        await store.close()

@@ -30,7 +30,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         self, request: pb.SubmitQuoteRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitQuoteResponse:
         args = convert.submit_args(request)
-        submitted = self._queue.submit(
+        submitted = await self._queue.submit(
             args.job,
             priority=args.priority,
             request_id=args.request_id,
@@ -84,20 +84,20 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
     async def CancelMessage(
         self, request: pb.CancelMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelMessageResponse:
-        message = self._queue.cancel(require_id("id", request.id))
+        message = await self._queue.cancel(require_id("id", request.id))
         return pb.CancelMessageResponse(message=convert.message_to_pb(message))
 
     async def RedriveMessage(
         self, request: pb.RedriveMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.RedriveMessageResponse:
-        message = self._queue.redrive(require_id("id", request.id))
+        message = await self._queue.redrive(require_id("id", request.id))
         return pb.RedriveMessageResponse(message=convert.message_to_pb(message))
 
     async def ReviewQuote(
         self, request: pb.ReviewQuoteRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReviewQuoteResponse:
         args = convert.review_args(request)
-        message = self._queue.review(args.message_id, args.decision, args.reviewer, args.note)
+        message = await self._queue.review(args.message_id, args.decision, args.reviewer, args.note)
         return pb.ReviewQuoteResponse(message=convert.message_to_pb(message))
 
     async def GetStats(

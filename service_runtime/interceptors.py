@@ -16,12 +16,18 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from service_runtime.drain import DrainGate
 from service_runtime.errors import rich_status, status_for_exception
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger("service_runtime.rpc")
 
 _INTERNAL_MESSAGE = "internal error"
+_SHUTTING_DOWN = rich_status(
+    grpc.StatusCode.UNAVAILABLE,
+    "the server is shutting down and takes no new calls; nothing was accepted",
+    reason="SHUTTING_DOWN",
+)
 
 _Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 
@@ -29,7 +35,8 @@ _Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 class RpcInterceptor(grpc.aio.ServerInterceptor):
     """Translates servicer errors to statuses and logs method, code and duration of every RPC."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: DrainGate) -> None:
+        self._gate = gate
         # Handlers are wrapped once per method, not per call; the cached
         # original guards against a generic handler answering with a new one.
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -46,12 +53,14 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = _wrap_handler(handler, method)
+        wrapped = _wrap_handler(handler, method, self._gate)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
-def _wrap_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler, method: str, gate: DrainGate
+) -> grpc.RpcMethodHandler:
     """Rebuild handler around its behaviour, keeping its (de)serializers and streaming shape."""
     if handler.request_streaming and handler.response_streaming:
         behaviour, build = handler.stream_stream, grpc.stream_stream_rpc_method_handler
@@ -65,18 +74,21 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethod
     # function kind, so the wrapper must be of the same kind as the behaviour.
     wrap = _wrap_generator if inspect.isasyncgenfunction(behaviour) else _wrap_coroutine
     return build(
-        wrap(behaviour, method),
+        wrap(behaviour, method, gate),
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
 
 
-def _wrap_coroutine(behaviour: _Behaviour, method: str) -> _Behaviour:
+def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Behaviour:
     async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         cancelled = False
         try:
-            return await behaviour(request, context)
+            if not gate.admits(method):
+                await context.abort_with_status(_SHUTTING_DOWN)
+            with gate.tracking():
+                return await behaviour(request, context)
         except grpc.aio.AbortError:
             raise
         except asyncio.CancelledError:
@@ -90,12 +102,14 @@ def _wrap_coroutine(behaviour: _Behaviour, method: str) -> _Behaviour:
     return observed
 
 
-def _wrap_generator(behaviour: _Behaviour, method: str) -> _Behaviour:
+def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Behaviour:
     async def observed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         started = time.perf_counter()
         cancelled = False
         sent = 0
         try:
+            if not gate.admits(method):
+                await context.abort_with_status(_SHUTTING_DOWN)
             # aclosing: when the stream ends early, the servicer's generator is
             # closed now, running its cleanup, rather than whenever it is collected.
             async with contextlib.aclosing(behaviour(request, context)) as responses:

@@ -1,6 +1,7 @@
 """Start a gRPC server with health and reflection, and drain it on SIGTERM or SIGINT."""
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -16,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from queues.storage import StoreError
 from service_runtime.config import ServerOptions, load_config
+from service_runtime.drain import DrainGate
 from service_runtime.interceptors import RpcInterceptor
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE, configure_logging
 
@@ -59,8 +61,10 @@ class RunningServer:
         service_names: Sequence[str],
         host: str,
         port: int,
+        gate: DrainGate,
     ) -> None:
         self._server = server
+        self._gate = gate
         self._health = health
         self._service_names = tuple(service_names)
         #: The bound port: the one chosen by the system when 0 was asked for.
@@ -71,6 +75,20 @@ class RunningServer:
         """Readiness: the health of every served service; "" (liveness) is left alone."""
         for name in self._service_names:
             await self._health.set(name, _SERVING if ready else _NOT_SERVING)
+
+    def refuse_new_calls(self) -> None:
+        """From now on, answer every new call but health and reflection UNAVAILABLE."""
+        self._gate.start()
+
+    async def drain(self, grace: float) -> None:
+        """Turn new calls away with UNAVAILABLE, give the unary calls in flight up
+        to grace seconds to finish, then stop, giving streams what is left of it."""
+        self.refuse_new_calls()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gate.drained(), grace)
+        await self.stop(max(deadline - loop.time(), 0.0))
 
     async def set_alive(self, alive: bool) -> None:
         """Liveness: the health of the whole server, the service named ""."""
@@ -106,8 +124,9 @@ async def start_server(
     never answers a readiness probe too early. Raises OSError naming the
     address when it cannot be bound.
     """
+    gate = DrainGate()
     server = grpc.aio.server(
-        interceptors=[RpcInterceptor(), *extra_interceptors], options=_SERVER_OPTIONS
+        interceptors=[RpcInterceptor(gate), *extra_interceptors], options=_SERVER_OPTIONS
     )
     service_names = [binding.full_name for binding in bindings]
     for binding in bindings:
@@ -131,7 +150,7 @@ async def start_server(
             f"cannot listen on {address}: the port is taken or the host is not local"
         ) from error
     await server.start()
-    running = RunningServer(server, health, service_names, host, bound_port)
+    running = RunningServer(server, health, service_names, host, bound_port, gate)
     logger.info(
         "serving",
         extra={FIELDS_ATTRIBUTE: {"address": running.address, "services": service_names}},
@@ -145,7 +164,8 @@ async def serve_until_signalled(
     grace: float,
     on_drain: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain: readiness off, stop with grace, on_drain.
+    """Serve until SIGTERM or SIGINT, then drain: readiness off, new calls turned
+    away, calls in flight given the grace (RunningServer.drain), then on_drain.
 
     A second signal during the drain cuts the grace short. Also returns if the
     server terminates on its own.
@@ -166,7 +186,7 @@ async def serve_until_signalled(
         await server.set_ready(False)
         impatience = asyncio.create_task(_cut_grace_on_signal(signals_received, server))
         try:
-            await server.stop(grace)
+            await server.drain(grace)
             if on_drain is not None:
                 await on_drain()
         finally:

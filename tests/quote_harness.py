@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from queues.storage import MemoryStore
 from quote_svc.config import QuoteConfig
 from quote_svc.domain import QuoteResult, Submission
 from quote_svc.processors import ProcessorRegistry
@@ -72,13 +73,19 @@ def submission(
 
 
 async def start_quote_harness(started: list["QuoteHarness"], **overrides: object) -> "QuoteHarness":
-    settings = {"port": 0, "workers": 1, "backoff_base": 0.001, "backoff_cap": 0.002}
+    settings = {
+        "port": 0,
+        "workers": 1,
+        "backoff_base": 0.001,
+        "backoff_cap": 0.002,
+        "store": "memory",
+    }
     config = QuoteConfig(**{**settings, **overrides})  # type: ignore[arg-type]
     rating = ScriptedRating()
     registry = ProcessorRegistry()
     registry.register(config.processor, rating)
     registry.register(config.agentic_processor, underwrite)
-    queue = build_queue(config, registry)
+    queue = build_queue(config, MemoryStore(), registry)
     await queue.start()
     server = await start_server([binding(queue)], host="127.0.0.1", port=0)
     channel = grpc.aio.insecure_channel(server.address)

@@ -88,10 +88,10 @@ async def queue(script: Script) -> AsyncIterator[MessageQueue[str, str]]:
 
 async def test_high_submitted_after_fifty_normals_goes_first(script, queue):
     script.gate("blocker")
-    blocker = queue.submit("blocker", priority=Priority.NORMAL).message
+    blocker = (await queue.submit("blocker", priority=Priority.NORMAL)).message
     await wait_started(script, "blocker")
-    normals = [queue.submit(f"n{i}", priority=Priority.NORMAL).message for i in range(50)]
-    high = queue.submit("high", priority=Priority.HIGH)
+    normals = [(await queue.submit(f"n{i}", priority=Priority.NORMAL)).message for i in range(50)]
+    high = await queue.submit("high", priority=Priority.HIGH)
     assert high.position == 0
     script.gates["blocker"].set()
     for message in [blocker, *normals]:
@@ -102,7 +102,7 @@ async def test_high_submitted_after_fifty_normals_goes_first(script, queue):
 
 async def test_priorities_then_fifo_within_each(script, queue):
     script.gate("blocker")
-    queue.submit("blocker", priority=Priority.URGENT)
+    await queue.submit("blocker", priority=Priority.URGENT)
     await wait_started(script, "blocker")
     order = [
         ("l1", Priority.LOW),
@@ -114,7 +114,7 @@ async def test_priorities_then_fifo_within_each(script, queue):
         ("h2", Priority.HIGH),
         ("u2", Priority.URGENT),
     ]
-    ids = [queue.submit(name, priority=p).message.id for name, p in order]
+    ids = [(await queue.submit(name, priority=p)).message.id for name, p in order]
     script.gates["blocker"].set()
     for message_id in ids:
         await final_state(queue, message_id)
@@ -123,7 +123,7 @@ async def test_priorities_then_fifo_within_each(script, queue):
 
 async def test_failures_retry_with_backoff_then_dead_letter(script, queue):
     script.failures["bad"] = 99
-    message = queue.submit("bad", priority=Priority.NORMAL, max_retries=2).message
+    message = (await queue.submit("bad", priority=Priority.NORMAL, max_retries=2)).message
     states = [state async for state in queue.watch(message.id)]
     backoffs = [s for s in states if s.status is MessageStatus.PENDING and s.next_attempt_at]
     assert [s.retry_count for s in backoffs] == [1, 2]
@@ -140,8 +140,8 @@ async def test_a_message_waiting_out_its_backoff_holds_no_worker(script):
     slow = Backoff(base=3600.0, cap=3600.0, jitter=0.0)
     async with MessageQueue(script, workers=1, backoff=slow) as queue:
         script.failures["flaky"] = 1
-        flaky = queue.submit("flaky", priority=Priority.URGENT).message
-        other = queue.submit("other", priority=Priority.LOW).message
+        flaky = (await queue.submit("flaky", priority=Priority.URGENT)).message
+        other = (await queue.submit("other", priority=Priority.LOW)).message
         assert (await final_state(queue, other.id)).status is MessageStatus.COMPLETED
         waiting = queue.get(flaky.id)
         assert waiting.status is MessageStatus.PENDING
@@ -161,8 +161,8 @@ def test_backoff_is_exponential_capped_and_jittered():
 
 async def test_a_timeout_counts_as_a_failed_attempt(script, queue):
     script.hang.add("stuck")
-    message = queue.submit(
-        "stuck", priority=Priority.NORMAL, max_retries=1, attempt_timeout=0.01
+    message = (
+        await queue.submit("stuck", priority=Priority.NORMAL, max_retries=1, attempt_timeout=0.01)
     ).message
     final = await final_state(queue, message.id)
     assert final.status is MessageStatus.FAILED
@@ -173,9 +173,9 @@ async def test_a_timeout_counts_as_a_failed_attempt(script, queue):
 
 async def test_redrive_resets_retries_and_requeues(script, queue):
     script.failures["bad"] = 1
-    message = queue.submit("bad", priority=Priority.NORMAL, max_retries=0).message
+    message = (await queue.submit("bad", priority=Priority.NORMAL, max_retries=0)).message
     assert (await final_state(queue, message.id)).dead_lettered
-    redriven = queue.redrive(message.id)
+    redriven = await queue.redrive(message.id)
     assert redriven.status is MessageStatus.PENDING
     assert (redriven.retry_count, redriven.dead_lettered, redriven.error_message) == (0, False, "")
     final = await final_state(queue, message.id)
@@ -183,27 +183,27 @@ async def test_redrive_resets_retries_and_requeues(script, queue):
     assert final.result == "priced bad"
     assert queue.stats().dead_letters == 0
     with pytest.raises(InvalidStateError, match=r"cannot redrive message .* it is completed"):
-        queue.redrive(message.id)
+        await queue.redrive(message.id)
 
 
 async def test_cancel_pending_processing_and_final(script, queue):
     script.gate("running")
-    running = queue.submit("running", priority=Priority.NORMAL).message
+    running = (await queue.submit("running", priority=Priority.NORMAL)).message
     await wait_started(script, "running")
-    waiting = queue.submit("waiting", priority=Priority.NORMAL).message
+    waiting = (await queue.submit("waiting", priority=Priority.NORMAL)).message
 
-    assert queue.cancel(waiting.id).status is MessageStatus.CANCELLED
-    cancelled = queue.cancel(running.id)
+    assert (await queue.cancel(waiting.id)).status is MessageStatus.CANCELLED
+    cancelled = await queue.cancel(running.id)
     assert cancelled.status is MessageStatus.CANCELLED
     assert (await final_state(queue, running.id)).status is MessageStatus.CANCELLED
     await script.cancelled_event.wait()
 
     # The worker is free again and the cancelled pending message never ran.
-    after = queue.submit("after", priority=Priority.NORMAL).message
+    after = (await queue.submit("after", priority=Priority.NORMAL)).message
     assert (await final_state(queue, after.id)).status is MessageStatus.COMPLETED
     assert "waiting" not in script.started
     with pytest.raises(InvalidStateError, match="it is cancelled"):
-        queue.cancel(running.id)
+        await queue.cancel(running.id)
     stats = queue.stats()
     assert (stats.cancelled, stats.completed, stats.pending, stats.processing) == (2, 1, 0, 0)
 
@@ -211,11 +211,13 @@ async def test_cancel_pending_processing_and_final(script, queue):
 async def test_full_queue_refuses_with_a_hint_and_keeps_every_accepted_message(script):
     async with MessageQueue(script, workers=1, max_size=3) as queue:
         script.gate("first")
-        accepted = [queue.submit("first", priority=Priority.NORMAL).message]
+        accepted = [(await queue.submit("first", priority=Priority.NORMAL)).message]
         await wait_started(script, "first")
-        accepted += [queue.submit(f"m{i}", priority=Priority.NORMAL).message for i in range(2)]
+        accepted += [
+            (await queue.submit(f"m{i}", priority=Priority.NORMAL)).message for i in range(2)
+        ]
         with pytest.raises(QueueFullError) as refused:
-            queue.submit("extra", priority=Priority.URGENT)
+            await queue.submit("extra", priority=Priority.URGENT)
         assert refused.value.retry_after > 0
         assert refused.value.max_size == 3
         script.gates["first"].set()
@@ -225,16 +227,18 @@ async def test_full_queue_refuses_with_a_hint_and_keeps_every_accepted_message(s
 
 
 async def test_unknown_ids_are_not_found(queue):
-    for call in (queue.get, queue.cancel, queue.redrive):
+    with pytest.raises(NotFoundError, match="message 'nope' not found"):
+        queue.get("nope")
+    for change in (queue.cancel, queue.redrive):
         with pytest.raises(NotFoundError, match="message 'nope' not found"):
-            call("nope")
+            await change("nope")
     with pytest.raises(NotFoundError):
         await anext(queue.watch("nope"))
 
 
 async def test_watch_shows_each_transition_and_ends(script, queue):
     script.gate("x")
-    message = queue.submit("x", priority=Priority.NORMAL).message
+    message = (await queue.submit("x", priority=Priority.NORMAL)).message
     stream = queue.watch(message.id)
     first = await anext(stream)
     await wait_started(script, "x")
@@ -255,27 +259,27 @@ async def test_retention_sweep_removes_finished_messages_only(script):
     now = [1000.0]
     async with MessageQueue(script, workers=1, retention=60.0, clock=lambda: now[0]) as queue:
         script.reviews["held"] = "needs a human"
-        done = queue.submit("done", priority=Priority.NORMAL, request_id="r1").message
-        held = queue.submit("held", priority=Priority.NORMAL).message
+        done = (await queue.submit("done", priority=Priority.NORMAL, request_id="r1")).message
+        held = (await queue.submit("held", priority=Priority.NORMAL)).message
         await final_state(queue, done.id)
         await reach(queue, held.id, MessageStatus.AWAITING_REVIEW)
         now[0] += 59.0
-        assert queue.sweep_expired() == 0
+        assert (await queue.sweep_expired()) == 0
         now[0] += 1.0
-        assert queue.sweep_expired() == 1
+        assert (await queue.sweep_expired()) == 1
         with pytest.raises(NotFoundError):
             queue.get(done.id)
         assert queue.get(held.id).status is MessageStatus.AWAITING_REVIEW
         assert queue.stats().completed == 0
         # The request id expired with its message.
-        again = queue.submit("done", priority=Priority.NORMAL, request_id="r1")
+        again = await queue.submit("done", priority=Priority.NORMAL, request_id="r1")
         assert not again.duplicate
         assert again.message.id != done.id
 
 
 async def test_periodic_sweep_runs_by_itself(script):
     async with MessageQueue(script, workers=1, retention=0.0, sweep_interval=0.01) as queue:
-        message = queue.submit("x", priority=Priority.NORMAL).message
+        message = (await queue.submit("x", priority=Priority.NORMAL)).message
         await final_state(queue, message.id)
         while True:
             try:
@@ -287,20 +291,20 @@ async def test_periodic_sweep_runs_by_itself(script):
 
 async def test_review_approve_and_reject(script, queue):
     script.reviews.update(a="big coverage", b="many claims")
-    a = queue.submit("a", priority=Priority.NORMAL).message
-    b = queue.submit("b", priority=Priority.NORMAL).message
+    a = (await queue.submit("a", priority=Priority.NORMAL)).message
+    b = (await queue.submit("b", priority=Priority.NORMAL)).message
     for message in (a, b):
         await reach(queue, message.id, MessageStatus.AWAITING_REVIEW)
     held = queue.get(a.id)
     assert (held.review_reason, held.result) == ("big coverage", "priced a")
-    approved = queue.review(a.id, ReviewDecision.APPROVE, "ann", "fine")
-    rejected = queue.review(b.id, ReviewDecision.REJECT, "bob", "too risky")
+    approved = await queue.review(a.id, ReviewDecision.APPROVE, "ann", "fine")
+    rejected = await queue.review(b.id, ReviewDecision.REJECT, "bob", "too risky")
     assert approved.status is MessageStatus.COMPLETED
     assert (approved.review.reviewer, approved.review.note) == ("ann", "fine")
     assert rejected.status is MessageStatus.REJECTED
     assert rejected.review.decision is ReviewDecision.REJECT
     with pytest.raises(InvalidStateError, match="cannot review"):
-        queue.review(a.id, ReviewDecision.REJECT, "eve")
+        await queue.review(a.id, ReviewDecision.REJECT, "eve")
 
 
 async def test_stats_are_exact_after_a_mixed_workload(script):
@@ -318,10 +322,10 @@ async def test_stats_are_exact_after_a_mixed_workload(script):
             ("p-high2", Priority.HIGH),
             ("cancel-me", Priority.NORMAL),
         ]:
-            ids[name] = queue.submit(name, priority=priority, max_retries=0).message.id
+            ids[name] = (await queue.submit(name, priority=priority, max_retries=0)).message.id
         await wait_started(script, "run1")
         await wait_started(script, "run2")
-        queue.cancel(ids["cancel-me"])
+        await queue.cancel(ids["cancel-me"])
         stats = queue.stats()
         assert (stats.pending, stats.processing, stats.cancelled) == (3, 2, 1)
         by_priority = {c.priority: (c.pending, c.processing) for c in stats.by_priority}
@@ -337,7 +341,7 @@ async def test_stats_are_exact_after_a_mixed_workload(script):
         script.gates["run1"].set()
         script.gates["run2"].set()
         for name in ("dead", "rev", "ok"):
-            ids[name] = queue.submit(name, priority=Priority.LOW, max_retries=0).message.id
+            ids[name] = (await queue.submit(name, priority=Priority.LOW, max_retries=0)).message.id
         for name in ("run1", "run2", "p-low", "p-high", "p-high2", "dead", "ok"):
             await final_state(queue, ids[name])
         await reach(queue, ids["rev"], MessageStatus.AWAITING_REVIEW)
@@ -351,18 +355,19 @@ async def test_stats_are_exact_after_a_mixed_workload(script):
 
 
 async def test_a_repeated_request_id_returns_the_first_message(script, queue):
-    first = queue.submit("x", priority=Priority.NORMAL, request_id="req-1")
-    repeats = [queue.submit("x", priority=Priority.NORMAL, request_id="req-1") for _ in range(100)]
-    assert {r.message.id for r in repeats} == {first.message.id}
-    assert all(r.duplicate for r in repeats)
+    answers = await asyncio.gather(
+        *(queue.submit("x", priority=Priority.NORMAL, request_id="req-1") for _ in range(101))
+    )
+    assert len({a.message.id for a in answers}) == 1
+    assert [a.duplicate for a in answers].count(False) == 1
     assert queue.stats().pending + queue.stats().processing + queue.stats().completed == 1
     with pytest.raises(RequestConflictError, match="req-1"):
-        queue.submit("y", priority=Priority.NORMAL, request_id="req-1")
+        await queue.submit("y", priority=Priority.NORMAL, request_id="req-1")
 
 
 async def test_run_inline_processes_without_the_queue(script, queue):
     script.gate("blocker")
-    queue.submit("blocker", priority=Priority.URGENT)
+    await queue.submit("blocker", priority=Priority.URGENT)
     await wait_started(script, "blocker")
     done = await queue.run_inline("inline", priority=Priority.LOW)
     assert done.status is MessageStatus.COMPLETED
@@ -373,7 +378,7 @@ async def test_run_inline_processes_without_the_queue(script, queue):
     assert not failed.dead_lettered
     assert failed.error_message == "RuntimeError: boom broken"
     with pytest.raises(InvalidStateError, match="failed but not dead-lettered"):
-        queue.redrive(failed.id)
+        await queue.redrive(failed.id)
     script.gates["blocker"].set()
 
 
@@ -381,25 +386,25 @@ async def test_close_hands_running_attempts_back_and_refuses_new_work(script):
     queue: MessageQueue[str, str] = MessageQueue(script, workers=1)
     await queue.start()
     script.hang.add("long")
-    message = queue.submit("long", priority=Priority.NORMAL).message
-    waiting = queue.submit("next", priority=Priority.NORMAL).message
+    message = (await queue.submit("long", priority=Priority.NORMAL)).message
+    waiting = (await queue.submit("next", priority=Priority.NORMAL)).message
     await wait_started(script, "long")
     await queue.close(grace=0)
     assert queue.get(message.id).status is MessageStatus.PENDING
     assert queue.get(message.id).retry_count == 0
     assert queue.get(waiting.id).status is MessageStatus.PENDING
     with pytest.raises(ClosedError):
-        queue.submit("late", priority=Priority.NORMAL)
+        await queue.submit("late", priority=Priority.NORMAL)
 
 
 async def test_list_pages_in_creation_order_with_filters(script):
     async with MessageQueue(script, workers=1, max_size=100) as queue:
         script.gate("blocker")
-        queue.submit("blocker", priority=Priority.NORMAL)
+        await queue.submit("blocker", priority=Priority.NORMAL)
         await wait_started(script, "blocker")
-        highs = [queue.submit(f"h{i}", priority=Priority.HIGH).message.id for i in range(5)]
+        highs = [(await queue.submit(f"h{i}", priority=Priority.HIGH)).message.id for i in range(5)]
         for i in range(3):
-            queue.submit(f"l{i}", priority=Priority.LOW)
+            await queue.submit(f"l{i}", priority=Priority.LOW)
         seen: list[str] = []
         cursor = 0
         while True:

@@ -86,7 +86,7 @@ async def test_the_facade_delegates_and_combines_the_stats():
         "no quote",
         "declined",
     )
-    submitted = messages.submit("m1", priority=Priority.NORMAL)
+    submitted = await messages.submit("m1", priority=Priority.NORMAL)
     async for _ in messages.watch(submitted.message.id):
         pass
 
@@ -122,7 +122,7 @@ async def test_the_facade_delegates_and_combines_the_stats():
     with pytest.raises(ClosedError):
         await manager.add_priority_task("ORD4", follow, order="ORD4")
     with pytest.raises(ClosedError):
-        messages.submit("m2", priority=Priority.NORMAL)
+        await messages.submit("m2", priority=Priority.NORMAL)
 
 
 async def test_each_manager_is_optional():

@@ -13,6 +13,7 @@ from quote_svc.processors import (
     ProcessorLoadError,
     ProcessorRegistry,
     default_registry,
+    rating_processor,
 )
 from quote_svc.rating import rate
 
@@ -159,3 +160,14 @@ def test_an_entry_point_cannot_replace_a_built_in_processor(advertised):
 
     with pytest.raises(ValueError, match="'rating' is already registered"):
         default_registry()
+
+
+def test_a_name_with_a_colon_is_an_import_path():
+    registry = ProcessorRegistry()
+    loaded = registry.get("quote_svc.processors:rating_processor")
+    assert loaded is rating_processor
+    assert "quote_svc.processors:rating_processor" in registry.names()
+    with pytest.raises(ProcessorLoadError, match="'no_such_module:price' failed to load"):
+        registry.get("no_such_module:price")
+    with pytest.raises(ProcessorLoadError, match="is not callable"):
+        registry.get("quote_svc.processors:DEFAULT_PROCESSOR")

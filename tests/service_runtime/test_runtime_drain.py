@@ -1,0 +1,30 @@
+"""Draining: new calls turned away with UNAVAILABLE, calls in flight finished,
+health still answering."""
+
+import asyncio
+
+import grpc
+import health_probe
+import pytest
+from rpc_errors import reason
+
+from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+
+
+async def test_a_draining_server_refuses_new_calls_and_finishes_those_in_flight(
+    server, servicer, stub, channel
+):
+    in_flight = stub.GetStats(quote_pb.GetStatsRequest())
+    await servicer.stats_started.wait()
+    server.refuse_new_calls()
+    draining = asyncio.create_task(server.drain(grace=30))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.GetMessage(quote_pb.GetMessageRequest(id="m"))
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert reason(refused.value) == "SHUTTING_DOWN"
+    assert "nothing was accepted" in refused.value.details()
+    # Probes still get an answer while the drain waits for the call in flight.
+    assert await health_probe.check(channel, "") == health_probe.SERVING
+    assert not draining.done()
+    in_flight.cancel()
+    await draining
