@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := $(wildcard */__init__.py)
 
-.PHONY: run demo test lint gen install clean
+.PHONY: run demo durability-check test lint gen install clean
 
 $(BIN)/.installed: pyproject.toml $(PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ run: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/python tools/demo.py
+
+durability-check: $(BIN)/.installed
+	$(BIN)/python tools/durability_check.py
 
 test: install
 	$(BIN)/python -m pytest
