@@ -1,28 +1,52 @@
 """Proposals in, order events out: the processor's logic, plain asyncio.
 
-A proposal is accepted once the pricer has queued its quote. Its pricing then
-runs in the background, and its outcome is appended to the order's log as
-"<proposal_id>/New" (priced) or "<proposal_id>/Failed". The same (order,
-proposal) accepted twice prices once. Completing an order waits for every
-proposal accepted before it, so the order-completed event is always last and
-no watcher misses a proposal.
+A proposal is accepted once the pricer has queued its quote and the proposal's
+record (proposal_records) is committed to the order queues' store; only then
+does submit() return. Its pricing then runs in the background, and its outcome
+is appended to the order's log as "<proposal_id>/New" (priced) or
+"<proposal_id>/Failed". The same (order, proposal) accepted twice prices once.
+Completing an order waits for every proposal accepted before it, so the
+order-completed event is always last and no watcher misses a proposal.
+
+Recovery: start() rebuilds the accepted proposals and request ids from the
+store. An accepted proposal whose order's log has no event for it was being
+priced when the process stopped, so its pricing restarts from its handle: every
+accepted proposal gets exactly one event, whenever the process stops. A
+completed order has none such, since completion waited for them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from processor_svc.proposal_records import (
+    PROPOSALS,
+    REQUESTS,
+    Request,
+    order_deletes,
+    proposal_key,
+    proposal_put,
+    request_from_record,
+    request_put,
+)
+from queues.backoff import Backoff
 from queues.errors import ClosedError, InvalidStateError, RequestConflictError
+from queues.keyed_lock import KeyedLock
 from queues.order_queues import OrderEvent, OrderEventKind, OrderQueueManager
+from queues.shielded import ShieldedSteps
+from queues.storage import Delete, StoreError
 
 log = logging.getLogger(__name__)
 
 S = TypeVar("S")
 Q = TypeVar("Q")
+
+#: How long to wait before writing an outcome again after the store refused it.
+STORE_RETRY = Backoff(base=0.1, cap=5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,31 +63,71 @@ class Pricer(Protocol[S, Q]):
         the quote could not be queued, in which case nothing was accepted."""
 
     async def outcome(self, handle: str) -> PricingOutcome[Q]:
-        """Wait for the quote behind handle to be final."""
+        """Wait for the quote behind handle to be final. A handle from an earlier
+        run of the process must work too."""
 
 
 @dataclass
 class _Order:
-    proposals: set[str] = field(default_factory=set)
-    #: request_id → what it was first used for.
-    requests: dict[str, Hashable] = field(default_factory=dict)
+    #: proposal_id → the handle of its pricing, for every accepted proposal.
+    proposals: dict[str, str] = field(default_factory=dict)
+    #: The request ids first used on this order, deleted with it.
+    request_ids: set[str] = field(default_factory=set)
+    #: Proposals being accepted or priced: their event is not yet appended.
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
-    completing: bool = False
+    #: complete() calls waiting for in_flight to reach 0; new proposals are refused meanwhile.
+    completers: int = 0
 
 
 class ProposalDesk(Generic[S, Q]):
-    def __init__(self, orders: OrderQueueManager[Q], pricer: Pricer[S, Q]) -> None:
+    """Keeps its records in orders.store, so that removing an order's log
+    deletes the order's proposals and request ids in the same commit."""
+
+    def __init__(
+        self,
+        orders: OrderQueueManager[Q],
+        pricer: Pricer[S, Q],
+        *,
+        store_retry: Backoff = STORE_RETRY,
+    ) -> None:
         self._orders = orders
+        self._store = orders.store
         self._pricer = pricer
-        self._open: dict[str, _Order] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._store_retry = store_retry
+        self._state: dict[str, _Order] = {}
+        self._requests: dict[str, Request] = {}
+        self._request_locks = KeyedLock()
+        self._proposal_locks = KeyedLock()
+        self._accepting = ShieldedSteps()
+        self._pricing: set[asyncio.Task[None]] = set()
         self._closed = False
+        orders.add_removal_listener(self)
 
     @property
     def in_flight(self) -> int:
         """Proposals accepted whose outcome is not yet in their order's log."""
-        return len(self._tasks)
+        return len(self._pricing)
+
+    async def start(self) -> None:
+        """Rebuild the accepted proposals and request ids from the store, and
+        restart the pricing of each accepted proposal that has no event yet.
+        Call it after the order manager's start(). Raises StoreError if the
+        store cannot be read."""
+        for _, record in await self._store.load(PROPOSALS):
+            order = self._order(record["order_req_id"])
+            order.proposals[record["proposal_id"]] = record["handle"]
+        for request_id, record in await self._store.load(REQUESTS):
+            self._remember(request_id, request_from_record(record))
+        for order_req_id, order in self._state.items():
+            queue = self._orders.get_order_queue(order_req_id)
+            if queue.completion is not None:
+                continue
+            priced = {event.proposal_id for event in queue.events_after(0)}
+            for proposal_id, handle in order.proposals.items():
+                if proposal_id not in priced:
+                    self._begin(order)
+                    self._spawn_pricing(order_req_id, proposal_id, handle, order)
 
     async def submit(
         self,
@@ -72,92 +136,189 @@ class ProposalDesk(Generic[S, Q]):
         submission: S,
         *,
         request_id: str = "",
-        fingerprint: Hashable = None,
+        fingerprint: str = "",
     ) -> bool:
-        """Accept a proposal; returns True if it had been accepted before.
+        """Accept a proposal; returns True if it had been accepted before (a
+        repeat, which prices nothing), False once its acceptance is committed.
 
-        Raises InvalidStateError for a completed (or completing) order,
-        RequestConflictError for a request_id reused for another proposal, and
-        whatever the pricer raises when it cannot queue the quote, in which case
-        nothing is accepted and the same proposal may be submitted again.
+        A request_id repeated with the same (order, proposal, fingerprint) is a
+        repeat, answered True even once the order is completed. Raises
+        ClosedError after close(), InvalidStateError for a new proposal to a
+        completed (or completing) order, RequestConflictError for a request_id
+        first used for something else, StoreError if the acceptance could not
+        be committed, and whatever the pricer raises when it cannot queue the
+        quote; after any of these nothing is accepted and the same proposal
+        may be submitted again. Cancelling the caller does not stop an
+        acceptance under way.
         """
         if self._closed:
             raise ClosedError("processor")
-        order = self._order(order_req_id)
-        key = (order_req_id, proposal_id, fingerprint)
-        if request_id and order.requests.setdefault(request_id, key) != key:
-            raise RequestConflictError(request_id)
-        if proposal_id in order.proposals:
-            return True
-        order.proposals.add(proposal_id)
-        order.in_flight += 1
-        order.idle.clear()
-        try:
-            handle = await self._pricer.submit(order_req_id, proposal_id, submission)
-        except BaseException:
-            order.proposals.discard(proposal_id)
-            if request_id:
-                order.requests.pop(request_id, None)
-            self._settled(order_req_id, order)
-            raise
-        task = asyncio.create_task(self._price(order_req_id, proposal_id, handle, order))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return False
+        request = Request(order_req_id, proposal_id, fingerprint) if request_id else None
+        return await self._accepting.run(
+            self._accept(order_req_id, proposal_id, submission, request_id, request)
+        )
 
     async def complete(self, order_req_id: str) -> OrderEvent[Q]:
         """Append the order-completed event once every accepted proposal has its
-        event, and return it; completing again returns the same event."""
+        event, and return it once committed; completing again returns the same
+        event. New proposals to the order are refused while it waits. Raises
+        StoreError if the completion could not be committed: the order stays open."""
         queue = self._orders.get_order_queue(order_req_id)
         if queue.completion is not None:
             return queue.completion
         order = self._order(order_req_id)
-        order.completing = True
-        if order.in_flight:
-            await order.idle.wait()
-        self._open.pop(order_req_id, None)
-        return self._orders.complete_order(order_req_id)
+        order.completers += 1
+        try:
+            while order.in_flight:
+                await order.idle.wait()
+            return await self._orders.complete_order(order_req_id)
+        finally:
+            order.completers -= 1
 
     async def close(self) -> None:
-        """Refuse new proposals and stop pricing those in flight."""
+        """Refuse new proposals, let the acceptances under way finish, and stop
+        pricing. Proposals left unpriced stay accepted in the store: the next
+        start() prices them."""
         self._closed = True
-        for task in self._tasks:
+        await self._accepting.wait()
+        for task in self._pricing:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._pricing, return_exceptions=True)
+
+    # -- the order manager's removal listener ------------------------------------
+
+    def removal_changes(self, order_req_id: str) -> list[Delete]:
+        """Deletes of the order's proposal and request id records."""
+        order = self._state.get(order_req_id)
+        if order is None:
+            return []
+        return order_deletes(order_req_id, order.proposals, order.request_ids)
+
+    def order_removed(self, order_req_id: str) -> None:
+        order = self._state.pop(order_req_id, None)
+        if order is not None:
+            for request_id in order.request_ids:
+                self._requests.pop(request_id, None)
+
+    # -- accepting -----------------------------------------------------------------
+
+    async def _accept(
+        self,
+        order_req_id: str,
+        proposal_id: str,
+        submission: S,
+        request_id: str,
+        request: Request | None,
+    ) -> bool:
+        async with contextlib.AsyncExitStack() as locks:
+            # Always the request id's lock before the proposal's: no two
+            # acceptances can wait on each other.
+            if request is not None:
+                await locks.enter_async_context(self._request_locks.hold(request_id))
+            key = proposal_key(order_req_id, proposal_id)
+            await locks.enter_async_context(self._proposal_locks.hold(key))
+            if request is not None and request_id in self._requests:
+                if self._requests[request_id] != request:
+                    raise RequestConflictError(request_id)
+                return True
+            new_request = [] if request is None else [request_put(request_id, request)]
+            order = self._order(order_req_id)
+            if proposal_id in order.proposals:
+                if new_request:
+                    # A repeat under a request id not seen before: keep the id, so
+                    # its own repeats are answered alike and its reuse is refused.
+                    await self._store.commit(new_request)
+                    self._remember(request_id, request)
+                return True
+            completed = self._orders.get_order_queue(order_req_id).completion is not None
+            if completed or order.completers:
+                raise InvalidStateError("order", order_req_id, "completed", "submit a proposal to")
+            self._begin(order)
+            try:
+                handle = await self._pricer.submit(order_req_id, proposal_id, submission)
+                await self._store.commit(
+                    [proposal_put(order_req_id, proposal_id, handle), *new_request]
+                )
+            except BaseException:
+                self._settled(order)
+                raise
+            order.proposals[proposal_id] = handle
+            self._remember(request_id, request)
+            self._spawn_pricing(order_req_id, proposal_id, handle, order)
+            return False
 
     def _order(self, order_req_id: str) -> _Order:
-        queue = self._orders.get_order_queue(order_req_id)
-        order = self._open.get(order_req_id)
-        if queue.completion is not None or (order is not None and order.completing):
-            raise InvalidStateError("order", order_req_id, "completed", "submit a proposal to")
+        order = self._state.get(order_req_id)
         if order is None:
-            order = self._open[order_req_id] = _Order()
+            order = self._state[order_req_id] = _Order()
         return order
 
-    async def _price(self, order_req_id: str, proposal_id: str, handle: str, order: _Order) -> None:
-        try:
-            outcome = await self._pricer.outcome(handle)
-        except Exception as error:
-            log.exception("pricing proposal %s/%s failed", order_req_id, proposal_id)
-            outcome = PricingOutcome(None, f"{type(error).__name__}: {error}")
-        try:
-            if outcome.quote is not None:
-                await self._orders.add_to_order_queue(
-                    order_req_id, f"{proposal_id}/New", proposal_id=proposal_id, data=outcome.quote
-                )
-            else:
-                await self._orders.add_to_order_queue(
-                    order_req_id,
-                    f"{proposal_id}/Failed",
-                    kind=OrderEventKind.PROPOSAL_FAILED,
-                    proposal_id=proposal_id,
-                    error=outcome.error,
-                )
-        finally:
-            self._settled(order_req_id, order)
+    def _remember(self, request_id: str, request: Request | None) -> None:
+        if request is not None:
+            self._requests[request_id] = request
+            self._order(request.order_req_id).request_ids.add(request_id)
+
+    # -- pricing -------------------------------------------------------------------
 
     @staticmethod
-    def _settled(order_req_id: str, order: _Order) -> None:
+    def _begin(order: _Order) -> None:
+        order.in_flight += 1
+        order.idle.clear()
+
+    @staticmethod
+    def _settled(order: _Order) -> None:
         order.in_flight -= 1
         if order.in_flight == 0:
             order.idle.set()
+
+    def _spawn_pricing(
+        self, order_req_id: str, proposal_id: str, handle: str, order: _Order
+    ) -> None:
+        task = asyncio.create_task(
+            self._price(order_req_id, proposal_id, handle, order),
+            name=f"price {order_req_id}/{proposal_id}",
+        )
+        self._pricing.add(task)
+        task.add_done_callback(self._pricing.discard)
+
+    async def _price(self, order_req_id: str, proposal_id: str, handle: str, order: _Order) -> None:
+        try:
+            try:
+                outcome = await self._pricer.outcome(handle)
+            except Exception as error:
+                log.exception("pricing proposal %s/%s failed", order_req_id, proposal_id)
+                outcome = PricingOutcome(None, f"{type(error).__name__}: {error}")
+            await self._record(order_req_id, proposal_id, outcome)
+        finally:
+            self._settled(order)
+
+    async def _record(
+        self, order_req_id: str, proposal_id: str, outcome: PricingOutcome[Q]
+    ) -> None:
+        """Append the outcome's event, retrying while the store refuses it: the
+        proposal is accepted, and its order cannot complete before its event."""
+        attempt = 0
+        while True:
+            try:
+                if outcome.quote is not None:
+                    await self._orders.add_to_order_queue(
+                        order_req_id,
+                        f"{proposal_id}/New",
+                        proposal_id=proposal_id,
+                        data=outcome.quote,
+                    )
+                else:
+                    await self._orders.add_to_order_queue(
+                        order_req_id,
+                        f"{proposal_id}/Failed",
+                        kind=OrderEventKind.PROPOSAL_FAILED,
+                        proposal_id=proposal_id,
+                        error=outcome.error,
+                    )
+                return
+            except StoreError:
+                attempt += 1
+                log.exception(
+                    "recording proposal %s/%s failed; retrying", order_req_id, proposal_id
+                )
+                await asyncio.sleep(self._store_retry.delay(attempt))

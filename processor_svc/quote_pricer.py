@@ -38,9 +38,11 @@ class ProposalQuote:
     submission: quote_pb.Submission
     use_agentic: bool = False
 
-    def fingerprint(self) -> tuple[bytes, bool]:
-        """Equal for equal requests, to tell a repeat from a different request."""
-        return self.submission.SerializeToString(deterministic=True), self.use_agentic
+    def fingerprint(self) -> str:
+        """Equal for equal requests, to tell a repeat from a different request;
+        short and JSON-able, since it is kept with the request id."""
+        digest = hashlib.sha256(self.submission.SerializeToString(deterministic=True))
+        return f"{digest.hexdigest()}:{int(self.use_agentic)}"
 
 
 def proposal_request_id(order_req_id: str, proposal_id: str) -> str:

@@ -1,8 +1,10 @@
-"""Assembles the processor service: order queues, the proposal desk pricing through
-the quote service, the servicer, and readiness that follows the quote service."""
+"""Assembles the processor service: its store, the order queues and the proposal
+desk recovered from it, pricing through the quote service, the servicer, and
+readiness that follows the quote service."""
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,13 +16,18 @@ from queues.order_queues import OrderQueueManager
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+from service_runtime.codecs import ProtoCodec
 from service_runtime.downstream import Downstream
+from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.server import (
     RunningServer,
     ServiceBinding,
     serve_until_signalled,
     start_server,
 )
+from service_runtime.storage import store_for
+
+logger = logging.getLogger("processor_svc.service")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProcessorService"].full_name
 QUOTE_SERVICE_NAME = quote_pb.DESCRIPTOR.services_by_name["QuoteService"].full_name
@@ -37,34 +44,58 @@ class Processor:
 
 @contextlib.asynccontextmanager
 async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
-    """Serve until the block exits, then stop in order: no new calls, no more
-    readiness checks, no more pricing, and the quote channel closed."""
-    quote = Downstream(
-        "quote service",
-        config.quote_address,
-        health_name=QUOTE_SERVICE_NAME,
-        deadline=config.call_deadline,
-    )
-    orders: OrderQueueManager[quote_pb.QueueMessage] = OrderQueueManager(
-        completed_retention=config.completed_retention, cleanup_interval=config.cleanup_interval
-    )
-    desk = ProposalDesk(orders, QuotePricer(quote, pricing_timeout=config.pricing_timeout))
-    servicer = ProcessorServicer(orders, desk)
-    binding = ServiceBinding(
-        SERVICE_NAME, lambda srv: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, srv)
-    )
-    await orders.start()
-    # Not ready until the first health check of the quote service says so.
-    server = await start_server([binding], host=config.host, port=config.port, ready=False)
-    readiness = asyncio.create_task(quote.track_readiness(server, interval=config.health_interval))
-    try:
+    """Open the store and rebuild the orders and proposals from it, then serve
+    until the block exits. Raises StoreError, before serving, if the store
+    cannot be opened or read.
+
+    Then stops in order: no new calls (those in flight get the grace), no more
+    readiness checks, no more pricing (unpriced proposals stay accepted in the
+    store, and the next start prices them), the commits under way finished,
+    the quote channel and the store closed.
+    """
+    store = store_for(config, "processor")
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(store.close)
+        await store.open()
+        quote = Downstream(
+            "quote service",
+            config.quote_address,
+            health_name=QUOTE_SERVICE_NAME,
+            deadline=config.call_deadline,
+        )
+        stack.push_async_callback(quote.close)
+        orders: OrderQueueManager[quote_pb.QueueMessage] = OrderQueueManager(
+            completed_retention=config.completed_retention,
+            cleanup_interval=config.cleanup_interval,
+            store=store,
+            data_codec=ProtoCodec(quote_pb.QueueMessage),
+        )
+        desk = ProposalDesk(orders, QuotePricer(quote, pricing_timeout=config.pricing_timeout))
+        await orders.start()
+        stack.push_async_callback(orders.stop)
+        await desk.start()
+        stack.push_async_callback(desk.close)
+        logger.info(
+            "recovered",
+            extra={
+                FIELDS_ATTRIBUTE: {
+                    "orders": orders.get_queue_stats()["order_queues_count"],
+                    "proposals_in_flight": desk.in_flight,
+                }
+            },
+        )
+        servicer = ProcessorServicer(orders, desk)
+        binding = ServiceBinding(
+            SERVICE_NAME, lambda srv: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, srv)
+        )
+        # Not ready until the first health check of the quote service says so.
+        server = await start_server([binding], host=config.host, port=config.port, ready=False)
+        stack.push_async_callback(server.stop, config.grace_seconds)
+        readiness = asyncio.create_task(
+            quote.track_readiness(server, interval=config.health_interval)
+        )
+        stack.callback(readiness.cancel)
         yield Processor(server, orders, desk)
-    finally:
-        await server.stop(config.grace_seconds)
-        readiness.cancel()
-        await desk.close()
-        await orders.stop()
-        await quote.close()
 
 
 async def serve(config: ProcessorConfig) -> None:

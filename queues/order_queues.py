@@ -1,4 +1,5 @@
-"""Per-order event logs, each followed by any number of watchers (fan-out).
+"""Per-order event logs, each followed by any number of watchers (fan-out), kept
+in a store so that they outlive the process.
 
 Each order has an append-only log; an event's sequence is its position in
 it (1, 2, 3 … with no gaps). Watchers hold no copy of the events: each keeps
@@ -7,9 +8,12 @@ log's wake-up event, which the next append sets and drops. An idle watcher
 therefore costs one suspended generator and one waiter future, and cancelling
 it removes only its own future.
 
-Every method that changes state does so without suspending
-(add_to_order_queue is async only for the seed's signature), so each one is
-atomic with respect to the others on the event loop.
+Durability: every change to an order is made under that order's lock, and is
+committed to the store before it is applied in memory, so the store's order of
+changes is memory's, sequences are handed out once each, and a change whose
+commit fails (StoreError) leaves memory as it was. Each commit-then-apply runs
+as a shielded step (queues.shielded): cancelling the caller cannot leave a
+committed change unapplied. start() rebuilds every log from the store.
 """
 
 from __future__ import annotations
@@ -18,43 +22,38 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
+from queues.codec import Codec, JsonCodec
 from queues.errors import CursorOutOfRangeError, InvalidStateError, NotFoundError
+from queues.keyed_lock import KeyedLock
+from queues.order_events import (
+    EVENTS,
+    OrderEvent,
+    OrderEventKind,
+    event_from_record,
+    event_key,
+    event_put,
+)
+from queues.shielded import ShieldedSteps
+from queues.storage import Change, Delete, MemoryStore, Store, StoreError
+
+__all__ = [
+    "OrderEvent",
+    "OrderEventKind",
+    "OrderQueue",
+    "OrderQueueManager",
+    "OrderRemovalListener",
+    "order_queue_manager",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
-
-class OrderEventKind(StrEnum):
-    #: A proposal was priced: text "<proposal_id>/New", data holds the quote.
-    PROPOSAL_NEW = "proposal_new"
-    #: A proposal could not be priced: text "<proposal_id>/Failed", error says why.
-    PROPOSAL_FAILED = "proposal_failed"
-    #: The order was completed: always the order's last event.
-    ORDER_COMPLETED = "order_completed"
-
-
-@dataclass(frozen=True, slots=True)
-class OrderEvent(Generic[T]):
-    order_req_id: str
-    #: Position in the order's log: 1, 2, 3 … with no gaps.
-    sequence: int
-    kind: OrderEventKind
-    #: The proposal it is about; "" for ORDER_COMPLETED.
-    proposal_id: str
-    #: The seed's short form, for example "PROP456/New".
-    text: str
-    #: When it was appended (the manager's clock, epoch seconds).
-    created_at: float
-    #: What the event carries, for example the priced quote of PROPOSAL_NEW.
-    data: T | None = None
-    #: Why the proposal failed, for PROPOSAL_FAILED; "" otherwise.
-    error: str = ""
+_JSON_CODEC = JsonCodec()
 
 
 class OrderQueue(Generic[T]):
@@ -71,6 +70,7 @@ class OrderQueue(Generic[T]):
         self._wake: asyncio.Event | None = None
         self._removed = False
         # How far get_from_order_queue (the legacy single consumer) has read.
+        # Kept in memory only: after a restart that reader starts from the first event.
         self._read_cursor = 0
 
     def __len__(self) -> int:
@@ -115,9 +115,26 @@ class OrderQueue(Generic[T]):
             await self._wake.wait()
 
 
+class OrderRemovalListener(Protocol):
+    """Keeps records in the manager's store that live and die with an order's log."""
+
+    def removal_changes(self, order_req_id: str) -> Sequence[Change]:
+        """The changes to commit with the removal of the order's log, in the same
+        transaction: usually Deletes of the listener's records of that order."""
+
+    def order_removed(self, order_req_id: str) -> None:
+        """The removal is committed and the log is gone from memory: forget the order."""
+
+
 class OrderQueueManager(Generic[T]):
     """Every order's log, created on first use, kept until removed or until
-    completed_retention seconds after the order was completed."""
+    completed_retention seconds after the order was completed.
+
+    store holds the events (a fresh MemoryStore unless given); it must be open
+    before start() and stay open until stop() has returned: the manager neither
+    opens nor closes it, since others may keep their records in it too. data_codec
+    turns each event's data into JSON and back.
+    """
 
     def __init__(
         self,
@@ -125,37 +142,63 @@ class OrderQueueManager(Generic[T]):
         completed_retention: float = 3600.0,
         cleanup_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
+        store: Store | None = None,
+        data_codec: Codec[T] = _JSON_CODEC,
     ) -> None:
         if completed_retention < 0 or cleanup_interval <= 0:
             raise ValueError(
                 "completed_retention must not be negative and cleanup_interval must be positive"
             )
         self.completed_retention = completed_retention
+        #: Where every event is committed before it is appended.
+        self.store: Store = MemoryStore() if store is None else store
+        self._codec = data_codec
         self._cleanup_interval = cleanup_interval
         self._clock = clock
         self._queues: dict[str, OrderQueue[T]] = {}
         # (completed_at, log) in completion order; cleanup pops from the left. An
         # entry whose log was removed (or replaced) in the meantime is skipped.
         self._completed: deque[tuple[float, OrderQueue[T]]] = deque()
+        self._locks = KeyedLock()
+        self._steps = ShieldedSteps()
+        self._listeners: list[OrderRemovalListener] = []
+        # One sweep at a time: a sweep leaves its entry at the deque's left until
+        # the entry's removal is committed.
+        self._sweeping = asyncio.Lock()
+        self._recovered = False
         self._watchers = 0
         self._cleaner: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the periodic cleanup of completed orders. Does nothing if started."""
+        """Rebuild every order's log from the store (the first time only), then
+        start the periodic cleanup of completed orders. Does nothing if started.
+
+        Call it before any other method when the store may hold events. Raises
+        StoreError if the store cannot be read or holds a log with a gap.
+        """
+        if not self._recovered:
+            self._recover(await self.store.load(EVENTS))
+            self._recovered = True
         if self._cleaner is None:
             self._cleaner = asyncio.create_task(
                 self._clean_periodically(), name="order-queue-cleanup"
             )
 
     async def stop(self) -> None:
-        """Stop the periodic cleanup; the logs and their watchers are untouched.
-        Does nothing if stopped."""
+        """Stop the periodic cleanup and wait for the changes under way to be
+        committed and applied; the logs and their watchers are untouched, and the
+        store is left open. Does nothing if stopped."""
         if self._cleaner is not None:
             self._cleaner.cancel()
             await asyncio.gather(self._cleaner, return_exceptions=True)
             self._cleaner = None
+        await self._steps.wait()
+
+    def add_removal_listener(self, listener: OrderRemovalListener) -> None:
+        """Have listener's records of an order removed with the order's log, in its commit."""
+        self._listeners.append(listener)
 
     # -- commands --------------------------------------------------------------
 
@@ -169,72 +212,82 @@ class OrderQueueManager(Generic[T]):
         data: T | None = None,
         error: str = "",
     ) -> OrderEvent[T]:
-        """Append an event with text `message` and return it.
+        """Append an event with text `message` and return it, once it is committed.
 
         proposal_id defaults to the part of message before "/". Raises
-        InvalidStateError if the order is completed, and ValueError for kind
-        ORDER_COMPLETED (complete_order appends that, once).
+        InvalidStateError if the order is completed, ValueError for kind
+        ORDER_COMPLETED (complete_order appends that, once), and StoreError if
+        the commit fails, in which case the log is unchanged and the sequence
+        is not used.
         """
         if kind is OrderEventKind.ORDER_COMPLETED:
             raise ValueError("append ORDER_COMPLETED through complete_order")
-        queue = self.get_order_queue(order_req_id)
-        if queue.completion is not None:
-            raise InvalidStateError("order", order_req_id, "completed", "add an event to")
-        event: OrderEvent[T] = OrderEvent(
-            order_req_id=order_req_id,
-            sequence=len(queue) + 1,
-            kind=kind,
-            proposal_id=message.partition("/")[0] if proposal_id is None else proposal_id,
-            text=message,
-            created_at=self._clock(),
-            data=data,
-            error=error,
-        )
-        queue._append(event)
-        return event
 
-    def complete_order(self, order_req_id: str) -> OrderEvent[T]:
+        async def append() -> OrderEvent[T]:
+            queue = self.get_order_queue(order_req_id)
+            if queue.completion is not None:
+                raise InvalidStateError("order", order_req_id, "completed", "add an event to")
+            event: OrderEvent[T] = OrderEvent(
+                order_req_id=order_req_id,
+                sequence=len(queue) + 1,
+                kind=kind,
+                proposal_id=message.partition("/")[0] if proposal_id is None else proposal_id,
+                text=message,
+                created_at=self._clock(),
+                data=data,
+                error=error,
+            )
+            await self._commit_append(queue, event)
+            return event
+
+        return await self._steps.run(self._holding(order_req_id, append))
+
+    async def complete_order(self, order_req_id: str) -> OrderEvent[T]:
         """Append the ORDER_COMPLETED event (creating the order if need be) and
-        return it; on an order already completed, return the same event."""
-        queue = self.get_order_queue(order_req_id)
-        if queue.completion is not None:
-            return queue.completion
-        event: OrderEvent[T] = OrderEvent(
-            order_req_id=order_req_id,
-            sequence=len(queue) + 1,
-            kind=OrderEventKind.ORDER_COMPLETED,
-            proposal_id="",
-            text=f"{order_req_id}/Completed",
-            created_at=self._clock(),
-        )
-        queue._append(event)
-        self._completed.append((event.created_at, queue))
-        return event
+        return it once committed; on an order already completed, return the same
+        event. Raises StoreError if the commit fails, leaving the order open."""
 
-    def remove_order_queue(self, order_req_id: str) -> bool:
+        async def complete() -> OrderEvent[T]:
+            queue = self.get_order_queue(order_req_id)
+            if queue.completion is not None:
+                return queue.completion
+            event: OrderEvent[T] = OrderEvent(
+                order_req_id=order_req_id,
+                sequence=len(queue) + 1,
+                kind=OrderEventKind.ORDER_COMPLETED,
+                proposal_id="",
+                text=f"{order_req_id}/Completed",
+                created_at=self._clock(),
+            )
+            await self._commit_append(queue, event)
+            return event
+
+        return await self._steps.run(self._holding(order_req_id, complete))
+
+    async def remove_order_queue(self, order_req_id: str) -> bool:
         """Drop the order's log; returns whether there was one.
 
-        Its watchers still get the events already in it; then a watcher that
-        has not seen ORDER_COMPLETED raises NotFoundError, and a waiting
-        get_from_order_queue answers None.
+        Its records, and those its removal listeners keep with it, are deleted
+        in one commit first; only then is the log dropped from memory, so a
+        StoreError leaves everything in place. Its watchers still get the
+        events already in it; then a watcher that has not seen ORDER_COMPLETED
+        raises NotFoundError, and a waiting get_from_order_queue answers None.
         """
-        queue = self._queues.pop(order_req_id, None)
-        if queue is None:
-            return False
-        queue._remove()
-        return True
+        return await self._steps.run(self._remove(order_req_id, None))
 
-    def cleanup_completed(self) -> int:
-        """Remove orders completed at least completed_retention seconds ago;
-        returns how many were removed."""
-        cutoff = self._clock() - self.completed_retention
-        removed = 0
-        while self._completed and self._completed[0][0] <= cutoff:
-            _, queue = self._completed.popleft()
-            if self._queues.get(queue.order_req_id) is queue:
-                self.remove_order_queue(queue.order_req_id)
-                removed += 1
-        return removed
+    async def cleanup_completed(self) -> int:
+        """Remove orders completed at least completed_retention seconds ago, as
+        remove_order_queue does, oldest first; returns how many were removed.
+        On StoreError the orders not yet removed stay for the next sweep."""
+        async with self._sweeping:
+            cutoff = self._clock() - self.completed_retention
+            removed = 0
+            while self._completed and self._completed[0][0] <= cutoff:
+                queue = self._completed[0][1]
+                if await self._steps.run(self._remove(queue.order_req_id, queue)):
+                    removed += 1
+                self._completed.popleft()
+            return removed
 
     # -- reading ---------------------------------------------------------------
 
@@ -282,7 +335,8 @@ class OrderQueueManager(Generic[T]):
         read through this method, waiting up to `timeout` seconds (None: as
         long as it takes). Returns None on timeout, and at once when nothing
         more can arrive (the order is completed and fully read, or removed).
-        Creates the order's log if there is none."""
+        Creates the order's log if there is none. Its cursor is not durable:
+        after a restart it reads from the first event again."""
         queue = self.get_order_queue(order_req_id)
         try:
             async with asyncio.timeout(timeout):
@@ -298,7 +352,8 @@ class OrderQueueManager(Generic[T]):
         return event.text
 
     def get_order_queue(self, order_req_id: str) -> OrderQueue[T]:
-        """The order's log, created (empty) if there is none."""
+        """The order's log, created (empty) if there is none. An empty log has no
+        records, so creating one commits nothing."""
         queue = self._queues.get(order_req_id)
         if queue is None:
             queue = self._queues[order_req_id] = OrderQueue(order_req_id)
@@ -320,10 +375,68 @@ class OrderQueueManager(Generic[T]):
             "queues": {order_id: len(queue) for order_id, queue in self._queues.items()},
         }
 
+    # -- inside the steps --------------------------------------------------------
+
+    async def _holding(self, order_req_id: str, change: Callable[[], Awaitable[R]]) -> R:
+        async with self._locks.hold(order_req_id):
+            return await change()
+
+    async def _commit_append(self, queue: OrderQueue[T], event: OrderEvent[T]) -> None:
+        await self.store.commit([event_put(event, self._codec)])
+        queue._append(event)
+        if event.kind is OrderEventKind.ORDER_COMPLETED:
+            self._completed.append((event.created_at, queue))
+
+    async def _remove(self, order_req_id: str, expected: OrderQueue[T] | None) -> bool:
+        """Remove the order's log (only if it is expected, when given)."""
+        async with self._locks.hold(order_req_id):
+            queue = self._queues.get(order_req_id)
+            if queue is None or (expected is not None and queue is not expected):
+                return False
+            changes: list[Change] = [
+                Delete(EVENTS, event_key(order_req_id, sequence))
+                for sequence in range(1, len(queue) + 1)
+            ]
+            for listener in self._listeners:
+                changes.extend(listener.removal_changes(order_req_id))
+            await self.store.commit(changes)
+            del self._queues[order_req_id]
+            queue._remove()
+            for listener in self._listeners:
+                listener.order_removed(order_req_id)
+            return True
+
+    def _recover(self, records: list[tuple[str, Any]]) -> None:
+        logs: dict[str, list[OrderEvent[T]]] = {}
+        # Records come in key order, which is each order's sequence order.
+        for _, record in records:
+            event = event_from_record(record, self._codec)
+            logs.setdefault(event.order_req_id, []).append(event)
+        completed: list[tuple[float, OrderQueue[T]]] = []
+        for order_req_id, events in logs.items():
+            if [event.sequence for event in events] != list(range(1, len(events) + 1)):
+                raise StoreError(
+                    f"the stored log of order {order_req_id!r} is not numbered 1 to {len(events)}"
+                )
+            queue = self.get_order_queue(order_req_id)
+            # A log appended to before start() was committed by this manager:
+            # memory holds the stored events already.
+            if len(queue):
+                continue
+            for event in events:
+                queue._append(event)
+            if queue.completion is not None:
+                completed.append((queue.completion.created_at, queue))
+        self._completed = deque(sorted([*self._completed, *completed], key=lambda e: e[0]))
+
     async def _clean_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._cleanup_interval)
-            removed = self.cleanup_completed()
+            try:
+                removed = await self.cleanup_completed()
+            except StoreError:
+                log.exception("removing completed orders failed; the next sweep retries")
+                continue
             if removed:
                 log.info("cleanup removed %d completed orders", removed)
 

@@ -110,9 +110,9 @@ class QueueManager:
         """OrderQueueManager.has_order_queue: whether the order has a log."""
         return self.order_manager.has_order_queue(order_req_id)
 
-    def remove_order_queue(self, order_req_id: str) -> bool:
+    async def remove_order_queue(self, order_req_id: str) -> bool:
         """OrderQueueManager.remove_order_queue: whether there was a log to remove."""
-        return self.order_manager.remove_order_queue(order_req_id)
+        return await self.order_manager.remove_order_queue(order_req_id)
 
     def get_queue_stats(self) -> dict[str, Any]:
         """The seed's combined counters, plus 'message_queue' (its QueueStats as

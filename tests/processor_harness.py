@@ -27,6 +27,9 @@ async def processor_harness(
         "quote_address": quote_address,
         "health_interval": 0.02,
         "grace_seconds": 0.0,
+        # In-process tests restart within one process at most: memory is enough,
+        # and a restart that loses the events is what some of them exercise.
+        "store": "memory",
     }
     config = ProcessorConfig(**{**settings, **overrides})  # type: ignore[arg-type]
     async with contextlib.AsyncExitStack() as stack:

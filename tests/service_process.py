@@ -45,10 +45,12 @@ class ServiceProcess:
 
 @contextlib.asynccontextmanager
 async def running_service(
-    module: str, *args: str, data_dir: Path | None = None, **env: str
+    module: str, *args: str, data_dir: Path | None = None, port: int = 0, **env: str
 ) -> AsyncIterator[ServiceProcess]:
-    """Start `python -m module --port 0 --data-dir D args…`, wait until it serves,
-    kill it afterwards. D is a fresh temporary directory unless data_dir is given."""
+    """Start `python -m module --port P --data-dir D args…`, wait until it serves,
+    kill it afterwards. P is 0 (a free port) unless given, as to restart a service
+    where its clients expect it; D is a fresh temporary directory unless data_dir
+    is given."""
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -57,7 +59,7 @@ async def running_service(
             "-m",
             module,
             "--port",
-            "0",
+            str(port),
             "--data-dir",
             str(data_dir),
             *args,

@@ -193,3 +193,19 @@ async def test_readiness_follows_the_quote_service(start_quote, start_processor)
     assert await health_probe.check(processor.channel, "") == health_probe.SERVING
     await quote.server.set_ready(True)
     await health_probe.becomes(processor.channel, READY_NAME, health_probe.SERVING)
+
+
+async def test_one_request_id_sent_a_hundred_times_at_once_is_one_proposal(processor):
+    request = pb.SubmitProposalRequest(
+        order_req_id="IDEM", proposal_id="P1", submission=submission(), request_id="req-1"
+    )
+    answers = await asyncio.gather(*(processor.stub.SubmitProposal(request) for _ in range(100)))
+    assert sorted(a.duplicate for a in answers) == [False] + [True] * 99
+    other = pb.SubmitProposalRequest(
+        order_req_id="IDEM", proposal_id="P2", submission=submission(), request_id="req-1"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await processor.stub.SubmitProposal(other)
+    assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    await processor.stub.CompleteOrder(pb.CompleteOrderRequest(order_req_id="IDEM"))
+    assert [e.text for e in await watch(processor, "IDEM")] == ["P1/New", "IDEM/Completed"]

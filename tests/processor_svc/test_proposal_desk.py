@@ -1,18 +1,25 @@
-"""The proposal desk without gRPC: dedupe, outcomes as events, completion last."""
+"""The proposal desk without gRPC: dedupe, outcomes as events, completion last;
+acceptance committed before it is answered, and recovery from the store."""
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from store_doubles import ScriptedStore, in_collection
 
 from processor_svc.proposal_desk import PricingOutcome, ProposalDesk
+from queues.backoff import Backoff
 from queues.errors import InvalidStateError, RequestConflictError
 from queues.order_queues import OrderEventKind, OrderQueueManager
+from queues.storage import MemoryStore, Store, StoreError
 
 
 class FakePricer:
     def __init__(self) -> None:
         self.submitted: list[tuple[str, str, str]] = []
         self.outcomes: dict[str, asyncio.Future[PricingOutcome[str]]] = {}
+        self.followed: list[str] = []
+        self._following = asyncio.Event()
         self.refuse = False
 
     async def submit(self, order_req_id: str, proposal_id: str, submission: str) -> str:
@@ -20,14 +27,29 @@ class FakePricer:
             raise ConnectionError("quote service down")
         self.submitted.append((order_req_id, proposal_id, submission))
         handle = f"{order_req_id}/{proposal_id}"
-        self.outcomes[handle] = asyncio.get_running_loop().create_future()
+        self._outcome(handle)
         return handle
 
     async def outcome(self, handle: str) -> PricingOutcome[str]:
-        return await self.outcomes[handle]
+        self.followed.append(handle)
+        self._following.set()
+        return await self._outcome(handle)
+
+    async def following(self, count: int) -> list[str]:
+        """The handles followed, once there are count of them."""
+        while len(self.followed) < count:
+            self._following.clear()
+            await self._following.wait()
+        return self.followed
 
     def settle(self, handle: str, quote: str | None, error: str = "") -> None:
-        self.outcomes[handle].set_result(PricingOutcome(quote, error))
+        self._outcome(handle).set_result(PricingOutcome(quote, error))
+
+    def _outcome(self, handle: str) -> asyncio.Future[PricingOutcome[str]]:
+        # A handle from before a restart is followed without being submitted here.
+        if handle not in self.outcomes:
+            self.outcomes[handle] = asyncio.get_running_loop().create_future()
+        return self.outcomes[handle]
 
 
 @pytest.fixture
@@ -110,3 +132,192 @@ async def test_a_pricer_that_raises_produces_a_failed_event(orders, pricer, desk
     await desk.complete("ORD")
     first = orders.get_order_queue("ORD").events_after(0)[0]
     assert (first.kind, first.error) == (OrderEventKind.PROPOSAL_FAILED, "RuntimeError: lost")
+
+
+# -- durability ------------------------------------------------------------------
+
+OpenDesk = Callable[..., Awaitable[tuple[OrderQueueManager[str], ProposalDesk[str, str]]]]
+
+
+@pytest.fixture
+async def open_desk() -> AsyncIterator[OpenDesk]:
+    """Start an order manager and a desk on a store, as a process start would;
+    each is stopped after the test unless the test stopped it."""
+    opened: list[tuple[OrderQueueManager[str], ProposalDesk[str, str]]] = []
+
+    async def start(store: Store, pricer: FakePricer, **options: object):
+        orders: OrderQueueManager[str] = OrderQueueManager(store=store)
+        await orders.start()
+        desk: ProposalDesk[str, str] = ProposalDesk(orders, pricer, **options)
+        await desk.start()
+        opened.append((orders, desk))
+        return orders, desk
+
+    yield start
+    for orders, desk in opened:
+        await desk.close()
+        await orders.stop()
+
+
+async def stop(orders: OrderQueueManager[str], desk: ProposalDesk[str, str]) -> None:
+    """What a process that stops leaves behind: only its store."""
+    await desk.close()
+    await orders.stop()
+
+
+def count_by_proposal(events: list[tuple[int, str, str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, _, text in events:
+        proposal = text.partition("/")[0]
+        counts[proposal] = counts.get(proposal, 0) + 1
+    return counts
+
+
+async def test_accepted_but_unpriced_proposals_are_priced_after_a_restart(open_desk):
+    store = MemoryStore()
+    before = FakePricer()
+    orders, desk = await open_desk(store, before)
+    for proposal in ("P1", "P2", "P3"):
+        await desk.submit("ORD", proposal, f"s-{proposal}")
+    before.settle("ORD/P1", "q1")
+    await anext(orders.watch("ORD"))
+    await stop(orders, desk)
+
+    after = FakePricer()
+    orders, desk = await open_desk(store, after)
+    assert desk.in_flight == 2
+    assert sorted(await after.following(2)) == ["ORD/P2", "ORD/P3"]
+    assert after.submitted == []
+    after.settle("ORD/P3", "q3")
+    after.settle("ORD/P2", None, "declined")
+    await desk.complete("ORD")
+    logged = await events(orders, "ORD")
+    assert [sequence for sequence, _, _ in logged] == [1, 2, 3, 4]
+    assert count_by_proposal(logged) == {"P1": 1, "P2": 1, "P3": 1, "ORD": 1}
+    await stop(orders, desk)
+
+    # Priced once: a third start finds nothing in flight.
+    _, desk = await open_desk(store, FakePricer())
+    assert desk.in_flight == 0
+
+
+async def test_repeats_and_request_id_conflicts_are_recognised_after_a_restart(open_desk):
+    store = MemoryStore()
+    orders, desk = await open_desk(store, FakePricer())
+    assert await desk.submit("ORD", "P1", "s", request_id="r1", fingerprint="a") is False
+    # A repeat under a new request id: that id too is kept.
+    assert await desk.submit("ORD", "P1", "s", request_id="r2", fingerprint="a") is True
+    await stop(orders, desk)
+
+    after = FakePricer()
+    orders, desk = await open_desk(store, after)
+    assert await desk.submit("ORD", "P1", "s", request_id="r1", fingerprint="a") is True
+    assert await desk.submit("ORD", "P1", "s") is True
+    with pytest.raises(RequestConflictError):
+        await desk.submit("ORD", "P2", "s", request_id="r1", fingerprint="a")
+    with pytest.raises(RequestConflictError):
+        await desk.submit("ORD", "P1", "s", request_id="r2", fingerprint="changed")
+    with pytest.raises(RequestConflictError):
+        await desk.submit("OTHER", "P1", "s", request_id="r2", fingerprint="a")
+    assert after.submitted == []
+
+    # A repeat is answered alike after completion; removing the order deletes
+    # its records, after which its request ids are free again.
+    after.settle("ORD/P1", "q")
+    await desk.complete("ORD")
+    assert await desk.submit("ORD", "P1", "s", request_id="r1", fingerprint="a") is True
+    with pytest.raises(InvalidStateError):
+        await desk.submit("ORD", "P9", "s")
+    assert await orders.remove_order_queue("ORD") is True
+    assert await store.load("proposals") == []
+    assert await store.load("proposal_requests") == []
+    assert await desk.submit("NEW", "P1", "s", request_id="r1", fingerprint="b") is False
+
+
+async def test_concurrent_repeats_price_once_and_answer_after_the_commit(open_desk):
+    store = ScriptedStore()
+    pricer = FakePricer()
+    _, desk = await open_desk(store, pricer)
+    store.gate = asyncio.Event()
+    store.entered.clear()
+    # Half under one request id, half with none: each kind alone must be one proposal.
+    submits = [
+        asyncio.create_task(desk.submit("ORD", "P1", "s", request_id="r", fingerprint="a"))
+        for _ in range(50)
+    ] + [asyncio.create_task(desk.submit("ORD", "P1", "s")) for _ in range(50)]
+    await store.entered.wait()
+    assert not any(task.done() for task in submits)
+    store.gate.set()
+    answers = await asyncio.gather(*submits)
+    assert answers.count(False) == 1
+    assert pricer.submitted == [("ORD", "P1", "s")]
+    assert len(await store.load("proposals")) == 1
+
+
+async def test_an_acceptance_the_store_refuses_accepts_nothing(open_desk):
+    store = ScriptedStore()
+    pricer = FakePricer()
+    _, desk = await open_desk(store, pricer)
+    store.refuse = in_collection("proposals")
+    with pytest.raises(StoreError):
+        await desk.submit("ORD", "P1", "s", request_id="r1", fingerprint="a")
+    assert desk.in_flight == 0
+    assert await store.load("proposal_requests") == []
+    store.refuse = lambda changes: False
+    # Not a repeat: the proposal and its request id are accepted now.
+    assert await desk.submit("ORD", "P1", "s", request_id="r1", fingerprint="a") is False
+    assert desk.in_flight == 1
+
+
+async def test_cancelling_the_caller_does_not_stop_an_acceptance(open_desk):
+    store = ScriptedStore()
+    pricer = FakePricer()
+    orders, desk = await open_desk(store, pricer)
+    store.gate = asyncio.Event()
+    store.entered.clear()
+    submitting = asyncio.create_task(desk.submit("ORD", "P1", "s"))
+    await store.entered.wait()
+    submitting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await submitting
+    store.gate.set()
+    assert await desk.submit("ORD", "P1", "s") is True
+    assert await pricer.following(1) == ["ORD/P1"]
+    pricer.settle("ORD/P1", "q")
+    await desk.complete("ORD")
+    assert [text for _, _, text in await events(orders, "ORD")] == ["P1/New", "ORD/Completed"]
+
+
+async def test_an_outcome_the_store_refuses_is_recorded_once_it_takes_it(open_desk):
+    store = ScriptedStore()
+    pricer = FakePricer()
+    refused: list[object] = []
+
+    def refuse_the_first_event(changes) -> bool:
+        if in_collection("order_events")(changes) and not refused:
+            refused.append(changes)
+            return True
+        return False
+
+    orders, desk = await open_desk(store, pricer, store_retry=Backoff(0.001, 0.001))
+    store.refuse = refuse_the_first_event
+    await desk.submit("ORD", "P1", "s")
+    pricer.settle("ORD/P1", "q")
+    await desk.complete("ORD")
+    assert len(refused) == 1
+    assert [text for _, _, text in await events(orders, "ORD")] == ["P1/New", "ORD/Completed"]
+
+
+async def test_one_request_id_sent_for_two_proposals_at_once_accepts_one(open_desk):
+    store = ScriptedStore()
+    pricer = FakePricer()
+    _, desk = await open_desk(store, pricer)
+    store.gate = asyncio.Event()
+    first = asyncio.create_task(desk.submit("ORD", "P1", "s", request_id="r", fingerprint="a"))
+    second = asyncio.create_task(desk.submit("ORD", "P2", "s", request_id="r", fingerprint="b"))
+    await store.entered.wait()
+    store.gate.set()
+    answers = await asyncio.gather(first, second, return_exceptions=True)
+    assert answers[0] is False
+    assert isinstance(answers[1], RequestConflictError)
+    assert pricer.submitted == [("ORD", "P1", "s")]

@@ -1,19 +1,24 @@
 """Per-order event logs: sequences, fan-out watchers that resume without gaps,
-completion, the seed's single-consumer read, removal, retention and stats."""
+completion, the seed's single-consumer read, removal, retention and stats; and
+their durability: commit before apply, recovery from the store."""
 
 import asyncio
 import gc
 import tracemalloc
 
 import pytest
+from store_doubles import ScriptedStore
 
 from queues.errors import CursorOutOfRangeError, InvalidStateError, NotFoundError
+from queues.order_events import event_key
 from queues.order_queues import (
     OrderEvent,
     OrderEventKind,
     OrderQueueManager,
     order_queue_manager,
 )
+from queues.storage import Delete, MemoryStore, Put, Store, StoreError
+from queues.storage_sqlite import SqliteStore
 
 
 class Follower:
@@ -69,7 +74,7 @@ async def test_events_are_numbered_from_one_without_gaps():
     )
     named = await manager.add_to_order_queue("ORD1", "custom text", proposal_id="PROP3")
     other = await manager.add_to_order_queue("ORD2", "PROP9/New")
-    done = manager.complete_order("ORD1")
+    done = await manager.complete_order("ORD1")
 
     assert first == OrderEvent(
         "ORD1", 1, OrderEventKind.PROPOSAL_NEW, "PROP1", "PROP1/New", 500.0, "quote 1"
@@ -105,7 +110,7 @@ async def test_watch_from_the_start_and_from_a_cursor_then_live(manager):
     await from_start.wait_count(3)
     await from_two.wait_count(1)
     await add(manager, "ORD", 2)
-    manager.complete_order("ORD")
+    await manager.complete_order("ORD")
     await asyncio.gather(from_start.task, from_two.task)
     assert from_start.sequences == [1, 2, 3, 4, 5, 6]
     assert from_two.sequences == [3, 4, 5, 6]
@@ -120,7 +125,7 @@ async def test_every_watcher_sees_every_event(manager):
         await follower.wait_count(1)
     assert manager.watchers_count == 3
     await add(manager, "ORD", 4)
-    manager.complete_order("ORD")
+    await manager.complete_order("ORD")
     await asyncio.gather(*(f.task for f in followers))
     expected = manager.get_order_queue("ORD").events_after(0)
     assert [f.events for f in followers] == [expected] * 3
@@ -140,15 +145,15 @@ async def test_a_watcher_resuming_from_its_last_sequence_misses_and_repeats_noth
     await add(manager, "ORD", 2)
     resumed = Follower(manager, "ORD", after_sequence=seen[-1])
     await resumed.wait_count(3)
-    manager.complete_order("ORD")
+    await manager.complete_order("ORD")
     await resumed.task
     assert seen + resumed.sequences == [1, 2, 3, 4, 5, 6, 7]
 
 
 async def test_completion_is_final_and_idempotent(manager):
     await add(manager, "ORD", 1)
-    done = manager.complete_order("ORD")
-    assert manager.complete_order("ORD") is done
+    done = await manager.complete_order("ORD")
+    assert await manager.complete_order("ORD") is done
     with pytest.raises(InvalidStateError, match="cannot add an event to order 'ORD'"):
         await manager.add_to_order_queue("ORD", "LATE/New")
     with pytest.raises(ValueError, match="complete_order"):
@@ -161,7 +166,7 @@ async def test_completion_is_final_and_idempotent(manager):
     assert [e.sequence async for e in manager.watch("ORD")] == [1, 2]
     assert [e async for e in manager.watch("ORD", after_sequence=2)] == []
     # Completing an order nobody wrote to creates it.
-    assert manager.complete_order("EMPTY").sequence == 1
+    assert (await manager.complete_order("EMPTY")).sequence == 1
 
 
 async def test_bad_cursors_are_refused(manager):
@@ -185,7 +190,7 @@ async def test_a_cancelled_watcher_does_not_disturb_the_others(manager):
     await add(manager, "ORD", 1)
     await staying.wait_count(2)
     late = Follower(manager, "ORD", after_sequence=2)
-    manager.complete_order("ORD")
+    await manager.complete_order("ORD")
     await asyncio.gather(staying.task, late.task)
     assert staying.sequences == [1, 2, 3]
     assert late.sequences == [3]
@@ -204,7 +209,7 @@ async def test_the_legacy_read_takes_each_event_once_in_order(manager):
     await watcher.wait_count(2)  # the legacy reader's cursor does not move watchers
     await manager.add_to_order_queue("ORD", "P3/New")
     assert await waiting == "P3/New"
-    manager.complete_order("ORD")
+    await manager.complete_order("ORD")
     assert await manager.get_from_order_queue("ORD") == "ORD/Completed"
     # Nothing more can arrive: the answer is immediate, with or without a timeout.
     assert await manager.get_from_order_queue("ORD") is None
@@ -220,13 +225,13 @@ async def test_removing_an_order_ends_whoever_waits_on_it(manager):
     # Tasks first run in creation order: once the watcher has its event, the
     # reader is waiting too.
     await watcher.wait_count(1)
-    assert manager.remove_order_queue("ORD") is True
+    assert await manager.remove_order_queue("ORD") is True
     with pytest.raises(NotFoundError, match="order queue 'ORD' not found"):
         await watcher.task
     assert await reader is None
     assert manager.watchers_count == 0
     assert not manager.has_order_queue("ORD")
-    assert manager.remove_order_queue("ORD") is False
+    assert await manager.remove_order_queue("ORD") is False
 
 
 async def test_cleanup_removes_orders_completed_long_enough_ago():
@@ -234,20 +239,20 @@ async def test_cleanup_removes_orders_completed_long_enough_ago():
     manager: OrderQueueManager[str] = OrderQueueManager(
         completed_retention=60.0, clock=lambda: now[0]
     )
-    manager.complete_order("OLD")
+    await manager.complete_order("OLD")
     now[0] = 1030.0
-    manager.complete_order("NEWER")
+    await manager.complete_order("NEWER")
     await add(manager, "OPEN", 2)
-    manager.complete_order("GONE")
-    manager.remove_order_queue("GONE")
+    await manager.complete_order("GONE")
+    await manager.remove_order_queue("GONE")
     now[0] = 1089.0
-    assert manager.cleanup_completed() == 1
+    assert await manager.cleanup_completed() == 1
     assert [manager.has_order_queue(o) for o in ("OLD", "NEWER", "OPEN")] == [False, True, True]
     now[0] = 1090.0
     # GONE was removed already: only NEWER counts.
-    assert manager.cleanup_completed() == 1
+    assert await manager.cleanup_completed() == 1
     now[0] = 1e9
-    assert manager.cleanup_completed() == 0
+    assert await manager.cleanup_completed() == 0
     assert manager.get_queue_stats() == {"order_queues_count": 1, "queues": {"OPEN": 2}}
 
 
@@ -258,8 +263,8 @@ async def test_periodic_cleanup_runs_by_itself(monkeypatch):
     removed = asyncio.Event()
     cleanup = manager.cleanup_completed
 
-    def noting_cleanup() -> int:
-        count = cleanup()
+    async def noting_cleanup() -> int:
+        count = await cleanup()
         if count:
             removed.set()
         return count
@@ -267,7 +272,7 @@ async def test_periodic_cleanup_runs_by_itself(monkeypatch):
     monkeypatch.setattr(manager, "cleanup_completed", noting_cleanup)
     await manager.start()
     await manager.start()
-    manager.complete_order("ORD")
+    await manager.complete_order("ORD")
     await removed.wait()
     assert not manager.has_order_queue("ORD")
     await manager.stop()
@@ -285,7 +290,7 @@ async def test_stats_count_orders_events_and_watchers(manager):
     for follower in followers:
         await follower.wait_count(1)
     assert manager.watchers_count == 2
-    manager.complete_order("ORD456")
+    await manager.complete_order("ORD456")
     await asyncio.gather(*(f.task for f in followers))
     assert manager.watchers_count == 0
     assert manager.get_queue_stats()["queues"] == {"ORD123": 3, "ORD456": 2}
@@ -310,7 +315,7 @@ async def test_an_idle_watcher_holds_no_copy_of_the_log(manager):
     # log's 2000 event references alone would be 16 kB.
     assert grown / watchers < 8192
     await manager.add_to_order_queue("ORD", "LAST/New")
-    manager.complete_order("ORD")
+    await manager.complete_order("ORD")
     await asyncio.gather(*(f.task for f in followers))
     assert {tuple(f.sequences) for f in followers} == {(2000, 2001, 2002)}
 
@@ -322,5 +327,182 @@ async def test_the_seed_usage_works_as_documented():
     assert order_queue_manager.has_order_queue("ORD123")
     assert len(order_queue_manager.get_order_queue("ORD123")) == 1
     assert order_queue_manager.get_queue_stats()["queues"]["ORD123"] == 1
-    assert order_queue_manager.remove_order_queue("ORD123") is True
+    assert await order_queue_manager.remove_order_queue("ORD123") is True
     assert not order_queue_manager.has_order_queue("ORD123")
+
+
+# -- durability ------------------------------------------------------------------
+
+
+class TaggedCodec:
+    """Stores str data as {"tagged": data}, to show data goes through the codec."""
+
+    def encode(self, value: str) -> dict[str, str]:
+        return {"tagged": value}
+
+    def decode(self, data: dict[str, str]) -> str:
+        return data["tagged"]
+
+
+def durable_manager(store: Store, now: list[float]) -> OrderQueueManager[str]:
+    return OrderQueueManager(
+        store=store, data_codec=TaggedCodec(), completed_retention=60.0, clock=lambda: now[0]
+    )
+
+
+async def test_a_restarted_manager_rebuilds_every_log_from_the_store():
+    store, now = MemoryStore(), [100.0]
+    first = durable_manager(store, now)
+    await first.start()
+    await first.add_to_order_queue("OPEN", "P1/New", data="quote 1")
+    await first.add_to_order_queue(
+        "OPEN", "P2/Failed", kind=OrderEventKind.PROPOSAL_FAILED, error="declined"
+    )
+    await first.add_to_order_queue("OPEN", "P3/New", data="quote 3")
+    await add(first, "DONE", 1)
+    now[0] = 110.0
+    await first.complete_order("DONE")
+    await first.stop()
+    stored = dict(await store.load("order_events"))
+    assert stored[event_key("OPEN", 1)]["data"] == {"tagged": "quote 1"}
+
+    second = durable_manager(store, now)
+    await second.start()
+    for order in ("OPEN", "DONE"):
+        assert second.get_order_queue(order).events_after(0) == first.get_order_queue(
+            order
+        ).events_after(0)
+    assert second.get_order_queue("DONE").completion.sequence == 2
+    with pytest.raises(InvalidStateError):
+        await second.add_to_order_queue("DONE", "LATE/New")
+    # A watcher resumes from its cursor; the sequences go on from the stored ones.
+    resumed = Follower(second, "OPEN", after_sequence=2)
+    await resumed.wait_count(1)
+    assert (await second.add_to_order_queue("OPEN", "P4/New")).sequence == 4
+    now[0] = 150.0
+    await second.complete_order("OPEN")
+    await resumed.task
+    assert resumed.sequences == [3, 4, 5]
+    # Retention counts from the stored completion time.
+    now[0] = 169.0
+    assert await second.cleanup_completed() == 0
+    now[0] = 170.0
+    assert await second.cleanup_completed() == 1
+    await second.stop()
+
+    third = durable_manager(store, now)
+    await third.start()
+    assert third.get_queue_stats() == {"order_queues_count": 1, "queues": {"OPEN": 5}}
+    assert {key for key, _ in await store.load("order_events")} == {
+        event_key("OPEN", n) for n in range(1, 6)
+    }
+    await third.stop()
+
+
+async def test_a_failed_commit_changes_nothing_and_uses_no_sequence():
+    store = ScriptedStore()
+    manager: OrderQueueManager[str] = OrderQueueManager(store=store)
+    await manager.add_to_order_queue("ORD", "P1/New")
+    watcher = Follower(manager, "ORD")
+    await watcher.wait_count(1)
+    store.refuse = lambda changes: True
+    with pytest.raises(StoreError, match="disk full"):
+        await manager.add_to_order_queue("ORD", "P2/New")
+    with pytest.raises(StoreError):
+        await manager.complete_order("ORD")
+    with pytest.raises(StoreError):
+        await manager.remove_order_queue("ORD")
+    assert len(manager.get_order_queue("ORD")) == 1
+    assert manager.get_order_queue("ORD").completion is None
+    assert manager.has_order_queue("ORD")
+    store.refuse = lambda changes: False
+    assert (await manager.add_to_order_queue("ORD", "P3/New")).sequence == 2
+    await manager.complete_order("ORD")
+    await watcher.task
+    assert [e.text for e in watcher.events] == ["P1/New", "P3/New", "ORD/Completed"]
+    assert [key for key, _ in await store.load("order_events")] == [
+        event_key("ORD", n) for n in (1, 2, 3)
+    ]
+
+
+async def test_a_failed_sweep_keeps_the_order_for_the_next(monkeypatch):
+    store = ScriptedStore()
+    manager: OrderQueueManager[str] = OrderQueueManager(store=store, completed_retention=0.0)
+    await manager.complete_order("ORD")
+    store.refuse = lambda changes: True
+    with pytest.raises(StoreError):
+        await manager.cleanup_completed()
+    assert manager.has_order_queue("ORD")
+    store.refuse = lambda changes: False
+    assert await manager.cleanup_completed() == 1
+    assert await store.load("order_events") == []
+
+
+async def test_concurrent_adds_to_one_order_get_every_sequence_once(tmp_path):
+    store = SqliteStore(tmp_path / "orders.sqlite3")
+    await store.open()
+    manager: OrderQueueManager[str] = OrderQueueManager(store=store)
+    watcher = Follower(manager, "ORD")
+    events = await asyncio.gather(
+        *(manager.add_to_order_queue("ORD", f"P{n}/New") for n in range(100))
+    )
+    assert sorted(e.sequence for e in events) == list(range(1, 101))
+    await manager.complete_order("ORD")
+    await watcher.task
+    assert watcher.sequences == list(range(1, 102))
+    # Memory and store agree event for event: the store's order is memory's.
+    restarted: OrderQueueManager[str] = OrderQueueManager(store=store)
+    await restarted.start()
+    assert restarted.get_order_queue("ORD").events_after(0) == watcher.events
+    await restarted.stop()
+    await store.close()
+
+
+async def test_cancelling_the_caller_does_not_cut_a_commit_from_its_append():
+    store = ScriptedStore()
+    manager: OrderQueueManager[str] = OrderQueueManager(store=store)
+    store.gate = asyncio.Event()
+    adding = asyncio.create_task(manager.add_to_order_queue("ORD", "P1/New"))
+    await store.entered.wait()
+    adding.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await adding
+    store.gate.set()
+    await manager.stop()
+    assert [e.text for e in manager.get_order_queue("ORD").events_after(0)] == ["P1/New"]
+    assert (await manager.add_to_order_queue("ORD", "P2/New")).sequence == 2
+    assert len(await store.load("order_events")) == 2
+
+
+async def test_a_stored_log_with_a_gap_is_refused_at_start():
+    store = MemoryStore()
+    first: OrderQueueManager[str] = OrderQueueManager(store=store)
+    await add(first, "ORD", 3)
+    await store.commit([Delete("order_events", event_key("ORD", 2))])
+    with pytest.raises(StoreError, match="order 'ORD' is not numbered 1 to 2"):
+        await OrderQueueManager(store=store).start()
+
+
+async def test_removal_listeners_commit_their_deletes_with_the_order():
+    store = ScriptedStore()
+    manager: OrderQueueManager[str] = OrderQueueManager(store=store)
+    removed: list[str] = []
+
+    class Listener:
+        def removal_changes(self, order_req_id: str) -> list[Delete]:
+            return [Delete("extra", order_req_id)]
+
+        def order_removed(self, order_req_id: str) -> None:
+            removed.append(order_req_id)
+
+    manager.add_removal_listener(Listener())
+    await store.commit([Put("extra", "ORD", 1)])
+    await add(manager, "ORD", 2)
+    assert await manager.remove_order_queue("ORD") is True
+    assert store.written[-1] == [
+        Delete("order_events", event_key("ORD", 1)),
+        Delete("order_events", event_key("ORD", 2)),
+        Delete("extra", "ORD"),
+    ]
+    assert removed == ["ORD"]
+    assert await store.load("extra") == []

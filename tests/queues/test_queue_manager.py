@@ -114,7 +114,7 @@ async def test_the_facade_delegates_and_combines_the_stats():
     assert await manager.get_from_order_queue("ORD1", timeout=0.01) == "P1/New"
     assert manager.get_order_queue("ORD2") is orders.get_order_queue("ORD2")
     assert manager.has_order_queue("ORD2")
-    assert manager.remove_order_queue("ORD2") is True
+    assert await manager.remove_order_queue("ORD2") is True
     assert not orders.has_order_queue("ORD2")
 
     await manager.stop()

@@ -1,0 +1,39 @@
+"""Steps that a caller's cancellation must not cut in half.
+
+A manager commits a change, then applies it to memory. Were the caller
+cancelled between the two, the store would hold a change memory never saw,
+and the next start would disagree with what was served. So each such step
+runs as its own task, which cancelling the caller leaves running to its end;
+the owner keeps the tasks, to wait for those under way before it closes its
+store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+
+class ShieldedSteps:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self, step: Coroutine[Any, Any, R]) -> R:
+        """Run step to its end and return what it returns (or raise what it
+        raises). Cancelling the caller stops the wait, never the step."""
+        task = asyncio.create_task(step)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def wait(self) -> None:
+        """Return once every step under way, and any they started meanwhile, has ended."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def __len__(self) -> int:
+        """Steps under way."""
+        return len(self._tasks)
