@@ -7,9 +7,21 @@ time: a HIGH task submitted while every slot is busy gets the next free slot.
 A slot is free again once the task function has actually returned, so a
 cancelled task that is still unwinding keeps its slot until it has.
 
-Every method that changes state does so without suspending (add_priority_task
-is async only for the seed's signature), so each one is atomic with respect to
-the others on the event loop.
+Durability: given a Store, the pool writes a task when it is queued and again
+when it ends, and commits each write before the change becomes visible; a
+change whose commit fails leaves the pool as it was (a worker tries the end
+of a task again until it is written). Commit and change run as one shielded
+step, so a caller that goes away cannot split them, and a task's end is
+decided and written under the task's lock, so that of two ends racing (a
+cancel and the deadline, say) exactly one is recorded. RUNNING is never
+written: after a crash, or a stop(), a task that was running is QUEUED again
+and runs again from the start, with its id, priority, place in line and
+deadline. A function cannot be written, so a durable pool runs registered
+functions only, named in task_funcs.
+
+Without a store nothing is written and no method suspends (add_priority_task
+and cancel_task are async for the durable case), so each one is atomic with
+respect to the others on the event loop.
 """
 
 from __future__ import annotations
@@ -21,99 +33,61 @@ import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from queues.backoff import Backoff
+from queues.codec import Codec, JsonCodec
 from queues.errors import ClosedError, InvalidStateError, NotFoundError
+from queues.keyed_lock import KeyedLock
 from queues.state_watch import StateWatch
+from queues.storage import Change, Store, StoreError
+from queues.task import PriorityTask, R, TaskFunc, TaskPriority, TaskRecord, TaskStatus
+from queues.task_records import COLLECTION, StoredTask, TaskCodec, delete
+
+__all__ = [
+    "PriorityQueueManager",
+    "PriorityTask",
+    "TaskFunc",
+    "TaskPriority",
+    "TaskRecord",
+    "TaskStatus",
+    "priority_queue_manager",
+]
 
 log = logging.getLogger(__name__)
 
-R = TypeVar("R")
+T = TypeVar("T")
 
-#: What the pool runs: awaited as task_func(**kwargs).
-TaskFunc = Callable[..., Awaitable[R]]
-
-
-class TaskPriority(IntEnum):
-    """Smaller values run first: asyncio.PriorityQueue pops the smallest item."""
-
-    #: Runs before MEDIUM and LOW.
-    HIGH = 1
-    #: The usual priority.
-    MEDIUM = 2
-    #: Runs after HIGH and MEDIUM.
-    LOW = 3
+#: Waits before trying again to record a task's end that the store refused. The
+#: task keeps its slot, and shows RUNNING, until its end is recorded.
+_END_RETRY = Backoff(base=0.05, cap=1.0)
 
 
-class TaskStatus(StrEnum):
-    #: Waiting for a free slot.
-    QUEUED = "queued"
-    #: Its task function is running in a slot.
-    RUNNING = "running"
-    #: The task function returned; result holds what it returned. Final.
-    SUCCEEDED = "succeeded"
-    #: The task function raised; error holds "ExcType: message". Final.
-    FAILED = "failed"
-    #: Cancelled through cancel_task, or running when the pool stopped. Final.
-    CANCELLED = "cancelled"
-    #: Its deadline passed while it was queued or running. Final.
-    TIMED_OUT = "timed_out"
+@dataclass(frozen=True, slots=True)
+class _End(Generic[R]):
+    """How a task ends."""
 
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
-
-
-_FINAL = frozenset(
-    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.TIMED_OUT}
-)
-
-
-@dataclass(order=True, frozen=True, slots=True)
-class PriorityTask(Generic[R]):
-    """The item waiting in the priority queue, ordered by (priority, seq) only."""
-
-    priority: TaskPriority
-    #: Submission order: FIFO within a priority.
-    seq: int
-    task_id: str = field(compare=False)
-    order_req_id: str = field(compare=False)
-    task_func: TaskFunc[R] = field(compare=False)
-    kwargs: dict[str, Any] = field(compare=False)
-    created_at: float = field(compare=False)
-    #: Absolute time (the pool's clock, epoch seconds) it must end by; None: no deadline.
-    deadline: float | None = field(compare=False, default=None)
-
-
-@dataclass(slots=True)
-class TaskRecord(Generic[R]):
-    """One task and everything that has happened to it.
-
-    The pool mutates its own copy; callers get snapshots. Times are epoch
-    seconds from the pool's clock.
-    """
-
-    task_id: str
-    order_req_id: str
-    priority: TaskPriority
     status: TaskStatus
-    created_at: float
-    deadline: float | None = None
-    #: Tasks that were waiting ahead of it when it was queued (0 = next).
-    queue_position: int = 0
-    started_at: float | None = None
-    completed_at: float | None = None
-    #: What the task function returned, once SUCCEEDED.
-    result: R | None = None
-    #: Why it failed or stopped; "" otherwise.
     error: str = ""
+    #: What the task function returned; used for SUCCEEDED only.
+    result: R | None = None
+
+
+_TIMED_OUT_QUEUED: _End[Any] = _End(TaskStatus.TIMED_OUT, "deadline passed while queued")
+_TIMED_OUT_RUNNING: _End[Any] = _End(TaskStatus.TIMED_OUT, "deadline passed while running")
+
+
+def _while(status: TaskStatus, end: _End[R]) -> Callable[[TaskRecord[R]], _End[R] | None]:
+    """End the task so if it is still in status; leave it alone otherwise."""
+    return lambda record: end if record.status is status else None
 
 
 class PriorityQueueManager(Generic[R]):
-    """The pool. Tasks may be added before start(); they wait until it runs."""
+    """The pool. Tasks may be added before start() (with a store, only after
+    the first start(), which rebuilds the pool from the store); they wait until
+    it runs."""
 
     def __init__(
         self,
@@ -121,10 +95,23 @@ class PriorityQueueManager(Generic[R]):
         *,
         result_retention: float = 3600.0,
         cleanup_interval: float = 60.0,
+        store: Store | None = None,
+        task_funcs: Mapping[str, TaskFunc[R]] | None = None,
+        args_codec: Codec[dict[str, Any]] | None = None,
+        result_codec: Codec[R] | None = None,
+        partial_result: Callable[[dict[str, Any]], R] | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-        on_removed: Callable[[str], None] = lambda task_id: None,
+        on_removed: Callable[[TaskRecord[R]], None] = lambda record: None,
     ) -> None:
+        """store: where tasks are kept (None: nowhere, as the seed did).
+        task_funcs: functions by name, which add_priority_task accepts in place
+        of a function (and a pool with a store requires). args_codec and
+        result_codec: how a task's kwargs and result are written (default:
+        they are JSON already). partial_result: the result recorded for a task
+        that ends other than by returning (failed, timed out, cancelled), read
+        from its kwargs when it ends, so that what it had collected is kept;
+        it must return a value that does not change afterwards (a copy)."""
         if max_concurrent_tasks < 1:
             raise ValueError(f"max_concurrent_tasks must be at least 1; got {max_concurrent_tasks}")
         if result_retention < 0 or cleanup_interval <= 0:
@@ -134,47 +121,70 @@ class PriorityQueueManager(Generic[R]):
         self.max_concurrent_tasks = max_concurrent_tasks
         self.result_retention = result_retention
         self._cleanup_interval = cleanup_interval
+        self._store = store
+        self._task_funcs = dict(task_funcs or {})
+        self._codec: TaskCodec[R] = TaskCodec(
+            args_codec or JsonCodec(), result_codec or JsonCodec()
+        )
+        self._partial_result = partial_result
         self._clock = clock
         self._new_id = new_id
-        # Called with the id of each task cleanup removes, in the same step, so
-        # whoever keeps data per task drops it in step with the pool. Must not raise.
+        # Called with each task cleanup removes, once it is gone, so whoever
+        # keeps data per task drops it in step with the pool. Must not raise.
         self._on_removed = on_removed
 
         self._records: dict[str, TaskRecord[R]] = {}
+        # The queue item of every unfinished task, to queue it again on start().
+        self._items: dict[str, PriorityTask[R]] = {}
         self._seq = itertools.count(1)
         # May hold entries of tasks that were cancelled or timed out while
         # queued: workers skip them when they reach the top.
         self._queue: asyncio.PriorityQueue[PriorityTask[R]] = asyncio.PriorityQueue()
         self._by_status: Counter[TaskStatus] = Counter()
         self._queued_by_priority: Counter[TaskPriority] = Counter()
+        # Tasks being committed: ahead in line of any task added after them.
+        self._adding_by_priority: Counter[TaskPriority] = Counter()
         self._deadline_timers: dict[str, asyncio.TimerHandle] = {}
         self._running: dict[str, asyncio.Task[R]] = {}
         # (completed_at, id) in the order tasks became final: cleanup pops from
         # the left while entries are old enough.
         self._finished: deque[tuple[float, str]] = deque()
         self._watch: StateWatch[TaskRecord[R]] = StateWatch(lambda r: r.status.is_final)
+        self._locks = KeyedLock()
+        # Changes under way that no caller may cut short: stop() waits for them.
+        self._changes: set[asyncio.Task[Any]] = set()
 
         self._workers: list[asyncio.Task[None]] = []
         self._cleaner: asyncio.Task[None] | None = None
-        self._accepting = True
+        # With a store, nothing is accepted before start() has loaded it.
+        self._loaded = False
+        self._accepting = store is None
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         """Start max_concurrent_tasks workers and the periodic cleanup, and
-        accept tasks again after stop(). Does nothing if already started."""
+        accept tasks again after stop(). Does nothing if already started.
+
+        With a store, the first start() first rebuilds the pool from it: final
+        tasks as they were written; every other task QUEUED, in its old place
+        in line, or TIMED_OUT (committed) if its deadline passed meanwhile.
+        Raises StoreError if the store cannot be read or holds a task this
+        program cannot read; the pool is then unchanged.
+        """
         if self._workers:
             return
+        if self._store is not None and not self._loaded:
+            await self._load(self._store)
+            self._loaded = True
         self._accepting = True
         # An asyncio queue binds to the loop that first waits on it; a fresh one
         # per start lets a pool (such as the module-level default) be started on
-        # another loop after stop(). Entries of tasks no longer queued are dropped.
-        waiting = self._queue
+        # another loop after stop().
         self._queue = asyncio.PriorityQueue()
-        while not waiting.empty():
-            item = waiting.get_nowait()
-            if self._is_queued(item.task_id):
-                self._queue.put_nowait(item)
+        for item in self._items.values():
+            self._queue.put_nowait(item)
+            self._arm_deadline(item)
         self._workers = [
             asyncio.create_task(self._work(), name=f"priority-task-worker-{n}")
             for n in range(self.max_concurrent_tasks)
@@ -184,18 +194,19 @@ class PriorityQueueManager(Generic[R]):
         )
 
     async def stop(self) -> None:
-        """Refuse new tasks, end every RUNNING task CANCELLED (its task function
-        is cancelled and awaited) and stop the workers. QUEUED tasks stay
-        QUEUED: a later start() runs them. Does nothing if already stopped."""
+        """Refuse new tasks, stop the workers and hand every RUNNING task back
+        to QUEUED (its task function is cancelled and awaited), as a crash
+        would: a later start() runs it again, and nothing is written for it, so
+        with a store the next process does. Ends being committed are finished
+        first. QUEUED tasks stay QUEUED. Does nothing if already stopped."""
         self._accepting = False
         if not self._workers:
             return
+        for timer in self._deadline_timers.values():
+            timer.cancel()
+        self._deadline_timers.clear()
         attempts = list(self._running.values())
-        for task_id, attempt in list(self._running.items()):
-            record = self._records[task_id]
-            # A task cancelled or timed out that is still unwinding already has its end.
-            if record.status is TaskStatus.RUNNING:
-                self._finish(record, TaskStatus.CANCELLED, "the pool stopped")
+        for attempt in attempts:
             attempt.cancel()
         for worker in self._workers:
             worker.cancel()
@@ -207,6 +218,12 @@ class PriorityQueueManager(Generic[R]):
             *([self._cleaner] if self._cleaner else []),
             return_exceptions=True,
         )
+        await asyncio.gather(*self._changes, return_exceptions=True)
+        for task_id in self._items:
+            record = self._records[task_id]
+            if record.status is TaskStatus.RUNNING:
+                record.started_at = None
+                self._set_status(record, TaskStatus.QUEUED)
         self._workers = []
         self._cleaner = None
 
@@ -215,21 +232,28 @@ class PriorityQueueManager(Generic[R]):
     async def add_priority_task(
         self,
         order_req_id: str,
-        task_func: TaskFunc[R],
+        task_func: TaskFunc[R] | str,
         priority: TaskPriority = TaskPriority.MEDIUM,
         *,
         deadline: float | None = None,
         **kwargs: Any,
     ) -> str:
-        """Queue task_func(**kwargs) and return the new task's id.
+        """Queue task_func(**kwargs) and return the new task's id once it is
+        queued (with a store, committed).
 
-        `deadline` is absolute, on the pool's clock. The names order_req_id,
-        task_func, priority and deadline cannot be passed on to task_func.
-        Raises ClosedError after stop() until the next start(): a task accepted
-        then would silently wait for a restart that may never come.
+        task_func is a function or the name it has in task_funcs; a pool with a
+        store takes names only, and kwargs args_codec can encode. `deadline`
+        is absolute, on the pool's clock. The names order_req_id, task_func,
+        priority and deadline cannot be passed on to task_func. Raises
+        ClosedError after stop() until the next start() (a task accepted then
+        would silently wait for a restart that may never come) and, with a
+        store, before the first start(); ValueError for an unknown name or an
+        unnamed function given to a pool with a store; StoreError if the task
+        could not be committed, and then nothing was queued.
         """
         if not self._accepting:
             raise ClosedError("priority task pool")
+        func, func_name = self._resolve(task_func)
         priority = TaskPriority(priority)
         now = self._clock()
         item: PriorityTask[R] = PriorityTask(
@@ -237,10 +261,11 @@ class PriorityQueueManager(Generic[R]):
             seq=next(self._seq),
             task_id=self._new_id(),
             order_req_id=order_req_id,
-            task_func=task_func,
+            task_func=func,
             kwargs=kwargs,
             created_at=now,
             deadline=deadline,
+            func_name=func_name,
         )
         record: TaskRecord[R] = TaskRecord(
             task_id=item.task_id,
@@ -249,49 +274,64 @@ class PriorityQueueManager(Generic[R]):
             status=TaskStatus.QUEUED,
             created_at=now,
             deadline=deadline,
-            queue_position=sum(self._queued_by_priority[p] for p in TaskPriority if p <= priority),
+            queue_position=sum(
+                self._queued_by_priority[p] + self._adding_by_priority[p]
+                for p in TaskPriority
+                if p <= priority
+            ),
+            kwargs=kwargs,
         )
-        self._records[record.task_id] = record
-        self._count(record, +1)
-        self._queue.put_nowait(item)
-        if deadline is not None:
-            self._deadline_timers[record.task_id] = asyncio.get_running_loop().call_later(
-                max(deadline - now, 0.0), self._deadline_passed, record.task_id
-            )
-        return record.task_id
+        changes = self._puts(item, record)
+        self._adding_by_priority[priority] += 1
+        return await self._shielded(self._commit_then_queue(item, record, changes))
 
-    def cancel_task(self, task_id: str) -> TaskRecord[R]:
-        """End a QUEUED or RUNNING task CANCELLED at once and return it.
+    async def cancel_task(self, task_id: str) -> TaskRecord[R]:
+        """End a QUEUED or RUNNING task CANCELLED and return it, once that is
+        committed; a running task function is cancelled then, and its slot is
+        freed once it has unwound.
 
-        A running task function is cancelled; its slot is freed once it has
-        unwound. InvalidStateError if the task is final, NotFoundError if unknown.
+        InvalidStateError if the task is final, NotFoundError if unknown,
+        StoreError if the end could not be committed (the task goes on as it was).
         """
-        record = self._get(task_id)
-        if record.status.is_final:
-            raise InvalidStateError("task", task_id, record.status.value, "cancel")
-        self._stop_task(record, TaskStatus.CANCELLED, f"cancelled while {record.status.value}")
-        return self._snapshot(record)
+        self._get(task_id)
+
+        def cancel(record: TaskRecord[R]) -> _End[R]:
+            if record.status.is_final:
+                raise InvalidStateError("task", task_id, record.status.value, "cancel")
+            return _End(TaskStatus.CANCELLED, f"cancelled while {record.status.value}")
+
+        return await self._end(task_id, cancel, retry=False)
+
+    async def remove_old_results(self, max_age_seconds: float | None = None) -> int:
+        """Remove tasks that have been final for at least max_age_seconds
+        (default: result_retention): deleted from the store in one commit, then
+        forgotten. Returns how many were removed; StoreError if the commit
+        failed, and then none was."""
+        old = self._take_old(max_age_seconds)
+        if not old:
+            return 0
+        return await self._shielded(self._delete_then_forget(old))
 
     def cleanup_old_results(self, max_age_seconds: float | None = None) -> int:
-        """Remove tasks that have been final for at least max_age_seconds
-        (default: result_retention); returns how many were removed."""
-        max_age = self.result_retention if max_age_seconds is None else max_age_seconds
-        if max_age < 0:
-            raise ValueError(f"max_age_seconds must not be negative; got {max_age}")
-        cutoff = self._clock() - max_age
-        removed = 0
-        while self._finished and self._finished[0][0] <= cutoff:
-            _, task_id = self._finished.popleft()
-            self._count(self._records.pop(task_id), -1)
-            self._on_removed(task_id)
-            removed += 1
-        return removed
+        """The seed's cleanup, for a pool without a store: remove_old_results
+        without awaiting. A pool with a store must commit its removals first,
+        so it raises TypeError there."""
+        if self._store is not None:
+            raise TypeError("a pool with a store removes results with remove_old_results()")
+        old = self._take_old(max_age_seconds)
+        for _, task_id in old:
+            self._forget(task_id)
+        return len(old)
 
     # -- queries ---------------------------------------------------------------
 
     def get_task(self, task_id: str) -> TaskRecord[R]:
         """A snapshot of the task; NotFoundError if unknown or cleaned up."""
         return self._snapshot(self._get(task_id))
+
+    def tasks(self) -> list[TaskRecord[R]]:
+        """A snapshot of every task the pool holds, finished ones included."""
+        return [self._snapshot(record) for record in self._records.values()]
 
     def get_task_result(self, task_id: str) -> dict[str, Any] | None:
         """The seed's view of a task as a plain dict; None if unknown or cleaned up."""
@@ -323,11 +363,231 @@ class PriorityQueueManager(Generic[R]):
         return {
             "priority_queue_size": self._by_status[TaskStatus.QUEUED],
             "active_tasks": self._by_status[TaskStatus.RUNNING],
-            "completed_tasks": sum(self._by_status[s] for s in _FINAL),
+            "completed_tasks": sum(n for s, n in self._by_status.items() if s.is_final),
             "max_concurrent_tasks": self.max_concurrent_tasks,
         }
 
+    # -- changes ----------------------------------------------------------------
+
+    async def _shielded(self, change: Coroutine[Any, Any, T]) -> T:
+        """Run change to its end even if the caller is cancelled, so that a
+        commit is never split from what it makes visible. Without a store
+        nothing is committed, and change runs inline, never suspending."""
+        if self._store is None:
+            return await change
+        task = asyncio.ensure_future(change)
+        self._track(task)
+        return await asyncio.shield(task)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
+
+    def _puts(self, item: PriorityTask[R], record: TaskRecord[R]) -> list[Change]:
+        """What to commit for the task as record has it: nothing without a store."""
+        return [] if self._store is None else [self._codec.put(item, record)]
+
+    async def _commit(self, changes: list[Change]) -> None:
+        if self._store is not None and changes:
+            await self._store.commit(changes)
+
+    async def _commit_then_queue(
+        self, item: PriorityTask[R], record: TaskRecord[R], changes: list[Change]
+    ) -> str:
+        try:
+            await self._commit(changes)
+        finally:
+            self._adding_by_priority[item.priority] -= 1
+        self._records[record.task_id] = record
+        self._items[record.task_id] = item
+        self._count(record, +1)
+        self._queue.put_nowait(item)
+        self._arm_deadline(item)
+        return record.task_id
+
+    async def _end(
+        self,
+        task_id: str,
+        decide: Callable[[TaskRecord[R]], _End[R] | None],
+        *,
+        retry: bool,
+    ) -> TaskRecord[R]:
+        """End the task as decide(record) says, decided once the task's lock is
+        held: commit the end, then make it visible, cancelling a running task
+        function. Returns a snapshot of the task as it then is.
+
+        decide returns None to leave the task alone. Without retry a failed
+        commit raises StoreError, leaving the task as it was; with retry it is
+        tried again until it succeeds or the pool stops.
+        """
+        return await self._shielded(self._end_under_lock(task_id, decide, retry))
+
+    async def _end_under_lock(
+        self,
+        task_id: str,
+        decide: Callable[[TaskRecord[R]], _End[R] | None],
+        retry: bool,
+    ) -> TaskRecord[R]:
+        async with self._locks.hold(task_id):
+            # A final task may have been removed while this waited its turn.
+            record = self._get(task_id)
+            end = decide(record)
+            if end is None:
+                return self._snapshot(record)
+            completed_at = self._clock()
+            ended = copy.copy(record)
+            ended.status = end.status
+            ended.error = end.error
+            ended.completed_at = completed_at
+            if end.status is TaskStatus.SUCCEEDED:
+                ended.result = end.result
+            elif self._partial_result is not None:
+                ended.result = self._partial_result(record.kwargs)
+            if await self._commit_end(self._items[task_id], ended, retry):
+                self._apply_end(record, ended, completed_at)
+            return self._snapshot(record)
+
+    async def _commit_end(self, item: PriorityTask[R], ended: TaskRecord[R], retry: bool) -> bool:
+        """Whether the end was committed; False only if, retrying, the pool stopped."""
+        failures = 0
+        while True:
+            try:
+                await self._commit(self._puts(item, ended))
+                return True
+            except StoreError as error:
+                if not retry:
+                    raise
+                failures += 1
+                if not self._accepting:
+                    log.warning(
+                        "task %s stopped before its end (%s) could be recorded; "
+                        "it runs again after a restart: %s",
+                        ended.task_id,
+                        ended.status.value,
+                        error,
+                    )
+                    return False
+                log.warning(
+                    "cannot record the end of task %s (%s) yet; trying again: %s",
+                    ended.task_id,
+                    ended.status.value,
+                    error,
+                )
+            await asyncio.sleep(_END_RETRY.delay(failures))
+
+    def _apply_end(self, record: TaskRecord[R], ended: TaskRecord[R], completed_at: float) -> None:
+        self._disarm_deadline(record.task_id)
+        del self._items[record.task_id]
+        record.error = ended.error
+        record.completed_at = completed_at
+        record.result = ended.result
+        self._finished.append((completed_at, record.task_id))
+        self._set_status(record, ended.status)
+        attempt = self._running.get(record.task_id)
+        if attempt is not None:
+            attempt.cancel()
+
+    def _take_old(self, max_age_seconds: float | None) -> list[tuple[float, str]]:
+        """Take the entries of tasks final for at least max_age off the
+        finished list, so that no other removal takes them too."""
+        max_age = self.result_retention if max_age_seconds is None else max_age_seconds
+        if max_age < 0:
+            raise ValueError(f"max_age_seconds must not be negative; got {max_age}")
+        cutoff = self._clock() - max_age
+        old = []
+        while self._finished and self._finished[0][0] <= cutoff:
+            old.append(self._finished.popleft())
+        return old
+
+    async def _delete_then_forget(self, old: list[tuple[float, str]]) -> int:
+        try:
+            await self._commit([delete(task_id) for _, task_id in old])
+        except BaseException:
+            self._finished.extendleft(reversed(old))
+            raise
+        for _, task_id in old:
+            self._forget(task_id)
+        return len(old)
+
+    def _forget(self, task_id: str) -> None:
+        record = self._records.pop(task_id)
+        self._count(record, -1)
+        self._on_removed(record)
+
+    # -- recovery ----------------------------------------------------------------
+
+    async def _load(self, store: Store) -> None:
+        stored = []
+        for task_id, value in await store.load(COLLECTION):
+            try:
+                stored.append(self._codec.decode(task_id, value))
+            except Exception as error:
+                raise StoreError(
+                    f"cannot read task {task_id!r} from the store: {error!r}"
+                ) from error
+        items = {
+            task.record.task_id: self._restored_item(task)
+            for task in stored
+            if not task.record.status.is_final
+        }
+        now = self._clock()
+        lapsed = [
+            task.record
+            for task in stored
+            if task.record.task_id in items
+            and task.record.deadline is not None
+            and task.record.deadline <= now
+        ]
+        for record in lapsed:
+            record.status = TaskStatus.TIMED_OUT
+            record.error = "deadline passed while the pool was stopped"
+            record.completed_at = now
+            if self._partial_result is not None:
+                record.result = self._partial_result(record.kwargs)
+        await self._commit([self._codec.put(items[r.task_id], r) for r in lapsed])
+
+        finished = []
+        for task in stored:
+            record = task.record
+            self._records[record.task_id] = record
+            self._count(record, +1)
+            if record.status.is_final:
+                assert record.completed_at is not None
+                finished.append((record.completed_at, record.task_id))
+            else:
+                self._items[record.task_id] = items[record.task_id]
+        self._finished.extend(sorted(finished))
+        self._seq = itertools.count(max((task.seq for task in stored), default=0) + 1)
+
+    def _restored_item(self, task: StoredTask[R]) -> PriorityTask[R]:
+        record = task.record
+        func = self._task_funcs.get(task.func_name) or _unregistered(task.func_name)
+        return PriorityTask(
+            priority=record.priority,
+            seq=task.seq,
+            task_id=record.task_id,
+            order_req_id=record.order_req_id,
+            task_func=func,
+            kwargs=record.kwargs,
+            created_at=record.created_at,
+            deadline=record.deadline,
+            func_name=task.func_name,
+        )
+
     # -- internals -------------------------------------------------------------
+
+    def _resolve(self, task_func: TaskFunc[R] | str) -> tuple[TaskFunc[R], str]:
+        if isinstance(task_func, str):
+            func = self._task_funcs.get(task_func)
+            if func is None:
+                raise ValueError(f"no task function is registered as {task_func!r}")
+            return func, task_func
+        if self._store is not None:
+            raise ValueError(
+                "a pool with a store takes task functions by their name in task_funcs, "
+                "to find them again after a restart"
+            )
+        return task_func, ""
 
     def _get(self, task_id: str) -> TaskRecord[R]:
         record = self._records.get(task_id)
@@ -350,31 +610,25 @@ class PriorityQueueManager(Generic[R]):
         self._count(record, +1)
         self._publish(record)
 
+    def _arm_deadline(self, item: PriorityTask[R]) -> None:
+        if item.deadline is None or item.task_id in self._deadline_timers:
+            return
+        self._deadline_timers[item.task_id] = asyncio.get_running_loop().call_later(
+            max(item.deadline - self._clock(), 0.0), self._deadline_passed, item.task_id
+        )
+
     def _disarm_deadline(self, task_id: str) -> None:
         timer = self._deadline_timers.pop(task_id, None)
         if timer is not None:
             timer.cancel()
 
-    def _finish(self, record: TaskRecord[R], status: TaskStatus, error: str) -> None:
-        self._disarm_deadline(record.task_id)
-        record.error = error
-        record.completed_at = self._clock()
-        self._finished.append((record.completed_at, record.task_id))
-        self._set_status(record, status)
-
-    def _stop_task(self, record: TaskRecord[R], status: TaskStatus, error: str) -> None:
-        """End an unfinished task with `status`, cancelling its task function if
-        it runs; the worker that runs it waits for it and records nothing."""
-        self._finish(record, status, error)
-        attempt = self._running.get(record.task_id)
-        if attempt is not None:
-            attempt.cancel()
-
     def _deadline_passed(self, task_id: str) -> None:
         self._deadline_timers.pop(task_id, None)
         if self._is_queued(task_id):
-            self._finish(
-                self._records[task_id], TaskStatus.TIMED_OUT, "deadline passed while queued"
+            self._track(
+                asyncio.ensure_future(
+                    self._end(task_id, _while(TaskStatus.QUEUED, _TIMED_OUT_QUEUED), retry=True)
+                )
             )
 
     def _publish(self, record: TaskRecord[R]) -> None:
@@ -389,16 +643,22 @@ class PriorityQueueManager(Generic[R]):
             item = await self._queue.get()
             if not self._is_queued(item.task_id):
                 continue  # cancelled or timed out while it waited
-            record = self._records[item.task_id]
-            # The deadline timer may not have fired yet, or may belong to a
-            # loop the pool no longer runs on.
+            # The deadline timer may not have fired yet.
             if item.deadline is not None and item.deadline <= self._clock():
-                self._finish(record, TaskStatus.TIMED_OUT, "deadline passed while queued")
+                await self._end(
+                    item.task_id, _while(TaskStatus.QUEUED, _TIMED_OUT_QUEUED), retry=True
+                )
                 continue
-            await self._run(item, record)
+            # An end being committed holds the lock; once it is recorded, the
+            # task is no longer queued.
+            async with self._locks.hold(item.task_id):
+                attempt = self._begin(item) if self._is_queued(item.task_id) else None
+            if attempt is not None:
+                await self._run(item, attempt)
 
-    async def _run(self, item: PriorityTask[R], record: TaskRecord[R]) -> None:
-        # From here on the deadline is enforced by the wait below.
+    def _begin(self, item: PriorityTask[R]) -> asyncio.Task[R]:
+        record = self._records[item.task_id]
+        # From here on the deadline is enforced by _run's wait.
         self._disarm_deadline(record.task_id)
         record.started_at = self._clock()
         self._set_status(record, TaskStatus.RUNNING)
@@ -406,35 +666,51 @@ class PriorityQueueManager(Generic[R]):
             _call(item.task_func, item.kwargs), name=f"priority-task-{record.task_id}"
         )
         self._running[record.task_id] = attempt
-        timeout = None if item.deadline is None else max(item.deadline - record.started_at, 0.0)
+        return attempt
+
+    async def _run(self, item: PriorityTask[R], attempt: asyncio.Task[R]) -> None:
+        record = self._records[item.task_id]
+        timeout = None if item.deadline is None else max(item.deadline - self._clock(), 0.0)
         try:
             done, _ = await asyncio.wait({attempt}, timeout=timeout)
             if not done:
-                if record.status is TaskStatus.RUNNING:
-                    self._stop_task(record, TaskStatus.TIMED_OUT, "deadline passed while running")
+                await self._end(
+                    record.task_id, _while(TaskStatus.RUNNING, _TIMED_OUT_RUNNING), retry=True
+                )
                 await asyncio.wait({attempt})
         except asyncio.CancelledError:
             attempt.cancel()
             raise
         finally:
             self._running.pop(record.task_id, None)
-        if record.status is not TaskStatus.RUNNING:
-            return  # cancel_task, stop() or the deadline already recorded the end
+        # Otherwise cancel_task or the deadline has recorded the end already.
+        if record.status is TaskStatus.RUNNING:
+            await self._end(
+                record.task_id,
+                _while(TaskStatus.RUNNING, self._outcome(record, attempt)),
+                retry=True,
+            )
+
+    @staticmethod
+    def _outcome(record: TaskRecord[R], attempt: asyncio.Task[R]) -> _End[R]:
         if attempt.cancelled():
-            self._finish(record, TaskStatus.FAILED, "the task function was cancelled")
-        elif (exc := attempt.exception()) is not None:
+            return _End(TaskStatus.FAILED, "the task function was cancelled")
+        exc = attempt.exception()
+        if exc is not None:
             log.warning(
                 "task %s of order %s failed", record.task_id, record.order_req_id, exc_info=exc
             )
-            self._finish(record, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        else:
-            record.result = attempt.result()
-            self._finish(record, TaskStatus.SUCCEEDED, "")
+            return _End(TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        return _End(TaskStatus.SUCCEEDED, result=attempt.result())
 
     async def _clean_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._cleanup_interval)
-            removed = self.cleanup_old_results()
+            try:
+                removed = await self.remove_old_results()
+            except StoreError as error:
+                log.warning("cleanup could not remove finished tasks; trying later: %s", error)
+                continue
             if removed:
                 log.info("cleanup removed %d finished tasks", removed)
 
@@ -443,6 +719,13 @@ async def _call(task_func: TaskFunc[R], kwargs: dict[str, Any]) -> R:
     # Calling inside the attempt's own task means a task_func that raises
     # before returning an awaitable fails its task, not the worker.
     return await task_func(**kwargs)
+
+
+def _unregistered(name: str) -> TaskFunc[Any]:
+    async def missing(**kwargs: Any) -> Any:
+        raise LookupError(f"no task function is registered as {name!r}")
+
+    return missing
 
 
 #: The seed's shared pool; services construct their own.

@@ -11,7 +11,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from queues.priority_task_pool import TaskPriority, TaskStatus
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
-from requestor_svc.order_tasks import OrderTask, Placement, PoolStats
+from requestor_svc.order_job import Placement
+from requestor_svc.order_tasks import OrderTask, PoolStats
 from service_runtime.validation import Violations
 
 #: Longest task timeout a PlaceOrder may ask for, in seconds.

@@ -1,34 +1,31 @@
 """Order requests as tasks in the priority pool: placed once per request id, each
 answered with the progress its follow collected.
 
-The pool keeps each task's record; this keeps what the pool does not (how the
-order was placed, the progress, the request id) and drops it in the same step
-as the pool's retention sweep removes the record, so neither outlives the other.
+The pool owns every task's record, its job (placement, request id, progress)
+included, and, given a store, keeps them across restarts. This keeps only an
+index from request id to task, rebuilt from the pool on start and dropped in
+the same step as the pool's retention sweep removes a task.
 """
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from queues.errors import RequestConflictError
-from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskRecord
-from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+from queues.keyed_lock import KeyedLock
+from queues.priority_task_pool import PriorityQueueManager, TaskRecord
+from queues.storage import Store
 from requestor_svc.order_follower import OrderProgress
+from requestor_svc.order_job import JobArgsCodec, OrderJob, Placement, ProgressCodec
 
 #: What a task runs: collects the order's events into the progress it is given.
 Follow = Callable[[OrderProgress], Awaitable[OrderProgress]]
 
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """An order request as placed; two equal placements are the same request."""
-
-    order_req_id: str
-    priority: TaskPriority
-    #: Seconds after placing it that the task times out; None: never.
-    timeout: float | None
-    #: Kept with the result and never looked into.
-    submission: quote_pb.Submission | None
+#: The name the pool knows the order tasks' function by. The store keeps it
+#: with every queued task, so it must not change.
+FOLLOW_ORDER = "follow-order"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +52,6 @@ class PoolStats:
     max_concurrent_tasks: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    placement: Placement
-    progress: OrderProgress
-    request_id: str
-
-
 class OrderTasks:
     """The requestor's tasks, run by a PriorityQueueManager it owns."""
 
@@ -72,6 +62,7 @@ class OrderTasks:
         max_concurrent_tasks: int,
         result_retention: float,
         cleanup_interval: float,
+        store: Store | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._follow = follow
@@ -80,65 +71,104 @@ class OrderTasks:
             max_concurrent_tasks,
             result_retention=result_retention,
             cleanup_interval=cleanup_interval,
+            store=store,
+            task_funcs={FOLLOW_ORDER: self._run},
+            args_codec=JobArgsCodec(),
+            result_codec=ProgressCodec(),
+            partial_result=_progress_so_far,
             clock=clock,
             on_removed=self._forget,
         )
-        self._kept: dict[str, _Kept] = {}
         self._task_by_request_id: dict[str, str] = {}
+        self._placing = KeyedLock()
 
     async def start(self) -> None:
+        """Run the tasks. With a store, the first start first brings back every
+        task it holds (PriorityQueueManager.start says how); StoreError if it
+        cannot be read."""
         await self._pool.start()
+        for record in self._pool.tasks():
+            request_id = _job(record.kwargs).request_id
+            if request_id:
+                self._task_by_request_id[request_id] = record.task_id
 
     async def stop(self) -> None:
-        """Refuse new orders and end every running task CANCELLED."""
+        """Refuse new orders and stop the running tasks: they are QUEUED again
+        (in the store they never stopped being) and follow their orders again
+        on the next start, in this process or the next."""
         await self._pool.stop()
 
     async def place(self, placement: Placement, request_id: str = "") -> PlacedTask:
-        """Queue a task following the order, or, for a request id already used
-        for this same placement, answer that first task and create nothing.
+        """Queue a task following the order and answer once it is queued (with
+        a store: committed); or, for a request id already used for this same
+        placement, answer that first task and create nothing.
 
         RequestConflictError if request_id was used for a different placement;
-        ClosedError while stopped.
+        ClosedError while stopped; StoreError if the task could not be
+        committed, and then nothing was placed.
         """
-        if request_id and (first := self._task_by_request_id.get(request_id)) is not None:
-            if self._kept[first].placement != placement:
-                raise RequestConflictError(request_id)
-            return PlacedTask(first, self._pool.get_task(first).queue_position)
-        progress = OrderProgress(placement.order_req_id)
-        deadline = None if placement.timeout is None else self._clock() + placement.timeout
-        # add_priority_task never suspends, so no other place() can come in
-        # between the request-id check above and the bookkeeping below.
-        task_id = await self._pool.add_priority_task(
-            placement.order_req_id,
-            self._follow,
-            placement.priority,
-            deadline=deadline,
-            progress=progress,
-        )
-        self._kept[task_id] = _Kept(placement, progress, request_id)
-        if request_id:
-            self._task_by_request_id[request_id] = task_id
-        return PlacedTask(task_id, self._pool.get_task(task_id).queue_position)
+        if not request_id:
+            return await self._add(placement, "")
+        # Shielded: a caller going away must not leave a task added whose
+        # request id was never recorded, or a repeat would add a second one.
+        return await asyncio.shield(self._place_once(placement, request_id))
 
     def result(self, task_id: str) -> OrderTask:
         """The task as it is now; NotFoundError if unknown or removed after retention."""
         return self._view(self._pool.get_task(task_id))
 
-    def cancel(self, task_id: str) -> OrderTask:
-        """End a queued or running task CANCELLED, keeping what it collected.
+    async def cancel(self, task_id: str) -> OrderTask:
+        """End a queued or running task CANCELLED, keeping what it collected,
+        once that is committed.
 
-        InvalidStateError if it is already final; NotFoundError if unknown.
+        InvalidStateError if it is already final; NotFoundError if unknown;
+        StoreError if the end could not be committed (the task goes on).
         """
-        return self._view(self._pool.cancel_task(task_id))
+        return self._view(await self._pool.cancel_task(task_id))
 
     def stats(self) -> PoolStats:
         return PoolStats(**self._pool.get_queue_stats())
 
-    def _view(self, record: TaskRecord[OrderProgress]) -> OrderTask:
-        kept = self._kept[record.task_id]
-        return OrderTask(record, kept.placement, kept.progress.snapshot())
+    async def _place_once(self, placement: Placement, request_id: str) -> PlacedTask:
+        # One placement per request id at a time: the first adds the task,
+        # the others wait and answer it.
+        async with self._placing.hold(request_id):
+            first = self._task_by_request_id.get(request_id)
+            if first is None:
+                placed = await self._add(placement, request_id)
+                self._task_by_request_id[request_id] = placed.task_id
+                return placed
+            record = self._pool.get_task(first)
+            if _job(record.kwargs).placement != placement:
+                raise RequestConflictError(request_id)
+            return PlacedTask(first, record.queue_position)
 
-    def _forget(self, task_id: str) -> None:
-        kept = self._kept.pop(task_id)
-        if kept.request_id:
-            del self._task_by_request_id[kept.request_id]
+    async def _add(self, placement: Placement, request_id: str) -> PlacedTask:
+        deadline = None if placement.timeout is None else self._clock() + placement.timeout
+        job = OrderJob(placement, request_id, OrderProgress(placement.order_req_id))
+        task_id = await self._pool.add_priority_task(
+            placement.order_req_id, FOLLOW_ORDER, placement.priority, deadline=deadline, job=job
+        )
+        return PlacedTask(task_id, self._pool.get_task(task_id).queue_position)
+
+    async def _run(self, job: OrderJob) -> OrderProgress:
+        return await self._follow(job.progress)
+
+    def _view(self, record: TaskRecord[OrderProgress]) -> OrderTask:
+        job = _job(record.kwargs)
+        # A final task's progress is its recorded result, the one the store
+        # holds; until then, what the follow has collected so far.
+        progress = job.progress if record.result is None else record.result
+        return OrderTask(record, job.placement, progress.snapshot())
+
+    def _forget(self, record: TaskRecord[OrderProgress]) -> None:
+        self._task_by_request_id.pop(_job(record.kwargs).request_id, None)
+
+
+def _job(kwargs: dict[str, Any]) -> OrderJob:
+    job: OrderJob = kwargs["job"]
+    return job
+
+
+def _progress_so_far(kwargs: dict[str, Any]) -> OrderProgress:
+    return _job(kwargs).progress.snapshot()

@@ -1,9 +1,11 @@
-"""Assembles the requestor service: the processor downstream, the order tasks,
-the servicer, readiness that follows the processor, and the serving loop."""
+"""Assembles the requestor service: its store, the processor downstream, the order
+tasks, the servicer, readiness that follows the processor, and the serving loop."""
 
 import asyncio
+import contextlib
 
 from queues.backoff import Backoff
+from queues.storage import Store
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
@@ -18,6 +20,7 @@ from service_runtime.server import (
     serve_until_signalled,
     start_server,
 )
+from service_runtime.storage import store_for
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RequestorService"].full_name
 PROCESSOR_SERVICE_NAME = processor_pb.DESCRIPTOR.services_by_name["ProcessorService"].full_name
@@ -32,7 +35,9 @@ def connect_processor(config: RequestorConfig) -> Downstream:
     )
 
 
-def build_tasks(config: RequestorConfig, processor: Downstream) -> OrderTasks:
+def build_tasks(config: RequestorConfig, processor: Downstream, store: Store) -> OrderTasks:
+    """The order tasks, kept in store (opened by the caller), following orders
+    through processor."""
     follower = OrderFollower(
         processor,
         watch_max_seconds=config.watch_max_seconds,
@@ -44,6 +49,7 @@ def build_tasks(config: RequestorConfig, processor: Downstream) -> OrderTasks:
         max_concurrent_tasks=config.max_concurrent_tasks,
         result_retention=config.result_retention_seconds,
         cleanup_interval=config.cleanup_interval,
+        store=store,
     )
 
 
@@ -63,46 +69,56 @@ class Requestor:
         server: RunningServer,
         tasks: OrderTasks,
         processor: Downstream,
+        store: Store,
         readiness: asyncio.Task[None],
     ) -> None:
         self.server = server
         self._tasks = tasks
         self._processor = processor
+        self._store = store
         self._readiness = readiness
 
     async def drain(self) -> None:
-        """After the server stopped: stop following the processor's health, end
-        the running tasks and close the channel to the processor."""
+        """After the server stopped: stop following the processor's health, stop
+        the tasks (the running ones stay queued in the store, to run again on the
+        next start), close the channel to the processor, then the store."""
         self._readiness.cancel()
         await asyncio.wait({self._readiness})
         await self._tasks.stop()
         await self._processor.close()
+        await self._store.close()
 
 
 async def start_requestor(config: RequestorConfig) -> Requestor:
-    """Start the tasks and the server; the service is ready only while the processor is."""
-    processor = connect_processor(config)
-    tasks = build_tasks(config, processor)
-    await tasks.start()
-    try:
+    """Open the store, bring back the tasks it holds, then serve; the service
+    is ready only while the processor is. Raises StoreError if the store cannot
+    be opened or read, OSError if the port cannot be bound; either way what was
+    started is stopped again."""
+    async with contextlib.AsyncExitStack() as undo:
+        store = store_for(config, "requestor")
+        undo.push_async_callback(store.close)
+        await store.open()
+        processor = connect_processor(config)
+        undo.push_async_callback(processor.close)
+        tasks = build_tasks(config, processor, store)
+        undo.push_async_callback(tasks.stop)
+        await tasks.start()
         # Not ready until the first health check of the processor says so:
         # before that, the requestor cannot follow any order.
         server = await start_server(
             [binding(tasks)], host=config.host, port=config.port, ready=False
         )
-    except BaseException:
-        await tasks.stop()
-        await processor.close()
-        raise
+        undo.pop_all()
     readiness = asyncio.create_task(
         processor.track_readiness(server, interval=config.health_interval),
         name="processor-readiness",
     )
-    return Requestor(server, tasks, processor, readiness)
+    return Requestor(server, tasks, processor, store, readiness)
 
 
 async def serve(config: RequestorConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then drain the server, the tasks and the channel."""
+    """Serve until SIGTERM or SIGINT, then drain the server, the tasks, the
+    channel and the store."""
     requestor = await start_requestor(config)
     await serve_until_signalled(
         requestor.server, grace=config.grace_seconds, on_drain=requestor.drain

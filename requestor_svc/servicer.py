@@ -33,7 +33,7 @@ class RequestorServicer(pb_grpc.RequestorServiceServicer):
     async def CancelTask(
         self, request: pb.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelTaskResponse:
-        task = self._tasks.cancel(require_id("task_id", request.task_id))
+        task = await self._tasks.cancel(require_id("task_id", request.task_id))
         return pb.CancelTaskResponse(result=convert.task_result_to_pb(task))
 
     async def GetStats(

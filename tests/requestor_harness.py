@@ -1,5 +1,6 @@
-"""A requestor service in-process on port 0, following orders from a scripted fake
-ProcessorService that the test feeds event by event."""
+"""A requestor service in-process on port 0 (its tasks in memory), following orders
+from a scripted fake ProcessorService that the test feeds event by event; and a
+client for a requestor running anywhere."""
 
 import asyncio
 import dataclasses
@@ -192,11 +193,10 @@ class FakeProcessorServer:
 
 
 @dataclasses.dataclass
-class RequestorHarness:
-    requestor: Requestor
+class RequestorClient:
+    """Calls to a requestor service, wherever it runs."""
+
     stub: pb_grpc.RequestorServiceStub
-    health: health_pb2_grpc.HealthStub
-    channel: grpc.aio.Channel
 
     async def place(self, order: str, **fields: object) -> pb.PlaceOrderResponse:
         return await self.stub.PlaceOrder(pb.PlaceOrderRequest(order_req_id=order, **fields))
@@ -221,6 +221,13 @@ class RequestorHarness:
             stats.max_concurrent_tasks,
         )
 
+
+@dataclasses.dataclass
+class RequestorHarness(RequestorClient):
+    requestor: Requestor
+    health: health_pb2_grpc.HealthStub
+    channel: grpc.aio.Channel
+
     async def health_status(self, service: str) -> int:
         answer = await self.health.Check(health_pb2.HealthCheckRequest(service=service))
         return answer.status
@@ -231,6 +238,7 @@ async def start_requestor_harness(
 ) -> RequestorHarness:
     settings: dict[str, object] = {
         "port": 0,
+        "store": "memory",
         "processor_address": processor_address,
         "reconnect_backoff_base": 0.001,
         "reconnect_backoff_cap": 0.01,
@@ -240,10 +248,10 @@ async def start_requestor_harness(
     requestor = await start_requestor(config)
     channel = grpc.aio.insecure_channel(requestor.server.address)
     harness = RequestorHarness(
-        requestor,
-        pb_grpc.RequestorServiceStub(channel),
-        health_pb2_grpc.HealthStub(channel),
-        channel,
+        stub=pb_grpc.RequestorServiceStub(channel),
+        requestor=requestor,
+        health=health_pb2_grpc.HealthStub(channel),
+        channel=channel,
     )
     started.append(harness)
     return harness

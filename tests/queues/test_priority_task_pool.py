@@ -255,13 +255,13 @@ async def test_cancel_queued_running_final_and_unknown(jobs, pool):
     waiting = await pool.add_priority_task("ORD", jobs.run, name="waiting")
     assert counts(pool) == (1, 1, 0)
 
-    queued_cancel = pool.cancel_task(waiting)
+    queued_cancel = await pool.cancel_task(waiting)
     assert (queued_cancel.status, queued_cancel.error) == (
         TaskStatus.CANCELLED,
         "cancelled while queued",
     )
     assert counts(pool) == (0, 1, 1)
-    running_cancel = pool.cancel_task(running)
+    running_cancel = await pool.cancel_task(running)
     assert (running_cancel.status, running_cancel.error) == (
         TaskStatus.CANCELLED,
         "cancelled while running",
@@ -274,11 +274,11 @@ async def test_cancel_queued_running_final_and_unknown(jobs, pool):
     assert jobs.started == ["running", "after"]
     assert pool.get_task(running).status is TaskStatus.CANCELLED
     with pytest.raises(InvalidStateError, match=r"cannot cancel task .* it is cancelled"):
-        pool.cancel_task(running)
+        await pool.cancel_task(running)
     with pytest.raises(InvalidStateError, match="it is succeeded"):
-        pool.cancel_task(after)
+        await pool.cancel_task(after)
     with pytest.raises(NotFoundError, match="task 'nope' not found") as missing:
-        pool.cancel_task("nope")
+        await pool.cancel_task("nope")
     assert (missing.value.kind, missing.value.key) == ("task", "nope")
 
 
@@ -298,7 +298,7 @@ async def test_a_cancelled_task_keeps_its_slot_until_it_has_unwound(jobs, pool):
     slow = await pool.add_priority_task("ORD", stubborn)
     await jobs.wait_for("start stubborn")
     next_up = await pool.add_priority_task("ORD", jobs.run, name="next")
-    assert pool.cancel_task(slow).status is TaskStatus.CANCELLED
+    assert (await pool.cancel_task(slow)).status is TaskStatus.CANCELLED
     await jobs.wait_for("unwinding stubborn")
     assert counts(pool) == (1, 0, 1)
     release.set()
@@ -318,7 +318,7 @@ async def test_stop_right_after_a_cancel_records_the_task_once(jobs, pool):
     jobs.hang.add("running")
     running = await pool.add_priority_task("ORD", jobs.run, name="running")
     await jobs.wait_for("start running")
-    pool.cancel_task(running)
+    await pool.cancel_task(running)
     await pool.stop()
     stopped = pool.get_task(running)
     assert (stopped.status, stopped.error) == (TaskStatus.CANCELLED, "cancelled while running")
@@ -369,12 +369,14 @@ async def test_cleanup_removes_final_tasks_old_enough(jobs):
 
 async def test_cleanup_reports_each_removed_task_in_the_same_step(jobs):
     now = [1000.0]
-    removed: list[tuple[str, bool]] = []
+    removed: list[tuple[str, str, bool]] = []
     pool: PriorityQueueManager[str] = PriorityQueueManager(
         1,
         result_retention=60.0,
         clock=lambda: now[0],
-        on_removed=lambda task_id: removed.append((task_id, pool.get_task_result(task_id) is None)),
+        on_removed=lambda record: removed.append(
+            (record.task_id, record.result, pool.get_task_result(record.task_id) is None)
+        ),
     )
     await pool.start()
     first = await pool.add_priority_task("ORD", jobs.run, name="first")
@@ -388,26 +390,17 @@ async def test_cleanup_reports_each_removed_task_in_the_same_step(jobs):
     assert removed == []
     now[0] = 1060.0
     assert pool.cleanup_old_results() == 1
-    assert removed == [(first, True)]
-    assert pool.cleanup_old_results(max_age_seconds=0) == 1
-    assert removed == [(first, True), (second, True)]
+    assert removed == [(first, "done first", True)]
+    assert await pool.remove_old_results(max_age_seconds=0) == 1
+    assert removed == [(first, "done first", True), (second, "done second", True)]
     await pool.stop()
 
 
-async def test_periodic_cleanup_runs_by_itself(jobs, monkeypatch):
-    pool: PriorityQueueManager[str] = PriorityQueueManager(
-        1, result_retention=0.0, cleanup_interval=0.001
-    )
+async def test_periodic_cleanup_runs_by_itself(jobs):
     removed = asyncio.Event()
-    cleanup = pool.cleanup_old_results
-
-    def noting_cleanup(max_age_seconds: float | None = None) -> int:
-        count = cleanup(max_age_seconds)
-        if count:
-            removed.set()
-        return count
-
-    monkeypatch.setattr(pool, "cleanup_old_results", noting_cleanup)
+    pool: PriorityQueueManager[str] = PriorityQueueManager(
+        1, result_retention=0.0, cleanup_interval=0.001, on_removed=lambda _: removed.set()
+    )
     await pool.start()
     task_id = await pool.add_priority_task("ORD", jobs.run, name="x")
     await final_state(pool, task_id)
@@ -416,28 +409,31 @@ async def test_periodic_cleanup_runs_by_itself(jobs, monkeypatch):
     await pool.stop()
 
 
-async def test_stop_cancels_running_tasks_and_keeps_queued_ones(jobs, pool):
-    jobs.hang.add("long")
+async def test_stop_hands_running_tasks_back_and_keeps_queued_ones(jobs, pool):
+    jobs.gate("long")
     long = await pool.add_priority_task("ORD", jobs.run, name="long")
     await jobs.wait_for("start long")
-    jobs.gate("q1")
     queued = [await pool.add_priority_task("ORD", jobs.run, name=n) for n in ("q1", "q2")]
 
     await pool.stop()
     await pool.stop()
     assert "cancelled long" in jobs.log
     stopped = pool.get_task(long)
-    assert (stopped.status, stopped.error) == (TaskStatus.CANCELLED, "the pool stopped")
+    assert (stopped.status, stopped.started_at, stopped.error) == (TaskStatus.QUEUED, None, "")
     assert [pool.get_task(t).status for t in queued] == [TaskStatus.QUEUED] * 2
-    assert counts(pool) == (2, 0, 1)
+    assert counts(pool) == (3, 0, 0)
     with pytest.raises(ClosedError):
         await pool.add_priority_task("ORD", jobs.run, name="late")
 
+    # It runs again first: it keeps its place in line.
     await pool.start()
-    await jobs.wait_for("start q1")
-    jobs.gates["q1"].set()
-    assert [(await final_state(pool, t)).status for t in queued] == [TaskStatus.SUCCEEDED] * 2
-    assert jobs.log[-4:] == ["start q1", "end q1", "start q2", "end q2"]
+    await jobs.wait_started_count(2)
+    assert jobs.started == ["long", "long"]
+    jobs.gates["long"].set()
+    assert [(await final_state(pool, t)).status for t in [long, *queued]] == [
+        TaskStatus.SUCCEEDED
+    ] * 3
+    assert jobs.started == ["long", "long", "q1", "q2"]
     assert counts(pool) == (0, 0, 3)
 
 

@@ -1,7 +1,9 @@
 """The order tasks over the pool, without gRPC: request ids, progress that outlives
-its task, and bookkeeping dropped with the pool's records."""
+its task, bookkeeping dropped with the pool's records, and what a restart over
+the same store brings back."""
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator
 
 import pytest
@@ -9,10 +11,12 @@ from requestor_harness import COMPLETED, FAILED, NEW, poll
 
 from queues.errors import NotFoundError, RequestConflictError
 from queues.priority_task_pool import TaskPriority, TaskStatus
+from queues.storage import MemoryStore
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from requestor_svc.order_follower import OrderEventsLostError, OrderProgress
-from requestor_svc.order_tasks import OrderTask, OrderTasks, Placement
+from requestor_svc.order_job import Placement
+from requestor_svc.order_tasks import OrderTask, OrderTasks
 
 
 def event(sequence: int, kind: int = NEW) -> processor_pb.OrderEvent:
@@ -104,7 +108,7 @@ async def test_a_cancelled_task_keeps_the_progress_it_made(tasks, follow):
     assert running.record.status is TaskStatus.RUNNING
     assert running.progress.last_sequence == 2
 
-    cancelled = tasks.cancel(placed.task_id)
+    cancelled = await tasks.cancel(placed.task_id)
     assert cancelled.record.status is TaskStatus.CANCELLED
     assert [e.sequence for e in cancelled.progress.proposals] == [1, 2]
     assert cancelled.placement == placement()
@@ -168,3 +172,50 @@ async def test_the_retention_sweep_drops_the_task_and_its_request_id(follow):
     replaced = await tasks.place(placement("OTHER"), "req-1")
     assert replaced.task_id != placed.task_id
     await tasks.stop()
+
+
+async def test_a_restart_brings_back_each_task_its_request_id_and_what_it_collected(follow):
+    store = MemoryStore()
+    before = OrderTasks(
+        follow, max_concurrent_tasks=1, result_retention=3600.0, cleanup_interval=60.0, store=store
+    )
+    await before.start()
+    follow.events["FAIL"] = [event(1), event(2, FAILED)]
+    follow.fail.add("FAIL")
+    failed = await before.place(placement("FAIL", timeout=60.0), "req-1")
+    ended = await final(before, failed.task_id)
+    follow.events["RUN"] = [event(1)]
+    running = await before.place(placement("RUN"))
+    await follow.waiting("RUN").wait()
+    queued = await before.place(placement("QUEUED", priority=TaskPriority.HIGH))
+    crashed = copy.deepcopy(store)
+    await before.stop()
+
+    again = ScriptedFollow()
+    again.events = {"RUN": [event(1), event(2), event(3, COMPLETED)], "QUEUED": [event(1)]}
+    again.release.set()
+    after = OrderTasks(
+        again, max_concurrent_tasks=1, result_retention=3600.0, cleanup_interval=60.0, store=crashed
+    )
+    await after.start()
+    back = after.result(failed.task_id)
+    assert (back.record.status, back.record.error, back.placement) == (
+        TaskStatus.FAILED,
+        "OrderEventsLostError: the processor lost them",
+        placement("FAIL", timeout=60.0),
+    )
+    assert (back.record.created_at, back.record.completed_at, back.record.deadline) == (
+        ended.record.created_at,
+        ended.record.completed_at,
+        ended.record.deadline,
+    )
+    assert back.progress == ended.progress
+    assert [e.sequence for e in back.progress.proposals] == [1, 2]
+    assert await after.place(placement("FAIL", timeout=60.0), "req-1") == failed
+    with pytest.raises(RequestConflictError):
+        await after.place(placement("FAIL"), "req-1")
+
+    for task_id in (running.task_id, queued.task_id):
+        assert (await final(after, task_id)).record.status is TaskStatus.SUCCEEDED
+    assert after.result(running.task_id).progress.last_sequence == 3
+    await after.stop()

@@ -374,15 +374,19 @@ async def test_readiness_follows_the_processor(start_requestor, processor):
     assert await requestor.health_status("") == SERVING
 
 
-async def test_a_drained_requestor_cancels_running_tasks_and_refuses_orders(start_requestor, fake):
+async def test_a_drained_requestor_hands_running_tasks_back_and_refuses_orders(
+    start_requestor, fake
+):
     requestor = await start_requestor()
     placed = await requestor.place("ORD-1")
     await fake.wait_watched("ORD-1", 1)
     await requestor.requestor.drain()
 
+    # Queued again, not cancelled: the next start follows its order again.
     result = await requestor.result(placed.task_id)
-    assert result.status == pb.TASK_STATUS_CANCELLED
-    assert result.error_message == "the pool stopped"
+    assert result.status == pb.TASK_STATUS_QUEUED
+    assert not result.HasField("started_at") and not result.HasField("completed_at")
+    assert result.error_message == ""
     await fake.wait_for(lambda: fake.open_streams == 0)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await requestor.place("ORD-2")

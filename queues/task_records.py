@@ -1,0 +1,83 @@
+"""Tasks as store records, and back.
+
+A task is one record in the "tasks" collection, keyed by its id. It is written
+when the task is queued and again when it ends; RUNNING is never written, so a
+record says QUEUED or a final status. The task function is kept by the name
+it is registered under, its kwargs and its result through the pool's codecs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic
+
+from queues.codec import Codec
+from queues.storage import Delete, Put
+from queues.task import PriorityTask, R, TaskPriority, TaskRecord, TaskStatus
+
+COLLECTION = "tasks"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTask(Generic[R]):
+    """A task as read back: its record, and what its queue item needs besides."""
+
+    record: TaskRecord[R]
+    seq: int
+    func_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCodec(Generic[R]):
+    args: Codec[dict[str, Any]]
+    result: Codec[R]
+
+    def put(self, item: PriorityTask[R], record: TaskRecord[R]) -> Put:
+        """The record of the task as record has it (QUEUED or final). Raises
+        whatever the codecs raise for a value they cannot encode."""
+        return Put(
+            COLLECTION,
+            record.task_id,
+            {
+                "order_req_id": record.order_req_id,
+                "priority": int(record.priority),
+                "seq": item.seq,
+                "func": item.func_name,
+                "kwargs": self.args.encode(record.kwargs),
+                "status": record.status.value,
+                "created_at": record.created_at,
+                "deadline": record.deadline,
+                "queue_position": record.queue_position,
+                "started_at": record.started_at,
+                "completed_at": record.completed_at,
+                "result": None if record.result is None else self.result.encode(record.result),
+                "error": record.error,
+            },
+        )
+
+    def decode(self, task_id: str, value: dict[str, Any]) -> StoredTask[R]:
+        """The task a record holds. Raises KeyError, ValueError or whatever the
+        codecs raise for a record this program did not write."""
+        status = TaskStatus(value["status"])
+        final = status.is_final
+        record: TaskRecord[R] = TaskRecord(
+            task_id=task_id,
+            order_req_id=value["order_req_id"],
+            priority=TaskPriority(value["priority"]),
+            # The pool never writes RUNNING; should a record say so, the run it
+            # names died with the process, and the task waits to run again.
+            status=status if final else TaskStatus.QUEUED,
+            created_at=value["created_at"],
+            deadline=value["deadline"],
+            queue_position=value["queue_position"],
+            started_at=value["started_at"] if final else None,
+            completed_at=value["completed_at"],
+            result=None if value["result"] is None else self.result.decode(value["result"]),
+            error=value["error"],
+            kwargs=self.args.decode(value["kwargs"]),
+        )
+        return StoredTask(record, value["seq"], value["func"])
+
+
+def delete(task_id: str) -> Delete:
+    return Delete(COLLECTION, task_id)

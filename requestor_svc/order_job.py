@@ -1,0 +1,93 @@
+"""What an order task runs on, and how the pool writes it and its result to the store.
+
+Each order task's function is called with one argument, job: how the order
+was placed, the request id it was placed under, and the progress its follow
+collects. The pool writes the job when the task is queued and its result
+(the progress) when it ends.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from queues.priority_task_pool import TaskPriority
+from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
+from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+from requestor_svc.order_follower import OrderProgress
+from service_runtime.codecs import ProtoCodec
+
+_SUBMISSIONS = ProtoCodec(quote_pb.Submission)
+_EVENTS = ProtoCodec(processor_pb.OrderEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """An order request as placed; two equal placements are the same request."""
+
+    order_req_id: str
+    priority: TaskPriority
+    #: Seconds after placing it that the task times out; None: never.
+    timeout: float | None
+    #: Kept with the result and never looked into.
+    submission: quote_pb.Submission | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderJob:
+    """The argument of an order task."""
+
+    placement: Placement
+    #: "" when placed without one.
+    request_id: str
+    #: Updated by the follow as events arrive; read while the task runs.
+    progress: OrderProgress
+
+
+class JobArgsCodec:
+    """An order task's kwargs, {"job": OrderJob}, without the job's progress:
+    a task queued again after a restart follows its order from the start, and
+    what a finished task collected is its result, written when it ends."""
+
+    def encode(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        job: OrderJob = kwargs["job"]
+        placement = job.placement
+        return {
+            "order_req_id": placement.order_req_id,
+            "priority": int(placement.priority),
+            "timeout": placement.timeout,
+            "submission": (
+                None if placement.submission is None else _SUBMISSIONS.encode(placement.submission)
+            ),
+            "request_id": job.request_id,
+        }
+
+    def decode(self, data: dict[str, Any]) -> dict[str, Any]:
+        placement = Placement(
+            data["order_req_id"],
+            TaskPriority(data["priority"]),
+            data["timeout"],
+            None if data["submission"] is None else _SUBMISSIONS.decode(data["submission"]),
+        )
+        progress = OrderProgress(placement.order_req_id)
+        return {"job": OrderJob(placement, data["request_id"], progress)}
+
+
+class ProgressCodec:
+    """An order task's result: the progress its follow collected."""
+
+    def encode(self, progress: OrderProgress) -> dict[str, Any]:
+        return {
+            "order_req_id": progress.order_req_id,
+            "proposals": [_EVENTS.encode(event) for event in progress.proposals],
+            "last_sequence": progress.last_sequence,
+            "reconnects": progress.reconnects,
+            "completed": progress.completed,
+        }
+
+    def decode(self, data: dict[str, Any]) -> OrderProgress:
+        return OrderProgress(
+            data["order_req_id"],
+            [_EVENTS.decode(event) for event in data["proposals"]],
+            data["last_sequence"],
+            data["reconnects"],
+            data["completed"],
+        )
