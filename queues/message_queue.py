@@ -55,6 +55,7 @@ from queues.message import (
 )
 from queues.message_records import COLLECTION, MessageCodec, RequestFacts, delete
 from queues.message_stats import MessageCounters, QueueStats
+from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
 from queues.storage import MemoryStore, Store, StoreError
 
@@ -158,6 +159,8 @@ class MessageQueue(Generic[P, R]):
         self._finished: deque[tuple[float, str]] = deque()
         self._requests: dict[str, _Request] = {}
         self._locks = KeyedLock()
+        # Commit-then-apply steps, run to their end even if their caller goes away.
+        self._steps = ShieldedSteps()
         self._watch: StateWatch[Message[P, R]] = StateWatch(lambda m: m.status.is_final)
         self._counters = MessageCounters(self._is_pending)
         # Submissions being committed: they count against max_size already.
@@ -208,6 +211,7 @@ class MessageQueue(Generic[P, R]):
         await asyncio.gather(
             *self._worker_tasks, *([self._sweeper] if self._sweeper else []), return_exceptions=True
         )
+        await self._steps.wait()
         self._worker_tasks = []
         self._sweeper = None
 
@@ -273,7 +277,7 @@ class MessageQueue(Generic[P, R]):
                 committed.set_result(None)
             return Submitted(self._snapshot(message), position, estimate)
 
-        return await asyncio.shield(commit_then_queue())
+        return await self._steps.run(commit_then_queue())
 
     async def run_inline(
         self,
@@ -531,7 +535,7 @@ class MessageQueue(Generic[P, R]):
                     self._install(message, new)
                 return self._snapshot(message)
 
-        return await asyncio.shield(locked())
+        return await self._steps.run(locked())
 
     def _install(self, message: Message[P, R], new: Message[P, R]) -> None:
         """Make new (a committed copy of message) the message's state."""

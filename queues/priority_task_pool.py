@@ -41,6 +41,7 @@ from queues.backoff import Backoff
 from queues.codec import Codec, JsonCodec
 from queues.errors import ClosedError, InvalidStateError, NotFoundError
 from queues.keyed_lock import KeyedLock
+from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
 from queues.storage import Change, Store, StoreError
 from queues.task import PriorityTask, R, TaskFunc, TaskPriority, TaskRecord, TaskStatus
@@ -152,7 +153,7 @@ class PriorityQueueManager(Generic[R]):
         self._watch: StateWatch[TaskRecord[R]] = StateWatch(lambda r: r.status.is_final)
         self._locks = KeyedLock()
         # Changes under way that no caller may cut short: stop() waits for them.
-        self._changes: set[asyncio.Task[Any]] = set()
+        self._steps = ShieldedSteps()
 
         self._workers: list[asyncio.Task[None]] = []
         self._cleaner: asyncio.Task[None] | None = None
@@ -218,7 +219,7 @@ class PriorityQueueManager(Generic[R]):
             *([self._cleaner] if self._cleaner else []),
             return_exceptions=True,
         )
-        await asyncio.gather(*self._changes, return_exceptions=True)
+        await self._steps.wait()
         for task_id in self._items:
             record = self._records[task_id]
             if record.status is TaskStatus.RUNNING:
@@ -375,13 +376,7 @@ class PriorityQueueManager(Generic[R]):
         nothing is committed, and change runs inline, never suspending."""
         if self._store is None:
             return await change
-        task = asyncio.ensure_future(change)
-        self._track(task)
-        return await asyncio.shield(task)
-
-    def _track(self, task: asyncio.Task[Any]) -> None:
-        self._changes.add(task)
-        task.add_done_callback(self._changes.discard)
+        return await self._steps.run(change)
 
     def _puts(self, item: PriorityTask[R], record: TaskRecord[R]) -> list[Change]:
         """What to commit for the task as record has it: nothing without a store."""
@@ -625,10 +620,8 @@ class PriorityQueueManager(Generic[R]):
     def _deadline_passed(self, task_id: str) -> None:
         self._deadline_timers.pop(task_id, None)
         if self._is_queued(task_id):
-            self._track(
-                asyncio.ensure_future(
-                    self._end(task_id, _while(TaskStatus.QUEUED, _TIMED_OUT_QUEUED), retry=True)
-                )
+            self._steps.start(
+                self._end(task_id, _while(TaskStatus.QUEUED, _TIMED_OUT_QUEUED), retry=True)
             )
 
     def _publish(self, record: TaskRecord[R]) -> None:

@@ -24,10 +24,14 @@ class ShieldedSteps:
     async def run(self, step: Coroutine[Any, Any, R]) -> R:
         """Run step to its end and return what it returns (or raise what it
         raises). Cancelling the caller stops the wait, never the step."""
+        return await asyncio.shield(self.start(step))
+
+    def start(self, step: Coroutine[Any, Any, R]) -> asyncio.Task[R]:
+        """Run step to its end with nobody waiting for it (wait() still does)."""
         task = asyncio.create_task(step)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(task)
+        return task
 
     async def wait(self) -> None:
         """Return once every step under way, and any they started meanwhile, has ended."""

@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Callable, Sequence
 
-from queues.storage import Change, MemoryStore, StoreError
+from queues.storage import Change, MemoryStore, Put, StoreError
 
 
 class ScriptedStore(MemoryStore):
@@ -15,6 +15,12 @@ class ScriptedStore(MemoryStore):
         self.gate: asyncio.Event | None = None
         #: Set by each commit as it starts; a test clears it to wait for the next.
         self.entered = asyncio.Event()
+        #: While True, every commit is refused (as if refuse answered True).
+        self.failing = False
+        #: One item per refused commit, for a test to wait on.
+        self.refusals: asyncio.Queue[None] = asyncio.Queue()
+        #: Set by each commit once it is written.
+        self.committed = asyncio.Event()
         #: Every commit that was written.
         self.written: list[Sequence[Change]] = []
 
@@ -22,10 +28,16 @@ class ScriptedStore(MemoryStore):
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
-        if self.refuse(changes):
+        if self.failing or self.refuse(changes):
+            self.refusals.put_nowait(None)
             raise StoreError("scripted store: disk full")
         await super().commit(changes)
         self.written.append(changes)
+        self.committed.set()
+
+    def puts(self) -> list[object]:
+        """The value of every Put written, in order."""
+        return [c.value for changes in self.written for c in changes if isinstance(c, Put)]
 
 
 def in_collection(name: str) -> Callable[[Sequence[Change]], bool]:

@@ -2,15 +2,15 @@
 failed commit leaves nothing half-done."""
 
 import asyncio
-from collections.abc import Sequence
 
 import pytest
+from store_doubles import ScriptedStore
 
 from queues.backoff import Backoff
 from queues.errors import RequestConflictError
 from queues.message import MessageStatus, Outcome, Priority, ReviewDecision
 from queues.message_queue import MessageQueue
-from queues.storage import Change, MemoryStore, Put, StoreError
+from queues.storage import MemoryStore, StoreError
 
 
 class Recorder:
@@ -29,21 +29,6 @@ class Recorder:
             raise RuntimeError(f"no {payload}")
         self.done.append(payload)
         return Outcome(f"priced {payload}", "check" if payload in self.review else "")
-
-
-class FlakyStore(MemoryStore):
-    """A MemoryStore whose commits fail while `failing` is set, and which counts puts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failing = False
-        self.puts: list[dict[str, object]] = []
-
-    async def commit(self, changes: Sequence[Change]) -> None:
-        if self.failing:
-            raise StoreError("cannot write store test: disk full")
-        await super().commit(changes)
-        self.puts += [c.value for c in changes if isinstance(c, Put)]
 
 
 def queue_over(store: MemoryStore, processor: Recorder, **options: object) -> MessageQueue:
@@ -131,7 +116,7 @@ async def test_retries_dead_letters_reviews_and_stats_come_back():
 
 
 async def test_a_failed_commit_queues_nothing_and_changes_nothing():
-    store, processor = FlakyStore(), Recorder()
+    store, processor = ScriptedStore(), Recorder()
     processor.hold.clear()
     queue = queue_over(store, processor, max_size=2)
     await queue.start()
@@ -155,11 +140,11 @@ async def test_a_failed_commit_queues_nothing_and_changes_nothing():
 
 
 async def test_a_result_is_written_once():
-    store, processor = FlakyStore(), Recorder()
+    store, processor = ScriptedStore(), Recorder()
     queue = queue_over(store, processor)
     await queue.start()
     message = (await queue.submit("x", priority=Priority.NORMAL)).message
     await final(queue, message.id)
     await queue.close()
-    statuses = [p["status"] for p in store.puts if p["id"] == message.id]
+    statuses = [p["status"] for p in store.puts() if p["id"] == message.id]
     assert statuses == ["pending", "completed"]

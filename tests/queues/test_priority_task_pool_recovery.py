@@ -4,14 +4,14 @@ store) brings back, what a crash leaves, and what a failing store refuses."""
 import asyncio
 import copy
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from store_doubles import ScriptedStore
 
 from queues.errors import ClosedError
 from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskRecord, TaskStatus
-from queues.storage import Change, MemoryStore, Put, StoreError
+from queues.storage import MemoryStore, Put, StoreError
 
 
 class Work:
@@ -40,38 +40,6 @@ class Work:
     async def wait_started(self, count: int) -> None:
         while len(self.started) < count:
             await self._changed.wait()
-
-
-class FlakyStore(MemoryStore):
-    """Refuses every commit while `failing`, and reports each refusal."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failing = False
-        self.refusals: asyncio.Queue[None] = asyncio.Queue()
-
-    async def commit(self, changes: Sequence[Change]) -> None:
-        if self.failing:
-            self.refusals.put_nowait(None)
-            raise StoreError("cannot write store flaky: disk full")
-        await super().commit(changes)
-
-
-class GatedStore(MemoryStore):
-    """Holds every commit until `release` is set; `entered` is set once one
-    waits, `committed` once one is done."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        self.committed = asyncio.Event()
-
-    async def commit(self, changes: Sequence[Change]) -> None:
-        self.entered.set()
-        await self.release.wait()
-        await super().commit(changes)
-        self.committed.set()
 
 
 def durable_pool(
@@ -224,7 +192,7 @@ async def test_a_deadline_that_passed_while_down_times_the_task_out_unrun():
 
 
 async def test_a_task_the_store_refuses_is_not_queued():
-    store, work = FlakyStore(), Work()
+    store, work = ScriptedStore(), Work()
     pool = durable_pool(store, work)
     await pool.start()
     store.failing = True
@@ -241,7 +209,7 @@ async def test_a_task_the_store_refuses_is_not_queued():
 
 
 async def test_a_cancel_the_store_refuses_leaves_the_task_running():
-    store, work = FlakyStore(), Work()
+    store, work = ScriptedStore(), Work()
     pool = durable_pool(store, work)
     await pool.start()
     work.gate("running")
@@ -260,7 +228,7 @@ async def test_a_cancel_the_store_refuses_leaves_the_task_running():
 
 
 async def test_an_end_the_store_refuses_is_retried_until_recorded():
-    store, work = FlakyStore(), Work()
+    store, work = ScriptedStore(), Work()
     pool = durable_pool(store, work)
     await pool.start()
     work.gate("running")
@@ -285,7 +253,8 @@ async def test_an_end_the_store_refuses_is_retried_until_recorded():
 
 
 async def test_a_caller_that_goes_away_cannot_split_commit_from_queueing():
-    store, work = GatedStore(), Work()
+    store, work = ScriptedStore(), Work()
+    store.gate = asyncio.Event()
     pool = durable_pool(store, work)
     await pool.start()
     adding = asyncio.create_task(add(pool, "orphan"))
@@ -295,7 +264,7 @@ async def test_a_caller_that_goes_away_cannot_split_commit_from_queueing():
         await adding
     assert pool.tasks() == []
 
-    store.release.set()
+    store.gate.set()
     # The pool queues it in the same step as the commit returns.
     await store.committed.wait()
     [record] = pool.tasks()
@@ -307,7 +276,7 @@ async def test_a_caller_that_goes_away_cannot_split_commit_from_queueing():
 
 async def test_cleanup_deletes_from_the_store_first():
     now = [1000.0]
-    store, work = FlakyStore(), Work()
+    store, work = ScriptedStore(), Work()
     pool = durable_pool(store, work, result_retention=60.0, clock=lambda: now[0])
     await pool.start()
     old = await add(pool, "old")
