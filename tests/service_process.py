@@ -75,3 +75,31 @@ async def running_service(
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+async def run_to_exit(*argv: str, **env: str) -> Finished:
+    """Run argv (a command expected to end by itself) and return how it ended.
+    Killed if it runs past four times START_DEADLINE_SECONDS, or if the test is
+    cancelled: a failing test never leaves a process behind."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    try:
+        async with asyncio.timeout(START_DEADLINE_SECONDS * 4):
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return Finished(process.returncode, out, err)

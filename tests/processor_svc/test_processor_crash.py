@@ -14,7 +14,7 @@ from typing import TypeVar
 import grpc
 import pytest
 from quote_harness import submission
-from service_process import ServiceProcess, running_service
+from service_process import ServiceProcess, run_to_exit, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
@@ -222,7 +222,7 @@ async def test_sigterm_under_load_loses_no_acknowledged_proposal(tmp_path):
 async def test_a_corrupt_database_is_refused_naming_it(tmp_path):
     database = tmp_path / "processor.sqlite3"
     database.write_bytes(b"not a database " * 512)
-    process = await asyncio.create_subprocess_exec(
+    finished = await run_to_exit(
         sys.executable,
         "-m",
         "processor_svc",
@@ -230,11 +230,9 @@ async def test_a_corrupt_database_is_refused_naming_it(tmp_path):
         "0",
         "--data-dir",
         str(tmp_path),
-        stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await process.communicate()
-    assert process.returncode == 1
-    last = err.decode().splitlines()[-1]
+    assert finished.returncode == 1
+    last = finished.stderr.decode().splitlines()[-1]
     assert last.startswith("quoteflow processor service cannot start: cannot open store")
     assert str(database) in last
-    assert b'"serving"' not in err
+    assert b'"serving"' not in finished.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from quote_harness import submission
-from service_process import ServiceProcess, running_service
+from service_process import ServiceProcess, run_to_exit, running_service
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
@@ -157,7 +157,7 @@ async def test_a_repeated_request_id_answers_the_same_message_after_a_restart(tm
 async def test_an_unusable_database_is_refused_at_start(tmp_path, damage):
     database = tmp_path / "quote.sqlite3"
     damage(database)
-    process = await asyncio.create_subprocess_exec(
+    finished = await run_to_exit(
         sys.executable,
         "-m",
         "quote_svc",
@@ -165,11 +165,8 @@ async def test_an_unusable_database_is_refused_at_start(tmp_path, damage):
         "0",
         "--data-dir",
         str(tmp_path),
-        stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(60):
-        _, err = await process.communicate()
-    assert process.returncode == 1
-    assert f"cannot open store {database}".encode() in err
-    assert b'"serving"' not in err
-    assert b"Traceback" not in err
+    assert finished.returncode == 1
+    assert f"cannot open store {database}".encode() in finished.stderr
+    assert b'"serving"' not in finished.stderr
+    assert b"Traceback" not in finished.stderr

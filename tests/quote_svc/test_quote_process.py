@@ -1,13 +1,12 @@
 """python -m quote_svc as a real process: it serves, prices, and drains on SIGTERM."""
 
-import asyncio
 import signal
 import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from quote_harness import submission
-from service_process import running_service
+from service_process import run_to_exit, running_service
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
@@ -38,14 +37,12 @@ async def test_the_process_serves_then_drains_on_sigterm() -> None:
 
 
 async def test_a_bad_setting_is_refused_before_serving() -> None:
-    process = await asyncio.create_subprocess_exec(
+    finished = await run_to_exit(
         sys.executable,
         "-m",
         "quote_svc",
         "--workers",
         "0",
-        stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await process.communicate()
-    assert process.returncode == 2
-    assert b"workers must be at least 1" in err
+    assert finished.returncode == 2
+    assert b"workers must be at least 1" in finished.stderr

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from requestor_harness import FakeProcessorServer, RequestorClient
 from rpc_errors import reason
-from service_process import START_DEADLINE_SECONDS, ServiceProcess, running_service
+from service_process import ServiceProcess, run_to_exit, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
@@ -216,7 +216,7 @@ async def test_a_request_id_places_one_task_before_and_after_a_restart(processor
 async def test_a_corrupt_database_stops_the_start_naming_it(tmp_path):
     database = tmp_path / "requestor.sqlite3"
     database.write_bytes(b"this is not a database" * 100)
-    process = await asyncio.create_subprocess_exec(
+    finished = await run_to_exit(
         sys.executable,
         "-m",
         "requestor_svc",
@@ -224,12 +224,9 @@ async def test_a_corrupt_database_stops_the_start_naming_it(tmp_path):
         "0",
         "--data-dir",
         str(tmp_path),
-        stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(START_DEADLINE_SECONDS):
-        _, err = await process.communicate()
-    assert process.returncode == 1
-    last_line = err.decode().strip().splitlines()[-1]
+    assert finished.returncode == 1
+    last_line = finished.stderr.decode().strip().splitlines()[-1]
     assert last_line.startswith("quoteflow requestor service cannot start: cannot open store")
     assert str(database) in last_line
     assert database.read_bytes().startswith(b"this is not a database")

@@ -1,14 +1,13 @@
 """python -m requestor_svc as a real process: it follows a processor, serves, and
 drains on SIGTERM."""
 
-import asyncio
 import signal
 import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from requestor_harness import FINAL, poll
-from service_process import running_service
+from service_process import run_to_exit, running_service
 
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
@@ -42,14 +41,12 @@ async def test_the_process_follows_an_order_then_drains_on_sigterm(processor, fa
 
 
 async def test_a_bad_setting_is_refused_before_serving() -> None:
-    process = await asyncio.create_subprocess_exec(
+    finished = await run_to_exit(
         sys.executable,
         "-m",
         "requestor_svc",
         "--max-reconnects",
         "-1",
-        stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await process.communicate()
-    assert process.returncode == 2
-    assert b"max_reconnects must not be negative" in err
+    assert finished.returncode == 2
+    assert b"max_reconnects must not be negative" in finished.stderr

@@ -1,6 +1,5 @@
 """All three services together, in-process on port 0, talking only through their stubs."""
 
-import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
@@ -10,6 +9,7 @@ import pytest
 from processor_harness import processor_harness
 from quote_harness import StartQuote, submission
 from requestor_harness import RequestorHarness, start_requestor_harness, stop_requestor_harness
+from service_process import run_to_exit
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
@@ -102,20 +102,16 @@ async def test_make_demo_runs_the_flow_against_running_services(start_quote, sta
     async with processor_harness(quote.server.address) as processor:
         processor_address = processor.processor.server.address
         requestor = await start_requestor(processor_address)
-        demo = await asyncio.create_subprocess_exec(
+        finished = await run_to_exit(
             sys.executable,
             str(DEMO),
             "--processor",
             processor_address,
             "--requestor",
             requestor.requestor.server.address,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
         )
-        async with asyncio.timeout(60):
-            out, err = await demo.communicate()
-    assert demo.returncode == 0, err.decode()
-    text = out.decode()
+    assert finished.returncode == 0, finished.stderr.decode()
+    text = finished.stdout.decode()
     assert "SUCCEEDED, 3 proposals" in text
     for proposal in ("PROP-S/New", "PROP-M/New", "PROP-L/New"):
         assert proposal in text

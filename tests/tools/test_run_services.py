@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import health_probe
+from service_process import run_to_exit
 
 SERVICES = {
     "quote_svc": "quoteflow.quote.v1.QuoteService",
@@ -29,14 +30,17 @@ def _free_port() -> int:
 async def _start(data_dir: Path, env: dict[str, str], *modules: str) -> asyncio.subprocess.Process:
     """The supervisor running modules (default: the quote and processor services),
     each keeping its database in data_dir."""
-    env = {f"{prefix}_DATA_DIR": str(data_dir) for prefix in PREFIXES} | env
     return await asyncio.create_subprocess_exec(
         sys.executable,
         str(SUPERVISOR),
         *(modules or ("quote_svc", "processor_svc")),
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
+        env={**os.environ, **_with_data_dir(data_dir, env)},
     )
+
+
+def _with_data_dir(data_dir: Path, env: dict[str, str]) -> dict[str, str]:
+    return {f"{prefix}_DATA_DIR": str(data_dir) for prefix in PREFIXES} | env
 
 
 async def _read_until(process: asyncio.subprocess.Process, wanted: set[str]) -> list[str]:
@@ -89,13 +93,16 @@ async def test_a_service_that_dies_stops_the_others_and_fails(tmp_path):
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     try:
-        process = await _start(
-            tmp_path,
-            {"QUOTE_PORT": str(taken.getsockname()[1]), "PROCESSOR_PORT": str(_free_port())},
+        env = {"QUOTE_PORT": str(taken.getsockname()[1]), "PROCESSOR_PORT": str(_free_port())}
+        finished = await run_to_exit(
+            sys.executable,
+            str(SUPERVISOR),
+            "quote_svc",
+            "processor_svc",
+            **_with_data_dir(tmp_path, env),
         )
-        async with asyncio.timeout(30):
-            _, err = await process.communicate()
-        assert process.returncode == 1
+        assert finished.returncode == 1
+        err = finished.stderr
         assert b"quote_svc exited on its own; stopping the others" in err
         assert b"[processor_svc]" in err and b'"drained"' in err
     finally:
