@@ -211,7 +211,9 @@ async def test_sigterm_under_load_loses_no_acknowledged_proposal(tmp_path):
         for error in refused
     ), refused
     reviewed = {name for name in acknowledged if coverages[name] == REVIEWED_COVERAGE}
-    assert recovered["proposals_in_flight"] == len(reviewed)
+    # Every proposal held for review was still in flight; a quickly priced one may
+    # be too, if the drain stopped its pricing before its event was written.
+    assert len(reviewed) <= recovered["proposals_in_flight"] <= len(acknowledged)
     per_proposal = Counter(e.proposal_id for e in events[:-1])
     assert set(per_proposal.values()) == {1}
     assert set(per_proposal) == acknowledged
