@@ -37,8 +37,10 @@ test: install
 
 lint: install
 	npx --no-install buf lint
+	bash tools/buf_breaking.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 gen: $(BIN)/.installed

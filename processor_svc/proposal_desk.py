@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 S = TypeVar("S")
 Q = TypeVar("Q")
+# A pricer that takes any submission takes the desk's kind of submission too.
+S_contra = TypeVar("S_contra", contravariant=True)
 
 #: How long to wait before writing an outcome again after the store refused it.
 STORE_RETRY = Backoff(base=0.1, cap=5.0)
@@ -57,8 +59,8 @@ class PricingOutcome(Generic[Q]):
     error: str = ""
 
 
-class Pricer(Protocol[S, Q]):
-    async def submit(self, order_req_id: str, proposal_id: str, submission: S) -> str:
+class Pricer(Protocol[S_contra, Q]):
+    async def submit(self, order_req_id: str, proposal_id: str, submission: S_contra) -> str:
         """Queue the proposal's quote; returns a handle for outcome(). Raises if
         the quote could not be queued, in which case nothing was accepted."""
 

@@ -63,7 +63,9 @@ class QuotePricer:
             use_agentic=proposal.use_agentic,
             request_id=proposal_request_id(order_req_id, proposal_id),
         )
-        response = await self._quote.call(self._stub.SubmitQuote, request)
+        response: quote_pb.SubmitQuoteResponse = await self._quote.call(
+            self._stub.SubmitQuote, request
+        )
         return response.message.id
 
     async def outcome(self, handle: str) -> PricingOutcome[quote_pb.QueueMessage]:

@@ -26,7 +26,9 @@ class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
         self._desk = desk
 
     async def SubmitProposal(
-        self, request: pb.SubmitProposalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.SubmitProposalRequest,
+        context: grpc.aio.ServicerContext[pb.SubmitProposalRequest, pb.SubmitProposalResponse],
     ) -> pb.SubmitProposalResponse:
         proposal = convert.proposal(request)
         duplicate = await self._desk.submit(
@@ -43,20 +45,26 @@ class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
         )
 
     async def WatchOrder(
-        self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.WatchOrderRequest,
+        context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         after = convert.watch_cursor(request)
         async for event in self._orders.watch(request.order_req_id, after):
             yield pb.WatchOrderResponse(event=convert.event_to_pb(event))
 
     async def CompleteOrder(
-        self, request: pb.CompleteOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CompleteOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CompleteOrderRequest, pb.CompleteOrderResponse],
     ) -> pb.CompleteOrderResponse:
         event = await self._desk.complete(require_id("order_req_id", request.order_req_id))
         return pb.CompleteOrderResponse(event=convert.event_to_pb(event))
 
     async def GetStats(
-        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetStatsRequest,
+        context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
         stats = self._orders.get_queue_stats()
         return pb.GetStatsResponse(

@@ -24,5 +24,5 @@ class Backoff:
     def delay(self, retry_number: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number `retry_number` (1 for the first retry)."""
         exponent = min(max(retry_number - 1, 0), 63)
-        ceiling = min(self.cap, self.base * 2**exponent)
+        ceiling = min(self.cap, self.base * 2.0**exponent)
         return ceiling * (1.0 - self.jitter * rand())

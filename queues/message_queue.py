@@ -646,13 +646,9 @@ class MessageQueue(Generic[P, R]):
                 _, _, message_id = await self._ready.get()
             finally:
                 self._idle_workers.discard(worker)
-            message = self._messages.get(message_id)
-            # Entries of messages cancelled while they waited are skipped here.
-            if message is None or message.status is not MessageStatus.PENDING:
+            message = self._claim(message_id)
+            if message is None:
                 continue
-            message.next_attempt_at = None
-            message.started_at = self._clock()
-            self._set_status(message, MessageStatus.PROCESSING)
             end = await self._attempt(message)
             if message.status is not MessageStatus.PROCESSING:
                 continue  # cancelled through cancel(), which recorded it
@@ -669,10 +665,21 @@ class MessageQueue(Generic[P, R]):
                 if not self._closed:
                     self._schedule_retry_at(message, self._backoff.delay(1))
 
+    def _claim(self, message_id: str) -> Message[P, R] | None:
+        """The message of a ready entry, now PROCESSING; None for an entry whose
+        message was cancelled while it waited, which is skipped."""
+        message = self._messages.get(message_id)
+        if message is None or message.status is not MessageStatus.PENDING:
+            return None
+        message.next_attempt_at = None
+        message.started_at = self._clock()
+        self._set_status(message, MessageStatus.PROCESSING)
+        return message
+
     async def _attempt(self, message: Message[P, R]) -> _AttemptEnd[R]:
         """Run one attempt of a PROCESSING message and say how it ended."""
         started_at = message.started_at = message.started_at or self._clock()
-        attempt = asyncio.create_task(self._processor(message.payload))
+        attempt = asyncio.create_task(self._process(message.payload))
         self._attempts[message.id] = attempt
         try:
             done, _ = await asyncio.wait({attempt}, timeout=message.attempt_timeout)
@@ -692,6 +699,11 @@ class MessageQueue(Generic[P, R]):
         if (exc := attempt.exception()) is not None:
             return _AttemptEnd(error=f"{type(exc).__name__}: {exc}")
         return _AttemptEnd(outcome=attempt.result())
+
+    async def _process(self, payload: P) -> Outcome[R]:
+        # Called inside the attempt's own task, so a processor that raises before
+        # returning an awaitable fails its attempt, not the worker running it.
+        return await self._processor(payload)
 
     async def _record(self, message: Message[P, R], end: _AttemptEnd[R], *, queued: bool) -> None:
         """Commit how an attempt of a PROCESSING message ended, then apply it.

@@ -48,6 +48,12 @@ _DECISIONS = {
     pb.REVIEW_DECISION_REJECT: ReviewDecision.REJECT,
 }
 _DECISION_TO_PB = {value: key for key, value in _DECISIONS.items()}
+_PROPERTY_TYPE_TO_PB = {
+    PropertyType.UNSPECIFIED: pb.PROPERTY_TYPE_UNSPECIFIED,
+    PropertyType.SINGLE_FAMILY: pb.PROPERTY_TYPE_SINGLE_FAMILY,
+    PropertyType.APARTMENT: pb.PROPERTY_TYPE_APARTMENT,
+    PropertyType.COMMERCIAL: pb.PROPERTY_TYPE_COMMERCIAL,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +183,7 @@ def _submission(
 
 
 def _priority(
-    value: int, field: str, problems: Violations, *, allow_unspecified: bool
+    value: pb.Priority, field: str, problems: Violations, *, allow_unspecified: bool
 ) -> Priority | None:
     if value == pb.PRIORITY_UNSPECIFIED and allow_unspecified:
         return None
@@ -213,7 +219,7 @@ def message_to_pb(message: Message[QuoteJob, QuoteResult]) -> pb.QueueMessage:
             applicant_name=submission.applicant_name,
             address=submission.address,
             coverage_amount=submission.coverage_amount,
-            property_type=int(submission.property_type),
+            property_type=_PROPERTY_TYPE_TO_PB[submission.property_type],
             year_built=submission.year_built,
             prior_claims=submission.prior_claims,
         ),

@@ -73,8 +73,11 @@ class ProcessorRegistry:
             raise ProcessorLoadError(path, f"failed to load: {exc!r}") from exc
         if not callable(loaded):
             raise ProcessorLoadError(path, f"is not callable: {loaded!r}")
-        self._processors[path] = loaded
-        return loaded
+        # Only its call can tell whether it prices a Submission; the queue
+        # turns a failing call into a failed attempt.
+        processor: Processor = loaded
+        self._processors[path] = processor
+        return processor
 
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""
@@ -107,4 +110,5 @@ def _load(entry_point: metadata.EntryPoint) -> Processor:
         raise ProcessorLoadError(entry_point, f"failed to load: {exc!r}") from exc
     if not callable(loaded):
         raise ProcessorLoadError(entry_point, f"is not callable: {loaded!r}")
-    return loaded
+    processor: Processor = loaded
+    return processor

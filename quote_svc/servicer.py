@@ -27,7 +27,9 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         self._queue = queue
 
     async def SubmitQuote(
-        self, request: pb.SubmitQuoteRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.SubmitQuoteRequest,
+        context: grpc.aio.ServicerContext[pb.SubmitQuoteRequest, pb.SubmitQuoteResponse],
     ) -> pb.SubmitQuoteResponse:
         args = convert.submit_args(request)
         submitted = await self._queue.submit(
@@ -44,7 +46,9 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         )
 
     async def RunQuote(
-        self, request: pb.RunQuoteRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.RunQuoteRequest,
+        context: grpc.aio.ServicerContext[pb.RunQuoteRequest, pb.RunQuoteResponse],
     ) -> pb.RunQuoteResponse:
         args = convert.submit_args(request)
         message = await self._queue.run_inline(
@@ -53,19 +57,25 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         return pb.RunQuoteResponse(message=convert.message_to_pb(message))
 
     async def GetMessage(
-        self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetMessageRequest,
+        context: grpc.aio.ServicerContext[pb.GetMessageRequest, pb.GetMessageResponse],
     ) -> pb.GetMessageResponse:
         message = self._queue.get(require_id("id", request.id))
         return pb.GetMessageResponse(message=convert.message_to_pb(message))
 
     async def WatchMessage(
-        self, request: pb.WatchMessageRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.WatchMessageRequest,
+        context: grpc.aio.ServicerContext[pb.WatchMessageRequest, pb.WatchMessageResponse],
     ) -> AsyncIterator[pb.WatchMessageResponse]:
         async for message in self._queue.watch(require_id("id", request.id)):
             yield pb.WatchMessageResponse(message=convert.message_to_pb(message))
 
     async def ListMessages(
-        self, request: pb.ListMessagesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListMessagesRequest,
+        context: grpc.aio.ServicerContext[pb.ListMessagesRequest, pb.ListMessagesResponse],
     ) -> pb.ListMessagesResponse:
         args = convert.list_args(request, default_size=DEFAULT_PAGE_SIZE, max_size=MAX_PAGE_SIZE)
         filters = f"{request.status}/{request.priority}/{int(args.dead_lettered_only)}"
@@ -82,25 +92,33 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         )
 
     async def CancelMessage(
-        self, request: pb.CancelMessageRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CancelMessageRequest,
+        context: grpc.aio.ServicerContext[pb.CancelMessageRequest, pb.CancelMessageResponse],
     ) -> pb.CancelMessageResponse:
         message = await self._queue.cancel(require_id("id", request.id))
         return pb.CancelMessageResponse(message=convert.message_to_pb(message))
 
     async def RedriveMessage(
-        self, request: pb.RedriveMessageRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.RedriveMessageRequest,
+        context: grpc.aio.ServicerContext[pb.RedriveMessageRequest, pb.RedriveMessageResponse],
     ) -> pb.RedriveMessageResponse:
         message = await self._queue.redrive(require_id("id", request.id))
         return pb.RedriveMessageResponse(message=convert.message_to_pb(message))
 
     async def ReviewQuote(
-        self, request: pb.ReviewQuoteRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ReviewQuoteRequest,
+        context: grpc.aio.ServicerContext[pb.ReviewQuoteRequest, pb.ReviewQuoteResponse],
     ) -> pb.ReviewQuoteResponse:
         args = convert.review_args(request)
         message = await self._queue.review(args.message_id, args.decision, args.reviewer, args.note)
         return pb.ReviewQuoteResponse(message=convert.message_to_pb(message))
 
     async def GetStats(
-        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetStatsRequest,
+        context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
         return convert.stats_to_pb(self._queue.stats())

@@ -6,6 +6,7 @@ together as an InvalidArgumentError (INVALID_ARGUMENT with a BadRequest).
 """
 
 from dataclasses import dataclass
+from typing import cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -19,10 +20,15 @@ from service_runtime.validation import Violations
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
 
 # The pool ranks HIGH=1 … LOW=3 while the proto numbers LOW=1 … HIGH=3, so the
-# two are matched by name, never by number.
-_PRIORITIES = {pb.TaskPriority.Value(f"TASK_PRIORITY_{p.name}"): p for p in TaskPriority}
-_PRIORITY_TO_PB = {value: key for key, value in _PRIORITIES.items()}
-_STATUS_TO_PB = {s: pb.TaskStatus.Value(f"TASK_STATUS_{s.name}") for s in TaskStatus}
+# two are matched by name, never by number. (Value() is typed as answering a
+# plain int; the number it answers is one of the named enum's.)
+_PRIORITY_TO_PB = {
+    p: cast(pb.TaskPriority, pb.TaskPriority.Value(f"TASK_PRIORITY_{p.name}")) for p in TaskPriority
+}
+_PRIORITIES = {value: key for key, value in _PRIORITY_TO_PB.items()}
+_STATUS_TO_PB = {
+    s: cast(pb.TaskStatus, pb.TaskStatus.Value(f"TASK_STATUS_{s.name}")) for s in TaskStatus
+}
 
 
 @dataclass(frozen=True, slots=True)

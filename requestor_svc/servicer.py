@@ -18,25 +18,33 @@ class RequestorServicer(pb_grpc.RequestorServiceServicer):
         self._tasks = tasks
 
     async def PlaceOrder(
-        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.PlaceOrderRequest,
+        context: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse],
     ) -> pb.PlaceOrderResponse:
         args = convert.place_args(request)
         placed = await self._tasks.place(args.placement, args.request_id)
         return pb.PlaceOrderResponse(task_id=placed.task_id, queue_position=placed.queue_position)
 
     async def GetTaskResult(
-        self, request: pb.GetTaskResultRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetTaskResultRequest,
+        context: grpc.aio.ServicerContext[pb.GetTaskResultRequest, pb.GetTaskResultResponse],
     ) -> pb.GetTaskResultResponse:
         task = self._tasks.result(require_id("task_id", request.task_id))
         return pb.GetTaskResultResponse(result=convert.task_result_to_pb(task))
 
     async def CancelTask(
-        self, request: pb.CancelTaskRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CancelTaskRequest,
+        context: grpc.aio.ServicerContext[pb.CancelTaskRequest, pb.CancelTaskResponse],
     ) -> pb.CancelTaskResponse:
         task = await self._tasks.cancel(require_id("task_id", request.task_id))
         return pb.CancelTaskResponse(result=convert.task_result_to_pb(task))
 
     async def GetStats(
-        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetStatsRequest,
+        context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
         return convert.stats_to_pb(self._tasks.stats())

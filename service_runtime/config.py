@@ -164,7 +164,8 @@ def _add_flag(
         # argparse %-formats help text, so a literal % in it must be doubled.
         help=described.replace("%", "%%"),
         # A bare boolean flag means true, so --verbose reads like a switch.
-        **({"nargs": "?", "const": True} if kind is bool else {}),
+        nargs="?" if kind is bool else None,
+        const=True if kind is bool else None,
     )
 
 

@@ -4,22 +4,20 @@ the downstream, and readiness that follows the downstream's health."""
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service_runtime.errors import DownstreamError, ForwardedError
+from service_runtime.errors import DETAILS_METADATA_KEY, DownstreamError, ForwardedError
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.server import RunningServer
 
 logger = logging.getLogger("service_runtime.downstream")
 
 T = TypeVar("T")
-
-_DETAILS_KEY = "grpc-status-details-bin"
 
 # Answers about the caller's own request: passed on as they are. Any other
 # failure is the downstream's, and becomes UNAVAILABLE or DEADLINE_EXCEEDED
@@ -62,7 +60,10 @@ class Downstream:
         """The exception to raise for a failed call to this downstream."""
         code = error.code()
         if code in _CALLERS_FAULT:
-            details = [(k, v) for k, v in error.trailing_metadata() or () if k == _DETAILS_KEY]
+            # assignment: grpc-stubs types it as the synchronous API's tuple of
+            # _Metadatum; grpc.aio answers its Metadata of (key, value) pairs, or None.
+            trailing: grpc.aio.Metadata | None = error.trailing_metadata()  # type: ignore[assignment]
+            details = [(k, v) for k, v in trailing or () if k == DETAILS_METADATA_KEY]
             return ForwardedError(self.label, _Status(code, error.details() or "", tuple(details)))
         return DownstreamError(self.label, code, error.details() or code.name)
 
@@ -74,8 +75,12 @@ class Downstream:
             raise self.translate(error) from error
 
     async def stream(
-        self, method: Callable[..., AsyncIterator[T]], request: Any, *, max_seconds: float
-    ) -> AsyncIterator[T]:
+        self,
+        method: Callable[..., grpc.aio.UnaryStreamCall[Any, T]],
+        request: Any,
+        *,
+        max_seconds: float,
+    ) -> AsyncGenerator[T, None]:
         """A server-streaming call cut after max_seconds; failures translated."""
         call = method(request, timeout=max_seconds)
         try:
@@ -93,7 +98,9 @@ class Downstream:
             answer = await self._health.Check(request, timeout=self.deadline)
         except grpc.aio.AioRpcError:
             return False
-        return answer.status == health_pb2.HealthCheckResponse.SERVING
+        # grpc_health's messages are untyped to mypy: its stubs cover health.py only.
+        serving: bool = answer.status == health_pb2.HealthCheckResponse.SERVING
+        return serving
 
     async def track_readiness(self, server: RunningServer, *, interval: float) -> None:
         """Keep server's readiness equal to this downstream's, checking every interval
@@ -113,7 +120,8 @@ class Downstream:
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
-        await self.channel.close()
+        # No grace: a call still open is cancelled at once.
+        await self.channel.close(grace=None)
 
 
 class _Status(

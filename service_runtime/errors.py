@@ -18,6 +18,8 @@ from queues import errors as queue_errors
 from queues.storage import StoreError
 
 DOMAIN = "quoteflow"
+#: The trailing metadata entry that carries a status's google.rpc.Status.
+DETAILS_METADATA_KEY = "grpc-status-details-bin"
 
 _NOT_UPPER_SNAKE = re.compile(r"[^A-Z0-9]+")
 
@@ -63,7 +65,8 @@ class DownstreamError(Exception):
 
 class ForwardedError(Exception):
     """A downstream refused our caller's own request (bad input, full queue…); the
-    caller gets the downstream's status as it was, details included."""
+    caller gets the downstream's status as it was, details included (a status
+    that came without details gets an ErrorInfo naming the downstream)."""
 
     def __init__(self, downstream: str, status: grpc.Status) -> None:
         super().__init__(f"{downstream} refused the request: {status.details}")
@@ -197,7 +200,17 @@ def _downstream(exc: DownstreamError) -> grpc.Status:
 
 
 def _forwarded(exc: ForwardedError) -> grpc.Status:
-    return exc.status
+    if any(key == DETAILS_METADATA_KEY for key, _ in exc.status.trailing_metadata):
+        return exc.status
+    # Refused by the downstream's gRPC rather than by its servicer (a message
+    # over its size limit, say), the status came without details: it gets ours.
+    code = exc.status.code
+    return rich_status(
+        code,
+        str(exc),
+        reason=f"DOWNSTREAM_{code.name}",
+        metadata={"downstream": exc.downstream, "downstreamCode": code.name},
+    )
 
 
 _STATUS_BUILDERS: Mapping[type[BaseException], Callable[[Any], grpc.Status]] = {

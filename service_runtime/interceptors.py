@@ -5,13 +5,17 @@ the status service_runtime.errors maps them to, so no servicer builds a status
 by hand. Servicer methods must be coroutines or async generators.
 """
 
+# grpc.RpcMethodHandler is generic to type checkers only, so annotations
+# naming it parametrised must not be evaluated at run time.
+from __future__ import annotations
+
 import asyncio
 import contextlib
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn, TypeAlias, cast
 
 import grpc
 import grpc.aio
@@ -29,23 +33,29 @@ _SHUTTING_DOWN = rich_status(
     reason="SHUTTING_DOWN",
 )
 
-_Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
+#: A servicer method as a grpc.aio server calls it: a coroutine function, or an
+#: async generator function when its responses are streamed.
+_Behaviour: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
-class RpcInterceptor(grpc.aio.ServerInterceptor):
+# type-arg: grpc-stubs makes the class generic; grpc.aio's is not, so it takes no arguments.
+class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Translates servicer errors to statuses and logs method, code and duration of every RPC."""
 
     def __init__(self, gate: DrainGate) -> None:
         self._gate = gate
         # Handlers are wrapped once per method, not per call; the cached
         # original guards against a generic handler answering with a new one.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[str, tuple[_Handler, _Handler]] = {}
 
-    async def intercept_service(
+    # override: gRPC's continuation answers None for a method no servicer
+    # serves, which is passed on; grpc-stubs leaves that None out.
+    async def intercept_service(  # type: ignore[override]
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> _Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -58,10 +68,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
-def _wrap_handler(
-    handler: grpc.RpcMethodHandler, method: str, gate: DrainGate
-) -> grpc.RpcMethodHandler:
+def _wrap_handler(handler: _Handler, method: str, gate: DrainGate) -> _Handler:
     """Rebuild handler around its behaviour, keeping its (de)serializers and streaming shape."""
+    behaviour: Callable[..., Any] | None
+    build: Callable[..., _Handler]
     if handler.request_streaming and handler.response_streaming:
         behaviour, build = handler.stream_stream, grpc.stream_stream_rpc_method_handler
     elif handler.request_streaming:
@@ -70,23 +80,28 @@ def _wrap_handler(
         behaviour, build = handler.unary_stream, grpc.unary_stream_rpc_method_handler
     else:
         behaviour, build = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+    # gRPC sets the behaviour of the handler's own streaming shape.
+    assert behaviour is not None
+    # The stubs type behaviours for the synchronous server; on a grpc.aio server
+    # each is a _Behaviour, whichever of the four shapes it serves.
+    servicer_method = cast(_Behaviour, behaviour)
     # gRPC tells an async-generator stream from a context.write() one by its
     # function kind, so the wrapper must be of the same kind as the behaviour.
-    wrap = _wrap_generator if inspect.isasyncgenfunction(behaviour) else _wrap_coroutine
+    wrap = _wrap_generator if inspect.isasyncgenfunction(servicer_method) else _wrap_coroutine
     return build(
-        wrap(behaviour, method, gate),
+        wrap(servicer_method, method, gate),
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
 
 
 def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Behaviour:
-    async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         cancelled = False
         try:
             if not gate.admits(method):
-                await context.abort_with_status(_SHUTTING_DOWN)
+                await _abort(context, _SHUTTING_DOWN)
             with gate.tracking():
                 return await behaviour(request, context)
         except grpc.aio.AbortError:
@@ -103,13 +118,15 @@ def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
 
 
 def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Behaviour:
-    async def observed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def observed(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         started = time.perf_counter()
         cancelled = False
         sent = 0
         try:
             if not gate.admits(method):
-                await context.abort_with_status(_SHUTTING_DOWN)
+                await _abort(context, _SHUTTING_DOWN)
             # aclosing: when the stream ends early, the servicer's generator is
             # closed now, running its cleanup, rather than whenever it is collected.
             async with contextlib.aclosing(behaviour(request, context)) as responses:
@@ -131,7 +148,9 @@ def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
     return observed
 
 
-async def _abort_for(error: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+async def _abort_for(
+    error: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str
+) -> NoReturn:
     status = status_for_exception(error)
     if status is None:
         logger.exception(
@@ -139,12 +158,18 @@ async def _abort_for(error: Exception, context: grpc.aio.ServicerContext, method
         )
         # The exception's text may hold internals, so the caller gets a fixed message.
         status = rich_status(grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE, reason="INTERNAL")
-    await context.abort_with_status(status)
+    await _abort(context, status)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> NoReturn:
+    # What grpc.aio's abort_with_status(status) does, called directly since
+    # grpc-stubs leaves abort_with_status out of grpc.aio.ServicerContext.
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 def _log_rpc(
     method: str,
-    context: grpc.aio.ServicerContext,
+    context: grpc.aio.ServicerContext[Any, Any],
     started: float,
     cancelled: bool,
     sent: int | None,
@@ -161,7 +186,7 @@ def _log_rpc(
     logger.info("rpc", extra={FIELDS_ATTRIBUTE: fields})
 
 
-def _final_code(context: grpc.aio.ServicerContext, cancelled: bool) -> str:
+def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) -> str:
     if cancelled:
         remaining = context.time_remaining()
         # A call cut by its own deadline is cancelled too; say which it was.

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 FIELDS_ATTRIBUTE = "fields"
 
@@ -31,7 +32,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class _JsonStderrHandler(logging.StreamHandler):
+class _JsonStderrHandler(logging.StreamHandler[TextIO]):
     """Marks the handler configure_logging installed, so a second call replaces it."""
 
 

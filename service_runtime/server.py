@@ -12,7 +12,7 @@ from typing import TypeVar
 import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # not in grpc-stubs
 from grpc_reflection.v1alpha import reflection
 
 from queues.storage import StoreError
@@ -115,7 +115,8 @@ async def start_server(
     host: str,
     port: int,
     ready: bool = True,
-    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    # type-arg: grpc-stubs makes the class generic; grpc.aio's is not.
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
 ) -> RunningServer:
     """Serve bindings on host:port with health and reflection.
 

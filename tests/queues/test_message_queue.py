@@ -2,7 +2,7 @@
 dead letters, cancellation, bounds, review, retention and exact stats."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
@@ -134,6 +134,20 @@ async def test_failures_retry_with_backoff_then_dead_letter(script, queue):
     assert final.error_message == "RuntimeError: boom bad"
     assert script.started.count("bad") == 3
     assert queue.stats().dead_letters == 1
+
+
+async def test_a_processor_failing_before_it_awaits_fails_the_attempt_not_the_worker():
+    # A plain function returning an awaitable, which checks its payload first.
+    def checked_processor(payload: str) -> Awaitable[Outcome[str]]:
+        raise ValueError(f"cannot price {payload}")
+
+    async with MessageQueue(checked_processor, workers=1, max_retries=0) as queue:
+        first = (await queue.submit("first", priority=Priority.NORMAL)).message
+        second = (await queue.submit("second", priority=Priority.NORMAL)).message
+        for message in (first, second):
+            final = await final_state(queue, message.id)
+            assert final.status is MessageStatus.FAILED
+            assert final.error_message == f"ValueError: cannot price {message.payload}"
 
 
 async def test_a_message_waiting_out_its_backoff_holds_no_worker(script):
