@@ -27,6 +27,9 @@ from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 logger = logging.getLogger("service_runtime.rpc")
 
 _INTERNAL_MESSAGE = "internal error"
+# How much earlier than the server's a client's deadline may expire: the time
+# its request took to arrive, generously allowing for a loaded machine.
+_DEADLINE_TRANSIT_SECONDS = 0.25
 _SHUTTING_DOWN = rich_status(
     grpc.StatusCode.UNAVAILABLE,
     "the server is shutting down and takes no new calls; nothing was accepted",
@@ -190,7 +193,9 @@ def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) ->
     if cancelled:
         remaining = context.time_remaining()
         # A call cut by its own deadline is cancelled too; say which it was.
-        if remaining is not None and remaining <= 0:
+        # The server's deadline runs from when the request arrived, so the
+        # client's fires first, and its cancel arrives with a little time left.
+        if remaining is not None and remaining <= _DEADLINE_TRANSIT_SECONDS:
             return grpc.StatusCode.DEADLINE_EXCEEDED.name
         return grpc.StatusCode.CANCELLED.name
     code = context.code()
