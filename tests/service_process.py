@@ -21,20 +21,43 @@ class ServiceProcess:
     address: str = ""
     #: Every JSON log line the process wrote to stderr so far.
     log: list[dict[str, object]] = field(default_factory=list)
+    # One reader drains stderr for the process's whole life: a pipe nobody
+    # reads fills up, and then the service blocks on its next log line.
+    _reader: asyncio.Task[None] | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _ended: bool = False
+    _cursor: int = 0
 
-    async def read_log_until(self, msg: str) -> dict[str, object]:
-        """Read log lines until one whose "msg" is msg; fail at end of output."""
+    def start_reading(self) -> None:
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
         assert self.process.stderr is not None
-        async with asyncio.timeout(START_DEADLINE_SECONDS):
+        try:
             while line := await self.process.stderr.readline():
                 try:
-                    record = json.loads(line)
+                    self.log.append(json.loads(line))
                 except json.JSONDecodeError:
                     continue
-                self.log.append(record)
-                if record.get("msg") == msg:
-                    return record
-        raise AssertionError(f"process ended without logging {msg!r}; log: {self.log}")
+                self._changed.set()
+        finally:
+            self._ended = True
+            self._changed.set()
+
+    async def read_log_until(self, msg: str) -> dict[str, object]:
+        """The next log record (after the last one this returned) whose "msg" is
+        msg, waiting for it; fail if the process ends without logging it."""
+        async with asyncio.timeout(START_DEADLINE_SECONDS):
+            while True:
+                for index in range(self._cursor, len(self.log)):
+                    if self.log[index].get("msg") == msg:
+                        self._cursor = index + 1
+                        return self.log[index]
+                self._cursor = len(self.log)
+                if self._ended:
+                    raise AssertionError(f"process ended without logging {msg!r}; log: {self.log}")
+                self._changed.clear()
+                await self._changed.wait()
 
     async def stop(self, signum: signal.Signals = signal.SIGTERM) -> int:
         if self.process.returncode is None:
@@ -67,6 +90,7 @@ async def running_service(
             env={**os.environ, **env},
         )
         service = ServiceProcess(process)
+        service.start_reading()
         try:
             serving = await service.read_log_until("serving")
             service.address = str(serving["address"])
@@ -75,6 +99,8 @@ async def running_service(
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+            if service._reader is not None:
+                await service._reader
 
 
 @dataclass
