@@ -56,7 +56,7 @@ async def serve(config: QuoteConfig) -> None:
         await queue.start()
         server = await start_server([binding(queue)], host=config.host, port=config.port)
         await serve_until_signalled(
-            server, grace=config.grace_seconds, on_drain=lambda: queue.close(config.grace_seconds)
+            server, grace=config.grace_seconds, on_drain=queue.close
         )
     finally:
         await store.close()

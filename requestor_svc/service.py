@@ -121,5 +121,5 @@ async def serve(config: RequestorConfig) -> None:
     channel and the store."""
     requestor = await start_requestor(config)
     await serve_until_signalled(
-        requestor.server, grace=config.grace_seconds, on_drain=requestor.drain
+        requestor.server, grace=config.grace_seconds, on_drain=lambda _: requestor.drain()
     )

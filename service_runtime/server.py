@@ -72,7 +72,10 @@ class RunningServer:
         self.address = _address(host, port)
 
     async def set_ready(self, ready: bool) -> None:
-        """Readiness: the health of every served service; "" (liveness) is left alone."""
+        """Readiness: the health of every served service; "" (liveness) is left alone.
+        Once draining, a service stays not ready, whatever its downstream does."""
+        if ready and self._gate.draining:
+            return
         for name in self._service_names:
             await self._health.set(name, _SERVING if ready else _NOT_SERVING)
 
@@ -163,10 +166,11 @@ async def serve_until_signalled(
     server: RunningServer,
     *,
     grace: float,
-    on_drain: Callable[[], Awaitable[None]] | None = None,
+    on_drain: Callable[[float], Awaitable[None]] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain: readiness off, new calls turned
-    away, calls in flight given the grace (RunningServer.drain), then on_drain.
+    away, calls in flight given the grace (RunningServer.drain), then on_drain,
+    which is given what is left of the grace: the whole drain fits in one grace.
 
     A second signal during the drain cuts the grace short. Also returns if the
     server terminates on its own.
@@ -184,12 +188,13 @@ async def serve_until_signalled(
             "draining",
             extra={FIELDS_ATTRIBUTE: {"signal": first.name, "grace_seconds": grace}},
         )
+        deadline = loop.time() + grace
         await server.set_ready(False)
         impatience = asyncio.create_task(_cut_grace_on_signal(signals_received, server))
         try:
             await server.drain(grace)
             if on_drain is not None:
-                await on_drain()
+                await on_drain(max(deadline - loop.time(), 0.0))
         finally:
             impatience.cancel()
         logger.info("drained")

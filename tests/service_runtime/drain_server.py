@@ -46,7 +46,7 @@ async def main() -> None:
         port=0,
     )
 
-    async def on_drain() -> None:
+    async def on_drain(grace_left: float) -> None:
         print("drained", flush=True)
 
     print(f"port {running.port}", flush=True)

@@ -28,3 +28,12 @@ async def test_a_draining_server_refuses_new_calls_and_finishes_those_in_flight(
     assert not draining.done()
     in_flight.cancel()
     await draining
+
+
+async def test_readiness_cannot_come_back_once_draining(server, channel):
+    name = "quoteflow.quote.v1.QuoteService"
+    server.refuse_new_calls()
+    await server.set_ready(False)
+    # A downstream coming back mid-drain must not make the service ready again.
+    await server.set_ready(True)
+    assert await health_probe.check(channel, name) == health_probe.NOT_SERVING
