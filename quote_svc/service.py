@@ -55,8 +55,6 @@ async def serve(config: QuoteConfig) -> None:
         queue = build_queue(config, store)
         await queue.start()
         server = await start_server([binding(queue)], host=config.host, port=config.port)
-        await serve_until_signalled(
-            server, grace=config.grace_seconds, on_drain=queue.close
-        )
+        await serve_until_signalled(server, grace=config.grace_seconds, on_drain=queue.close)
     finally:
         await store.close()
