@@ -7,12 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := $(wildcard */__init__.py)
 
-.PHONY: run demo durability-check test lint gen install clean
+.PHONY: run demo durability-check test lint bench gen install clean
 
 $(BIN)/.installed: pyproject.toml $(PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -31,6 +31,11 @@ demo: $(BIN)/.installed
 
 durability-check: $(BIN)/.installed
 	$(BIN)/python tools/durability_check.py
+
+# Benchmarks, as ratios against references measured in the same run; writes
+# docs/benchmarks.md and bench/results.json (under 10 minutes here).
+bench: install
+	$(BIN)/python -m bench
 
 test: install
 	$(BIN)/python -m pytest

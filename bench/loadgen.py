@@ -1,0 +1,361 @@
+"""The load generator: a process of its own, so its CPU is not the server's.
+
+    python -m bench.loadgen
+
+It reads one JSON command per line on stdin and answers each with one JSON
+line on stdout, so one process serves every run of a bench (starting Python
+and gRPC for each run would cost more than a smoke run has). Commands:
+
+- {"cmd": "unary", "target", "method", "concurrency", "seconds", "warmup",
+  "channels"}: connects, warms up, answers {"ready": true}, then waits for
+  {"cmd": "go"} (so several generators start together), runs a closed loop of
+  `concurrency` callers for `seconds` and answers the calls that finished in
+  the window, the errors, and every latency in microseconds.
+- {"cmd": "quotes", "target", "count", "concurrency", "deadline"} and
+  {"cmd": "arq", "redis", "queue", "count", "concurrency", "deadline"}: after
+  "ready"/"go", `concurrency` callers share `count` submissions; then it polls
+  until every job has completed and answers the submit and total seconds.
+  Both peers are driven by the same loop.
+- {"cmd": "proposals", "target", "orders", "count" | "rate" + "seconds", ...}:
+  SubmitProposal to the processor, closed-loop (concurrency) or open-loop at
+  a fixed rate; the proposal id carries the send time for the stream clients.
+
+Requests are serialised once and responses left undecoded (raw bytes) where
+the answer is not needed, so the client spends as little as it can per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+import time
+import uuid
+from array import array
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from bench.procs import set_parent_death_signal
+from quoteflow.processor.v1 import processor_service_pb2 as ppb
+from quoteflow.quote.v1 import quote_service_pb2 as pb
+
+QUOTE_SERVICE = "/quoteflow.quote.v1.QuoteService/"
+PROCESSOR_SERVICE = "/quoteflow.processor.v1.ProcessorService/"
+#: Each caller stops at the deadline or after this many calls, whichever first.
+MAX_CALLS_PER_CALLER = 10_000_000
+CALL_TIMEOUT = 30.0
+#: Open-loop proposals in flight at most; beyond it the driver waits (and says so).
+MAX_IN_FLIGHT = 2_000
+
+SUBMISSION = pb.Submission(
+    applicant_name="Ada Lovelace", address="12 St James Square, London", coverage_amount=250_000
+)
+
+Command = dict[str, Any]
+
+
+def emit(answer: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+
+
+async def read_command() -> Command | None:
+    """The next command from stdin; None at its end (the bench has gone)."""
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    if not line:
+        return None
+    command: Command = json.loads(line)
+    return command
+
+
+async def wait_for_go() -> None:
+    command = await read_command()
+    if command is None or command.get("cmd") != "go":
+        raise SystemExit(f"expected go, got {command!r}")
+
+
+def channels(target: str, count: int) -> list[grpc.aio.Channel]:
+    # A local subchannel pool gives each channel its own TCP connection, as
+    # separate clients would have (and lets SO_REUSEPORT spread them).
+    return [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(count)
+    ]
+
+
+async def _request_for(method: str, channel: grpc.aio.Channel) -> bytes:
+    if method == "SubmitQuote":
+        return pb.SubmitQuoteRequest(submission=SUBMISSION).SerializeToString()
+    if method == "GetStats":
+        return pb.GetStatsRequest().SerializeToString()
+    if method == "GetMessage":
+        # A message that exists: submitted once here, read back by every call.
+        submit = channel.unary_unary(QUOTE_SERVICE + "SubmitQuote")
+        answer = await submit(pb.SubmitQuoteRequest(submission=SUBMISSION).SerializeToString())
+        message_id = pb.SubmitQuoteResponse.FromString(answer).message.id
+        return pb.GetMessageRequest(id=message_id).SerializeToString()
+    raise ValueError(f"unknown method {method}")
+
+
+async def closed_loop(
+    call: Callable[[], Awaitable[object]], concurrency: int, seconds: float
+) -> tuple[int, array[int], float]:
+    """`concurrency` callers calling back to back until the deadline:
+    (errors, latencies in µs of the calls that succeeded, elapsed seconds)."""
+    latencies: array[int] = array("q")
+    errors = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+
+    async def caller() -> None:
+        nonlocal errors
+        for _ in range(MAX_CALLS_PER_CALLER):
+            if loop.time() >= deadline:
+                return
+            started = time.perf_counter_ns()
+            try:
+                await call()
+            except grpc.aio.AioRpcError:
+                errors += 1
+                continue
+            latencies.append((time.perf_counter_ns() - started) // 1000)
+
+    began = loop.time()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return errors, latencies, loop.time() - began
+
+
+async def unary(command: Command) -> dict[str, Any]:
+    chans = channels(command["target"], command.get("channels", 1))
+    try:
+        request = await _request_for(command["method"], chans[0])
+        stubs = [ch.unary_unary(QUOTE_SERVICE + command["method"]) for ch in chans]
+        turn = itertools.cycle(stubs)
+
+        def call() -> Awaitable[object]:
+            return next(turn)(request, timeout=CALL_TIMEOUT)
+
+        concurrency = command["concurrency"]
+        await closed_loop(call, concurrency, command.get("warmup", 0.5))
+        emit({"ready": True})
+        await wait_for_go()
+        errors, latencies, elapsed = await closed_loop(call, concurrency, command["seconds"])
+        return {
+            "ok": len(latencies),
+            "errors": errors,
+            "seconds": elapsed,
+            "latencies_us": list(latencies),
+        }
+    finally:
+        await asyncio.gather(*(ch.close() for ch in chans))
+
+
+async def shared_count(
+    submit: Callable[[int], Awaitable[object]], count: int, concurrency: int
+) -> int:
+    """`concurrency` callers submitting numbers 0..count-1 between them; returns the errors."""
+    numbers = iter(range(count))
+    errors = 0
+
+    async def caller() -> None:
+        nonlocal errors
+        for number in numbers:
+            try:
+                await submit(number)
+            except Exception:
+                errors += 1
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return errors
+
+
+async def poll_until(done: Callable[[], Awaitable[bool]], deadline: float) -> bool:
+    """Poll done() every 5 ms until it says so or the loop time passes deadline."""
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        if await done():
+            return True
+        await asyncio.sleep(0.005)
+    return False
+
+
+async def quotes(command: Command) -> dict[str, Any]:
+    channel = channels(command["target"], 1)[0]
+    try:
+        submit = channel.unary_unary(QUOTE_SERVICE + "SubmitQuote")
+        stats = channel.unary_unary(
+            QUOTE_SERVICE + "GetStats", response_deserializer=pb.GetStatsResponse.FromString
+        )
+        request = pb.SubmitQuoteRequest(submission=SUBMISSION).SerializeToString()
+        empty = pb.GetStatsRequest().SerializeToString()
+        before = await stats(empty)
+        count = command["count"]
+        emit({"ready": True})
+        await wait_for_go()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        errors = await shared_count(
+            lambda _: submit(request, timeout=CALL_TIMEOUT), count, command["concurrency"]
+        )
+        submitted = loop.time() - began
+        last = [before]
+
+        async def all_final() -> bool:
+            last[0] = now = await stats(empty)
+            done = now.completed_count + now.failed_count
+            return bool(done - before.completed_count - before.failed_count >= count - errors)
+
+        finished = await poll_until(all_final, began + command["deadline"])
+        return {
+            "submit_seconds": submitted,
+            "total_seconds": loop.time() - began,
+            "errors": errors,
+            "finished": finished,
+            "completed": last[0].completed_count - before.completed_count,
+        }
+    finally:
+        await channel.close()
+
+
+async def arq_jobs(command: Command) -> dict[str, Any]:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    queue = command["queue"]
+    pool = await create_pool(RedisSettings.from_dsn(command["redis"]), default_queue_name=queue)
+    try:
+        run = uuid.uuid4().hex[:12]
+        emit({"ready": True})
+        await wait_for_go()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+
+        async def enqueue(number: int) -> object:
+            job = await pool.enqueue_job("noop", _job_id=f"{run}-{number}")
+            if job is None:
+                raise RuntimeError("not enqueued")
+            return job
+
+        errors = await shared_count(enqueue, command["count"], command["concurrency"])
+        submitted = loop.time() - began
+
+        # arq keeps a job in the queue's sorted set until its worker has
+        # finished it (finish_job removes it there), so an empty set is "all done".
+        async def all_done() -> bool:
+            return int(await pool.zcard(queue)) == 0
+
+        finished = await poll_until(all_done, began + command["deadline"])
+        total = loop.time() - began
+        completed = 0
+        async for key in pool.scan_iter(match=f"arq:result:{run}-*", count=1000):
+            completed += 1
+            await pool.delete(key)
+        return {
+            "submit_seconds": submitted,
+            "total_seconds": total,
+            "errors": errors,
+            "finished": finished,
+            "completed": completed,
+        }
+    finally:
+        await pool.aclose()
+
+
+def _proposal(order: str, number: int) -> bytes:
+    # The send time rides in the proposal id, so the watcher that receives the
+    # event can tell the end-to-end latency without talking to this process.
+    return ppb.SubmitProposalRequest(
+        order_req_id=order, proposal_id=f"s{time.time_ns()}-{number}", submission=SUBMISSION
+    ).SerializeToString()
+
+
+async def proposals(command: Command) -> dict[str, Any]:
+    """Closed loop (count, concurrency) or open loop (rate, seconds) of SubmitProposal,
+    spreading proposals round-robin over the orders prefix0..prefix{orders-1}."""
+    channel = channels(command["target"], 1)[0]
+    try:
+        submit = channel.unary_unary(PROCESSOR_SERVICE + "SubmitProposal")
+        prefix, orders = command["prefix"], command["orders"]
+        latencies: array[int] = array("q")
+        errors = 0
+
+        async def one(number: int) -> None:
+            nonlocal errors
+            started = time.perf_counter_ns()
+            try:
+                await submit(_proposal(f"{prefix}{number % orders}", number), timeout=CALL_TIMEOUT)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                return
+            latencies.append((time.perf_counter_ns() - started) // 1000)
+
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        if "rate" in command:
+            late = await _open_loop(one, command["rate"], command["seconds"])
+        else:
+            late = 0
+            errors += await shared_count(one, command["count"], command["concurrency"])
+        return {
+            "ok": len(latencies),
+            "errors": errors,
+            "late": late,
+            "seconds": loop.time() - began,
+            "latencies_us": list(latencies),
+        }
+    finally:
+        await channel.close()
+
+
+async def _open_loop(one: Callable[[int], Awaitable[None]], rate: float, seconds: float) -> int:
+    """Start one(i) at start + i/rate for `seconds`, whatever the answers take;
+    returns how many starts were later than 10 ms (the driver could not keep up)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    in_flight: set[asyncio.Task[None]] = set()
+    late = 0
+    for number in range(int(rate * seconds)):
+        due = start + number / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.01:
+            late += 1
+        while len(in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(one(number))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    if in_flight:
+        await asyncio.wait(in_flight, timeout=CALL_TIMEOUT)
+    return late
+
+
+COMMANDS: dict[str, Callable[[Command], Awaitable[dict[str, Any]]]] = {
+    "unary": unary,
+    "quotes": quotes,
+    "arq": arq_jobs,
+    "proposals": proposals,
+}
+
+
+async def serve() -> None:
+    while (command := await read_command()) is not None:
+        try:
+            answer = await COMMANDS[command["cmd"]](command)
+        except Exception as error:
+            answer = {"error": f"{type(error).__name__}: {error}"}
+        emit(answer)
+
+
+def main() -> None:
+    set_parent_death_signal()
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

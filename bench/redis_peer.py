@@ -1,0 +1,66 @@
+"""Finding a Redis for the arq peer: REDIS_URL's, else one started here, else none."""
+
+import asyncio
+import contextlib
+import os
+import shutil
+
+from bench.context import Run
+from bench.procs import free_port
+
+DEFAULT_URL = "redis://127.0.0.1:6379"
+START_DEADLINE = 10.0
+
+
+async def answers(url: str) -> bool:
+    """Whether a Redis at url answers PING within a second."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+
+async def find_redis(run: Run) -> tuple[str | None, str]:
+    """(url, how it was found); url None when there is no Redis to use."""
+    url = os.environ.get("REDIS_URL", DEFAULT_URL)
+    if await answers(url):
+        return url, f"the Redis at {url} (REDIS_URL or the default)"
+    server = shutil.which("redis-server")
+    if server is None:
+        return None, f"skipped: no Redis answered at {url} and redis-server is not installed"
+    port = free_port()
+    child = await run.processes.start(
+        "redis-server",
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        python=False,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_DEADLINE
+    while loop.time() < deadline:
+        if await answers(url):
+            return url, f"a redis-server started by the bench on port {port} (no persistence)"
+        if child.process.returncode is not None:
+            break
+        await asyncio.sleep(0.1)
+    return None, f"skipped: the redis-server started on port {port} did not answer"
+
+
+async def redis_version(url: str) -> str:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        info = await client.info("server")
+        return str(info.get("redis_version", "?"))
+    except Exception:
+        return "?"
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()

@@ -1,0 +1,75 @@
+"""How big each measurement is: the full run (`make bench`) and --smoke (the test)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    #: Closed-loop seconds per unary run, and the warm-up before each.
+    unary_seconds: float
+    unary_warmup: float
+    #: Interleaved rounds per comparison (reference and subject alternate).
+    rounds: int
+    lever_rounds: int
+    #: Figure 2: items through the engine; messages pending for GetStats; calls timed.
+    engine_items: int
+    engine_pending: int
+    engine_calls: int
+    #: Figure 3: jobs per peer per round, and rounds.
+    e2e_count: int
+    e2e_rounds: int
+    #: Figure 4: the two stream counts, events to replay, seconds at the event rate.
+    streams: tuple[int, int]
+    streams_per_client: int
+    streams_per_channel: int
+    replay_events: int
+    event_rate: float
+    rate_seconds: float
+    #: Seconds left for RSS to settle, and for the last events to arrive.
+    settle_seconds: float
+    #: Profiles: seconds of SubmitQuote load, quotes end to end.
+    profile_seconds: float
+    profile_quotes: int
+
+
+FULL = Sizes(
+    unary_seconds=1.0,
+    unary_warmup=0.2,
+    rounds=5,
+    lever_rounds=5,
+    engine_items=20_000,
+    engine_pending=100_000,
+    engine_calls=2_000,
+    e2e_count=10_000,
+    e2e_rounds=2,
+    streams=(1_000, 10_000),
+    streams_per_client=2_500,
+    streams_per_channel=100,
+    replay_events=2_000,
+    event_rate=200.0,
+    rate_seconds=5.0,
+    settle_seconds=1.0,
+    profile_seconds=4.0,
+    profile_quotes=5_000,
+)
+
+SMOKE = Sizes(
+    unary_seconds=0.1,
+    unary_warmup=0.05,
+    rounds=1,
+    lever_rounds=1,
+    engine_items=500,
+    engine_pending=1_000,
+    engine_calls=200,
+    e2e_count=100,
+    e2e_rounds=1,
+    streams=(10, 30),
+    streams_per_client=30,
+    streams_per_channel=10,
+    replay_events=20,
+    event_rate=50.0,
+    rate_seconds=0.3,
+    settle_seconds=0.1,
+    profile_seconds=0.3,
+    profile_quotes=100,
+)

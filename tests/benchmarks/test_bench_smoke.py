@@ -1,0 +1,56 @@
+"""`python -m bench --smoke`: the whole harness at tiny sizes, as a subprocess.
+
+The benchmarks themselves run in `make bench`; this only checks that every
+section runs, every figure is written with its keys and a number, and the
+markdown is written.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# The bench's own dependencies are the `bench` extra (pip install -e ".[dev,bench]").
+for module in ("arq", "psutil", "pyinstrument", "uvloop"):
+    pytest.importorskip(module, reason=f"{module} is in the bench extra: pip install -e '.[bench]'")
+
+from bench.catalog import figure_names  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = {"name", "value", "unit", "reference", "ratio", "target", "met"}
+#: The smoke run takes about half a minute on a quiet machine; the machine is shared.
+SMOKE_TIMEOUT = 240
+
+
+@pytest.mark.timeout(SMOKE_TIMEOUT + 30)
+def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:]
+
+    figures = json.loads((tmp_path / "results.json").read_text())
+    by_name = {figure["name"]: figure for figure in figures}
+    assert sorted(by_name) == sorted(figure_names())
+    for figure in figures:
+        assert figure.keys() >= KEYS, figure
+        value = figure["value"]
+        # Only the arq peer may be missing (no Redis here), and then it says so.
+        if value is None:
+            assert figure["name"].startswith("e2e.arq") and figure["note"], figure
+        else:
+            assert isinstance(value, int | float), figure
+        for key in ("reference", "ratio"):
+            assert figure[key] is None or isinstance(figure[key], int | float), figure
+        assert figure["met"] in (True, False, None), figure
+
+    markdown = (tmp_path / "benchmarks.md").read_text()
+    assert markdown.startswith("# Benchmarks")
+    assert "## 1. Unary ceiling" in markdown
