@@ -30,6 +30,8 @@ STATS = ("rps", "calls_per_cpu_s")
 # slower for it (measured as levers.held_messages).
 _LEVER_SPECS = {
     "quote": (servers.quote("quote-fresh"), "quote-loaded", "held_messages.quote"),
+    # A/A: the same server twice, so the table shows the noise floor of a comparison.
+    "quote-control": (servers.quote("quote-control"), "quote", "control_same_server.quote"),
     "noop-info": (servers.noop("noop-info", log_level="INFO"), "noop", "log_info.noop"),
     "noop-uvloop": (servers.noop("noop-uvloop", launch=("--uvloop",)), "noop", "uvloop.noop"),
     "quote-info": (servers.quote("quote-info", log_level="INFO"), "quote", "log_info.quote"),

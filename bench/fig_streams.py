@@ -29,7 +29,7 @@ import psutil
 
 from bench import servers
 from bench.context import Run
-from bench.procs import Child, free_port
+from bench.procs import Child
 from bench.results import Figure, Target
 from bench.sizes import FULL
 from bench.stats import median, ms, percentile
@@ -236,13 +236,13 @@ async def _idle_streams(run: Run, clients: list[Child], server: Child) -> dict[i
 async def figure_streams(run: Run) -> None:
     sizes = run.sizes
     run.say("figure 4: starting the quote service, the processor and the no-op")
-    # All three at once: the processor needs the quote service's address, not
-    # the service itself, to start (its readiness follows the quote service's).
-    quote_port = free_port()
-    quote_service, noop, processor = await run.servers.start_all(
-        servers.quote("stream-quote", port=quote_port),
-        servers.noop("stream-noop"),
-        servers.processor("processor", f"127.0.0.1:{quote_port}"),
+    quote_service, noop = await run.servers.start_all(
+        servers.quote("stream-quote"), servers.noop("stream-noop")
+    )
+    # Once the quote service serves: a processor started before it would begin
+    # with its channel to it in reconnect backoff.
+    (processor,) = await run.servers.start_all(
+        servers.processor("processor", quote_service.address)
     )
     client_count = math.ceil(max(sizes.streams) / sizes.streams_per_client)
     clients = [

@@ -121,7 +121,7 @@ class Markdown:
             "  requests serialised once and answers left undecoded. Comparisons are",
             f"  interleaved: {self.run.sizes.rounds} rounds (levers:"
             f" {self.run.sizes.lever_rounds}), each measuring every variant once in a",
-            "  rotated order; throughput is the median over rounds, latency percentiles are",
+            "  shuffled order; throughput is the median over rounds, latency percentiles are",
             "  over every call of every round. Before each run the quote service's backlog",
             "  is drained (GetStats), so one run's work never lands in the next.",
             "",

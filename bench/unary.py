@@ -2,7 +2,7 @@
 
 The machine is shared and noisy, so a comparison never measures one side and
 then the other: it runs rounds, each round measuring every variant once (in a
-rotated order), and reports per variant the median throughput over rounds and
+shuffled order), and reports per variant the median throughput over rounds and
 the latency percentiles over every call of every round.
 
 Each run also charges the server its CPU: the CPU seconds its process(es)
@@ -14,6 +14,7 @@ each call costs it, so that is the steadier of the two ratios.
 
 import asyncio
 import json
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -158,8 +159,9 @@ async def compare(
     labels = list(variants)
     runs: dict[str, list[_Run]] = {label: [] for label in labels}
     for number in range(rounds):
-        shift = number % len(labels)
-        for label in labels[shift:] + labels[:shift]:
+        # A fresh order each round (seeded, so runs are comparable): no variant
+        # always follows the same one.
+        for label in random.Random(number).sample(labels, len(labels)):
             await settle(variants[label][0].address)
             runs[label].append(
                 await run_unary(
