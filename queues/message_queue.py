@@ -12,18 +12,22 @@ again. A message gets 1 + max_retries attempts; after the last it is FAILED
 and dead-lettered until redriven.
 
 Durability: every change that must survive a crash is committed to the store
-before it becomes visible, as one shielded step under the message's lock, so
-a caller that goes away cannot split the two and the store's order of changes
-is memory's. PROCESSING is never written: after a crash the message is
-PENDING again and its attempt runs again (processing is at-least-once), while
-its result is written once, when an attempt succeeds.
+before it becomes visible, in the message's turn (KeyedLock), so the store's
+order of changes is memory's. A change is a chain of callbacks on the store's
+future rather than a task, so a caller that goes away cannot split commit from
+apply, and the hot path pays for no task per commit. PROCESSING is never
+written: after a crash the message is PENDING again and its attempt runs
+again (processing is at-least-once), while its result is written once, when
+an attempt succeeds. A worker hands that write to the store and goes on to
+the next message; the message stays PROCESSING until the write is durable,
+so `workers` bounds the attempts running, not the results being written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import copy
+import functools
 import itertools
 import logging
 import time
@@ -258,26 +262,43 @@ class MessageQueue(Generic[P, R]):
             committed = asyncio.get_running_loop().create_future()
             self._requests[request_id] = _Request(message.id, facts, committed)
         self._reserved += 1
+        answer: asyncio.Future[Submitted[P, R]] = asyncio.get_running_loop().create_future()
+        step = self._steps.track(self._store.commit([self._codec.put(message, facts)]))
+        step.add_done_callback(
+            functools.partial(
+                self._submit_committed, message, Submitted(message, position, estimate), answer
+            )
+        )
+        return await answer
 
-        async def commit_then_queue() -> Submitted[P, R]:
-            try:
-                await self._store.commit([self._codec.put(message, facts)])
-            except BaseException as error:
-                if request_id:
-                    self._requests.pop(request_id, None)
-                    committed.set_exception(error)
-                    # Repeats waiting on it re-raise it; with none, it is not "lost".
-                    committed.exception()
-                raise
-            finally:
-                self._reserved -= 1
-            self._register(message)
-            self._make_ready(message)
-            if request_id:
-                committed.set_result(None)
-            return Submitted(self._snapshot(message), position, estimate)
-
-        return await self._steps.run(commit_then_queue())
+    def _submit_committed(
+        self,
+        message: Message[P, R],
+        submitted: Submitted[P, R],
+        answer: asyncio.Future[Submitted[P, R]],
+        step: asyncio.Future[None],
+    ) -> None:
+        """Queue a submitted message once it is committed; its caller may have gone."""
+        self._reserved -= 1
+        request = self._requests.get(message.request_id) if message.request_id else None
+        error = step.exception()
+        if error is not None:
+            if request is not None:
+                del self._requests[message.request_id]
+                request.committed.set_exception(error)
+                # Repeats waiting on it re-raise it; with none, it is not "lost".
+                request.committed.exception()
+            if not answer.done():
+                answer.set_exception(error)
+            return
+        self._register(message)
+        self._make_ready(message)
+        if request is not None:
+            request.committed.set_result(None)
+        if not answer.done():
+            answer.set_result(
+                Submitted(message.copy(), submitted.position, submitted.estimated_seconds)
+            )
 
     async def run_inline(
         self,
@@ -303,11 +324,11 @@ class MessageQueue(Generic[P, R]):
             raise
         if message.status is MessageStatus.PROCESSING:
             try:
-                await self._record(message, end, queued=False)
+                await asyncio.shield(self._record(message, end, queued=False))
             except StoreError:
                 self._unregister(message)
                 raise
-        return self._snapshot(message)
+        return message.copy()
 
     async def cancel(self, message_id: str) -> Message[P, R]:
         """Cancel a PENDING, PROCESSING or AWAITING_REVIEW message."""
@@ -317,14 +338,7 @@ class MessageQueue(Generic[P, R]):
                 raise InvalidStateError("message", message_id, message.status.value, "cancel")
             return self._finished_copy(message, MessageStatus.CANCELLED, next_attempt_at=None)
 
-        message = await self._change(message_id, change)
-        timer = self._retry_timers.pop(message_id, None)
-        if timer is not None:
-            timer.cancel()
-        attempt = self._attempts.get(message_id)
-        if attempt is not None:
-            attempt.cancel()
-        return message
+        return await asyncio.shield(self._change(message_id, change))
 
     async def redrive(self, message_id: str) -> Message[P, R]:
         """Put a dead-lettered message back in the queue with its retries reset."""
@@ -333,18 +347,16 @@ class MessageQueue(Generic[P, R]):
             if not message.dead_lettered:
                 raise InvalidStateError("message", message_id, self._describe(message), "redrive")
             self._check_capacity()
-            return self._copy(
-                message,
+            return message.copy(
                 status=MessageStatus.PENDING,
                 dead_lettered=False,
                 retry_count=0,
                 error_message="",
                 completed_at=None,
+                next_attempt_at=None,
             )
 
-        message = await self._change(message_id, change)
-        self._make_ready(self._messages[message_id])
-        return message
+        return await asyncio.shield(self._change(message_id, change))
 
     async def review(
         self, message_id: str, decision: ReviewDecision, reviewer: str, note: str = ""
@@ -362,7 +374,7 @@ class MessageQueue(Generic[P, R]):
             review = Review(decision, reviewer, note, self._clock())
             return self._finished_copy(message, final, review=review)
 
-        return await self._change(message_id, change)
+        return await asyncio.shield(self._change(message_id, change))
 
     async def sweep_expired(self) -> int:
         """Remove messages that have been final for longer than the retention
@@ -398,7 +410,7 @@ class MessageQueue(Generic[P, R]):
 
     def get(self, message_id: str) -> Message[P, R]:
         """A snapshot of the message; NotFoundError if unknown or expired."""
-        return self._snapshot(self._get(message_id))
+        return self._get(message_id).copy()
 
     async def watch(self, message_id: str) -> AsyncIterator[Message[P, R]]:
         """Yield the message as it is now, then after every change, ending
@@ -431,7 +443,7 @@ class MessageQueue(Generic[P, R]):
                 continue
             if len(page) == limit:
                 return page, page[-1].seq
-            page.append(self._snapshot(message))
+            page.append(message.copy())
         return page, None
 
     def stats(self) -> QueueStats:
@@ -516,32 +528,69 @@ class MessageQueue(Generic[P, R]):
         if self._messages:
             log.info("recovered %d messages from the store", len(self._messages))
 
-    async def _change(
+    def _change(
         self,
         message_id: str,
         change: Callable[[Message[P, R]], Message[P, R] | None],
-    ) -> Message[P, R]:
-        """Under the message's lock: compute its next state with change (which
-        may raise to refuse, or answer None: nothing to change), commit it, then
-        make it the message's state. Shielded, so a caller that goes away cannot
-        split commit from apply."""
+    ) -> asyncio.Future[Message[P, R]]:
+        """In the message's turn: compute its next state with change (which may
+        raise to refuse, or answer None: nothing to change), commit it, then make
+        it the message's state. The future answers a snapshot. It is driven by
+        callbacks, so it runs to its end whoever waits for it; callers that can
+        be cancelled await it through asyncio.shield."""
+        done: asyncio.Future[Message[P, R]] = asyncio.get_running_loop().create_future()
+        self._steps.track(done)
 
-        async def locked() -> Message[P, R]:
-            async with self._locks.hold(message_id):
+        def turn() -> None:
+            try:
                 message = self._get(message_id)
                 new = change(message)
-                if new is not None:
-                    await self._store.commit([self._codec.put(new, self._facts(new))])
-                    self._install(message, new)
-                return self._snapshot(message)
+            except Exception as error:
+                self._locks.release(message_id)
+                done.set_exception(error)
+                return
+            if new is None:
+                self._locks.release(message_id)
+                done.set_result(message.copy())
+                return
+            committed = self._store.commit([self._codec.put(new, self._facts(new))])
+            committed.add_done_callback(functools.partial(applied, message, new))
 
-        return await self._steps.run(locked())
+        def applied(
+            message: Message[P, R], new: Message[P, R], committed: asyncio.Future[None]
+        ) -> None:
+            try:
+                error = committed.exception()
+                if error is None:
+                    self._install(message, new)
+                    done.set_result(message.copy())
+                else:
+                    done.set_exception(error)
+            finally:
+                self._locks.release(message_id)
+
+        self._locks.take(message_id, turn)
+        return done
 
     def _install(self, message: Message[P, R], new: Message[P, R]) -> None:
-        """Make new (a committed copy of message) the message's state."""
+        """Make new (a committed copy of message) the message's state, and set
+        its work going or stop it as the new state requires."""
         old_status, was_dead = message.status, message.dead_lettered
         for name in _FIELDS:
             setattr(message, name, getattr(new, name))
+        if new.status.is_final:
+            timer = self._retry_timers.pop(message.id, None)
+            if timer is not None:
+                timer.cancel()
+            attempt = self._attempts.get(message.id)
+            if attempt is not None:
+                attempt.cancel()
+        elif new.status is MessageStatus.PENDING and old_status is not MessageStatus.PENDING:
+            if new.next_attempt_at is None:
+                self._make_ready(message)
+            elif not self._closed:
+                # While closing, no timer is set: the retry is due when the queue next starts.
+                self._schedule_retry_at(message, max(new.next_attempt_at - self._clock(), 0.0))
         if new.status is not old_status:
             self._counters.moved(message.priority, old_status, new.status)
         if new.status is MessageStatus.PENDING and old_status is not MessageStatus.PENDING:
@@ -551,16 +600,10 @@ class MessageQueue(Generic[P, R]):
             self._finished.append((new.completed_at, message.id))
         self._publish(message)
 
-    def _copy(self, message: Message[P, R], **changes: object) -> Message[P, R]:
-        new = copy.copy(message)
-        for name, value in changes.items():
-            setattr(new, name, value)
-        return new
-
     def _finished_copy(
         self, message: Message[P, R], status: MessageStatus, **changes: object
     ) -> Message[P, R]:
-        return self._copy(message, status=status, completed_at=self._clock(), **changes)
+        return message.copy(status=status, completed_at=self._clock(), **changes)
 
     def _facts(self, message: Message[P, R]) -> RequestFacts | None:
         request = self._requests.get(message.request_id) if message.request_id else None
@@ -592,9 +635,7 @@ class MessageQueue(Generic[P, R]):
         await asyncio.shield(earlier.committed)
         message = self._get(earlier.message_id)
         facts = earlier.facts
-        return Submitted(
-            self._snapshot(message), facts.position, facts.estimated_seconds, duplicate=True
-        )
+        return Submitted(message.copy(), facts.position, facts.estimated_seconds, duplicate=True)
 
     def _check_capacity(self) -> None:
         if self._closed:
@@ -626,10 +667,6 @@ class MessageQueue(Generic[P, R]):
         self._watch.publish(message.id, message)
 
     @staticmethod
-    def _snapshot(message: Message[P, R]) -> Message[P, R]:
-        return copy.copy(message)
-
-    @staticmethod
     def _describe(message: Message[P, R]) -> str:
         if message.status is MessageStatus.FAILED:
             return "failed but not dead-lettered"
@@ -655,15 +692,22 @@ class MessageQueue(Generic[P, R]):
             if end.interrupted:
                 self._set_status(message, MessageStatus.PENDING)
                 continue
-            try:
-                await self._record(message, end, queued=True)
-            except StoreError:
-                log.exception("could not record the attempt of message %s", message_id)
-                # The store still holds the message as it was before this
-                # attempt, so memory goes back to that too, and it runs again.
-                self._set_status(message, MessageStatus.PENDING)
-                if not self._closed:
-                    self._schedule_retry_at(message, self._backoff.delay(1))
+            # The store writes the result while this worker takes the next message.
+            self._record(message, end, queued=True).add_done_callback(
+                functools.partial(self._recorded, message)
+            )
+
+    def _recorded(self, message: Message[P, R], step: asyncio.Future[Message[P, R]]) -> None:
+        error = step.exception()
+        if error is None:
+            return
+        log.error("could not record the attempt of message %s", message.id, exc_info=error)
+        if isinstance(error, StoreError) and message.status is MessageStatus.PROCESSING:
+            # The store still holds the message as it was before this attempt,
+            # so memory goes back to that too, and it runs again.
+            self._set_status(message, MessageStatus.PENDING)
+            if not self._closed:
+                self._schedule_retry_at(message, self._backoff.delay(1))
 
     def _claim(self, message_id: str) -> Message[P, R] | None:
         """The message of a ready entry, now PROCESSING; None for an entry whose
@@ -681,40 +725,54 @@ class MessageQueue(Generic[P, R]):
         started_at = message.started_at = message.started_at or self._clock()
         attempt = asyncio.create_task(self._process(message.payload))
         self._attempts[message.id] = attempt
+        timed_out = False
+
+        def time_out() -> None:
+            nonlocal timed_out
+            timed_out = True
+            attempt.cancel()
+
+        loop = asyncio.get_running_loop()
+        timer = loop.call_at(loop.time() + message.attempt_timeout, time_out)
         try:
-            done, _ = await asyncio.wait({attempt}, timeout=message.attempt_timeout)
+            # Awaited directly (not through asyncio.wait): this runs once per message.
+            outcome = await attempt
         except asyncio.CancelledError:
-            attempt.cancel()
-            raise
-        finally:
-            self._attempts.pop(message.id, None)
-        if not done:
-            attempt.cancel()
-            await asyncio.wait({attempt})
-        if attempt.cancelled() and done:
-            return _AttemptEnd(interrupted=True)
-        self._record_attempt_time(started_at)
-        if not done:
+            if not attempt.cancelled() or self._being_cancelled():
+                raise  # the caller itself is cancelled: awaiting cancelled the attempt too
+            if not timed_out:
+                return _AttemptEnd(interrupted=True)  # by cancel() or close()
+            self._record_attempt_time(started_at)
             return _AttemptEnd(error=f"attempt timed out after {message.attempt_timeout:g}s")
-        if (exc := attempt.exception()) is not None:
+        except Exception as exc:
+            self._record_attempt_time(started_at)
             return _AttemptEnd(error=f"{type(exc).__name__}: {exc}")
-        return _AttemptEnd(outcome=attempt.result())
+        finally:
+            timer.cancel()
+            self._attempts.pop(message.id, None)
+        self._record_attempt_time(started_at)
+        return _AttemptEnd(outcome=outcome)
+
+    @staticmethod
+    def _being_cancelled() -> bool:
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
 
     async def _process(self, payload: P) -> Outcome[R]:
         # Called inside the attempt's own task, so a processor that raises before
         # returning an awaitable fails its attempt, not the worker running it.
         return await self._processor(payload)
 
-    async def _record(self, message: Message[P, R], end: _AttemptEnd[R], *, queued: bool) -> None:
+    def _record(
+        self, message: Message[P, R], end: _AttemptEnd[R], *, queued: bool
+    ) -> asyncio.Future[Message[P, R]]:
         """Commit how an attempt of a PROCESSING message ended, then apply it.
 
         `queued` messages came from the queue: they are retried and
         dead-lettered. Inline ones (run_inline) end FAILED at the first failure.
         """
-        retry_delay: float | None = None
 
         def change(current: Message[P, R]) -> Message[P, R] | None:
-            nonlocal retry_delay
             if current.status is not MessageStatus.PROCESSING:
                 return None  # cancelled meanwhile: cancel() recorded it
             if end.interrupted:
@@ -750,19 +808,14 @@ class MessageQueue(Generic[P, R]):
                     error_message=end.error,
                     dead_lettered=True,
                 )
-            retry_delay = self._backoff.delay(retries)
-            return self._copy(
-                current,
+            return current.copy(
                 status=MessageStatus.PENDING,
                 retry_count=retries,
                 error_message=end.error,
-                next_attempt_at=self._clock() + retry_delay,
+                next_attempt_at=self._clock() + self._backoff.delay(retries),
             )
 
-        await self._change(message.id, change)
-        # While closing, no timer is set: the retry is due when the queue next starts.
-        if retry_delay is not None and not self._closed:
-            self._schedule_retry_at(message, retry_delay)
+        return self._change(message.id, change)
 
     def _record_attempt_time(self, started_at: float) -> None:
         elapsed = max(self._clock() - started_at, 0.0)

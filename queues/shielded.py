@@ -3,9 +3,10 @@
 A manager commits a change, then applies it to memory. Were the caller
 cancelled between the two, the store would hold a change memory never saw,
 and the next start would disagree with what was served. So each such step
-runs as its own task, which cancelling the caller leaves running to its end;
-the owner keeps the tasks, to wait for those under way before it closes its
-store.
+runs as its own task (or as a chain of callbacks ending in a future, on a hot
+path where a task per step costs too much), which cancelling the caller leaves
+running to its end; the owner keeps them, to wait for those under way before
+it closes its store.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 R = TypeVar("R")
+F = TypeVar("F", bound="asyncio.Future[Any]")
 
 
 class ShieldedSteps:
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     async def run(self, step: Coroutine[Any, Any, R]) -> R:
         """Run step to its end and return what it returns (or raise what it
@@ -28,15 +30,19 @@ class ShieldedSteps:
 
     def start(self, step: Coroutine[Any, Any, R]) -> asyncio.Task[R]:
         """Run step to its end with nobody waiting for it (wait() still does)."""
-        task = asyncio.create_task(step)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self.track(asyncio.create_task(step))
+
+    def track(self, step: F) -> F:
+        """Count a step driven by callbacks, done when this future is, for wait()."""
+        self._tasks.add(step)
+        step.add_done_callback(self._tasks.discard)
+        return step
 
     async def wait(self) -> None:
         """Return once every step under way, and any they started meanwhile, has ended."""
         while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # wait(), unlike gather(), cancels nothing should this caller be cancelled.
+            await asyncio.wait(set(self._tasks))
 
     def __len__(self) -> int:
         """Steps under way."""

@@ -10,10 +10,12 @@ networked backend implements the same four methods.
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
 
 from queues.errors import QueueError
 
@@ -24,7 +26,7 @@ class Put:
 
     collection: str
     key: str
-    #: Anything json.dumps accepts.
+    #: Anything JSON holds: dicts with str keys, lists, str, int, float, bool, None.
     value: Any
 
 
@@ -54,10 +56,14 @@ class Store(Protocol):
     async def load(self, collection: str) -> list[tuple[str, Any]]:
         """Every record of collection as (key, value), in key order."""
 
-    async def commit(self, changes: Sequence[Change]) -> None:
-        """Apply changes atomically, in order: when commit returns they are all
-        durable; when it raises StoreError none of them is. Concurrent commits
-        may share one transaction (group commit), which changes neither."""
+    def commit(self, changes: Sequence[Change]) -> asyncio.Future[None]:
+        """Start applying changes atomically, in order, and answer a future: done
+        once they are all durable, failed with StoreError when none of them is.
+        Futures are settled in the order their commits were made, so callbacks
+        added at once run in that order. Cancelling the future withdraws nothing.
+        Concurrent commits may share one transaction (group commit), which
+        changes none of this. A future (not a coroutine) lets a hot path act on
+        the outcome in a callback, without a task per commit."""
 
     async def close(self) -> None:
         """Finish the commits under way, then release the store."""
@@ -76,25 +82,35 @@ class MemoryStore:
 
     async def load(self, collection: str) -> list[tuple[str, Any]]:
         records = self._collections.get(collection, {})
-        return [(key, json.loads(records[key])) for key in sorted(records)]
+        return [(key, orjson.loads(records[key])) for key in sorted(records)]
 
-    async def commit(self, changes: Sequence[Change]) -> None:
-        encoded = encode(changes)
+    def commit(self, changes: Sequence[Change]) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            encoded = encode(changes)
+        except TypeError as error:
+            done.set_exception(error)
+            return done
         for change, text in zip(changes, encoded, strict=True):
             records = self._collections.setdefault(change.collection, {})
             if text is None:
                 records.pop(change.key, None)
             else:
                 records[change.key] = text
+        done.set_result(None)
+        return done
 
     async def close(self) -> None:
         return None
 
 
 def encode(changes: Sequence[Change]) -> list[str | None]:
-    """Each Put's value as JSON text (None for a Delete). Raises TypeError or
-    ValueError for a value JSON cannot hold, before anything is written."""
+    """Each Put's value as JSON text (None for a Delete). Raises TypeError
+    for a value JSON cannot hold, before anything is written.
+
+    orjson rather than json: a message's record encodes in about a tenth of the
+    time, and each message is encoded twice on the quote service's hot path."""
     return [
-        json.dumps(change.value, separators=(",", ":")) if isinstance(change, Put) else None
+        orjson.dumps(change.value).decode() if isinstance(change, Put) else None
         for change in changes
     ]

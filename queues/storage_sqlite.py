@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
+
+import orjson
 
 from queues.storage import Change, Put, StoreError, encode
 
@@ -61,16 +62,22 @@ class SqliteStore:
             rows = await self._run(self._select, collection)
         except sqlite3.Error as error:
             raise StoreError(f"cannot read store {self.path}: {error}") from error
-        return [(key, json.loads(value)) for key, value in rows]
+        return [(key, orjson.loads(value)) for key, value in rows]
 
-    async def commit(self, changes: Sequence[Change]) -> None:
-        if not changes:
-            return
+    def commit(self, changes: Sequence[Change]) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((changes, encode(changes), done))
+        if not changes:
+            done.set_result(None)
+            return done
+        try:
+            encoded = encode(changes)
+        except TypeError as error:
+            done.set_exception(error)
+            return done
+        self._pending.append((changes, encoded, done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_pending())
-        await done
+        return done
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -23,16 +23,31 @@ class ScriptedStore(MemoryStore):
         self.committed = asyncio.Event()
         #: Every commit that was written.
         self.written: list[Sequence[Change]] = []
+        self._under_way: set[asyncio.Task[None]] = set()
 
-    async def commit(self, changes: Sequence[Change]) -> None:
+    def commit(self, changes: Sequence[Change]) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._commit(changes, done))
+        self._under_way.add(task)
+        task.add_done_callback(self._under_way.discard)
+        return done
+
+    async def _commit(self, changes: Sequence[Change], done: asyncio.Future[None]) -> None:
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.failing or self.refuse(changes):
             self.refusals.put_nowait(None)
-            raise StoreError("scripted store: disk full")
-        await super().commit(changes)
+            done.set_exception(StoreError("scripted store: disk full"))
+            return
+        written = super().commit(changes)
+        if (error := written.exception()) is not None:
+            done.set_exception(error)
+            return
         self.written.append(changes)
+        # Settled before the event is set, so what the committer does once its
+        # commit is done has been done when a test waiting on `committed` wakes.
+        done.set_result(None)
         self.committed.set()
 
     def puts(self) -> list[object]:

@@ -434,3 +434,20 @@ async def test_list_pages_in_creation_order_with_filters(script):
         assert len(everything) == 9
         assert end is None
         script.gates["blocker"].set()
+
+
+def test_a_message_copy_carries_every_field():
+    from dataclasses import fields
+
+    from queues.message import Review
+
+    message: Message[str, str] = Message(
+        "id", 7, "payload", Priority.HIGH, MessageStatus.FAILED, 1.0, 5, 9.0, "req", 2.0, 3.0,
+        "err", 2, 4.0, "result", "why", Review(ReviewDecision.APPROVE, "ann", "ok", 5.0), True,
+    )  # fmt: skip
+    defaults = Message("", 0, "", Priority.LOW, MessageStatus.PENDING, 0.0, 0, 0.0)
+    # Every field differs from its default, so a field copy() forgot would show.
+    assert all(getattr(message, f.name) != getattr(defaults, f.name) for f in fields(Message))
+    copied = message.copy()
+    assert copied == message and copied is not message
+    assert message.copy(retry_count=0).retry_count == 0 and message.retry_count == 2

@@ -7,7 +7,7 @@ import pytest
 from store_doubles import ScriptedStore
 
 from queues.backoff import Backoff
-from queues.errors import RequestConflictError
+from queues.errors import InvalidStateError, RequestConflictError
 from queues.message import MessageStatus, Outcome, Priority, ReviewDecision
 from queues.message_queue import MessageQueue
 from queues.storage import MemoryStore, StoreError
@@ -147,4 +147,33 @@ async def test_a_result_is_written_once():
     await final(queue, message.id)
     await queue.close()
     statuses = [p["status"] for p in store.puts() if p["id"] == message.id]
+    assert statuses == ["pending", "completed"]
+
+
+async def test_a_worker_takes_the_next_message_while_the_last_result_is_written():
+    store, processor = ScriptedStore(), Recorder()
+    processor.hold.clear()
+    queue = queue_over(store, processor, workers=1)
+    await queue.start()
+    first = (await queue.submit("first", priority=Priority.NORMAL)).message
+    held = store.gate = asyncio.Event()
+    store.entered.clear()
+    processor.hold.set()
+    await store.entered.wait()  # first's result is being written, and held
+    store.gate = None
+    second = (await queue.submit("second", priority=Priority.NORMAL)).message
+
+    # The only worker did not wait for first's result to be durable...
+    assert (await final(queue, second.id)).status is MessageStatus.COMPLETED
+    # ...and first shows its result only once it is.
+    assert queue.get(first.id).status is MessageStatus.PROCESSING
+    assert queue.stats().processing == 1
+    # Scheduled before the store's commit wakes: it waits for first's turn.
+    cancelling = asyncio.create_task(queue.cancel(first.id))
+    held.set()
+    with pytest.raises(InvalidStateError):
+        await cancelling
+    assert queue.get(first.id).status is MessageStatus.COMPLETED
+    await queue.close()
+    statuses = [p["status"] for p in store.puts() if p["id"] == first.id]
     assert statuses == ["pending", "completed"]

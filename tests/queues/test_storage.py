@@ -128,3 +128,33 @@ async def test_keyed_lock_serialises_per_key_and_forgets_idle_keys():
     await asyncio.gather(first, second)
     assert order[3:] == ["a-", "b+", "b-"]
     assert len(locks) == 0
+
+
+async def test_cancelling_a_commits_future_withdraws_nothing(store):
+    answer = store.commit([Put("m", "a", 1)])
+    answer.cancel()
+    await store.commit([Put("m", "b", 2)])
+    assert await store.load("m") == [("a", 1), ("b", 2)]
+
+
+async def test_keyed_lock_gives_turns_in_order_to_callbacks_and_skips_cancelled_waiters():
+    locks = KeyedLock()
+    order: list[str] = []
+    locks.take("k", lambda: order.append("a"))  # free: runs at once, and holds k
+    assert order == ["a"]
+    waiting = asyncio.create_task(change_under(locks, "k", order, "cancelled"))
+    await asyncio.sleep(0)  # one loop turn: the task's first step asks for its turn
+    assert locks._held["k"], "the task should be waiting for k"
+    locks.take("k", lambda: order.append("c"))
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    locks.release("k")  # a's turn ends; the cancelled waiter's turn passes to c
+    assert order == ["a", "c"]
+    locks.release("k")
+    assert len(locks) == 0 and not locks.in_use("k")
+
+
+async def change_under(locks: KeyedLock, key: str, order: list[str], name: str) -> None:
+    async with locks.hold(key):
+        order.append(name)
