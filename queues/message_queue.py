@@ -31,7 +31,6 @@ import functools
 import itertools
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, fields
@@ -46,6 +45,7 @@ from queues.errors import (
     QueueFullError,
     RequestConflictError,
 )
+from queues.ids import random_id
 from queues.keyed_lock import KeyedLock
 from queues.message import (
     Message,
@@ -123,7 +123,7 @@ class MessageQueue(Generic[P, R]):
         payload_codec: Codec[P] | None = None,
         result_codec: Codec[R] | None = None,
         clock: Callable[[], float] = time.time,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_id: Callable[[], str] = random_id,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1; got {workers}")

@@ -31,7 +31,6 @@ import copy
 import itertools
 import logging
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any, Generic, TypeVar
 from queues.backoff import Backoff
 from queues.codec import Codec, JsonCodec
 from queues.errors import ClosedError, InvalidStateError, NotFoundError
+from queues.ids import random_id
 from queues.keyed_lock import KeyedLock
 from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
@@ -102,7 +102,7 @@ class PriorityQueueManager(Generic[R]):
         result_codec: Codec[R] | None = None,
         partial_result: Callable[[dict[str, Any]], R] | None = None,
         clock: Callable[[], float] = time.time,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_id: Callable[[], str] = random_id,
         on_removed: Callable[[TaskRecord[R]], None] = lambda record: None,
     ) -> None:
         """store: where tasks are kept (None: nowhere, as the seed did).

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import orjson
 
-from queues.storage import Change, Put, StoreError, encode
+from queues.storage import Change, StoreError, encode
 
 #: Each schema version's statements, applied in order to reach it.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -36,6 +36,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: FULL syncs the log on every commit, so a commit survives power loss as well as
 #: a crash of the process; NORMAL survives a crash of the process only.
 Synchronous = Literal["FULL", "NORMAL"]
+
+_PUT = "INSERT OR REPLACE INTO records VALUES (?, ?, ?)"
 
 _Pending = tuple[Sequence[Change], list[str | None], asyncio.Future[None]]
 
@@ -156,20 +158,23 @@ class SqliteStore:
     def _write(self, batch: list[_Pending]) -> None:
         assert self._connection is not None
         connection = self._connection
+        # Runs of puts go through one executemany: the statement loop then runs
+        # in C, holding the GIL the event loop's thread needs for less time.
+        puts: list[tuple[str, str, str]] = []
         connection.execute("BEGIN")
         try:
             for changes, encoded, _ in batch:
                 for change, text in zip(changes, encoded, strict=True):
-                    if isinstance(change, Put):
-                        connection.execute(
-                            "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
-                            (change.collection, change.key, text),
-                        )
-                    else:
-                        connection.execute(
-                            "DELETE FROM records WHERE collection = ? AND key = ?",
-                            (change.collection, change.key),
-                        )
+                    if text is not None:
+                        puts.append((change.collection, change.key, text))
+                        continue
+                    connection.executemany(_PUT, puts)
+                    puts.clear()
+                    connection.execute(
+                        "DELETE FROM records WHERE collection = ? AND key = ?",
+                        (change.collection, change.key),
+                    )
+            connection.executemany(_PUT, puts)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
