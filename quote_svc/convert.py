@@ -48,12 +48,21 @@ _DECISIONS = {
     pb.REVIEW_DECISION_REJECT: ReviewDecision.REJECT,
 }
 _DECISION_TO_PB = {value: key for key, value in _DECISIONS.items()}
-_PROPERTY_TYPE_TO_PB = {
-    PropertyType.UNSPECIFIED: pb.PROPERTY_TYPE_UNSPECIFIED,
-    PropertyType.SINGLE_FAMILY: pb.PROPERTY_TYPE_SINGLE_FAMILY,
-    PropertyType.APARTMENT: pb.PROPERTY_TYPE_APARTMENT,
-    PropertyType.COMMERCIAL: pb.PROPERTY_TYPE_COMMERCIAL,
+# Members are looked up in tables like these rather than made by calling their
+# enum, which costs ten times as much.
+_PROPERTY_TYPES = {
+    pb.PROPERTY_TYPE_UNSPECIFIED: PropertyType.UNSPECIFIED,
+    pb.PROPERTY_TYPE_SINGLE_FAMILY: PropertyType.SINGLE_FAMILY,
+    pb.PROPERTY_TYPE_APARTMENT: PropertyType.APARTMENT,
+    pb.PROPERTY_TYPE_COMMERCIAL: PropertyType.COMMERCIAL,
 }
+_PROPERTY_TYPE_TO_PB = {value: key for key, value in _PROPERTY_TYPES.items()}
+_PRIORITY_BY_LEVEL = {priority.value: priority for priority in Priority}
+
+_NANOS_PER_SECOND = 1_000_000_000
+# The range Timestamp.FromNanoseconds accepts: 0001-01-01 to 9999-12-31 UTC.
+_TIMESTAMP_SECONDS_MIN = -62_135_596_800
+_TIMESTAMP_SECONDS_MAX = 253_402_300_799
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,18 +99,24 @@ def submit_args(request: pb.SubmitQuoteRequest | pb.RunQuoteRequest) -> SubmitAr
     problems = Violations()
     submission = _submission(request, problems)
     priority = _priority(request.priority, "priority", problems, allow_unspecified=True)
-    request_id = getattr(request, "request_id", "")
-    problems.check_id("request_id", request_id, required=False)
+    request_id = ""
     max_retries = None
-    if isinstance(request, pb.SubmitQuoteRequest) and request.HasField("max_retries"):
-        max_retries = request.max_retries
-        if not 0 <= max_retries <= MAX_RETRIES_LIMIT:
-            problems.add(
-                "max_retries", f"must be between 0 and {MAX_RETRIES_LIMIT}; got {max_retries}"
-            )
+    # Only SubmitQuote carries a request_id and a max_retries.
+    if isinstance(request, pb.SubmitQuoteRequest):
+        request_id = request.request_id
+        problems.check_id("request_id", request_id, required=False)
+        if request.HasField("max_retries"):
+            max_retries = request.max_retries
+            if not 0 <= max_retries <= MAX_RETRIES_LIMIT:
+                problems.add(
+                    "max_retries", f"must be between 0 and {MAX_RETRIES_LIMIT}; got {max_retries}"
+                )
     attempt_timeout = None
     if request.HasField("attempt_timeout"):
-        attempt_timeout = request.attempt_timeout.ToTimedelta().total_seconds()
+        # From the fields, not ToTimedelta(): a Duration may exceed what a
+        # timedelta holds, and that must be a violation, not an OverflowError.
+        duration = request.attempt_timeout
+        attempt_timeout = duration.seconds + duration.nanos / 1e9
         if not 0 < attempt_timeout <= ATTEMPT_TIMEOUT_LIMIT:
             problems.add(
                 "attempt_timeout",
@@ -111,7 +126,7 @@ def submit_args(request: pb.SubmitQuoteRequest | pb.RunQuoteRequest) -> SubmitAr
     problems.raise_if_any()
     assert submission is not None
     if priority is None:
-        priority = Priority(automatic_priority_level(submission.coverage_amount))
+        priority = _PRIORITY_BY_LEVEL[automatic_priority_level(submission.coverage_amount)]
     return SubmitArgs(
         job=QuoteJob(submission, request.use_agentic),
         priority=priority,
@@ -160,25 +175,27 @@ def _submission(
         problems.add("submission", "is required")
         return None
     given = request.submission
+    # Each field read once: a protobuf attribute read costs about as much as a check.
+    applicant_name = given.applicant_name
+    address = given.address
+    coverage_amount = given.coverage_amount
+    property_type = given.property_type
+    year_built = given.year_built
+    prior_claims = given.prior_claims
     found = limits.submission_violations(
-        given.applicant_name,
-        given.address,
-        given.coverage_amount,
-        given.property_type,
-        given.year_built,
-        given.prior_claims,
+        applicant_name, address, coverage_amount, property_type, year_built, prior_claims
     )
-    for field, description in found:
-        problems.add(field, description)
     if found:
+        for field, description in found:
+            problems.add(field, description)
         return None
     return Submission(
-        applicant_name=given.applicant_name.strip(),
-        address=given.address.strip(),
-        coverage_amount=given.coverage_amount,
-        property_type=PropertyType(given.property_type),
-        year_built=given.year_built,
-        prior_claims=given.prior_claims,
+        applicant_name=applicant_name.strip(),
+        address=address.strip(),
+        coverage_amount=coverage_amount,
+        property_type=_PROPERTY_TYPES[property_type],
+        year_built=year_built,
+        prior_claims=prior_claims,
     )
 
 
@@ -195,103 +212,131 @@ def _priority(
 
 
 # -- responses ----------------------------------------------------------------
+#
+# Each part of a response is written in place (into response.message,
+# out.created_at, out.factors.add()…): a message built apart and then passed
+# to its parent is copied into it. Times are set as whole seconds and
+# nanoseconds, which costs less than the well-known types' From* helpers.
 
 
 def timestamp(seconds: float | None) -> Timestamp | None:
     if seconds is None:
         return None
     stamp = Timestamp()
-    stamp.FromNanoseconds(round(seconds * 1e9))
+    set_timestamp(stamp, seconds)
     return stamp
+
+
+def set_timestamp(stamp: Timestamp, seconds: float) -> None:
+    """Set stamp to seconds since the epoch, to the nearest nanosecond."""
+    whole, nanos = divmod(round(seconds * 1e9), _NANOS_PER_SECOND)
+    if not _TIMESTAMP_SECONDS_MIN <= whole <= _TIMESTAMP_SECONDS_MAX:
+        # Word for word what Timestamp.FromNanoseconds raises.
+        raise ValueError(
+            f"Timestamp is not valid: Seconds {whole} must be in range "
+            f"[{_TIMESTAMP_SECONDS_MIN}, {_TIMESTAMP_SECONDS_MAX}]."
+        )
+    stamp.seconds = whole
+    stamp.nanos = nanos
 
 
 def duration(seconds: float) -> Duration:
     span = Duration()
-    span.FromNanoseconds(round(seconds * 1e9))
+    set_duration(span, seconds)
     return span
 
 
+def set_duration(span: Duration, seconds: float) -> None:
+    """Set span to seconds, to the nearest nanosecond."""
+    whole, nanos = divmod(round(seconds * 1e9), _NANOS_PER_SECOND)
+    # A Duration's nanos take the sign of its seconds.
+    if whole < 0 and nanos > 0:
+        whole += 1
+        nanos -= _NANOS_PER_SECOND
+    span.seconds = whole
+    span.nanos = nanos
+
+
 def message_to_pb(message: Message[QuoteJob, QuoteResult]) -> pb.QueueMessage:
-    submission = message.payload.submission
-    out = pb.QueueMessage(
-        id=message.id,
-        payload=pb.Submission(
-            applicant_name=submission.applicant_name,
-            address=submission.address,
-            coverage_amount=submission.coverage_amount,
-            property_type=_PROPERTY_TYPE_TO_PB[submission.property_type],
-            year_built=submission.year_built,
-            prior_claims=submission.prior_claims,
-        ),
-        priority=_PRIORITY_TO_PB[message.priority],
-        status=_STATUS_TO_PB[message.status],
-        created_at=timestamp(message.created_at),
-        started_at=timestamp(message.started_at),
-        completed_at=timestamp(message.completed_at),
-        error_message=message.error_message,
-        retry_count=message.retry_count,
-        max_retries=message.max_retries,
-        attempt_timeout=duration(message.attempt_timeout),
-        next_attempt_at=timestamp(message.next_attempt_at),
-        use_agentic=message.payload.use_agentic,
-        dead_lettered=message.dead_lettered,
-        request_id=message.request_id,
-    )
-    if message.result is not None:
-        out.result.CopyFrom(_result_to_pb(message.result, message.review_reason))
-    if message.review is not None:
-        out.review.CopyFrom(
-            pb.Review(
-                decision=_DECISION_TO_PB[message.review.decision],
-                reviewer=message.review.reviewer,
-                note=message.review.note,
-                reviewed_at=timestamp(message.review.reviewed_at),
-            )
-        )
+    out = pb.QueueMessage()
+    set_message(out, message)
     return out
 
 
-def _result_to_pb(result: QuoteResult, review_reason: str) -> pb.QuoteResult:
-    return pb.QuoteResult(
-        annual_premium_cents=result.annual_premium_cents,
-        base_rate_per_thousand_cents=result.base_rate_per_thousand_cents,
-        base_premium_cents=result.base_premium_cents,
-        factors=[
-            pb.PremiumFactor(name=f.name, multiplier=f.multiplier, reason=f.reason)
-            for f in result.factors
-        ],
-        steps=[
-            pb.UnderwritingStep(
-                name=s.name, outcome=s.outcome, completed_at=timestamp(s.completed_at)
-            )
-            for s in result.steps
-        ],
-        processor=result.processor,
-        risk_score=result.risk_score,
-        review_reason=review_reason,
-    )
+def set_message(out: pb.QueueMessage, message: Message[QuoteJob, QuoteResult]) -> None:
+    """Write message into out, an empty QueueMessage (usually a response's field)."""
+    out.id = message.id
+    submission = message.payload.submission
+    payload = out.payload
+    payload.applicant_name = submission.applicant_name
+    payload.address = submission.address
+    payload.coverage_amount = submission.coverage_amount
+    payload.property_type = _PROPERTY_TYPE_TO_PB[submission.property_type]
+    payload.year_built = submission.year_built
+    payload.prior_claims = submission.prior_claims
+    out.priority = _PRIORITY_TO_PB[message.priority]
+    out.status = _STATUS_TO_PB[message.status]
+    set_timestamp(out.created_at, message.created_at)
+    if message.started_at is not None:
+        set_timestamp(out.started_at, message.started_at)
+    if message.completed_at is not None:
+        set_timestamp(out.completed_at, message.completed_at)
+    out.error_message = message.error_message
+    out.retry_count = message.retry_count
+    out.max_retries = message.max_retries
+    set_duration(out.attempt_timeout, message.attempt_timeout)
+    if message.next_attempt_at is not None:
+        set_timestamp(out.next_attempt_at, message.next_attempt_at)
+    out.use_agentic = message.payload.use_agentic
+    out.dead_lettered = message.dead_lettered
+    out.request_id = message.request_id
+    if message.result is not None:
+        _set_result(out.result, message.result, message.review_reason)
+    review = message.review
+    if review is not None:
+        out_review = out.review
+        out_review.decision = _DECISION_TO_PB[review.decision]
+        out_review.reviewer = review.reviewer
+        out_review.note = review.note
+        set_timestamp(out_review.reviewed_at, review.reviewed_at)
+
+
+def _set_result(out: pb.QuoteResult, result: QuoteResult, review_reason: str) -> None:
+    out.annual_premium_cents = result.annual_premium_cents
+    out.base_rate_per_thousand_cents = result.base_rate_per_thousand_cents
+    out.base_premium_cents = result.base_premium_cents
+    add_factor = out.factors.add
+    for f in result.factors:
+        add_factor(name=f.name, multiplier=f.multiplier, reason=f.reason)
+    add_step = out.steps.add
+    for s in result.steps:
+        step = add_step(name=s.name, outcome=s.outcome)
+        set_timestamp(step.completed_at, s.completed_at)
+    out.processor = result.processor
+    out.risk_score = result.risk_score
+    out.review_reason = review_reason
 
 
 def stats_to_pb(stats: QueueStats) -> pb.GetStatsResponse:
-    return pb.GetStatsResponse(
-        pending_count=stats.pending,
-        processing_count=stats.processing,
-        completed_count=stats.completed,
-        failed_count=stats.failed,
-        cancelled_count=stats.cancelled,
-        dead_letter_count=stats.dead_letters,
-        max_size=stats.max_size,
-        oldest_pending=timestamp(stats.oldest_pending),
-        longest_processing_seconds=stats.longest_processing_seconds,
-        by_priority=[
-            pb.PriorityStats(
-                priority=_PRIORITY_TO_PB[c.priority],
-                pending_count=c.pending,
-                processing_count=c.processing,
-            )
-            for c in stats.by_priority
-        ],
-        awaiting_review_count=stats.awaiting_review,
-        rejected_count=stats.rejected,
-        workers=stats.workers,
-    )
+    out = pb.GetStatsResponse()
+    out.pending_count = stats.pending
+    out.processing_count = stats.processing
+    out.completed_count = stats.completed
+    out.failed_count = stats.failed
+    out.cancelled_count = stats.cancelled
+    out.dead_letter_count = stats.dead_letters
+    out.max_size = stats.max_size
+    if stats.oldest_pending is not None:
+        set_timestamp(out.oldest_pending, stats.oldest_pending)
+    out.longest_processing_seconds = stats.longest_processing_seconds
+    add_priority = out.by_priority.add
+    for c in stats.by_priority:
+        add_priority(
+            priority=_PRIORITY_TO_PB[c.priority],
+            pending_count=c.pending,
+            processing_count=c.processing,
+        )
+    out.awaiting_review_count = stats.awaiting_review
+    out.rejected_count = stats.rejected
+    out.workers = stats.workers
+    return out

@@ -2,6 +2,8 @@
 
 Errors raised by the queue or by request checks are turned into precise
 statuses by service_runtime's interceptor, so each method is a translation.
+Each response is built empty and its message written into it in place, which
+spares protobuf a copy of the whole QueueMessage.
 """
 
 from collections.abc import AsyncIterator
@@ -39,11 +41,10 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
             max_retries=args.max_retries,
             attempt_timeout=args.attempt_timeout,
         )
-        return pb.SubmitQuoteResponse(
-            message=convert.message_to_pb(submitted.message),
-            queue_position=submitted.position,
-            estimated_processing_time=convert.duration(submitted.estimated_seconds),
-        )
+        response = pb.SubmitQuoteResponse(queue_position=submitted.position)
+        convert.set_message(response.message, submitted.message)
+        convert.set_duration(response.estimated_processing_time, submitted.estimated_seconds)
+        return response
 
     async def RunQuote(
         self,
@@ -54,7 +55,9 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         message = await self._queue.run_inline(
             args.job, priority=args.priority, attempt_timeout=args.attempt_timeout
         )
-        return pb.RunQuoteResponse(message=convert.message_to_pb(message))
+        response = pb.RunQuoteResponse()
+        convert.set_message(response.message, message)
+        return response
 
     async def GetMessage(
         self,
@@ -62,7 +65,9 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetMessageRequest, pb.GetMessageResponse],
     ) -> pb.GetMessageResponse:
         message = self._queue.get(require_id("id", request.id))
-        return pb.GetMessageResponse(message=convert.message_to_pb(message))
+        response = pb.GetMessageResponse()
+        convert.set_message(response.message, message)
+        return response
 
     async def WatchMessage(
         self,
@@ -70,7 +75,9 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchMessageRequest, pb.WatchMessageResponse],
     ) -> AsyncIterator[pb.WatchMessageResponse]:
         async for message in self._queue.watch(require_id("id", request.id)):
-            yield pb.WatchMessageResponse(message=convert.message_to_pb(message))
+            response = pb.WatchMessageResponse()
+            convert.set_message(response.message, message)
+            yield response
 
     async def ListMessages(
         self,
@@ -86,10 +93,13 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
             after_seq=page_token.decode(request.page_token, filters),
             limit=args.page_size,
         )
-        return pb.ListMessagesResponse(
-            messages=[convert.message_to_pb(m) for m in messages],
-            next_page_token="" if cursor is None else page_token.encode(cursor, filters),
+        response = pb.ListMessagesResponse(
+            next_page_token="" if cursor is None else page_token.encode(cursor, filters)
         )
+        add_message = response.messages.add
+        for message in messages:
+            convert.set_message(add_message(), message)
+        return response
 
     async def CancelMessage(
         self,
@@ -97,7 +107,9 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.CancelMessageRequest, pb.CancelMessageResponse],
     ) -> pb.CancelMessageResponse:
         message = await self._queue.cancel(require_id("id", request.id))
-        return pb.CancelMessageResponse(message=convert.message_to_pb(message))
+        response = pb.CancelMessageResponse()
+        convert.set_message(response.message, message)
+        return response
 
     async def RedriveMessage(
         self,
@@ -105,7 +117,9 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.RedriveMessageRequest, pb.RedriveMessageResponse],
     ) -> pb.RedriveMessageResponse:
         message = await self._queue.redrive(require_id("id", request.id))
-        return pb.RedriveMessageResponse(message=convert.message_to_pb(message))
+        response = pb.RedriveMessageResponse()
+        convert.set_message(response.message, message)
+        return response
 
     async def ReviewQuote(
         self,
@@ -114,7 +128,9 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
     ) -> pb.ReviewQuoteResponse:
         args = convert.review_args(request)
         message = await self._queue.review(args.message_id, args.decision, args.reviewer, args.note)
-        return pb.ReviewQuoteResponse(message=convert.message_to_pb(message))
+        response = pb.ReviewQuoteResponse()
+        convert.set_message(response.message, message)
+        return response
 
     async def GetStats(
         self,

@@ -115,7 +115,9 @@ def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         except Exception as error:
             await _abort_for(error, context, method)
         finally:
-            _log_rpc(method, context, started, cancelled, None)
+            # Checked before calling: at the default WARNING level this check is all the line costs.
+            if logger.isEnabledFor(logging.INFO):
+                _log_rpc(method, context, started, cancelled, None)
 
     return observed
 
@@ -146,7 +148,8 @@ def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         except Exception as error:
             await _abort_for(error, context, method)
         finally:
-            _log_rpc(method, context, started, cancelled, sent)
+            if logger.isEnabledFor(logging.INFO):
+                _log_rpc(method, context, started, cancelled, sent)
 
     return observed
 
@@ -177,8 +180,7 @@ def _log_rpc(
     cancelled: bool,
     sent: int | None,
 ) -> None:
-    if not logger.isEnabledFor(logging.INFO):
-        return
+    """Log the RPC's line; callers check that INFO is enabled first."""
     fields: dict[str, object] = {
         "method": method,
         "code": _final_code(context, cancelled),

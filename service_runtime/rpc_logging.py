@@ -12,6 +12,10 @@ from typing import TextIO
 
 FIELDS_ATTRIBUTE = "fields"
 
+# default=str: a field that JSON cannot represent must not lose the whole line.
+# Built once: json.dumps(..., default=str) builds a new encoder for every line.
+_ENCODER = json.JSONEncoder(default=str)
+
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object: ts, level, logger, msg, then its fields."""
@@ -28,8 +32,7 @@ class JsonFormatter(logging.Formatter):
             entry.setdefault(key, value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        # default=str: a field that JSON cannot represent must not lose the whole line.
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 class _JsonStderrHandler(logging.StreamHandler[TextIO]):

@@ -190,6 +190,12 @@ async def test_invalid_submissions_name_every_bad_field_and_queue_nothing(quote)
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await quote.stub.SubmitQuote(pb.SubmitQuoteRequest())
     assert field_violations(missing.value) == {"submission": "is required"}
+    good = pb.Submission(applicant_name="Ada", address="1 Road", coverage_amount=1_000)
+    # Beyond what a timedelta holds: still a violation, not an internal error.
+    huge = Duration(seconds=10**14)
+    with pytest.raises(grpc.aio.AioRpcError) as too_long:
+        await quote.stub.SubmitQuote(pb.SubmitQuoteRequest(submission=good, attempt_timeout=huge))
+    assert set(field_violations(too_long.value)) == {"attempt_timeout"}
     stats = await quote.stub.GetStats(pb.GetStatsRequest())
     assert stats.pending_count + stats.processing_count + stats.completed_count == 0
 
