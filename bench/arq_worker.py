@@ -6,13 +6,14 @@ arq's defaults (max_jobs 10, poll_delay 0.5 s) cap a worker at a few dozen
 no-op jobs a second, which would flatter quoteflow; the bench runs it with
 the settings that gave arq its best throughput here (see docs/benchmarks.md).
 Nothing is logged per job, as the quote service logs nothing per message at
-WARNING.
+WARNING. It runs on uvloop, as the quote service does by default.
 """
 
 import argparse
 import asyncio
 from typing import Any
 
+import uvloop
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--max-jobs", type=int, default=64)
     parser.add_argument("--poll-delay", type=float, default=0.005)
     options = parser.parse_args()
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    asyncio.set_event_loop(uvloop.new_event_loop())
     worker = Worker(
         functions=[noop],
         redis_settings=RedisSettings.from_dsn(options.redis),

@@ -1,7 +1,8 @@
 """The levers the ecosystem offers, each measured against the same server without it.
 
 All at SubmitQuote, concurrency 64 unless named otherwise, in interleaved rounds:
-the per-RPC log line (INFO against WARNING), uvloop (bench.launch --uvloop),
+the per-RPC log line (INFO against WARNING), asyncio's own event loop against
+uvloop (the services' default, `--event-loop asyncio` against auto),
 gRPC server options (max_concurrent_streams, optimization_target), SQLite's
 synchronous=NORMAL, more concurrency for the group commit to batch (c=256),
 and several no-op processes sharing a port with SO_REUSEPORT (the quote
@@ -23,6 +24,7 @@ REUSEPORT_PROCESSES = 2
 REUSEPORT_GENERATORS = 2
 REUSEPORT_CHANNELS = 2
 STATS = ("rps", "calls_per_cpu_s")
+ASYNCIO_LOOP = ("--event-loop", "asyncio")
 
 # label → (server spec, the label it is compared with, what the lever is). The
 # quote levers are compared with a quote service started with them ("quote"),
@@ -33,12 +35,16 @@ _LEVER_SPECS = {
     # A/A: the same server twice, so the table shows the noise floor of a comparison.
     "quote-control": (servers.quote("quote-control"), "quote", "control_same_server.quote"),
     "noop-info": (servers.noop("noop-info", log_level="INFO"), "noop", "log_info.noop"),
-    "noop-uvloop": (servers.noop("noop-uvloop", launch=("--uvloop",)), "noop", "uvloop.noop"),
+    "noop-asyncio": (
+        servers.noop("noop-asyncio", args=ASYNCIO_LOOP),
+        "noop",
+        "asyncio_loop.noop",
+    ),
     "quote-info": (servers.quote("quote-info", log_level="INFO"), "quote", "log_info.quote"),
-    "quote-uvloop": (
-        servers.quote("quote-uvloop", launch=("--uvloop",)),
+    "quote-asyncio": (
+        servers.quote("quote-asyncio", args=ASYNCIO_LOOP),
         "quote",
-        "uvloop.quote",
+        "asyncio_loop.quote",
     ),
     "quote-streams": (
         servers.quote("quote-streams", launch=("--option", "grpc.max_concurrent_streams=100")),
@@ -68,7 +74,7 @@ LEVER_NAMES = (
     ),
     *(
         f"levers.{lever}_both.submit_vs_noop.c{CONCURRENCY}.{stat}"
-        for lever in ("info", "uvloop")
+        for lever in ("info", "asyncio")
         for stat in STATS
     ),
     *(f"levers.concurrency_{BATCH_CONCURRENCY}.quote.{stat}" for stat in STATS),
@@ -152,7 +158,7 @@ async def _single_process_levers(run: Run, at: dict[str, list[Child]], held: int
         )
     # The two levers that apply to both sides: is the quote service nearer its
     # ceiling when both run with them?
-    for lever in ("info", "uvloop"):
+    for lever in ("info", "asyncio"):
         run.add(
             *lever_figures(
                 f"levers.{lever}_both.submit_vs_noop.c{CONCURRENCY}",

@@ -1,10 +1,9 @@
 """Run a service's __main__ with an ecosystem lever applied, without touching its code.
 
-    python -m bench.launch [--uvloop] [--option NAME=VALUE ...] [--sqlite-synchronous NORMAL]
+    python -m bench.launch [--option NAME=VALUE ...] [--sqlite-synchronous NORMAL]
         [--profile FILE] MODULE [service flags ...]
 
---uvloop installs uvloop's event-loop policy before the service calls
-asyncio.run. --option overrides or adds a gRPC server option in
+--option overrides or adds a gRPC server option in
 service_runtime.server's option table before the service builds its server
 (for instance grpc.so_reuseport=1 to run several processes on one port).
 --sqlite-synchronous changes the SQLite stores' synchronous pragma.
@@ -13,7 +12,6 @@ writes a text report to FILE (the service exits on SIGTERM, after its drain).
 """
 
 import argparse
-import asyncio
 import runpy
 import sys
 from collections.abc import Sequence
@@ -40,7 +38,6 @@ def override_server_options(overrides: Sequence[tuple[str, int | str]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     parser.add_argument(
         "--option", type=_parse_option, action="append", default=[], help="NAME=VALUE"
     )
@@ -55,10 +52,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = parser.parse_args(argv)
     set_parent_death_signal()
 
-    if options.uvloop:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     if options.option:
         override_server_options(options.option)
     if options.sqlite_synchronous:

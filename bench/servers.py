@@ -24,7 +24,7 @@ class ServerSpec:
     name: str
     module: str
     args: tuple[str, ...] = ()
-    #: bench.launch flags: --uvloop, --option NAME=VALUE, --profile FILE ...
+    #: bench.launch flags: --option NAME=VALUE, --profile FILE ...
     launch: tuple[str, ...] = ()
     log_level: str = "WARNING"
     #: A fixed port (several processes sharing one with SO_REUSEPORT); else a free one.

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from service_runtime.event_loop import loop_factory
 from service_runtime.rpc_logging import level_number
 
 T = TypeVar("T")
@@ -40,6 +41,8 @@ _PARSERS: dict[type, Callable[[str], Any]] = {
 
 #: The stores a service can keep its state in.
 STORE_KINDS = ("sqlite", "memory")
+#: The event loops a service can run on (service_runtime.event_loop).
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 @dataclass
@@ -69,10 +72,19 @@ class ServerOptions:
     data_dir: str = field(
         default="var", metadata={"help": "directory of the service's SQLite database"}
     )
+    event_loop: str = field(
+        default="auto",
+        metadata={"help": "uvloop, asyncio (the standard library's) or auto: uvloop if installed"},
+    )
 
     def __post_init__(self) -> None:
         if self.store not in STORE_KINDS:
             raise ValueError(f"store must be one of {', '.join(STORE_KINDS)}, not {self.store!r}")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ValueError(
+                f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {self.event_loop!r}"
+            )
+        loop_factory(self.event_loop)  # uvloop asked for but not installed: refused here
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0 to 65535, not {self.port}")
         if self.grace_seconds < 0:

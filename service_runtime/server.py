@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from queues.storage import StoreError
 from service_runtime.config import ServerOptions, load_config
 from service_runtime.drain import DrainGate
+from service_runtime.event_loop import loop_factory
 from service_runtime.interceptors import RpcInterceptor
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE, configure_logging
 
@@ -215,7 +216,7 @@ def run_service(
     config = load_config(config_type, env_prefix=env_prefix, description=description)
     configure_logging(config.log_level)
     try:
-        run(lambda: serve(config))
+        run(lambda: serve(config), event_loop=config.event_loop)
     except (StoreError, OSError) as error:
         # A store it cannot use or a port it cannot bind: say so in one line
         # and exit non-zero, rather than start in a state nobody asked for.
@@ -223,13 +224,15 @@ def run_service(
         sys.exit(f"{description} cannot start: {error}")
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    """Run a service's main coroutine to completion: the body of each service's __main__."""
+def run(main: Callable[[], Awaitable[None]], *, event_loop: str = "auto") -> None:
+    """Run a service's main coroutine to completion, on the event loop chosen
+    (see service_runtime.event_loop): the body of each service's __main__."""
 
     async def main_coroutine() -> None:
         await main()
 
-    asyncio.run(main_coroutine())
+    with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
+        runner.run(main_coroutine())
 
 
 async def _first_signal(

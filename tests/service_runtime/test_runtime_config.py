@@ -114,6 +114,7 @@ def test_a_bad_flag_value_exits_naming_the_flag(capsys):
         (["--port", "70000"], "port"),
         (["--grace-seconds", "-1"], "grace_seconds"),
         (["--log-level", "loud"], "loud"),
+        (["--event-loop", "trio"], "event_loop"),
     ],
 )
 def test_values_the_options_reject_exit_with_a_usage_error(capsys, argv, complaint):
