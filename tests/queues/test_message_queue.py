@@ -451,3 +451,37 @@ def test_a_message_copy_carries_every_field():
     copied = message.copy()
     assert copied == message and copied is not message
     assert message.copy(retry_count=0).retry_count == 0 and message.retry_count == 2
+
+
+async def test_a_run_inline_caller_that_goes_away_takes_its_attempt_with_it(script, queue):
+    script.hang.add("abandoned")
+    running = asyncio.create_task(queue.run_inline("abandoned", priority=Priority.LOW))
+    await wait_started(script, "abandoned")
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert script.cancelled == ["abandoned"]
+    # Nothing was promised to the caller, so nothing is kept.
+    assert queue.list_messages() == ([], None)
+
+
+async def test_cancelling_an_inline_run_answers_it_cancelled_and_its_caller_goes_on(script, queue):
+    script.hang.add("inline")
+    running = asyncio.create_task(queue.run_inline("inline", priority=Priority.LOW))
+    await wait_started(script, "inline")
+    [message], _ = queue.list_messages()
+    assert (await queue.cancel(message.id)).status is MessageStatus.CANCELLED
+    assert (await running).status is MessageStatus.CANCELLED
+    # The caller's task took its cut back: it is not being cancelled.
+    assert running.cancelling() == 0
+    assert script.cancelled == ["inline"]
+
+
+async def test_a_worker_whose_attempt_was_cut_goes_on_to_the_next_message(script, queue):
+    script.hang.add("slow")
+    slow = (await queue.submit("slow", priority=Priority.NORMAL, attempt_timeout=0.01,
+                               max_retries=0)).message  # fmt: skip
+    after = (await queue.submit("after", priority=Priority.NORMAL)).message
+    assert (await final_state(queue, slow.id)).status is MessageStatus.FAILED
+    # The only worker was the one cut: it takes the next message as usual.
+    assert (await final_state(queue, after.id)).status is MessageStatus.COMPLETED
