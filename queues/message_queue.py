@@ -5,7 +5,7 @@ priority. A worker takes the best ready message only once it is free, so
 nothing is claimed ahead of time: a HIGH message submitted while every worker
 is busy still goes before the NORMALs that were waiting.
 
-Each attempt runs as its own task, cut at the message's attempt_timeout. A
+Each attempt runs in its worker's task, cut at the message's attempt_timeout. A
 failed or timed-out attempt adds one to retry_count; while retries remain the
 message waits out a backoff as PENDING (holding no worker), then is ready
 again. A message gets 1 + max_retries attempts; after the last it is FAILED
