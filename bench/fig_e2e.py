@@ -1,8 +1,9 @@
 """Figure 3: 10,000 quotes submitted at concurrency 64 and all COMPLETED, against
 arq doing 10,000 no-op jobs, enqueued and completed, on the same machine.
 
-Each round starts a fresh quote service (SQLite, then memory) and a fresh arq
-worker on a queue of its own, and drives each with the same load generator
+Each round starts a fresh quote service (SQLite, memory, and SQLite on
+asyncio's own event loop rather than uvloop: a lever) and a fresh arq worker
+on a queue of its own, and drives each with the same load generator
 loop: 64 callers sharing the count, then polling until every job is done
 (GetStats for the quote service, the queue's sorted set for arq). Throughput is
 jobs over the seconds from the first submission to the last completion.
@@ -24,7 +25,12 @@ PEER_TARGET = Target("ratio", ">=", 1.5)
 ARQ_MAX_JOBS = 64
 ARQ_POLL_DELAY = 0.001
 DEADLINE = 300.0
-E2E_NAMES = ("e2e.sqlite.jobs_per_s", "e2e.memory.jobs_per_s", "e2e.arq.jobs_per_s")
+E2E_NAMES = (
+    "e2e.sqlite.jobs_per_s",
+    "e2e.memory.jobs_per_s",
+    "e2e.arq.jobs_per_s",
+    "levers.asyncio_loop.e2e.jobs_per_s",
+)
 
 
 async def _drive(run: Run, command: dict[str, object]) -> dict[str, object]:
@@ -40,8 +46,10 @@ async def _drive(run: Run, command: dict[str, object]) -> dict[str, object]:
     return answer
 
 
-async def _quote_round(run: Run, store: str) -> dict[str, object]:
-    (service,) = await run.servers.start_all(servers.quote(f"e2e-{store}", store=store))
+async def _quote_round(run: Run, peer: str) -> dict[str, object]:
+    store, _, loop = peer.partition("-")
+    args = ("--event-loop", loop) if loop else ()
+    (service,) = await run.servers.start_all(servers.quote(f"e2e-{peer}", store=store, args=args))
     try:
         return await _drive(
             run,
@@ -106,7 +114,10 @@ async def figure_e2e(run: Run) -> None:
         "arq": {"max_jobs": ARQ_MAX_JOBS, "poll_delay": ARQ_POLL_DELAY},
         "rounds": [],
     }
-    peers = ["sqlite", "arq", "memory"] if url else ["sqlite", "memory"]
+    # sqlite-asyncio: the lever of the services' event loop, end to end.
+    peers = ["sqlite", "arq", "memory", "sqlite-asyncio"]
+    if not url:
+        peers.remove("arq")
     rates: dict[str, list[float | None]] = {peer: [] for peer in peers}
     for number in range(run.sizes.e2e_rounds):
         shift = number % len(peers)
@@ -148,6 +159,15 @@ async def figure_e2e(run: Run) -> None:
             arq,
             label,
             note=skipped or "in-memory store; informational, the target is on SQLite",
+            params=params,
+        ),
+        Figure(
+            "levers.asyncio_loop.e2e.jobs_per_s",
+            summary("sqlite-asyncio"),
+            "jobs/s",
+            summary("sqlite"),
+            "the same (SQLite) on uvloop, the services' default",
+            note="the quote service on asyncio's own event loop (--event-loop asyncio)",
             params=params,
         ),
         Figure(

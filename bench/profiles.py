@@ -7,8 +7,10 @@ The analysis divides the sampled time by the requests served, giving
 microseconds per request for the functions that cost the most. gRPC's own
 Cython code has no Python frames, so its time shows as the self time of the
 asyncio callbacks that run it (Handle._run, Context.run); the event loop's wait
-for I/O (selectors) is idle time. Sampling slows the server (roughly 1.5-2x),
-so the shares matter more than the absolute microseconds.
+for I/O (selectors) is idle time. That needs asyncio's own loop, so profiled
+servers run with `--event-loop asyncio` (see PROFILED_LOOP). Sampling slows
+the server (roughly 1.5-2x), so the shares matter more than the absolute
+microseconds.
 """
 
 import json
@@ -21,6 +23,10 @@ from bench.context import Run
 from bench.unary import messages_held, settle
 
 TOP = 20
+#: Profiled servers run on asyncio's own loop, whose Python frames show what the
+#: loop runs and when it idles; uvloop (the services' default) runs the same
+#: callbacks from C, where the sampler sees neither.
+PROFILED_LOOP = ("--event-loop", "asyncio")
 #: Seconds a profiled server gets after SIGTERM to drain and write its samples.
 PROFILE_WRITE_GRACE = 120.0
 _LOOP = ("run_forever", "asyncio/base_events.py")
@@ -177,7 +183,7 @@ async def _profiled(run: Run, spec: servers.ServerSpec, command: dict[str, Any])
     profiled = servers.ServerSpec(
         spec.name,
         spec.module,
-        spec.args,
+        (*spec.args, *PROFILED_LOOP),
         ("--profile", str(out), *spec.launch),
         spec.log_level,
         store=spec.store,

@@ -115,6 +115,8 @@ class Markdown:
             "  default, `synchronous=FULL`, group commit) unless a figure says memory.",
             "- **Log level**: WARNING for every server in every figure, so no per-RPC log",
             "  line is written; INFO is a lever, measured below on both sides.",
+            "- **Event loop**: uvloop, the services' default, on every server (the no-op",
+            "  included) and on the arq worker; asyncio's own loop is a lever below.",
             "- **Unary runs** are closed loops: c callers, each calling again as soon as",
             f"  its answer arrives, for {self.run.sizes.unary_seconds:g} s after a",
             f"  {self.run.sizes.unary_warmup:g} s warm-up, over one HTTP/2 connection,",
@@ -255,6 +257,10 @@ class Markdown:
             ("e2e.sqlite.jobs_per_s", "quoteflow, SQLite (default)"),
             ("e2e.memory.jobs_per_s", "quoteflow, memory"),
             ("e2e.arq.jobs_per_s", "arq (Redis)"),
+            (
+                "levers.asyncio_loop.e2e.jobs_per_s",
+                "quoteflow, SQLite, asyncio's loop (x: to uvloop)",
+            ),
         ]:
             figure = self.fig(name)
             rows.append(
@@ -417,6 +423,8 @@ class Markdown:
             "it; microseconds per request = sampled seconds / requests served. gRPC's",
             "Cython code has no Python frames: its time is the self time of the asyncio",
             "callbacks (`Handle._run`); `select` is the loop waiting for I/O (idle).",
+            "Profiled servers run on asyncio's own loop (`--event-loop asyncio`), whose",
+            "Python frames show this; the services' default, uvloop, runs them from C.",
             "Sampling slows the server, so read shares rather than absolute times.",
             "",
         )
