@@ -131,7 +131,7 @@ async def figure_levers(run: Run, started: dict[str, Child]) -> None:
 
 
 async def _single_process_levers(run: Run, at: dict[str, list[Child]], held: int) -> None:
-    run.say(f"levers: log level, uvloop, server options, SQLite at c={CONCURRENCY}")
+    run.say(f"levers: log level, event loop, server options, SQLite at c={CONCURRENCY}")
     labels = ["noop", "quote-loaded", *_LEVER_SPECS]
     results = await compare(
         run,
