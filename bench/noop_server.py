@@ -85,13 +85,12 @@ def _stats() -> QueueStats:
 
 class NoopQuoteServicer(pb_grpc.QuoteServiceServicer):
     def __init__(self) -> None:
-        self._submitted = pb.SubmitQuoteResponse(
-            message=convert.message_to_pb(sample_message(MessageStatus.PENDING)),
-            queue_position=0,
-            estimated_processing_time=convert.duration(1.0),
+        self._submitted = convert.with_message(
+            pb.SubmitQuoteResponse(queue_position=0), sample_message(MessageStatus.PENDING)
         )
-        self._message = pb.GetMessageResponse(
-            message=convert.message_to_pb(sample_message(MessageStatus.COMPLETED))
+        convert.set_duration(self._submitted.estimated_processing_time, 1.0)
+        self._message = convert.with_message(
+            pb.GetMessageResponse(), sample_message(MessageStatus.COMPLETED)
         )
         self._stats = convert.stats_to_pb(_stats())
 
@@ -113,19 +112,18 @@ class NoopQuoteServicer(pb_grpc.QuoteServiceServicer):
 
 class NoopProcessorServicer(ppb_grpc.ProcessorServiceServicer):
     def __init__(self) -> None:
-        quote = convert.message_to_pb(sample_message(MessageStatus.COMPLETED))
         self._event = ppb.WatchOrderResponse(
             event=ppb.OrderEvent(
                 order_req_id="burst",
                 sequence=1,
                 kind=ppb.ORDER_EVENT_KIND_PROPOSAL_NEW,
                 proposal_id="p",
-                quote=quote,
-                created_at=convert.timestamp(time.time()),
                 text="p/New",
             )
         )
-        self._quote = quote
+        convert.set_message(self._event.event.quote, sample_message(MessageStatus.COMPLETED))
+        convert.set_timestamp(self._event.event.created_at, time.time())
+        self._quote = self._event.event.quote
         self._watchers: dict[str, set[asyncio.Queue[ppb.WatchOrderResponse]]] = {}
         self._watching = 0
 

@@ -301,16 +301,15 @@ class MessageQueue(Generic[P, R]):
         answer: asyncio.Future[Submitted[P, R]] = asyncio.get_running_loop().create_future()
         step = self._steps.track(self._store.commit([self._codec.put(message, facts)]))
         step.add_done_callback(
-            functools.partial(
-                self._submit_committed, message, Submitted(message, position, estimate), answer
-            )
+            functools.partial(self._submit_committed, message, position, estimate, answer)
         )
         return await answer
 
     def _submit_committed(
         self,
         message: Message[P, R],
-        submitted: Submitted[P, R],
+        position: int,
+        estimate: float,
         answer: asyncio.Future[Submitted[P, R]],
         step: asyncio.Future[None],
     ) -> None:
@@ -332,9 +331,7 @@ class MessageQueue(Generic[P, R]):
         if request is not None:
             request.committed.set_result(None)
         if not answer.done():
-            answer.set_result(
-                Submitted(message.copy(), submitted.position, submitted.estimated_seconds)
-            )
+            answer.set_result(Submitted(message.copy(), position, estimate))
 
     async def run_inline(
         self,

@@ -6,6 +6,7 @@ an InvalidArgumentError (INVALID_ARGUMENT with a google.rpc.BadRequest).
 """
 
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -219,14 +220,6 @@ def _priority(
 # nanoseconds, which costs less than the well-known types' From* helpers.
 
 
-def timestamp(seconds: float | None) -> Timestamp | None:
-    if seconds is None:
-        return None
-    stamp = Timestamp()
-    set_timestamp(stamp, seconds)
-    return stamp
-
-
 def set_timestamp(stamp: Timestamp, seconds: float) -> None:
     """Set stamp to seconds since the epoch, to the nearest nanosecond."""
     whole, nanos = divmod(round(seconds * 1e9), _NANOS_PER_SECOND)
@@ -240,12 +233,6 @@ def set_timestamp(stamp: Timestamp, seconds: float) -> None:
     stamp.nanos = nanos
 
 
-def duration(seconds: float) -> Duration:
-    span = Duration()
-    set_duration(span, seconds)
-    return span
-
-
 def set_duration(span: Duration, seconds: float) -> None:
     """Set span to seconds, to the nearest nanosecond."""
     whole, nanos = divmod(round(seconds * 1e9), _NANOS_PER_SECOND)
@@ -257,10 +244,17 @@ def set_duration(span: Duration, seconds: float) -> None:
     span.nanos = nanos
 
 
-def message_to_pb(message: Message[QuoteJob, QuoteResult]) -> pb.QueueMessage:
-    out = pb.QueueMessage()
-    set_message(out, message)
-    return out
+class _HasMessage(Protocol):
+    message: pb.QueueMessage
+
+
+_Response = TypeVar("_Response", bound=_HasMessage)
+
+
+def with_message(response: _Response, message: Message[QuoteJob, QuoteResult]) -> _Response:
+    """response, a fresh one, with message written into its message field."""
+    set_message(response.message, message)
+    return response
 
 
 def set_message(out: pb.QueueMessage, message: Message[QuoteJob, QuoteResult]) -> None:

@@ -42,9 +42,8 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
             attempt_timeout=args.attempt_timeout,
         )
         response = pb.SubmitQuoteResponse(queue_position=submitted.position)
-        convert.set_message(response.message, submitted.message)
         convert.set_duration(response.estimated_processing_time, submitted.estimated_seconds)
-        return response
+        return convert.with_message(response, submitted.message)
 
     async def RunQuote(
         self,
@@ -55,9 +54,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         message = await self._queue.run_inline(
             args.job, priority=args.priority, attempt_timeout=args.attempt_timeout
         )
-        response = pb.RunQuoteResponse()
-        convert.set_message(response.message, message)
-        return response
+        return convert.with_message(pb.RunQuoteResponse(), message)
 
     async def GetMessage(
         self,
@@ -65,9 +62,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetMessageRequest, pb.GetMessageResponse],
     ) -> pb.GetMessageResponse:
         message = self._queue.get(require_id("id", request.id))
-        response = pb.GetMessageResponse()
-        convert.set_message(response.message, message)
-        return response
+        return convert.with_message(pb.GetMessageResponse(), message)
 
     async def WatchMessage(
         self,
@@ -75,9 +70,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.WatchMessageRequest, pb.WatchMessageResponse],
     ) -> AsyncIterator[pb.WatchMessageResponse]:
         async for message in self._queue.watch(require_id("id", request.id)):
-            response = pb.WatchMessageResponse()
-            convert.set_message(response.message, message)
-            yield response
+            yield convert.with_message(pb.WatchMessageResponse(), message)
 
     async def ListMessages(
         self,
@@ -107,9 +100,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.CancelMessageRequest, pb.CancelMessageResponse],
     ) -> pb.CancelMessageResponse:
         message = await self._queue.cancel(require_id("id", request.id))
-        response = pb.CancelMessageResponse()
-        convert.set_message(response.message, message)
-        return response
+        return convert.with_message(pb.CancelMessageResponse(), message)
 
     async def RedriveMessage(
         self,
@@ -117,9 +108,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.RedriveMessageRequest, pb.RedriveMessageResponse],
     ) -> pb.RedriveMessageResponse:
         message = await self._queue.redrive(require_id("id", request.id))
-        response = pb.RedriveMessageResponse()
-        convert.set_message(response.message, message)
-        return response
+        return convert.with_message(pb.RedriveMessageResponse(), message)
 
     async def ReviewQuote(
         self,
@@ -128,9 +117,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
     ) -> pb.ReviewQuoteResponse:
         args = convert.review_args(request)
         message = await self._queue.review(args.message_id, args.decision, args.reviewer, args.note)
-        response = pb.ReviewQuoteResponse()
-        convert.set_message(response.message, message)
-        return response
+        return convert.with_message(pb.ReviewQuoteResponse(), message)
 
     async def GetStats(
         self,

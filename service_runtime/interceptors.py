@@ -115,9 +115,7 @@ def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         except Exception as error:
             await _abort_for(error, context, method)
         finally:
-            # Checked before calling: at the default WARNING level this check is all the line costs.
-            if logger.isEnabledFor(logging.INFO):
-                _log_rpc(method, context, started, cancelled, None)
+            _log_rpc(method, context, started, cancelled, None)
 
     return observed
 
@@ -148,8 +146,7 @@ def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         except Exception as error:
             await _abort_for(error, context, method)
         finally:
-            if logger.isEnabledFor(logging.INFO):
-                _log_rpc(method, context, started, cancelled, sent)
+            _log_rpc(method, context, started, cancelled, sent)
 
     return observed
 
@@ -180,7 +177,8 @@ def _log_rpc(
     cancelled: bool,
     sent: int | None,
 ) -> None:
-    """Log the RPC's line; callers check that INFO is enabled first."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
     fields: dict[str, object] = {
         "method": method,
         "code": _final_code(context, cancelled),

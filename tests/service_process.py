@@ -110,18 +110,24 @@ class Finished:
     stderr: bytes
 
 
-async def run_to_exit(*argv: str, **env: str) -> Finished:
+async def run_to_exit(
+    *argv: str,
+    cwd: Path | None = None,
+    deadline: float = START_DEADLINE_SECONDS * 4,
+    **env: str,
+) -> Finished:
     """Run argv (a command expected to end by itself) and return how it ended.
-    Killed if it runs past four times START_DEADLINE_SECONDS, or if the test is
-    cancelled: a failing test never leaves a process behind."""
+    Killed if it runs past `deadline` seconds, or if the test is cancelled: a
+    failing test never leaves a process behind."""
     process = await asyncio.create_subprocess_exec(
         *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **env},
+        cwd=cwd,
     )
     try:
-        async with asyncio.timeout(START_DEADLINE_SECONDS * 4):
+        async with asyncio.timeout(deadline):
             out, err = await process.communicate()
     finally:
         if process.returncode is None:

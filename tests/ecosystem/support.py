@@ -7,7 +7,6 @@ import base64
 import codecs
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2
-from service_process import ServiceProcess, running_service
+from service_process import ServiceProcess, run_to_exit, running_service
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
@@ -296,21 +295,7 @@ class Finished:
 
 
 async def run_killed_on_failure(argv: list[str], **env: str) -> Finished:
-    """Run argv to its end (at most CALL_DEADLINE_SECONDS); the process never outlives a
-    failing or cancelled test (as run_to_exit in service_process)."""
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-        cwd=REPO,
-    )
-    try:
-        async with asyncio.timeout(CALL_DEADLINE_SECONDS):
-            out, err = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return Finished(process.returncode, out.decode(), err.decode())
+    """Run argv in the repository to its end (at most CALL_DEADLINE_SECONDS), with
+    its output as text; the process never outlives a failing or cancelled test."""
+    ended = await run_to_exit(*argv, cwd=REPO, deadline=CALL_DEADLINE_SECONDS, **env)
+    return Finished(ended.returncode, ended.stdout.decode(), ended.stderr.decode())
