@@ -50,6 +50,7 @@ lint: install
 
 gen: $(BIN)/.installed
 	$(BIN)/python tools/gen_proto.py
+	$(BIN)/python tools/gen_config_docs.py
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache

@@ -147,7 +147,7 @@ def decoded_details(error: dict) -> dict[str, object]:
     """The status details buf curl printed, decoded: {"google.rpc.ErrorInfo": ErrorInfo…}.
 
     buf curl prints each detail as its type name and the message's bytes in unpadded
-    base64; it decodes none of them itself (see the README's Calling it)."""
+    base64; it decodes none of them itself (see docs/calling.md)."""
     pool = error_details_pb2.DESCRIPTOR.pool
     decoded: dict[str, object] = {}
     for detail in error.get("details", []):
@@ -232,13 +232,13 @@ class BufStream:
 
 class BufCurl:
     """`buf curl --protocol grpc --http2-prior-knowledge` against the services, schema by
-    server reflection, as the README shows it."""
+    server reflection, as docs/calling.md shows it."""
 
     def __init__(self, executable: str) -> None:
         self.executable = executable
 
     def base(self) -> list[str]:
-        """buf curl and the flags every call here has; the README's bufcurl, less npx."""
+        """buf curl and the flags every call here has; the bufcurl of docs/calling.md, less npx."""
         return [
             self.executable,
             "curl",

@@ -1,5 +1,5 @@
 """Every RPC of the three services, called with `buf curl` through server reflection,
-as the README's "Calling it" shows: the services run as real processes and buf knows
+as docs/calling.md shows: the services run as real processes and buf knows
 nothing of proto/ (no --schema), so each call also checks what reflection serves.
 
 Answers are proto3 JSON: lowerCamelCase names, int64 as strings, enums by name, zero
@@ -133,9 +133,9 @@ async def test_health_answers_serving_for_the_server_and_for_its_service(
         assert unknown["code"] == "not_found"
 
 
-async def test_npx_buf_as_the_readme_has_it_works(services: Services):
+async def test_npx_buf_as_the_docs_have_it_works(services: Services):
     # The other tests run buf's binary directly (npx adds ~0.5 s a call); this one
-    # goes through npx once, as the README does (--no-install: never the network).
+    # goes through npx once, as docs/calling.md does (--no-install: never the network).
     npx = shutil.which("npx")
     assert npx is not None, "npx is not on PATH (it comes with npm)"
     argv = [npx, "--no-install", "buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
@@ -562,13 +562,13 @@ async def test_get_stats_of_every_service(services: Services, buf: BufCurl):
     assert requestor["maxConcurrentTasks"] == "10"
 
 
-# --- the README -----------------------------------------------------------------------
+# --- docs/calling.md ------------------------------------------------------------------
 
-README = REPO / "README.md"
-#: The function the README defines; its commands call buf curl through it.
+CALLING = REPO / "docs" / "calling.md"
+#: The function the page defines; its commands call buf curl through it.
 BUFCURL_FUNCTION = 'bufcurl() { npx buf curl --protocol grpc --http2-prior-knowledge "$@"; }'
-#: The calls the section must show.
-README_CALLS = {
+#: The calls the page must show.
+CALLING_CALLS = {
     f"{QUOTE}/SubmitQuote",
     f"{QUOTE}/GetMessage",
     f"{QUOTE}/WatchMessage",
@@ -581,14 +581,11 @@ README_CALLS = {
 }
 
 
-def readme_commands() -> list[tuple[list[str], list[str]]]:
-    """The shell commands of the README's "Calling it" section, each as (words,
-    words of its trailing comment), continuation lines joined."""
-    text = README.read_text()
-    section = text[text.index("## Calling it\n") :]
-    section = section[: section.index("\n## ")]
+def calling_commands() -> list[tuple[list[str], list[str]]]:
+    """The shell commands of docs/calling.md, each as (words, words of its
+    trailing comment), continuation lines joined."""
     commands = []
-    for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL):
+    for block in re.findall(r"```sh\n(.*?)```", CALLING.read_text(), re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             if not line.strip() or line.strip() == BUFCURL_FUNCTION:
                 continue
@@ -607,9 +604,7 @@ def expected_failure(comment: list[str]) -> grpc.StatusCode | None:
     return None
 
 
-async def test_every_command_in_the_readme_calling_it_section_works(
-    services: Services, buf: BufCurl
-):
+async def test_every_command_in_docs_calling_works(services: Services, buf: BufCurl):
     """Each command runs as written, against the test's services instead of the ports
     `make run` uses, with "<message id>" and "<task id>" replaced by the ids the
     commands before it answered with. grpcurl commands run when grpcurl is installed
@@ -624,7 +619,7 @@ async def test_every_command_in_the_readme_calling_it_section_works(
             word = word.replace(placeholder, value)
         return word
 
-    commands = readme_commands()
+    commands = calling_commands()
     shown: set[str] = set()
     grpcurl = shutil.which("grpcurl")
     for words, comment in commands:
@@ -655,6 +650,6 @@ async def test_every_command_in_the_readme_calling_it_section_works(
             ids["<message id>"] = json.loads(finished.stdout)["message"]["id"]
         if words[-1].endswith("/PlaceOrder"):
             ids["<task id>"] = json.loads(finished.stdout)["taskId"]
-    assert shown >= README_CALLS
+    assert shown >= CALLING_CALLS
     assert {"<message id>", "<task id>"} <= set(ids)
     assert any("--list-services" in words for words, _ in commands)
