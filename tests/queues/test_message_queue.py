@@ -294,13 +294,19 @@ async def test_retention_sweep_removes_finished_messages_only(script):
 async def test_periodic_sweep_runs_by_itself(script):
     async with MessageQueue(script, workers=1, retention=0.0, sweep_interval=0.01) as queue:
         message = (await queue.submit("x", priority=Priority.NORMAL)).message
-        await final_state(queue, message.id)
-        while True:
+        assert (await final_state(queue, message.id)).status is MessageStatus.COMPLETED
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while loop.time() < deadline:
             try:
                 queue.get(message.id)
             except NotFoundError:
                 break
             await asyncio.sleep(0.005)
+        else:
+            raise AssertionError("the periodic sweep never removed the finished message")
+        # Removed, not merely hidden from get: the stats no longer count it.
+        assert queue.stats().completed == 0
 
 
 async def test_review_approve_and_reject(script, queue):
