@@ -3,6 +3,11 @@
 Servicer methods raise the library's errors; the interceptor answers them with
 the status service_runtime.errors maps them to, so no servicer builds a status
 by hand. Servicer methods must be coroutines or async generators.
+
+A request body that does not parse as the method's message is answered
+INVALID_ARGUMENT (reason MALFORMED_REQUEST) here, for every unary-request
+method: gRPC's own answer would be UNKNOWN, naming a Python class, after an
+ERROR traceback in the log, so a flood of garbage would flood the log too.
 """
 
 # grpc.RpcMethodHandler is generic to type checkers only, so annotations
@@ -15,10 +20,12 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeAlias, cast
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from service_runtime.drain import DrainGate
 from service_runtime.errors import rich_status, status_for_exception
@@ -35,11 +42,21 @@ _SHUTTING_DOWN = rich_status(
     "the server is shutting down and takes no new calls; nothing was accepted",
     reason="SHUTTING_DOWN",
 )
+# Probes call these every few seconds; at INFO they would bury every other line.
+_QUIET_METHODS = ("/grpc.health.v1.Health/",)
 
 #: A servicer method as a grpc.aio server calls it: a coroutine function, or an
 #: async generator function when its responses are streamed.
 _Behaviour: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
 _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+_Deserializer: TypeAlias = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
+class _Undecodable:
+    """Handed to the behaviour in place of a request body that did not parse."""
+
+    status: grpc.Status
 
 
 # type-arg: grpc-stubs makes the class generic; grpc.aio's is not, so it takes no arguments.
@@ -91,11 +108,40 @@ def _wrap_handler(handler: _Handler, method: str, gate: DrainGate) -> _Handler:
     # gRPC tells an async-generator stream from a context.write() one by its
     # function kind, so the wrapper must be of the same kind as the behaviour.
     wrap = _wrap_generator if inspect.isasyncgenfunction(servicer_method) else _wrap_coroutine
+    deserializer = handler.request_deserializer
+    # A streamed request is parsed message by message inside the servicer's
+    # loop, where no sentinel could be told apart; only gRPC's reflection has one.
+    if deserializer is not None and not handler.request_streaming:
+        deserializer = _tolerant(deserializer, method)
     return build(
         wrap(servicer_method, method, gate),
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+def _tolerant(deserializer: _Deserializer, method: str) -> _Deserializer:
+    """deserializer, answering _Undecodable rather than raising for a body that
+    does not parse, so the call ends as a refused request, not as a crash."""
+    # Generated stubs pass the message class's FromString, bound to the class.
+    descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    name = descriptor.full_name if descriptor is not None else f"request of {method}"
+    undecodable = _Undecodable(
+        rich_status(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request body is not a valid {name}",
+            reason="MALFORMED_REQUEST",
+            metadata={"messageType": name},
+        )
+    )
+
+    def deserialize(body: bytes) -> Any:
+        try:
+            return deserializer(body)
+        except DecodeError:
+            return undecodable
+
+    return deserialize
 
 
 def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Behaviour:
@@ -105,6 +151,8 @@ def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         try:
             if not gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
+            if isinstance(request, _Undecodable):
+                await _abort(context, request.status)
             with gate.tracking():
                 return await behaviour(request, context)
         except grpc.aio.AbortError:
@@ -130,6 +178,8 @@ def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         try:
             if not gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
+            if isinstance(request, _Undecodable):
+                await _abort(context, request.status)
             # aclosing: when the stream ends early, the servicer's generator is
             # closed now, running its cleanup, rather than whenever it is collected.
             async with contextlib.aclosing(behaviour(request, context)) as responses:
@@ -177,7 +227,8 @@ def _log_rpc(
     cancelled: bool,
     sent: int | None,
 ) -> None:
-    if not logger.isEnabledFor(logging.INFO):
+    level = logging.DEBUG if method.startswith(_QUIET_METHODS) else logging.INFO
+    if not logger.isEnabledFor(level):
         return
     fields: dict[str, object] = {
         "method": method,
@@ -186,7 +237,7 @@ def _log_rpc(
     }
     if sent is not None:
         fields["messages_sent"] = sent
-    logger.info("rpc", extra={FIELDS_ATTRIBUTE: fields})
+    logger.log(level, "rpc", extra={FIELDS_ATTRIBUTE: fields})
 
 
 def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) -> str:

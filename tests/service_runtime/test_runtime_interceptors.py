@@ -7,6 +7,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from rpc_errors import reason
 
 from queues.errors import NotFoundError
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb2
@@ -158,3 +159,60 @@ async def test_extra_interceptors_see_every_call(servicer):
         await running.stop(None)
 
     assert seen == [GET_MESSAGE]
+
+
+# Invalid UTF-8 in a string field, a truncated varint, a length past the end,
+# and a field of wire type 7, which does not exist.
+MALFORMED_BODIES = [b"\x0a\x02\xff\xfe", b"\x08\x80", b"\x0a\x05ab", b"\x0f"]
+
+
+@pytest.mark.parametrize("body", MALFORMED_BODIES)
+async def test_a_malformed_unary_request_is_invalid_argument_logged_once_without_traceback(
+    channel, log_records, body
+):
+    call = channel.unary_unary(GET_MESSAGE, request_serializer=None, response_deserializer=None)
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call(body)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == (
+        "the request body is not a valid quoteflow.quote.v1.GetMessageRequest"
+    )
+    assert reason(raised.value) == "MALFORMED_REQUEST"
+    assert (await log_records.wait_for_rpc(GET_MESSAGE))["code"] == "INVALID_ARGUMENT"
+    assert len(log_records.rpc_fields()) == 1
+    assert [r for r in log_records.records if r.exc_info or r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("body", MALFORMED_BODIES)
+async def test_a_malformed_stream_request_is_invalid_argument_before_any_message(
+    channel, servicer, log_records, body
+):
+    servicer.stream_length = 3
+    call = channel.unary_stream(WATCH_MESSAGE, request_serializer=None, response_deserializer=None)
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        [response async for response in call(body)]
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "quoteflow.quote.v1.WatchMessageRequest" in raised.value.details()
+    fields = await log_records.wait_for_rpc(WATCH_MESSAGE)
+    assert (fields["code"], fields["messages_sent"]) == ("INVALID_ARGUMENT", 0)
+    assert [r for r in log_records.records if r.exc_info or r.levelno >= logging.WARNING] == []
+
+
+async def test_health_checks_are_logged_at_debug_and_other_calls_at_info(
+    stub, channel, log_records
+):
+    health = health_pb2_grpc.HealthStub(channel)
+    await health.Check(health_pb2.HealthCheckRequest(service=""))
+    await stub.GetMessage(quote_pb2.GetMessageRequest(id="m-1"))
+
+    check = await log_records.wait_for(
+        lambda r: r.name == "service_runtime.rpc" and "Health/Check" in r.fields["method"]
+    )
+    get = await log_records.wait_for(
+        lambda r: r.name == "service_runtime.rpc" and r.fields["method"] == GET_MESSAGE
+    )
+    assert (check.levelno, get.levelno) == (logging.DEBUG, logging.INFO)
