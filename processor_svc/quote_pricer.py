@@ -1,13 +1,19 @@
 """Pricing a proposal through the QuoteService's generated stub.
 
 The quote is submitted with a request_id derived from (order, proposal), so a
-retried submission can never queue the same proposal twice. Its outcome is
+retried submission can never queue the same proposal twice. The id is an HMAC
+of the pair under the deployment's secret (request_id_key): unambiguous for any
+characters the ids hold, and unknown to clients, who share the quote service's
+request id namespace and so cannot take a proposal's id in advance. It never
+appears in an error this service answers. Its outcome is
 followed with WatchMessage; if the quote service goes away meanwhile, the
 watch is reopened with backoff until the pricing timeout.
 """
 
 import asyncio
 import hashlib
+import hmac
+import json
 from dataclasses import dataclass
 
 import grpc
@@ -16,7 +22,7 @@ from processor_svc.proposal_desk import PricingOutcome
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as quote_grpc
 from service_runtime.downstream import Downstream
-from service_runtime.errors import DownstreamError
+from service_runtime.errors import DownstreamError, ForwardedError, rich_status
 
 _FINAL = frozenset(
     {
@@ -45,27 +51,35 @@ class ProposalQuote:
         return f"{digest.hexdigest()}:{int(self.use_agentic)}"
 
 
-def proposal_request_id(order_req_id: str, proposal_id: str) -> str:
-    """A request_id unique to (order, proposal), within the quote service's 128 characters."""
-    digest = hashlib.sha256(f"{order_req_id}\0{proposal_id}".encode()).hexdigest()
-    return f"proposal-{digest}"
+def proposal_request_id(key: bytes, order_req_id: str, proposal_id: str) -> str:
+    """A request_id unique to (order, proposal) and unguessable without key: 73
+    characters, within the quote service's 128."""
+    # JSON, unlike a separator, cannot make two different pairs one text.
+    pair = json.dumps([order_req_id, proposal_id]).encode()
+    return f"proposal-{hmac.new(key, pair, hashlib.sha256).hexdigest()}"
 
 
 class QuotePricer:
-    def __init__(self, quote: Downstream, *, pricing_timeout: float) -> None:
+    def __init__(self, quote: Downstream, *, pricing_timeout: float, request_id_key: bytes) -> None:
         self._quote = quote
         self._stub = quote_grpc.QuoteServiceStub(quote.channel)
         self._pricing_timeout = pricing_timeout
+        self._key = request_id_key
 
     async def submit(self, order_req_id: str, proposal_id: str, proposal: ProposalQuote) -> str:
         request = quote_pb.SubmitQuoteRequest(
             submission=proposal.submission,
             use_agentic=proposal.use_agentic,
-            request_id=proposal_request_id(order_req_id, proposal_id),
+            request_id=proposal_request_id(self._key, order_req_id, proposal_id),
         )
-        response: quote_pb.SubmitQuoteResponse = await self._quote.call(
-            self._stub.SubmitQuote, request
-        )
+        try:
+            response: quote_pb.SubmitQuoteResponse = await self._quote.call(
+                self._stub.SubmitQuote, request
+            )
+        except ForwardedError as error:
+            if error.status.code is grpc.StatusCode.ALREADY_EXISTS:
+                raise _already_priced(self._quote.label, order_req_id, proposal_id) from None
+            raise
         return response.message.id
 
     async def outcome(self, handle: str) -> PricingOutcome[quote_pb.QueueMessage]:
@@ -88,6 +102,23 @@ class QuotePricer:
         return PricingOutcome(
             None, f"quote {handle} was not final within {self._pricing_timeout:g}s"
         )
+
+
+def _already_priced(downstream: str, order_req_id: str, proposal_id: str) -> ForwardedError:
+    """The quote service's refusal of the derived request id, told without the id:
+    it still holds the quote of an earlier order of the same id, removed since,
+    whose same proposal had another submission."""
+    return ForwardedError(
+        downstream,
+        rich_status(
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"proposal {proposal_id!r} of order {order_req_id!r} was priced before, with "
+            "another submission, for an earlier order of this id that has been removed; "
+            "use a new proposal id",
+            reason="PROPOSAL_PRICED_BEFORE",
+            metadata={"orderReqId": order_req_id, "proposalId": proposal_id},
+        ),
+    )
 
 
 def _outcome(message: quote_pb.QueueMessage) -> PricingOutcome[quote_pb.QueueMessage]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from processor_svc.config import ProcessorConfig
 from processor_svc.proposal_desk import ProposalDesk
 from processor_svc.quote_pricer import ProposalQuote, QuotePricer
+from processor_svc.request_id_key import request_id_key
 from processor_svc.servicer import ProcessorServicer
 from queues.order_queues import OrderQueueManager
 from quoteflow.processor.v1 import processor_service_pb2 as pb
@@ -70,7 +71,12 @@ async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
             store=store,
             data_codec=ProtoCodec(quote_pb.QueueMessage),
         )
-        desk = ProposalDesk(orders, QuotePricer(quote, pricing_timeout=config.pricing_timeout))
+        pricer = QuotePricer(
+            quote,
+            pricing_timeout=config.pricing_timeout,
+            request_id_key=await request_id_key(store),
+        )
+        desk = ProposalDesk(orders, pricer)
         await orders.start()
         stack.push_async_callback(orders.stop)
         await desk.start()

@@ -1,0 +1,90 @@
+"""The quote request ids the processor derives: unambiguous, keyed by a secret
+kept in its store, out of clients' reach, and never told in an error."""
+
+import hashlib
+
+import grpc
+import pytest
+from processor_harness import ProcessorHarness
+from quote_harness import QuoteHarness, submission
+from rpc_errors import reason
+
+from processor_svc.quote_pricer import proposal_request_id
+from processor_svc.request_id_key import KEYS, REQUEST_ID_KEY, request_id_key
+from queues.storage import MemoryStore, Put, StoreError
+from quoteflow.processor.v1 import processor_service_pb2 as pb
+from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+
+KEY = b"k" * 32
+
+
+def test_pairs_that_join_alike_get_different_ids():
+    first = proposal_request_id(KEY, "A\0B", "C")
+    second = proposal_request_id(KEY, "A", "B\0C")
+    assert first != second
+    assert first == proposal_request_id(KEY, "A\0B", "C")
+    assert len(proposal_request_id(KEY, "O" * 128, "P" * 128)) <= 128
+
+
+def test_the_id_depends_on_the_key():
+    assert proposal_request_id(KEY, "O", "P") != proposal_request_id(b"x" * 32, "O", "P")
+
+
+async def test_the_key_is_made_once_and_kept_in_the_store():
+    store = MemoryStore()
+    first = await request_id_key(store)
+    assert await request_id_key(store) == first
+    assert len(first) == 32
+    assert await request_id_key(MemoryStore()) != first
+
+
+async def test_a_stored_key_that_is_not_one_is_refused_naming_its_record():
+    store = MemoryStore()
+    await store.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": "zz"})])
+    with pytest.raises(StoreError, match=f"{REQUEST_ID_KEY}.*{KEYS}"):
+        await request_id_key(store)
+
+
+async def _priced(processor: ProcessorHarness, order: str) -> list[pb.OrderEvent]:
+    await processor.stub.CompleteOrder(pb.CompleteOrderRequest(order_req_id=order))
+    call = processor.stub.WatchOrder(pb.WatchOrderRequest(order_req_id=order))
+    return [response.event async for response in call]
+
+
+async def test_a_client_cannot_take_a_proposals_id_in_advance(
+    quote: QuoteHarness, processor: ProcessorHarness
+):
+    # The id the processor used to derive, taken by a client first.
+    taken = "proposal-" + hashlib.sha256(b"VICTIM\0P1").hexdigest()
+    await quote.stub.SubmitQuote(
+        quote_pb.SubmitQuoteRequest(submission=submission("Mallory"), request_id=taken)
+    )
+    await processor.stub.SubmitProposal(
+        pb.SubmitProposalRequest(
+            order_req_id="VICTIM", proposal_id="P1", submission=submission("Victim")
+        )
+    )
+    new, _ = await _priced(processor, "VICTIM")
+    assert new.kind == pb.ORDER_EVENT_KIND_PROPOSAL_NEW
+    assert new.quote.payload.applicant_name == "Victim"
+    assert new.quote.request_id != taken
+
+
+async def test_a_refused_derived_id_is_not_told_to_the_caller(quote, start_processor):
+    processor = await start_processor(quote.server.address)
+    request = pb.SubmitProposalRequest(
+        order_req_id="AGAIN", proposal_id="P1", submission=submission("First")
+    )
+    await processor.stub.SubmitProposal(request)
+    await _priced(processor, "AGAIN")
+    assert await processor.processor.orders.remove_order_queue("AGAIN")
+    request.submission.applicant_name = "Second"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await processor.stub.SubmitProposal(request)
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert reason(refused.value) == "PROPOSAL_PRICED_BEFORE"
+    key = await request_id_key(processor.processor.orders.store)
+    derived = proposal_request_id(key, "AGAIN", "P1")
+    assert derived not in refused.value.details()
+    trailing = dict(refused.value.trailing_metadata() or ())
+    assert derived.encode() not in trailing["grpc-status-details-bin"]
