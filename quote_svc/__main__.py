@@ -6,5 +6,9 @@ from service_runtime.server import run_service
 
 if __name__ == "__main__":
     run_service(
-        QuoteConfig, env_prefix=ENV_PREFIX, description="quoteflow quote service", serve=serve
+        QuoteConfig,
+        env_prefix=ENV_PREFIX,
+        description="quoteflow quote service",
+        serve=serve,
+        prog="python -m quote_svc",
     )

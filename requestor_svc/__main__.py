@@ -10,4 +10,5 @@ if __name__ == "__main__":
         env_prefix=ENV_PREFIX,
         description="quoteflow requestor service",
         serve=serve,
+        prog="python -m requestor_svc",
     )

@@ -98,8 +98,10 @@ def load_config(
     env_prefix: str,
     argv: Sequence[str] | None = None,
     description: str = "",
+    prog: str | None = None,
 ) -> T:
     """Build cls from flags (argv, default sys.argv[1:]), environment variables and defaults.
+    prog names the command in --help and errors (default: the script's file name).
 
     Bad values, from a flag, a variable or cls's own validation, end the
     process with a usage error, as argparse does.
@@ -107,6 +109,7 @@ def load_config(
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls.__name__} is not a dataclass")
     parser = argparse.ArgumentParser(
+        prog=prog,
         description=description,
         epilog="Every option can also be set by its environment variable; a flag wins.",
     )

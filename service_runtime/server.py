@@ -210,10 +210,12 @@ def run_service(
     env_prefix: str,
     description: str,
     serve: Callable[[C], Awaitable[None]],
+    prog: str | None = None,
 ) -> None:
     """The whole of a service's __main__: its configuration from flags and
-    environment, JSON logging, then serve(config) until it drains."""
-    config = load_config(config_type, env_prefix=env_prefix, description=description)
+    environment, JSON logging, then serve(config) until it drains. prog is how
+    --help names the command, "python -m quote_svc" say, not "__main__.py"."""
+    config = load_config(config_type, env_prefix=env_prefix, description=description, prog=prog)
     configure_logging(config.log_level)
     try:
         run(lambda: serve(config), event_loop=config.event_loop)
