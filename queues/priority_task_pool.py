@@ -7,6 +7,14 @@ time: a HIGH task submitted while every slot is busy gets the next free slot.
 A slot is free again once the task function has actually returned, so a
 cancelled task that is still unwinding keeps its slot until it has.
 
+Readiness: given ready_when, a queued task first waits for it, outside the
+slots, and joins the line for a slot only once it has returned; so a task that
+cannot make progress yet (its order has not started, say) holds no slot while
+others could use one. The line is then in priority order among the ready
+tasks. A ready_when that raises fails the task; the deadline and cancel_task
+end a waiting task like a queued one. Readiness is not written: after a
+restart, or a stop(), every queued task waits for it again.
+
 Durability: given a Store, the pool writes a task when it is queued and again
 when it ends, and commits each write before the change becomes visible; a
 change whose commit fails leaves the pool as it was (a worker tries the end
@@ -32,7 +40,7 @@ import itertools
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -104,6 +112,8 @@ class PriorityQueueManager(Generic[R]):
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = random_id,
         on_removed: Callable[[TaskRecord[R]], None] = lambda record: None,
+        ready_when: Callable[[dict[str, Any]], Awaitable[object]] | None = None,
+        waiting_for: str = "waiting to be ready",
     ) -> None:
         """store: where tasks are kept (None: nowhere, as the seed did).
         task_funcs: functions by name, which add_priority_task accepts in place
@@ -112,7 +122,12 @@ class PriorityQueueManager(Generic[R]):
         they are JSON already). partial_result: the result recorded for a task
         that ends other than by returning (failed, timed out, cancelled), read
         from its kwargs when it ends, so that what it had collected is kept;
-        it must return a value that does not change afterwards (a copy)."""
+        it must return a value that does not change afterwards (a copy).
+        ready_when: awaited with a queued task's kwargs, while the pool runs,
+        before the task joins the line for a slot (None: at once); see
+        Readiness above. waiting_for: what a task waiting for it does, for the
+        error of one whose deadline passes meanwhile ("deadline passed while
+        <waiting_for>")."""
         if max_concurrent_tasks < 1:
             raise ValueError(f"max_concurrent_tasks must be at least 1; got {max_concurrent_tasks}")
         if result_retention < 0 or cleanup_interval <= 0:
@@ -133,6 +148,10 @@ class PriorityQueueManager(Generic[R]):
         # Called with each task cleanup removes, once it is gone, so whoever
         # keeps data per task drops it in step with the pool. Must not raise.
         self._on_removed = on_removed
+        self._ready_when = ready_when
+        self._timed_out_waiting: _End[R] = _End(
+            TaskStatus.TIMED_OUT, f"deadline passed while {waiting_for}"
+        )
 
         self._records: dict[str, TaskRecord[R]] = {}
         # The queue item of every unfinished task, to queue it again on start().
@@ -147,6 +166,8 @@ class PriorityQueueManager(Generic[R]):
         self._adding_by_priority: Counter[TaskPriority] = Counter()
         self._deadline_timers: dict[str, asyncio.TimerHandle] = {}
         self._running: dict[str, asyncio.Task[R]] = {}
+        # Queued tasks waiting for ready_when, outside the slots.
+        self._waiting: dict[str, asyncio.Task[None]] = {}
         # (completed_at, id) in the order tasks became final: cleanup pops from
         # the left while entries are old enough.
         self._finished: deque[tuple[float, str]] = deque()
@@ -183,9 +204,6 @@ class PriorityQueueManager(Generic[R]):
         # per start lets a pool (such as the module-level default) be started on
         # another loop after stop().
         self._queue = asyncio.PriorityQueue()
-        for item in self._items.values():
-            self._queue.put_nowait(item)
-            self._arm_deadline(item)
         self._workers = [
             asyncio.create_task(self._work(), name=f"priority-task-worker-{n}")
             for n in range(self.max_concurrent_tasks)
@@ -193,6 +211,9 @@ class PriorityQueueManager(Generic[R]):
         self._cleaner = asyncio.create_task(
             self._clean_periodically(), name="priority-task-cleanup"
         )
+        for item in self._items.values():
+            self._line_up(item)
+            self._arm_deadline(item)
 
     async def stop(self) -> None:
         """Refuse new tasks, stop the workers and hand every RUNNING task back
@@ -206,7 +227,8 @@ class PriorityQueueManager(Generic[R]):
         for timer in self._deadline_timers.values():
             timer.cancel()
         self._deadline_timers.clear()
-        attempts = list(self._running.values())
+        attempts = [*self._running.values(), *self._waiting.values()]
+        self._waiting.clear()
         for attempt in attempts:
             attempt.cancel()
         for worker in self._workers:
@@ -396,7 +418,7 @@ class PriorityQueueManager(Generic[R]):
         self._records[record.task_id] = record
         self._items[record.task_id] = item
         self._count(record, +1)
-        self._queue.put_nowait(item)
+        self._line_up(item)
         self._arm_deadline(item)
         return record.task_id
 
@@ -478,9 +500,9 @@ class PriorityQueueManager(Generic[R]):
         record.result = ended.result
         self._finished.append((completed_at, record.task_id))
         self._set_status(record, ended.status)
-        attempt = self._running.get(record.task_id)
-        if attempt is not None:
-            attempt.cancel()
+        for attempt in (self._running.get(record.task_id), self._waiting.pop(record.task_id, None)):
+            if attempt is not None:
+                attempt.cancel()
 
     def _take_old(self, max_age_seconds: float | None) -> list[tuple[float, str]]:
         """Take the entries of tasks final for at least max_age off the
@@ -620,9 +642,46 @@ class PriorityQueueManager(Generic[R]):
     def _deadline_passed(self, task_id: str) -> None:
         self._deadline_timers.pop(task_id, None)
         if self._is_queued(task_id):
-            self._steps.start(
-                self._end(task_id, _while(TaskStatus.QUEUED, _TIMED_OUT_QUEUED), retry=True)
+            self._steps.start(self._end(task_id, self._time_out_queued, retry=True))
+
+    def _time_out_queued(self, record: TaskRecord[R]) -> _End[R] | None:
+        if record.status is not TaskStatus.QUEUED:
+            return None
+        return self._timed_out_waiting if record.task_id in self._waiting else _TIMED_OUT_QUEUED
+
+    def _line_up(self, item: PriorityTask[R]) -> None:
+        """Put a queued task in line for a slot, or, with ready_when, start
+        waiting for it first. Only while the pool runs: start() lines up every
+        queued task."""
+        if not self._workers:
+            return
+        if self._ready_when is None:
+            self._queue.put_nowait(item)
+        elif item.task_id not in self._waiting:
+            self._waiting[item.task_id] = asyncio.create_task(
+                self._wait_until_ready(item, self._ready_when),
+                name=f"priority-task-ready-{item.task_id}",
             )
+
+    async def _wait_until_ready(
+        self, item: PriorityTask[R], ready_when: Callable[[dict[str, Any]], Awaitable[object]]
+    ) -> None:
+        try:
+            await ready_when(item.kwargs)
+        except Exception as exc:
+            # Taken off first, so that recording the end does not cancel this.
+            self._waiting.pop(item.task_id, None)
+            failed = self._failure(self._records[item.task_id], exc)
+            await self._end(item.task_id, _while(TaskStatus.QUEUED, failed), retry=True)
+            return
+        self._waiting.pop(item.task_id, None)
+        if self._is_queued(item.task_id):
+            self._queue.put_nowait(item)
+
+    @property
+    def waiting_count(self) -> int:
+        """Queued tasks waiting for ready_when (also counted as queued)."""
+        return len(self._waiting)
 
     def _publish(self, record: TaskRecord[R]) -> None:
         self._watch.publish(record.task_id, record)
@@ -638,9 +697,7 @@ class PriorityQueueManager(Generic[R]):
                 continue  # cancelled or timed out while it waited
             # The deadline timer may not have fired yet.
             if item.deadline is not None and item.deadline <= self._clock():
-                await self._end(
-                    item.task_id, _while(TaskStatus.QUEUED, _TIMED_OUT_QUEUED), retry=True
-                )
+                await self._end(item.task_id, self._time_out_queued, retry=True)
                 continue
             # An end being committed holds the lock; once it is recorded, the
             # task is no longer queued.
@@ -684,17 +741,19 @@ class PriorityQueueManager(Generic[R]):
                 retry=True,
             )
 
-    @staticmethod
-    def _outcome(record: TaskRecord[R], attempt: asyncio.Task[R]) -> _End[R]:
+    @classmethod
+    def _outcome(cls, record: TaskRecord[R], attempt: asyncio.Task[R]) -> _End[R]:
         if attempt.cancelled():
             return _End(TaskStatus.FAILED, "the task function was cancelled")
         exc = attempt.exception()
         if exc is not None:
-            log.warning(
-                "task %s of order %s failed", record.task_id, record.order_req_id, exc_info=exc
-            )
-            return _End(TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            return cls._failure(record, exc)
         return _End(TaskStatus.SUCCEEDED, result=attempt.result())
+
+    @staticmethod
+    def _failure(record: TaskRecord[R], exc: BaseException) -> _End[R]:
+        log.warning("task %s of order %s failed", record.task_id, record.order_req_id, exc_info=exc)
+        return _End(TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
     async def _clean_periodically(self) -> None:
         while True:
