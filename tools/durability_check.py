@@ -1,14 +1,21 @@
 """`make durability-check`: nothing the quote service acknowledged is lost to kill -9.
 
-It starts the quote service with one worker on a fresh SQLite database,
-submits 1,000 quotes, kills the process with SIGKILL while most of them are
-still waiting, starts it again on the same database, and waits until every
-acknowledged quote is COMPLETED, each with its result.
+It starts the quote service with one worker on a fresh SQLite database, pricing
+with paced() (the rating engine, slowed so that the worker drains far more
+slowly than clients submit), submits 1,000 quotes, and kills the process with
+SIGKILL once every one is acknowledged. The kill must land while at least half
+of them are still PENDING, by the service's own GetStats just before it, or the
+check fails, saying so: after a kill that found the queue drained, recovery has
+nothing to prove. It starts the service again on the same database, now with
+the ordinary rating processor, since what is checked is the store, not the
+pricing, and waits until every acknowledged quote is COMPLETED, each with its
+result.
 """
 
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -16,18 +23,44 @@ from pathlib import Path
 
 import grpc
 
+from quote_svc.domain import QuoteResult, Submission
+from quote_svc.processors import rating_processor
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 
 DEADLINE_SECONDS = 120.0
+# One worker prices 50 quotes a second: 1,000 take 20 s, while clients have them
+# all acknowledged in a second or two, or in several on a loaded machine.
+PACE_SECONDS = 0.02
+# The first service loads paced() from this file, found on its PYTHONPATH.
+PACED_PROCESSOR = f"{Path(__file__).stem}:paced"
+
+
+async def paced(submission: Submission) -> QuoteResult:
+    """The rating processor, PACE_SECONDS slower."""
+    await asyncio.sleep(PACE_SECONDS)
+    return await rating_processor(submission)
+
+
+def kill_verdict(pending: int, acknowledged: int) -> str | None:
+    """Why a kill with this many of the acknowledged quotes PENDING tests too
+    little (fewer than half were), or None when it tests what it should."""
+    if pending * 2 >= acknowledged:
+        return None
+    return (
+        f"the kill came when only {pending} of the {acknowledged} acknowledged quotes "
+        "were pending, so the restart had too little to recover; run it again on a "
+        "less busy machine"
+    )
 
 
 # Readers of the services' logs, kept so they are not collected mid-read.
 _readers: set[asyncio.Task[None]] = set()
 
 
-async def start(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def start(data_dir: Path, *options: str) -> tuple[asyncio.subprocess.Process, str]:
     """The quote service on a free port; returns it and its address once it serves."""
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -38,7 +71,9 @@ async def start(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
         "1",
         "--data-dir",
         str(data_dir),
+        *options,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert process.stderr is not None
     async with asyncio.timeout(DEADLINE_SECONDS):
@@ -58,7 +93,7 @@ async def _drain_output(stream: asyncio.StreamReader) -> None:
 
 
 async def check(count: int, data_dir: Path) -> int:
-    process, address = await start(data_dir)
+    process, address = await start(data_dir, "--processor", PACED_PROCESSOR)
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.QuoteServiceStub(channel)
         requests = [
@@ -78,8 +113,12 @@ async def check(count: int, data_dir: Path) -> int:
     ids = [a.message.id for a in answers]
     print(
         f"acknowledged {len(ids)} quotes; killed with SIGKILL when "
-        f"{stats.completed_count} were completed and {stats.pending_count} pending"
+        f"{stats.completed_count} were completed, {stats.processing_count} processing "
+        f"and {stats.pending_count} pending"
     )
+    if (problem := kill_verdict(stats.pending_count, len(ids))) is not None:
+        print(f"FAILED: {problem}")
+        return 1
 
     process, address = await start(data_dir)
     try:
