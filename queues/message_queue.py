@@ -21,6 +21,10 @@ again (processing is at-least-once), while its result is written once, when
 an attempt succeeds. A worker hands that write to the store and goes on to
 the next message; the message stays PROCESSING until the write is durable,
 so `workers` bounds the attempts running, not the results being written.
+While the store cannot record attempts (a full disk, say), ready messages wait
+for it and one at a time is tried again with backoff (store_outage.py). Any
+failure to record an end, a result codec that raises included, settles the
+change's future and fails that attempt: no worker dies of it.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from queues.message_stats import MessageCounters, QueueStats
 from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
 from queues.storage import MemoryStore, Store, StoreError
+from queues.store_outage import StoreOutage
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +155,7 @@ class MessageQueue(Generic[P, R]):
         retention: float = 86_400.0,
         sweep_interval: float = 60.0,
         backoff: Backoff | None = None,
+        store_backoff: Backoff | None = None,
         store: Store | None = None,
         payload_codec: Codec[P] | None = None,
         result_codec: Codec[R] | None = None,
@@ -201,6 +207,8 @@ class MessageQueue(Generic[P, R]):
         # Submissions being committed: they count against max_size already.
         self._reserved = 0
         self._attempt_estimate = _INITIAL_ATTEMPT_ESTIMATE
+        # Capped at 30 s: a freed disk is in use again within that, by itself.
+        self._outage = StoreOutage(store_backoff or Backoff(base=1.0, cap=30.0), self._release)
 
         self._recovered = False
         self._worker_tasks: list[asyncio.Task[None]] = []
@@ -224,6 +232,7 @@ class MessageQueue(Generic[P, R]):
             for n in range(self.workers)
         ]
         self._sweeper = asyncio.create_task(self._sweep_periodically(), name="message-queue-sweep")
+        self._outage.resume()
 
     async def close(self, grace: float | None = None) -> None:
         """Stop accepting work, let running attempts finish for up to `grace`
@@ -236,6 +245,7 @@ class MessageQueue(Generic[P, R]):
         for handle in self._retry_timers.values():
             handle.cancel()
         self._retry_timers.clear()
+        self._outage.pause()
         for worker in self._idle_workers:
             worker.cancel()
         if self._attempts and grace != 0:
@@ -295,11 +305,14 @@ class MessageQueue(Generic[P, R]):
         )
         if request_id:
             facts = RequestFacts(fingerprint, position, estimate)
+        # Made before anything is reserved: a payload the codec refuses leaves nothing behind.
+        record = self._codec.put(message, facts)
+        if facts is not None:
             committed = asyncio.get_running_loop().create_future()
             self._requests[request_id] = _Request(message.id, facts, committed)
         self._reserved += 1
         answer: asyncio.Future[Submitted[P, R]] = asyncio.get_running_loop().create_future()
-        step = self._steps.track(self._store.commit([self._codec.put(message, facts)]))
+        step = self._steps.track(self._store.commit([record]))
         step.add_done_callback(
             functools.partial(self._submit_committed, message, position, estimate, answer)
         )
@@ -326,6 +339,8 @@ class MessageQueue(Generic[P, R]):
             if not answer.done():
                 answer.set_exception(error)
             return
+        if self._outage.active:
+            self._outage.ended()
         self._register(message)
         self._make_ready(message)
         if request is not None:
@@ -358,7 +373,7 @@ class MessageQueue(Generic[P, R]):
         if message.status is MessageStatus.PROCESSING:
             try:
                 await asyncio.shield(self._record(message, end, queued=False))
-            except StoreError:
+            except Exception:
                 self._unregister(message)
                 raise
         return message.copy()
@@ -519,7 +534,9 @@ class MessageQueue(Generic[P, R]):
     def _register(self, message: Message[P, R]) -> None:
         self._messages[message.id] = message
         self._by_seq[message.seq] = message
-        self._seqs.append(message.seq)
+        # Seqs are taken in creation order but registered when their commit
+        # lands (run_inline's at once), so a later seq can come first.
+        bisect.insort(self._seqs, message.seq)
         self._counters.moved(message.priority, None, message.status)
         if message.status is MessageStatus.PENDING:
             self._counters.entered_pending(message.created_at, message.seq, message.id)
@@ -541,7 +558,6 @@ class MessageQueue(Generic[P, R]):
         last_seq = 0
         for _, record in await self._store.load(COLLECTION):
             message, facts = self._codec.message(record)
-            # Records load in key (seq) order, so registering keeps _seqs sorted.
             self._register(message)
             last_seq = max(last_seq, message.seq)
             if facts is not None:
@@ -574,20 +590,22 @@ class MessageQueue(Generic[P, R]):
         done: asyncio.Future[Message[P, R]] = asyncio.get_running_loop().create_future()
         self._steps.track(done)
 
+        # Whatever raises in turn or applied (change, a codec, the store) settles
+        # done and ends the turn: nothing escapes into the caller of a callback,
+        # which may be a worker or another key's release.
         def turn() -> None:
             try:
                 message = self._get(message_id)
                 new = change(message)
+                if new is None:
+                    done.set_result(message.copy())
+                else:
+                    committed = self._store.commit([self._codec.put(new, self._facts(new))])
+                    committed.add_done_callback(functools.partial(applied, message, new))
+                    return
             except Exception as error:
-                self._locks.release(message_id)
                 done.set_exception(error)
-                return
-            if new is None:
-                self._locks.release(message_id)
-                done.set_result(message.copy())
-                return
-            committed = self._store.commit([self._codec.put(new, self._facts(new))])
-            committed.add_done_callback(functools.partial(applied, message, new))
+            self._locks.release(message_id)
 
         def applied(
             message: Message[P, R], new: Message[P, R], committed: asyncio.Future[None]
@@ -595,10 +613,14 @@ class MessageQueue(Generic[P, R]):
             try:
                 error = committed.exception()
                 if error is None:
+                    if self._outage.active:
+                        self._outage.ended()
                     self._install(message, new)
                     done.set_result(message.copy())
                 else:
                     done.set_exception(error)
+            except Exception as failure:
+                done.set_exception(failure)
             finally:
                 self._locks.release(message_id)
 
@@ -716,6 +738,8 @@ class MessageQueue(Generic[P, R]):
                 _, _, message_id = await self._ready.get()
             finally:
                 self._idle_workers.discard(worker)
+            if self._outage.active and self._outage.holds(message_id):
+                continue
             message = self._claim(message_id)
             if message is None:
                 continue
@@ -730,17 +754,46 @@ class MessageQueue(Generic[P, R]):
                 functools.partial(self._recorded, message)
             )
 
-    def _recorded(self, message: Message[P, R], step: asyncio.Future[Message[P, R]]) -> None:
+    def _recorded(
+        self,
+        message: Message[P, R],
+        step: asyncio.Future[Message[P, R]],
+        *,
+        outcome_refused: bool = False,
+    ) -> None:
+        """Deal with an attempt whose end could not be recorded; the store still
+        holds the message as it was before the attempt."""
         error = step.exception()
-        if error is None:
+        if error is None or message.status is not MessageStatus.PROCESSING:
+            return
+        if isinstance(error, StoreError):
+            # Memory goes back to what the store holds, and the attempt runs
+            # again once the store records again.
+            self._set_status(message, MessageStatus.PENDING)
+            self._outage.failed(message.id, error)
             return
         log.error("could not record the attempt of message %s", message.id, exc_info=error)
-        if isinstance(error, StoreError) and message.status is MessageStatus.PROCESSING:
-            # The store still holds the message as it was before this attempt,
-            # so memory goes back to that too, and it runs again.
-            self._set_status(message, MessageStatus.PENDING)
-            if not self._closed:
-                self._schedule_retry_at(message, self._backoff.delay(1))
+        if not outcome_refused:
+            # What the attempt produced cannot be recorded (a result its codec
+            # refuses, say): that attempt failed, and is recorded as such.
+            end: _AttemptEnd[R] = _AttemptEnd(
+                error=f"cannot record the outcome: {type(error).__name__}: {error}"
+            )
+            self._record(message, end, queued=True).add_done_callback(
+                functools.partial(self._recorded, message, outcome_refused=True)
+            )
+            return
+        # Not even the failure can be recorded: try the attempt again later.
+        self._set_status(message, MessageStatus.PENDING)
+        if not self._closed:
+            self._schedule_retry_at(message, self._backoff.delay(message.retry_count + 1))
+
+    def _release(self, message_id: str) -> bool:
+        """Make a message the store outage held ready, if it still waits."""
+        if not self._is_pending(message_id):
+            return False
+        self._make_ready(self._messages[message_id])
+        return True
 
     def _claim(self, message_id: str) -> Message[P, R] | None:
         """The message of a ready entry, now PROCESSING; None for an entry whose

@@ -1,0 +1,178 @@
+"""The message queue when something under it fails: a codec that raises, a
+store that stops recording, and commits that land out of creation order."""
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from store_doubles import ScriptedStore
+
+from queues.backoff import Backoff
+from queues.codec import JsonCodec
+from queues.message import Message, MessageStatus, Outcome, Priority
+from queues.message_queue import MessageQueue
+from queues.storage import StoreError
+
+FAST = Backoff(base=0.001, cap=0.002, jitter=0.0)
+
+
+class Gated:
+    """A processor whose attempts wait for `go`, recording what they started."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.started: list[str] = []
+        self.started_event = asyncio.Event()
+
+    async def __call__(self, payload: str) -> Outcome[str]:
+        self.started.append(payload)
+        self.started_event.set()
+        await self.go.wait()
+        return Outcome(f"priced {payload}")
+
+    async def wait_started(self, payload: str) -> None:
+        while payload not in self.started:
+            self.started_event.clear()
+            await self.started_event.wait()
+
+
+class RefusingCodec(JsonCodec):
+    """Refuses to encode the values it is told to."""
+
+    def __init__(self, *refused: str) -> None:
+        self.refused = set(refused)
+
+    def encode(self, value: Any) -> Any:
+        if value in self.refused:
+            raise TypeError(f"cannot encode {value!r}")
+        return value
+
+
+async def final(queue: MessageQueue[str, str], message_id: str) -> Message[str, str]:
+    async for state in queue.watch(message_id):
+        last = state
+    return last
+
+
+async def test_listing_pages_every_message_when_commits_land_out_of_creation_order():
+    store, processor = ScriptedStore(), Gated()
+    queue: MessageQueue[str, str] = MessageQueue(processor, workers=1, store=store)
+    await queue.start()
+    store.gate = asyncio.Event()
+    queued = asyncio.create_task(queue.submit("queued", priority=Priority.NORMAL))
+    await store.entered.wait()  # seq 1 is taken; its commit is held
+    inline = asyncio.create_task(queue.run_inline("inline", priority=Priority.NORMAL))
+    await processor.wait_started("inline")  # seq 2 is registered at once
+    store.gate.set()
+    store.gate = None
+    first = (await queued).message
+
+    seen: list[int] = []
+    cursor = 0
+    while True:
+        page, next_cursor = queue.list_messages(after_seq=cursor, limit=1)
+        seen += [m.seq for m in page]
+        if next_cursor is None:
+            break
+        cursor = next_cursor
+    assert seen == [first.seq, first.seq + 1]
+    processor.go.set()
+    await inline
+    await queue.close()
+
+
+async def test_a_result_codec_that_raises_fails_the_attempt_and_keeps_the_worker():
+    processor = Gated()
+    processor.go.set()
+    queue: MessageQueue[str, str] = MessageQueue(
+        processor,
+        workers=1,
+        max_retries=1,
+        backoff=FAST,
+        store=ScriptedStore(),
+        result_codec=RefusingCodec("priced bad"),
+    )
+    await queue.start()
+    bad = (await queue.submit("bad", priority=Priority.NORMAL)).message
+    good = (await queue.submit("good", priority=Priority.NORMAL)).message
+
+    ended = await final(queue, bad.id)
+    assert (ended.status, ended.dead_lettered, ended.retry_count) == (
+        MessageStatus.FAILED,
+        True,
+        2,
+    )
+    assert ended.error_message == (
+        "cannot record the outcome: TypeError: cannot encode 'priced bad'"
+    )
+    # The only worker lived on to take the next message.
+    assert (await final(queue, good.id)).status is MessageStatus.COMPLETED
+    await queue.close()  # would hang with the message PROCESSING for ever
+
+
+async def test_an_inline_run_whose_result_cannot_be_encoded_raises_and_keeps_nothing():
+    processor = Gated()
+    processor.go.set()
+    queue: MessageQueue[str, str] = MessageQueue(
+        processor, workers=1, result_codec=RefusingCodec("priced bad")
+    )
+    async with queue:
+        with pytest.raises(TypeError, match="cannot encode"):
+            await queue.run_inline("bad", priority=Priority.NORMAL)
+        assert queue.list_messages() == ([], None)
+        assert queue.stats().processing == 0
+
+
+async def test_a_payload_the_codec_refuses_reserves_no_room():
+    processor = Gated()
+    queue: MessageQueue[str, str] = MessageQueue(
+        processor, max_size=1, payload_codec=RefusingCodec("bad")
+    )
+    async with queue:
+        for _ in range(3):
+            with pytest.raises(TypeError, match="cannot encode 'bad'"):
+                await queue.submit("bad", priority=Priority.NORMAL)
+        accepted = await queue.submit("good", priority=Priority.NORMAL)
+        assert accepted.message.status is MessageStatus.PENDING
+        processor.go.set()
+
+
+async def test_while_the_store_fails_messages_wait_and_one_probe_per_interval_runs(caplog):
+    caplog.set_level(logging.INFO)
+    store, processor = ScriptedStore(), Gated()
+    queue: MessageQueue[str, str] = MessageQueue(
+        processor,
+        workers=2,
+        store=store,
+        store_backoff=Backoff(base=0.005, cap=0.02, jitter=0.0),
+    )
+    await queue.start()
+    ids = [(await queue.submit(f"m{n}", priority=Priority.NORMAL)).message.id for n in range(20)]
+    store.failing = True
+    processor.go.set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while len(lines(caplog, logging.WARNING)) < 3:
+        assert loop.time() < deadline, caplog.text
+        await asyncio.sleep(0.005)
+    with pytest.raises(StoreError, match="disk full"):
+        await queue.submit("refused", priority=Priority.NORMAL)
+
+    # One line when the outage began, not one per message, then one per probe,
+    # and each probe ran one attempt: the rest waited without running.
+    assert len(lines(caplog, logging.ERROR)) == 1
+    probes = len(lines(caplog, logging.WARNING))
+    assert len(processor.started) - len(ids) in (probes, probes + 1)
+    stats = queue.stats()
+    assert (stats.pending, stats.processing) in ((20, 0), (19, 1))
+
+    store.failing = False
+    for message_id in ids:
+        assert (await final(queue, message_id)).status is MessageStatus.COMPLETED
+    assert "the store records again" in caplog.text
+    await queue.close()
+
+
+def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == level and r.name.startswith("queues.")]
