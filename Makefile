@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := $(wildcard */__init__.py)
 
-.PHONY: run demo durability-check test lint bench gen install clean
+.PHONY: run demo durability-check test test-fast lint bench gen install clean
 
 $(BIN)/.installed: pyproject.toml $(PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The unit tests alone (in-process, no child processes): under a minute here.
+test-fast: install
+	$(BIN)/python -m pytest -m unit
 
 lint: install
 	npx --no-install buf lint

@@ -14,3 +14,25 @@ async def start_quote() -> AsyncIterator[StartQuote]:
     yield functools.partial(start_quote_harness, started)
     for harness in started:
         await stop_quote_harness(harness)
+
+
+#: Folders whose tests drive the project's surroundings, marked by the folder's name.
+_FOLDER_MARKERS = {"ecosystem": "ecosystem", "deploy": "deploy", "benchmarks": "bench"}
+#: Words in a test module's source that mean its tests start real processes.
+_PROCESS_WORDS = ("service_process", "subprocess", "run_to_exit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by what it needs: the folder's marker for ecosystem,
+    deploy and bench tests; `process` for a module that starts processes; else
+    `unit`, the quick half that `make test-fast` runs."""
+    sources: dict[str, str] = {}
+    for item in items:
+        path = item.path
+        folder = next((_FOLDER_MARKERS[p] for p in path.parts if p in _FOLDER_MARKERS), None)
+        if folder is not None:
+            item.add_marker(folder)
+            continue
+        source = sources.setdefault(str(path), path.read_text())
+        process = any(word in source for word in _PROCESS_WORDS)
+        item.add_marker("process" if process else "unit")
