@@ -23,6 +23,20 @@ class ProcessorConfig(ServerOptions):
     completed_retention: float = field(
         default=3600.0, metadata={"help": "seconds a completed order's events are kept"}
     )
+    tombstone_retention: float = field(
+        default=86_400.0,
+        metadata={
+            "help": "seconds a removed order's id is remembered: calls naming it answer "
+            "NOT_FOUND (ORDER_EXPIRED) rather than start a new order"
+        },
+    )
+    max_awaited_orders: int = field(
+        default=1000,
+        metadata={
+            "help": "orders with no event yet that may be watched at once; past it "
+            "WatchOrder answers RESOURCE_EXHAUSTED"
+        },
+    )
     cleanup_interval: float = field(
         default=60.0, metadata={"help": "seconds between sweeps of completed orders"}
     )
@@ -35,4 +49,5 @@ class ProcessorConfig(ServerOptions):
         require_positive(
             self, "call_deadline", "pricing_timeout", "cleanup_interval", "health_interval"
         )
-        require_non_negative(self, "completed_retention")
+        require_positive(self, "max_awaited_orders")
+        require_non_negative(self, "completed_retention", "tombstone_retention")

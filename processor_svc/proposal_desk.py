@@ -165,9 +165,10 @@ class ProposalDesk(Generic[S, Q]):
         event, and return it once committed; completing again returns the same
         event. New proposals to the order are refused while it waits. Raises
         StoreError if the completion could not be committed: the order stays open."""
-        queue = self._orders.get_order_queue(order_req_id)
-        if queue.completion is not None:
+        queue = self._orders.find_order_queue(order_req_id)
+        if queue is not None and queue.completion is not None:
             return queue.completion
+        self._orders.refuse_if_expired(order_req_id)
         order = self._order(order_req_id)
         order.completers += 1
         try:
@@ -176,6 +177,7 @@ class ProposalDesk(Generic[S, Q]):
             return await self._orders.complete_order(order_req_id)
         finally:
             order.completers -= 1
+            self._forget_if_unused(order_req_id, order)
 
     async def close(self) -> None:
         """Refuse new proposals, let the acceptances under way finish, and stop
@@ -224,17 +226,20 @@ class ProposalDesk(Generic[S, Q]):
                     raise RequestConflictError(request_id)
                 return True
             new_request = [] if request is None else [request_put(request_id, request)]
-            order = self._order(order_req_id)
-            if proposal_id in order.proposals:
+            order = self._state.get(order_req_id)
+            if order is not None and proposal_id in order.proposals:
                 if new_request:
                     # A repeat under a request id not seen before: keep the id, so
                     # its own repeats are answered alike and its reuse is refused.
                     await self._store.commit(new_request)
                     self._remember(request_id, request)
                 return True
-            completed = self._orders.get_order_queue(order_req_id).completion is not None
-            if completed or order.completers:
+            self._orders.refuse_if_expired(order_req_id)
+            queue = self._orders.find_order_queue(order_req_id)
+            completed = queue is not None and queue.completion is not None
+            if completed or (order is not None and order.completers):
                 raise InvalidStateError("order", order_req_id, "completed", "submit a proposal to")
+            order = self._order(order_req_id)
             self._begin(order)
             try:
                 handle = await self._pricer.submit(order_req_id, proposal_id, submission)
@@ -243,7 +248,10 @@ class ProposalDesk(Generic[S, Q]):
                 )
             except BaseException:
                 self._settled(order)
+                self._forget_if_unused(order_req_id, order)
                 raise
+            # An order with an accepted proposal exists, before its first event too.
+            self._orders.get_order_queue(order_req_id)
             order.proposals[proposal_id] = handle
             self._remember(request_id, request)
             self._spawn_pricing(order_req_id, proposal_id, handle, order)
@@ -254,6 +262,12 @@ class ProposalDesk(Generic[S, Q]):
         if order is None:
             order = self._state[order_req_id] = _Order()
         return order
+
+    def _forget_if_unused(self, order_req_id: str, order: _Order) -> None:
+        """Drop an order a refused call created: nothing of it was accepted."""
+        unused = not (order.proposals or order.request_ids or order.in_flight or order.completers)
+        if unused and not self._orders.has_order_queue(order_req_id):
+            self._state.pop(order_req_id, None)
 
     def _remember(self, request_id: str, request: Request | None) -> None:
         if request is not None:

@@ -68,6 +68,8 @@ async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
         orders: OrderQueueManager[quote_pb.QueueMessage] = OrderQueueManager(
             completed_retention=config.completed_retention,
             cleanup_interval=config.cleanup_interval,
+            tombstone_retention=config.tombstone_retention,
+            max_awaited_orders=config.max_awaited_orders,
             store=store,
             data_codec=ProtoCodec(quote_pb.QueueMessage),
         )

@@ -20,6 +20,16 @@ class NotFoundError(QueueError):
         self.key = key
 
 
+class ExpiredError(NotFoundError):
+    """The named item existed and was removed; its id is remembered, and refused, for a while."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        # NotFoundError's words would say it never was.
+        QueueError.__init__(self, f"{kind} {key!r} was removed and no longer exists")
+        self.kind = kind
+        self.key = key
+
+
 class InvalidStateError(QueueError):
     """The item exists but its state does not allow the operation."""
 
@@ -38,6 +48,18 @@ class QueueFullError(QueueError):
     def __init__(self, max_size: int, retry_after: float) -> None:
         super().__init__(f"queue is full ({max_size} unfinished messages); retry later")
         self.max_size = max_size
+        #: Seconds after which a retry is likely to be accepted.
+        self.retry_after = retry_after
+
+
+class WatchLimitError(QueueError):
+    """As many ids with nothing in them yet are watched as may be; the watch was refused."""
+
+    def __init__(self, limit: int, retry_after: float) -> None:
+        super().__init__(
+            f"{limit} orders that do not exist yet are being watched, the most at once; retry later"
+        )
+        self.limit = limit
         #: Seconds after which a retry is likely to be accepted.
         self.retry_after = retry_after
 

@@ -14,19 +14,38 @@ changes is memory's, sequences are handed out once each, and a change whose
 commit fails (StoreError) leaves memory as it was. Each commit-then-apply runs
 as a shielded step (queues.shielded): cancelling the caller cannot leave a
 committed change unapplied. start() rebuilds every log from the store.
+
+Asking about an order creates nothing that stays: a watcher of an order that
+has no event yet waits on a log that exists only while someone watches it and
+goes when the last such watcher leaves, and how many such orders may be
+watched at once is bounded (max_awaited_orders). A change that could not be
+committed leaves no log behind either.
+
+A removed order leaves a tombstone (with tombstone_retention > 0): for that
+long, its id is refused with ExpiredError rather than taken for a new empty
+order, so a watcher that comes back to it, even from sequence 0 or after a
+restart, learns it is gone instead of waiting for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from queues.codec import Codec, JsonCodec
-from queues.errors import CursorOutOfRangeError, InvalidStateError, NotFoundError
+from queues.errors import (
+    CursorOutOfRangeError,
+    ExpiredError,
+    InvalidStateError,
+    WatchLimitError,
+)
 from queues.keyed_lock import KeyedLock
 from queues.order_events import (
     EVENTS,
@@ -35,6 +54,12 @@ from queues.order_events import (
     event_from_record,
     event_key,
     event_put,
+)
+from queues.order_tombstones import (
+    TOMBSTONES,
+    tombstone_delete,
+    tombstone_from_record,
+    tombstone_put,
 )
 from queues.shielded import ShieldedSteps
 from queues.storage import Change, Delete, MemoryStore, Store, StoreError
@@ -45,6 +70,7 @@ __all__ = [
     "OrderQueue",
     "OrderQueueManager",
     "OrderRemovalListener",
+    "OrderStats",
     "order_queue_manager",
 ]
 
@@ -54,12 +80,38 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _JSON_CODEC = JsonCodec()
+#: Seconds a watch refused for too many awaited orders is told to wait.
+AWAITED_RETRY_AFTER = 1.0
+#: Tombstones deleted per commit by a sweep.
+_TOMBSTONE_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStats:
+    """A bounded summary of the orders, whatever their number."""
+
+    #: Orders with a log, not counting those only watched while they have no event.
+    orders: int
+    #: Events held by every order together.
+    events: int
+    #: (order id, events held) of the busiest orders, most events first, then by id.
+    busiest: list[tuple[str, int]]
+    #: Orders with no event yet that someone watches.
+    awaited: int
 
 
 class OrderQueue(Generic[T]):
     """One order's event log. Read-only to callers: the manager appends to it."""
 
-    __slots__ = ("_completion", "_events", "_read_cursor", "_removed", "_wake", "order_req_id")
+    __slots__ = (
+        "_completion",
+        "_events",
+        "_read_cursor",
+        "_removed",
+        "_wake",
+        "_watchers",
+        "order_req_id",
+    )
 
     def __init__(self, order_req_id: str) -> None:
         self.order_req_id = order_req_id
@@ -72,6 +124,8 @@ class OrderQueue(Generic[T]):
         # How far get_from_order_queue (the legacy single consumer) has read.
         # Kept in memory only: after a restart that reader starts from the first event.
         self._read_cursor = 0
+        # Watch iterators on this log now.
+        self._watchers = 0
 
     def __len__(self) -> int:
         """Events held; also the sequence of the last one (0: none yet)."""
@@ -127,8 +181,11 @@ class OrderRemovalListener(Protocol):
 
 
 class OrderQueueManager(Generic[T]):
-    """Every order's log, created on first use, kept until removed or until
-    completed_retention seconds after the order was completed.
+    """Every order's log, created by its first event, kept until removed or until
+    completed_retention seconds after the order was completed. A removed
+    order's id is refused for tombstone_retention seconds after (0: none, the
+    seed's behaviour: it may be used again at once). At most max_awaited_orders
+    orders with no event yet may be watched at once.
 
     store holds the events (a fresh MemoryStore unless given); it must be open
     before start() and stay open until stop() has returned: the manager neither
@@ -144,12 +201,19 @@ class OrderQueueManager(Generic[T]):
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
         data_codec: Codec[T] = _JSON_CODEC,
+        tombstone_retention: float = 0.0,
+        max_awaited_orders: int = 1000,
     ) -> None:
-        if completed_retention < 0 or cleanup_interval <= 0:
+        if completed_retention < 0 or tombstone_retention < 0 or cleanup_interval <= 0:
             raise ValueError(
-                "completed_retention must not be negative and cleanup_interval must be positive"
+                "completed_retention and tombstone_retention must not be negative and "
+                "cleanup_interval must be positive"
             )
+        if max_awaited_orders < 1:
+            raise ValueError("max_awaited_orders must be at least 1")
         self.completed_retention = completed_retention
+        self.tombstone_retention = tombstone_retention
+        self.max_awaited_orders = max_awaited_orders
         #: Where every event is committed before it is appended.
         self.store: Store = MemoryStore() if store is None else store
         self._codec = data_codec
@@ -159,6 +223,11 @@ class OrderQueueManager(Generic[T]):
         # (completed_at, log) in completion order; cleanup pops from the left. An
         # entry whose log was removed (or replaced) in the meantime is skipped.
         self._completed: deque[tuple[float, OrderQueue[T]]] = deque()
+        # Ids whose log holds nothing committed and exists only for its watchers.
+        self._awaited: set[str] = set()
+        # Removed order id → when, oldest first.
+        self._tombstones: dict[str, float] = {}
+        self._events_count = 0
         self._locks = KeyedLock()
         self._steps = ShieldedSteps()
         self._listeners: list[OrderRemovalListener] = []
@@ -180,6 +249,11 @@ class OrderQueueManager(Generic[T]):
         """
         if not self._recovered:
             self._recover(await self.store.load(EVENTS))
+            removals = [
+                tombstone_from_record(record) for _, record in await self.store.load(TOMBSTONES)
+            ]
+            # In removal order, which the sweep relies on.
+            self._tombstones.update(sorted(removals, key=lambda removal: removal[1]))
             self._recovered = True
         if self._cleaner is None:
             self._cleaner = asyncio.create_task(
@@ -215,7 +289,8 @@ class OrderQueueManager(Generic[T]):
         """Append an event with text `message` and return it, once it is committed.
 
         proposal_id defaults to the part of message before "/". Raises
-        InvalidStateError if the order is completed, ValueError for kind
+        InvalidStateError if the order is completed, ExpiredError if it was
+        removed (within tombstone_retention), ValueError for kind
         ORDER_COMPLETED (complete_order appends that, once), and StoreError if
         the commit fails, in which case the log is unchanged and the sequence
         is not used.
@@ -224,7 +299,7 @@ class OrderQueueManager(Generic[T]):
             raise ValueError("append ORDER_COMPLETED through complete_order")
 
         async def append() -> OrderEvent[T]:
-            queue = self.get_order_queue(order_req_id)
+            queue = self._claim(order_req_id)
             if queue.completion is not None:
                 raise InvalidStateError("order", order_req_id, "completed", "add an event to")
             event: OrderEvent[T] = OrderEvent(
@@ -245,10 +320,12 @@ class OrderQueueManager(Generic[T]):
     async def complete_order(self, order_req_id: str) -> OrderEvent[T]:
         """Append the ORDER_COMPLETED event (creating the order if need be) and
         return it once committed; on an order already completed, return the same
-        event. Raises StoreError if the commit fails, leaving the order open."""
+        event. Raises ExpiredError if the order was removed (within
+        tombstone_retention), and StoreError if the commit fails, leaving the
+        order open."""
 
         async def complete() -> OrderEvent[T]:
-            queue = self.get_order_queue(order_req_id)
+            queue = self._claim(order_req_id)
             if queue.completion is not None:
                 return queue.completion
             event: OrderEvent[T] = OrderEvent(
@@ -268,17 +345,20 @@ class OrderQueueManager(Generic[T]):
         """Drop the order's log; returns whether there was one.
 
         Its records, and those its removal listeners keep with it, are deleted
-        in one commit first; only then is the log dropped from memory, so a
-        StoreError leaves everything in place. Its watchers still get the
-        events already in it; then a watcher that has not seen ORDER_COMPLETED
-        raises NotFoundError, and a waiting get_from_order_queue answers None.
+        (and its tombstone written) in one commit first; only then is the log
+        dropped from memory, so a StoreError leaves everything in place. Its
+        watchers still get the events already in it; then a watcher that has
+        not seen ORDER_COMPLETED raises ExpiredError, and a waiting
+        get_from_order_queue answers None.
         """
         return await self._steps.run(self._remove(order_req_id, None))
 
     async def cleanup_completed(self) -> int:
         """Remove orders completed at least completed_retention seconds ago, as
-        remove_order_queue does, oldest first; returns how many were removed.
-        On StoreError the orders not yet removed stay for the next sweep."""
+        remove_order_queue does, oldest first, and forget the tombstones older
+        than tombstone_retention; returns how many orders were removed. On
+        StoreError the orders and tombstones not yet removed stay for the next
+        sweep."""
         async with self._sweeping:
             cutoff = self._clock() - self.completed_retention
             removed = 0
@@ -287,6 +367,7 @@ class OrderQueueManager(Generic[T]):
                 if await self._steps.run(self._remove(queue.order_req_id, queue)):
                     removed += 1
                 self._completed.popleft()
+            await self._forget_tombstones(self._clock() - self.tombstone_retention)
             return removed
 
     # -- reading ---------------------------------------------------------------
@@ -298,18 +379,27 @@ class OrderQueueManager(Generic[T]):
         already in the log first, then new ones as they are appended; end after
         ORDER_COMPLETED. Every watcher sees every event.
 
-        Creates the order's log if there is none. From its first step, raises
-        ValueError if after_sequence is negative, CursorOutOfRangeError if it is
-        beyond the last event (a cursor this log never handed out: it must come
-        from a removed one),
-        and NotFoundError if the order is removed before it completes.
+        An order with no event yet is waited for; its log exists only while
+        someone watches it. From its first step, raises ValueError if
+        after_sequence is negative, ExpiredError if the order was removed
+        (within tombstone_retention) or is removed before it completes,
+        WatchLimitError if the order has no event and max_awaited_orders others
+        without one are watched already, and CursorOutOfRangeError if
+        after_sequence is beyond the last event (a cursor this log never handed
+        out: it must come from a removed one).
         """
         if after_sequence < 0:
             raise ValueError(f"after_sequence must not be negative; got {after_sequence}")
-        queue = self.get_order_queue(order_req_id)
-        if after_sequence > len(queue):
+        queue = self._queues.get(order_req_id)
+        if queue is None:
+            self.refuse_if_expired(order_req_id)
+            if after_sequence > 0:
+                raise CursorOutOfRangeError("order", order_req_id, after_sequence, 0)
+            queue = self._await(order_req_id)
+        elif after_sequence > len(queue):
             raise CursorOutOfRangeError("order", order_req_id, after_sequence, len(queue))
         self._watchers += 1
+        queue._watchers += 1
         try:
             cursor = after_sequence
             while True:
@@ -317,7 +407,7 @@ class OrderQueueManager(Generic[T]):
                 if len(queue) <= cursor:
                     if queue.completion is not None:
                         return
-                    raise NotFoundError("order queue", order_req_id)
+                    raise ExpiredError("order", order_req_id)
                 event = queue._events[cursor]
                 cursor += 1
                 yield event
@@ -325,6 +415,10 @@ class OrderQueueManager(Generic[T]):
                     return
         finally:
             self._watchers -= 1
+            queue._watchers -= 1
+            if not queue._watchers and order_req_id in self._awaited:
+                self._awaited.discard(order_req_id)
+                del self._queues[order_req_id]
 
     async def get_from_order_queue(
         self,
@@ -352,16 +446,30 @@ class OrderQueueManager(Generic[T]):
         return event.text
 
     def get_order_queue(self, order_req_id: str) -> OrderQueue[T]:
-        """The order's log, created (empty) if there is none. An empty log has no
-        records, so creating one commits nothing."""
+        """The order's log, created (empty) if there is none: the seed's reader,
+        whose empty log stays until removed. An empty log has no records, so
+        creating one commits nothing. ExpiredError if the order was removed
+        (within tombstone_retention)."""
         queue = self._queues.get(order_req_id)
         if queue is None:
+            self.refuse_if_expired(order_req_id)
             queue = self._queues[order_req_id] = OrderQueue(order_req_id)
+        self._awaited.discard(order_req_id)
         return queue
 
+    def find_order_queue(self, order_req_id: str) -> OrderQueue[T] | None:
+        """The order's log, or None; never creates one."""
+        return self._queues.get(order_req_id)
+
     def has_order_queue(self, order_req_id: str) -> bool:
-        """Whether the order has a log; never creates one."""
-        return order_req_id in self._queues
+        """Whether the order has a log (not one its watchers keep while it has no
+        event); never creates one."""
+        return order_req_id in self._queues and order_req_id not in self._awaited
+
+    def refuse_if_expired(self, order_req_id: str) -> None:
+        """ExpiredError if the order was removed within tombstone_retention."""
+        if order_req_id in self._tombstones:
+            raise ExpiredError("order", order_req_id)
 
     @property
     def watchers_count(self) -> int:
@@ -369,11 +477,26 @@ class OrderQueueManager(Generic[T]):
         return self._watchers
 
     def get_queue_stats(self) -> dict[str, Any]:
-        """{'order_queues_count': orders held, 'queues': {order id: events held}}."""
+        """{'order_queues_count': orders held, 'queues': {order id: events held}}:
+        the seed's, as large as the number of orders; stats() is bounded."""
         return {
             "order_queues_count": len(self._queues),
             "queues": {order_id: len(queue) for order_id, queue in self._queues.items()},
         }
+
+    def stats(self, busiest: int) -> OrderStats:
+        """Totals, and the `busiest` orders holding the most events."""
+        held = (
+            (order_id, len(queue))
+            for order_id, queue in self._queues.items()
+            if order_id not in self._awaited
+        )
+        return OrderStats(
+            orders=len(self._queues) - len(self._awaited),
+            events=self._events_count,
+            busiest=heapq.nsmallest(busiest, held, key=lambda item: (-item[1], item[0])),
+            awaited=len(self._awaited),
+        )
 
     # -- inside the steps --------------------------------------------------------
 
@@ -381,9 +504,43 @@ class OrderQueueManager(Generic[T]):
         async with self._locks.hold(order_req_id):
             return await change()
 
+    def _claim(self, order_req_id: str) -> OrderQueue[T]:
+        """The log a change is about to be committed to, under the order's lock:
+        created if need be, and no longer one that only watchers keep.
+        ExpiredError if the order was removed within tombstone_retention."""
+        queue = self._queues.get(order_req_id)
+        if queue is None:
+            self.refuse_if_expired(order_req_id)
+            queue = self._queues[order_req_id] = OrderQueue(order_req_id)
+        self._awaited.discard(order_req_id)
+        return queue
+
+    def _await(self, order_req_id: str) -> OrderQueue[T]:
+        """A log for watchers of an order with no log: WatchLimitError past the bound."""
+        if len(self._awaited) >= self.max_awaited_orders:
+            raise WatchLimitError(self.max_awaited_orders, AWAITED_RETRY_AFTER)
+        queue = self._queues[order_req_id] = OrderQueue(order_req_id)
+        self._awaited.add(order_req_id)
+        return queue
+
+    def _unclaim(self, queue: OrderQueue[T]) -> None:
+        """After a change that could not be committed: a log still empty goes,
+        unless watched, in which case it is awaited again."""
+        if len(queue) or self._queues.get(queue.order_req_id) is not queue:
+            return
+        if queue._watchers:
+            self._awaited.add(queue.order_req_id)
+        else:
+            del self._queues[queue.order_req_id]
+
     async def _commit_append(self, queue: OrderQueue[T], event: OrderEvent[T]) -> None:
-        await self.store.commit([event_put(event, self._codec)])
+        try:
+            await self.store.commit([event_put(event, self._codec)])
+        except BaseException:
+            self._unclaim(queue)
+            raise
         queue._append(event)
+        self._events_count += 1
         if event.kind is OrderEventKind.ORDER_COMPLETED:
             self._completed.append((event.created_at, queue))
 
@@ -391,7 +548,11 @@ class OrderQueueManager(Generic[T]):
         """Remove the order's log (only if it is expected, when given)."""
         async with self._locks.hold(order_req_id):
             queue = self._queues.get(order_req_id)
-            if queue is None or (expected is not None and queue is not expected):
+            if (
+                queue is None
+                or order_req_id in self._awaited
+                or (expected is not None and queue is not expected)
+            ):
                 return False
             changes: list[Change] = [
                 Delete(EVENTS, event_key(order_req_id, sequence))
@@ -399,8 +560,15 @@ class OrderQueueManager(Generic[T]):
             ]
             for listener in self._listeners:
                 changes.extend(listener.removal_changes(order_req_id))
+            removed_at = self._clock()
+            if self.tombstone_retention > 0:
+                changes.append(tombstone_put(order_req_id, removed_at))
             await self.store.commit(changes)
             del self._queues[order_req_id]
+            self._awaited.discard(order_req_id)
+            self._events_count -= len(queue)
+            if self.tombstone_retention > 0:
+                self._tombstones[order_req_id] = removed_at
             queue._remove()
             for listener in self._listeners:
                 listener.order_removed(order_req_id)
@@ -425,9 +593,28 @@ class OrderQueueManager(Generic[T]):
                 continue
             for event in events:
                 queue._append(event)
+            self._events_count += len(events)
             if queue.completion is not None:
                 completed.append((queue.completion.created_at, queue))
         self._completed = deque(sorted([*self._completed, *completed], key=lambda e: e[0]))
+
+    async def _forget_tombstones(self, cutoff: float) -> None:
+        """Delete the tombstones of orders removed at or before cutoff, oldest first."""
+        while True:
+            # Oldest first: the dict is in removal order.
+            expired = list(
+                itertools.islice(
+                    itertools.takewhile(
+                        lambda removal: removal[1] <= cutoff, self._tombstones.items()
+                    ),
+                    _TOMBSTONE_BATCH,
+                )
+            )
+            if not expired:
+                return
+            await self.store.commit([tombstone_delete(order_req_id) for order_req_id, _ in expired])
+            for order_req_id, _ in expired:
+                del self._tombstones[order_req_id]
 
     async def _clean_periodically(self) -> None:
         while True:

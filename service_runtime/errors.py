@@ -141,6 +141,15 @@ def _not_found(exc: queue_errors.NotFoundError) -> grpc.Status:
     )
 
 
+def _expired(exc: queue_errors.ExpiredError) -> grpc.Status:
+    return rich_status(
+        grpc.StatusCode.NOT_FOUND,
+        str(exc),
+        reason=f"{exc.kind}_EXPIRED",
+        metadata={"id": exc.key},
+    )
+
+
 def _invalid_state(exc: queue_errors.InvalidStateError) -> grpc.Status:
     return rich_status(
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -156,6 +165,16 @@ def _queue_full(exc: queue_errors.QueueFullError) -> grpc.Status:
         str(exc),
         reason="QUEUE_FULL",
         metadata={"maxSize": str(exc.max_size)},
+        retry_after=exc.retry_after,
+    )
+
+
+def _watch_limit(exc: queue_errors.WatchLimitError) -> grpc.Status:
+    return rich_status(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        str(exc),
+        reason="WATCH_LIMIT_REACHED",
+        metadata={"limit": str(exc.limit)},
         retry_after=exc.retry_after,
     )
 
@@ -216,8 +235,10 @@ def _forwarded(exc: ForwardedError) -> grpc.Status:
 _STATUS_BUILDERS: Mapping[type[BaseException], Callable[[Any], grpc.Status]] = {
     InvalidArgumentError: _invalid_argument,
     queue_errors.NotFoundError: _not_found,
+    queue_errors.ExpiredError: _expired,
     queue_errors.InvalidStateError: _invalid_state,
     queue_errors.QueueFullError: _queue_full,
+    queue_errors.WatchLimitError: _watch_limit,
     queue_errors.RequestConflictError: _request_conflict,
     queue_errors.ClosedError: _closed,
     StoreError: _store_failed,

@@ -71,7 +71,7 @@ async def test_a_client_cannot_take_a_proposals_id_in_advance(
 
 
 async def test_a_refused_derived_id_is_not_told_to_the_caller(quote, start_processor):
-    processor = await start_processor(quote.server.address)
+    processor = await start_processor(quote.server.address, tombstone_retention=0.0)
     request = pb.SubmitProposalRequest(
         order_req_id="AGAIN", proposal_id="P1", submission=submission("First")
     )

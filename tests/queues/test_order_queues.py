@@ -9,12 +9,18 @@ import tracemalloc
 import pytest
 from store_doubles import ScriptedStore
 
-from queues.errors import CursorOutOfRangeError, InvalidStateError, NotFoundError
+from queues.errors import (
+    CursorOutOfRangeError,
+    ExpiredError,
+    InvalidStateError,
+    WatchLimitError,
+)
 from queues.order_events import event_key
 from queues.order_queues import (
     OrderEvent,
     OrderEventKind,
     OrderQueueManager,
+    OrderStats,
     order_queue_manager,
 )
 from queues.storage import Delete, MemoryStore, Put, Store, StoreError
@@ -226,7 +232,7 @@ async def test_removing_an_order_ends_whoever_waits_on_it(manager):
     # reader is waiting too.
     await watcher.wait_count(1)
     assert await manager.remove_order_queue("ORD") is True
-    with pytest.raises(NotFoundError, match="order queue 'ORD' not found"):
+    with pytest.raises(ExpiredError, match="order 'ORD' was removed"):
         await watcher.task
     assert await reader is None
     assert manager.watchers_count == 0
@@ -506,3 +512,176 @@ async def test_removal_listeners_commit_their_deletes_with_the_order():
     ]
     assert removed == ["ORD"]
     assert await store.load("extra") == []
+
+
+# -- what asking about an order leaves behind ---------------------------------------
+
+
+async def until(condition, what: str) -> None:
+    """Poll condition until it holds, failing after a generous deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not condition():
+        assert loop.time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.001)
+
+
+async def test_watchers_of_orders_that_do_not_exist_leave_nothing_once_gone(manager):
+    manager.max_awaited_orders = 5000
+    followers = [Follower(manager, f"GHOST-{n}") for n in range(5000)]
+    await until(lambda: manager.stats(0).awaited == 5000, "every ghost is awaited")
+    assert manager.stats(0).orders == 0
+    assert not manager.has_order_queue("GHOST-1")
+    for follower in followers:
+        follower.task.cancel()
+    await asyncio.gather(*(f.task for f in followers), return_exceptions=True)
+    assert manager.get_queue_stats() == {"order_queues_count": 0, "queues": {}}
+    assert manager.stats(10) == OrderStats(orders=0, events=0, busiest=[], awaited=0)
+    assert manager.watchers_count == 0
+
+
+async def test_a_watcher_waiting_for_an_order_gets_it_and_the_order_stays(manager):
+    early, second = Follower(manager, "LATE"), Follower(manager, "LATE")
+    await until(lambda: manager.watchers_count == 2, "both watchers wait")
+    assert manager.stats(0).awaited == 1
+    await manager.add_to_order_queue("LATE", "P1/New")
+    await early.wait_count(1)
+    await second.wait_count(1)
+    early.task.cancel()
+    second.task.cancel()
+    await asyncio.gather(early.task, second.task, return_exceptions=True)
+    assert manager.has_order_queue("LATE")
+    assert manager.stats(5) == OrderStats(orders=1, events=1, busiest=[("LATE", 1)], awaited=0)
+
+
+async def test_a_cursor_into_an_order_that_does_not_exist_is_out_of_range_and_leaves_nothing(
+    manager,
+):
+    with pytest.raises(CursorOutOfRangeError):
+        await anext(manager.watch("NOWHERE", after_sequence=3))
+    assert manager.get_queue_stats()["order_queues_count"] == 0
+
+
+async def test_how_many_orders_are_awaited_at_once_is_bounded():
+    manager: OrderQueueManager[str] = OrderQueueManager(max_awaited_orders=2)
+    a, b = Follower(manager, "A"), Follower(manager, "B")
+    await until(lambda: manager.stats(0).awaited == 2, "A and B are awaited")
+    with pytest.raises(WatchLimitError, match="2 orders that do not exist yet") as refused:
+        await anext(manager.watch("C"))
+    assert refused.value.retry_after > 0
+    # Another watcher of an awaited order, or of one that exists, is no new one.
+    also_a = Follower(manager, "A")
+    await manager.add_to_order_queue("EXISTS", "P1/New")
+    existing = Follower(manager, "EXISTS")
+    await existing.wait_count(1)
+    await until(lambda: manager.watchers_count == 4, "every watcher waits")
+    a.task.cancel()
+    also_a.task.cancel()
+    await asyncio.gather(a.task, also_a.task, return_exceptions=True)
+    c = Follower(manager, "C")
+    await until(lambda: manager.stats(0).awaited == 2, "C is awaited now")
+    for follower in (b, c, existing):
+        follower.task.cancel()
+    await asyncio.gather(b.task, c.task, existing.task, return_exceptions=True)
+
+
+async def test_a_change_that_could_not_be_committed_leaves_no_order_behind():
+    store = ScriptedStore()
+    manager: OrderQueueManager[str] = OrderQueueManager(store=store)
+    store.refuse = lambda changes: True
+    with pytest.raises(StoreError):
+        await manager.add_to_order_queue("NEW", "P1/New")
+    with pytest.raises(StoreError):
+        await manager.complete_order("NEW")
+    assert manager.get_queue_stats()["order_queues_count"] == 0
+    # Watched meanwhile, the order is awaited again and its watcher gets what follows.
+    watcher = Follower(manager, "NEW")
+    await until(lambda: manager.stats(0).awaited == 1, "the watcher waits")
+    with pytest.raises(StoreError):
+        await manager.add_to_order_queue("NEW", "P1/New")
+    assert manager.stats(0).awaited == 1
+    store.refuse = lambda changes: False
+    await manager.add_to_order_queue("NEW", "P2/New")
+    await manager.complete_order("NEW")
+    await watcher.task
+    assert [e.text for e in watcher.events] == ["P2/New", "NEW/Completed"]
+
+
+# -- tombstones ----------------------------------------------------------------------
+
+
+def tombstoning_manager(store: Store, now: list[float]) -> OrderQueueManager[str]:
+    return OrderQueueManager(
+        store=store, completed_retention=10.0, tombstone_retention=100.0, clock=lambda: now[0]
+    )
+
+
+async def test_a_removed_order_is_refused_while_its_tombstone_is_kept_across_restarts():
+    store, now = MemoryStore(), [1000.0]
+    manager = tombstoning_manager(store, now)
+    await manager.start()
+    await add(manager, "OLD", 2)
+    await manager.complete_order("OLD")
+    now[0] = 1010.0
+    assert await manager.cleanup_completed() == 1
+    for refused in (
+        lambda: anext(manager.watch("OLD")),
+        lambda: anext(manager.watch("OLD", after_sequence=3)),
+        lambda: manager.add_to_order_queue("OLD", "P9/New"),
+        lambda: manager.complete_order("OLD"),
+    ):
+        with pytest.raises(ExpiredError, match="order 'OLD' was removed"):
+            await refused()
+    assert manager.get_queue_stats()["order_queues_count"] == 0
+    assert await store.load("order_events") == []
+    await manager.stop()
+
+    restarted = tombstoning_manager(store, now)
+    await restarted.start()
+    with pytest.raises(ExpiredError):
+        await anext(restarted.watch("OLD"))
+    # The tombstone goes once tombstone_retention has passed since the removal.
+    now[0] = 1109.0
+    await restarted.cleanup_completed()
+    with pytest.raises(ExpiredError):
+        await restarted.complete_order("OLD")
+    now[0] = 1110.0
+    await restarted.cleanup_completed()
+    assert await store.load("order_tombstones") == []
+    assert (await restarted.complete_order("OLD")).sequence == 1
+    await restarted.stop()
+
+
+async def test_a_watcher_following_an_order_when_it_is_removed_learns_it_expired():
+    now = [0.0]
+    manager = tombstoning_manager(MemoryStore(), now)
+    await add(manager, "ORD", 1)
+    watcher = Follower(manager, "ORD")
+    await watcher.wait_count(1)
+    await manager.remove_order_queue("ORD")
+    with pytest.raises(ExpiredError):
+        await watcher.task
+    # Coming back from the start finds the tombstone, not a new empty order.
+    with pytest.raises(ExpiredError):
+        await anext(manager.watch("ORD"))
+
+
+async def test_without_tombstone_retention_a_removed_id_is_free_at_once(manager):
+    await manager.complete_order("ORD")
+    await manager.remove_order_queue("ORD")
+    assert await manager.store.load("order_tombstones") == []
+    assert (await manager.complete_order("ORD")).sequence == 1
+
+
+async def test_stats_are_bounded_to_the_busiest_orders(manager):
+    await add(manager, "B", 3)
+    await add(manager, "A", 3)
+    await add(manager, "C", 1)
+    await add(manager, "D", 5)
+    stats = manager.stats(3)
+    assert stats == OrderStats(
+        orders=4, events=12, busiest=[("D", 5), ("A", 3), ("B", 3)], awaited=0
+    )
+    await manager.complete_order("D")
+    await manager.remove_order_queue("D")
+    assert manager.stats(1) == OrderStats(orders=3, events=7, busiest=[("A", 3)], awaited=0)
