@@ -46,6 +46,9 @@ class StoreError(QueueError):
 
 
 class Store(Protocol):
+    #: What errors call the store: its file, for a store kept in one.
+    name: str
+
     async def open(self) -> None:
         """Make the store ready, creating or migrating its schema.
 
@@ -54,7 +57,9 @@ class Store(Protocol):
         """
 
     async def load(self, collection: str) -> list[tuple[str, Any]]:
-        """Every record of collection as (key, value), in key order."""
+        """Every record of collection as (key, value), in key order. Raises
+        StoreError if the store cannot be read, and RecordError (records.py) for
+        a record that is not JSON."""
 
     def commit(self, changes: Sequence[Change]) -> asyncio.Future[None]:
         """Start applying changes atomically, in order, and answer a future: done
@@ -75,6 +80,7 @@ class MemoryStore:
     crash. Values are copied through JSON, as a real store would."""
 
     def __init__(self) -> None:
+        self.name = "memory store"
         self._collections: dict[str, dict[str, str]] = {}
 
     async def open(self) -> None:

@@ -5,12 +5,35 @@ queues its changes and waits; the thread takes everything queued so far and
 writes it in one transaction, so concurrent requests share one fsync rather
 than paying for one each. A failed transaction is rolled back and fails every
 commit that was in it: nothing half-written is ever read back.
+
+Opening reads before it writes. The file is checked through a read-only
+connection first (PRAGMA quick_check, then its schema version), so a file that
+is damaged, not a database, some other program's database or a newer
+program's store is refused exactly as it was found; only then is it opened for
+writing, and the schema is written only when it must be migrated.
+
+A zero-length file with a -wal or -shm file beside it is refused too. Only a
+database in WAL mode has those, and such a database always has a header, so
+the empty file lost its content after an earlier run; the WAL may hold every
+commit since the last checkpoint, and SQLite, opening an empty file, would
+delete it and start over empty. Restore the file, or remove the file, its -wal
+and its -shm to start empty on purpose. A zero-length file alone is what a
+crash between creating the file and writing its header leaves; nothing was
+committed to it, and it is opened as a new store.
+
+A full disk: SQLite may end a transaction itself when it fails (SQLITE_FULL),
+so the error reported is the one that failed the transaction, never that of a
+ROLLBACK with no transaction left to end. After a failed transaction the WAL is
+checkpointed and truncated, so space freed on the disk goes to the next commit
+instead of to a WAL growing back into it, and journal_size_limit keeps the
+WAL from staying at its largest after a burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +41,7 @@ from typing import Any, Literal
 
 import orjson
 
+from queues.records import RecordError
 from queues.storage import Change, StoreError, encode
 
 #: Each schema version's statements, applied in order to reach it.
@@ -37,6 +61,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: a crash of the process; NORMAL survives a crash of the process only.
 Synchronous = Literal["FULL", "NORMAL"]
 
+# What a WAL is truncated to when a checkpoint resets it: about what
+# SQLite's automatic checkpoint (every 1,000 pages) lets it reach.
+_JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+
 _PUT = "INSERT OR REPLACE INTO records VALUES (?, ?, ?)"
 
 _Pending = tuple[Sequence[Change], list[str | None], asyncio.Future[None]]
@@ -45,6 +73,7 @@ _Pending = tuple[Sequence[Change], list[str | None], asyncio.Future[None]]
 class SqliteStore:
     def __init__(self, path: Path, *, synchronous: Synchronous = "FULL") -> None:
         self.path = path
+        self.name = str(path)
         self._synchronous = synchronous
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"sqlite-{path.name}"
@@ -64,7 +93,13 @@ class SqliteStore:
             rows = await self._run(self._select, collection)
         except sqlite3.Error as error:
             raise StoreError(f"cannot read store {self.path}: {error}") from error
-        return [(key, orjson.loads(value)) for key, value in rows]
+        records = []
+        for key, value in rows:
+            try:
+                records.append((key, orjson.loads(value)))
+            except orjson.JSONDecodeError as error:
+                raise RecordError(self.name, collection, key, f"is not JSON: {error}") from error
+        return records
 
     def commit(self, changes: Sequence[Change]) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -114,17 +149,62 @@ class SqliteStore:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            self._refuse_empty_beside_wal()
+            self._check()
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
             connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            connection.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT}")
             self._migrate(connection)
         except BaseException:
             connection.close()
             raise
         self._connection = connection
+
+    def _refuse_empty_beside_wal(self) -> None:
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            beside = [p.name for p in (self._sidecar("-wal"), self._sidecar("-shm")) if p.exists()]
+            if beside:
+                raise sqlite3.DatabaseError(
+                    f"the file is empty, but {' and '.join(beside)} from an earlier run "
+                    "lie beside it and may hold its data; restore the file, or remove "
+                    "it and them to start empty"
+                )
+
+    def _sidecar(self, suffix: str) -> Path:
+        return self.path.with_name(self.path.name + suffix)
+
+    def _check(self) -> None:
+        """Refuse a file this store cannot use, through a connection that cannot
+        write: not even a checkpoint of its WAL changes the file."""
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            try:
+                problems = connection.execute("PRAGMA quick_check").fetchall()
+            except sqlite3.DatabaseError as error:  # too damaged to check, or not a database
+                problems = [(str(error),)]
+            if problems != [("ok",)]:
+                raise sqlite3.DatabaseError(f"the file is damaged: {problems[0][0]}")
+            tables = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
+            if tables and "schema_version" not in tables:
+                raise sqlite3.DatabaseError(
+                    f"it holds tables ({', '.join(sorted(tables))}) but no schema version: "
+                    "it is not a store"
+                )
+            if tables:
+                _schema_version(connection)
+        finally:
+            connection.close()
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
@@ -133,20 +213,16 @@ class SqliteStore:
         connection.execute("BEGIN IMMEDIATE")
         try:
             connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-            row = connection.execute("SELECT version FROM schema_version").fetchone()
-            version = 0 if row is None else row[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
-                )
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    connection.execute(statement)
-            connection.execute("DELETE FROM schema_version")
-            connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            version = _schema_version(connection)
+            if version < SCHEMA_VERSION:
+                for statements in MIGRATIONS[version:]:
+                    for statement in statements:
+                        connection.execute(statement)
+                connection.execute("DELETE FROM schema_version")
+                connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            _roll_back(connection)
             raise
 
     def _select(self, collection: str) -> list[tuple[str, str]]:
@@ -177,5 +253,29 @@ class SqliteStore:
             connection.executemany(_PUT, puts)
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            _roll_back(connection)
+            # Moves what the WAL holds into the file and truncates the WAL, so
+            # that space freed on a full disk goes to the next commit. It may
+            # fail on a disk still full; the next failure tries again.
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             raise
+
+
+def _schema_version(connection: sqlite3.Connection) -> int:
+    """The stored schema's version (0 for none yet); refuses a newer one."""
+    row = connection.execute("SELECT version FROM schema_version").fetchone()
+    version = 0 if row is None else int(row[0])
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"schema version {version} is newer than this program's {SCHEMA_VERSION}"
+        )
+    return version
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """End a failed transaction. SQLite ends some itself (a full disk does), and
+    a failing ROLLBACK must not hide the error that failed the transaction."""
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")

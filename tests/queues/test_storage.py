@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from queues.keyed_lock import KeyedLock
+from queues.records import RecordError
 from queues.storage import Delete, MemoryStore, Put, Store, StoreError
 from queues.storage_sqlite import SqliteStore
 
@@ -158,3 +159,105 @@ async def test_keyed_lock_gives_turns_in_order_to_callbacks_and_skips_cancelled_
 async def change_under(locks: KeyedLock, key: str, order: list[str], name: str) -> None:
     async with locks.hold(key):
         order.append(name)
+
+
+async def cap_pages(store: SqliteStore, pages: int | None = None) -> None:
+    """Let the store's file grow to `pages` pages (None: no more than it has), as
+    a full disk would; SQLite raises a cap below the file's size to its size."""
+    assert store._connection is not None
+    await store._run(store._connection.execute, f"PRAGMA max_page_count={pages or 1}")
+
+
+async def test_a_full_disk_is_reported_as_full_and_the_store_writes_once_space_is_freed(tmp_path):
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.commit([Put("m", "small", 1)])
+    await cap_pages(store)
+    with pytest.raises(StoreError, match=f"^cannot write store {path}: database or disk is full$"):
+        await store.commit([Put("m", f"big-{n}", "x" * 5000) for n in range(20)])
+    # The failed transaction was checkpointed, and its WAL truncated.
+    assert (tmp_path / "s.db-wal").stat().st_size == 0
+    await cap_pages(store, 1_000_000)
+    await store.commit([Put("m", "big", "x" * 5000)])
+    assert [key for key, _ in await store.load("m")] == ["big", "small"]
+    await store.close()
+
+
+def damage_a_page(path: Path) -> None:
+    with path.open("r+b") as file:
+        file.seek(2 * 4096)
+        file.write(b"\xa5" * 4096)
+
+
+def a_foreign_database(path: Path) -> None:
+    path.unlink()
+    with sqlite3.connect(path) as side:
+        side.execute("CREATE TABLE accounts (id INTEGER)")
+        side.execute("INSERT INTO accounts VALUES (1)")
+    side.close()
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (damage_a_page, "the file is damaged"),
+        (a_foreign_database, r"it holds tables \(accounts\) but no schema version"),
+    ],
+)
+async def test_a_file_that_is_not_a_usable_store_is_refused_unmodified(tmp_path, damage, reason):
+    path = tmp_path / "s.db"
+    first = SqliteStore(path)
+    await first.open()
+    await first.commit([Put("m", f"{n:04}", "x" * 500) for n in range(100)])
+    await first.close()
+    damage(path)
+    before = path.read_bytes()
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match=f"^cannot open store {path}: {reason}"):
+        await store.open()
+    await store.close()
+    assert path.read_bytes() == before
+
+
+async def test_an_empty_file_beside_a_wal_is_refused_and_the_wal_kept(tmp_path):
+    running = SqliteStore(tmp_path / "s.db")
+    await running.open()
+    await running.commit([Put("m", "k", "only in the WAL")])
+    wal = (tmp_path / "s.db-wal").read_bytes()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "s.db").write_bytes(b"")
+    (other / "s.db-wal").write_bytes(wal)
+    await running.close()
+
+    store = SqliteStore(other / "s.db")
+    with pytest.raises(StoreError, match=r"the file is empty, but s\.db-wal from an earlier run"):
+        await store.open()
+    await store.close()
+    assert (other / "s.db-wal").read_bytes() == wal
+
+
+async def test_an_empty_file_alone_opens_as_a_new_store(tmp_path):
+    path = tmp_path / "s.db"
+    path.write_bytes(b"")
+    store = SqliteStore(path)
+    await store.open()
+    await store.commit([Put("m", "k", 1)])
+    assert await store.load("m") == [("k", 1)]
+    await store.close()
+
+
+async def test_a_row_that_is_not_json_is_refused_naming_store_collection_and_key(tmp_path):
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.commit([Put("m", "good", 1)])
+    with sqlite3.connect(path) as side:
+        side.execute("INSERT INTO records VALUES ('m', 'bad', '{\"cut')")
+    side.close()
+    with pytest.raises(
+        RecordError, match=f"^cannot read store {path}: record 'bad' of collection 'm' is not JSON"
+    ):
+        await store.load("m")
+    await store.close()

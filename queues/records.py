@@ -1,0 +1,49 @@
+"""What every record a manager keeps in its store has in common: a version,
+and a named error when it cannot be read.
+
+Each record carries the version of its shape in its "version" field. A program
+that changes a record's shape raises that kind's version and reads the older
+shapes by migrating them as it loads them; a record without the field was
+written before records had versions, and is version 1. A record that cannot be
+read (not JSON, a field missing or of the wrong kind) or that a newer program
+wrote ends start-up with a RecordError, which names the store, the collection
+and the key in one line, rather than with a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from queues.storage import StoreError
+
+#: The field holding a record's version.
+VERSION = "version"
+
+
+class RecordError(StoreError):
+    """A record in the store cannot be read by this program."""
+
+    def __init__(self, store: str, collection: str, key: str, reason: str) -> None:
+        super().__init__(
+            f"cannot read store {store}: record {key!r} of collection {collection!r} {reason}"
+        )
+        #: The store's name (its file).
+        self.store = store
+        self.collection = collection
+        self.key = key
+
+    @classmethod
+    def broken(cls, store: str, collection: str, key: str, error: Exception) -> RecordError:
+        """The error for a record whose decoding raised error."""
+        if isinstance(error, RecordError):
+            return error
+        return cls(store, collection, key, f"is broken: {type(error).__name__}: {error}")
+
+
+def version_of(record: dict[str, Any], newest: int) -> int:
+    """The version record was written in. Raises ValueError for a version newer
+    than `newest`, the one this program writes: it cannot know that shape."""
+    version = record.get(VERSION, 1)
+    if not isinstance(version, int) or not 1 <= version <= newest:
+        raise ValueError(f"has version {version!r}; this program reads 1 to {newest}")
+    return version
