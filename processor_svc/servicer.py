@@ -15,6 +15,10 @@ from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from service_runtime.validation import require_id
 
+#: How many orders GetStats lists in events_by_order: bounds its size (100
+#: ids of at most 128 characters), whatever the number of orders.
+STATS_BUSIEST_ORDERS = 100
+
 
 class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
     def __init__(
@@ -66,10 +70,12 @@ class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
         request: pb.GetStatsRequest,
         context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
-        stats = self._orders.get_queue_stats()
+        stats = self._orders.stats(busiest=STATS_BUSIEST_ORDERS)
         return pb.GetStatsResponse(
-            order_queues_count=stats["order_queues_count"],
-            events_by_order=stats["queues"],
+            order_queues_count=stats.orders,
+            events_by_order=dict(stats.busiest),
             watchers_count=self._orders.watchers_count,
             proposals_in_flight=self._desk.in_flight,
+            events_count=stats.events,
+            awaited_orders_count=stats.awaited,
         )

@@ -105,7 +105,7 @@ def _counters(stats: Message) -> list[tuple[str, str]]:
     if isinstance(stats, processor_pb.GetStatsResponse):
         return [
             ("order queues", f"{stats.order_queues_count:,}"),
-            ("events held", f"{sum(stats.events_by_order.values()):,}"),
+            ("events held", f"{stats.events_count:,}"),
             ("watchers", f"{stats.watchers_count:,}"),
             ("proposals being priced", f"{stats.proposals_in_flight:,}"),
         ]

@@ -147,9 +147,26 @@ async def test_stats_count_orders_events_and_watchers(processor):
     stats = await processor.stub.GetStats(pb.GetStatsRequest())
     assert stats.order_queues_count == 3
     assert dict(stats.events_by_order) == {"S1": 4, "S2": 2, "S3": 1}
+    assert stats.events_count == 7
     assert stats.watchers_count == 1
     assert stats.proposals_in_flight == 0
+    assert stats.awaited_orders_count == 0
     open_watch.cancel()
+
+
+async def test_stats_stay_small_whatever_the_number_of_orders(processor):
+    orders = processor.processor.orders
+    for n in range(2000):
+        await orders.add_to_order_queue(f"{n:05d}".ljust(128, "x"), "P1/New")
+    for busy in ("B" * 128, "A" * 128):
+        await orders.add_to_order_queue(busy, "P2/New")
+        await orders.add_to_order_queue(busy, "P3/New")
+    stats = await processor.stub.GetStats(pb.GetStatsRequest())
+    assert (stats.order_queues_count, stats.events_count) == (2002, 2004)
+    assert len(stats.events_by_order) == 100
+    assert (stats.events_by_order["A" * 128], stats.events_by_order["B" * 128]) == (2, 2)
+    # 100 ids of 128 characters and their counts, whatever the number of orders.
+    assert stats.ByteSize() < 100 * (128 + 16) + 100
 
 
 async def test_completed_orders_are_removed_after_their_retention(quote, start_processor):

@@ -97,7 +97,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("order_queues_count", "events_by_order", "watchers_count", "proposals_in_flight")
+    __slots__ = ("order_queues_count", "events_by_order", "watchers_count", "proposals_in_flight", "events_count", "awaited_orders_count")
     class EventsByOrderEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -109,8 +109,12 @@ class GetStatsResponse(_message.Message):
     EVENTS_BY_ORDER_FIELD_NUMBER: _ClassVar[int]
     WATCHERS_COUNT_FIELD_NUMBER: _ClassVar[int]
     PROPOSALS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    AWAITED_ORDERS_COUNT_FIELD_NUMBER: _ClassVar[int]
     order_queues_count: int
     events_by_order: _containers.ScalarMap[str, int]
     watchers_count: int
     proposals_in_flight: int
-    def __init__(self, order_queues_count: _Optional[int] = ..., events_by_order: _Optional[_Mapping[str, int]] = ..., watchers_count: _Optional[int] = ..., proposals_in_flight: _Optional[int] = ...) -> None: ...
+    events_count: int
+    awaited_orders_count: int
+    def __init__(self, order_queues_count: _Optional[int] = ..., events_by_order: _Optional[_Mapping[str, int]] = ..., watchers_count: _Optional[int] = ..., proposals_in_flight: _Optional[int] = ..., events_count: _Optional[int] = ..., awaited_orders_count: _Optional[int] = ...) -> None: ...

@@ -29,6 +29,19 @@ class ProcessorServiceStub:
     """ProcessorService keeps one ordered event queue per order. Each proposal
     submitted for an order is priced through the QuoteService; its outcome is
     appended to the order's queue and streamed to every watcher of the order.
+
+    An order exists from its first accepted proposal or its completion. A
+    completed order is kept for the completed retention (default one hour),
+    then removed; its id is then remembered for the tombstone retention
+    (default 24 hours, across restarts), during which every call naming it
+    answers NOT_FOUND with ErrorInfo reason "ORDER_EXPIRED" rather than start a
+    new, empty order. A call that is refused creates nothing.
+
+    A proposal's quote is submitted with a request_id derived from (order,
+    proposal) by an HMAC under a secret the processor makes on its first start
+    and keeps in its store: clients, who share the quote service's request_id
+    namespace, cannot compute it, so they cannot take it in advance; no error
+    tells it.
     """
 
     def __init__(self, channel):
@@ -63,6 +76,19 @@ class ProcessorServiceServicer:
     """ProcessorService keeps one ordered event queue per order. Each proposal
     submitted for an order is priced through the QuoteService; its outcome is
     appended to the order's queue and streamed to every watcher of the order.
+
+    An order exists from its first accepted proposal or its completion. A
+    completed order is kept for the completed retention (default one hour),
+    then removed; its id is then remembered for the tombstone retention
+    (default 24 hours, across restarts), during which every call naming it
+    answers NOT_FOUND with ErrorInfo reason "ORDER_EXPIRED" rather than start a
+    new, empty order. A call that is refused creates nothing.
+
+    A proposal's quote is submitted with a request_id derived from (order,
+    proposal) by an HMAC under a secret the processor makes on its first start
+    and keeps in its store: clients, who share the quote service's request_id
+    namespace, cannot compute it, so they cannot take it in advance; no error
+    tells it.
     """
 
     def SubmitProposal(self, request, context):
@@ -70,7 +96,9 @@ class ProcessorServiceServicer:
         proposal is priced through the QuoteService; once its quote has COMPLETED
         (or failed) an event is appended to the order's queue. Submitting the
         same (order, proposal) again produces no second event. A completed order
-        answers FAILED_PRECONDITION.
+        answers FAILED_PRECONDITION. A proposal id whose quote the quote service
+        still holds from an earlier, removed order of the same id, with another
+        submission, answers ALREADY_EXISTS (reason "PROPOSAL_PRICED_BEFORE").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,6 +110,16 @@ class ProcessorServiceServicer:
         order-completed event. Every watcher gets every event, so a watcher that
         reconnects with the last sequence it saw misses nothing and sees nothing
         twice.
+
+        An order with no event yet is waited for, and a watcher that leaves before
+        it has one leaves nothing behind. How many such orders may be watched at
+        once is bounded (default 1,000): past it the call answers
+        RESOURCE_EXHAUSTED (reason "WATCH_LIMIT_REACHED") with a RetryInfo. An
+        order removed after its retention answers NOT_FOUND (reason
+        "ORDER_EXPIRED"), from any after_sequence, and so does the stream of a
+        watcher following it when it is removed before it has sent
+        ORDER_COMPLETED. A cursor beyond the last event of an order that exists
+        answers OUT_OF_RANGE (reason "CURSOR_OUT_OF_RANGE").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,8 +135,10 @@ class ProcessorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """GetStats answers how many order queues there are and the events each
-        holds.
+        """GetStats answers how many order queues there are, the events they hold,
+        and the busiest of them. Its size is bounded whatever the number of
+        orders: per-order detail beyond the busiest is WatchOrder's, so there is
+        no listing of every order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +179,19 @@ class ProcessorService:
     """ProcessorService keeps one ordered event queue per order. Each proposal
     submitted for an order is priced through the QuoteService; its outcome is
     appended to the order's queue and streamed to every watcher of the order.
+
+    An order exists from its first accepted proposal or its completion. A
+    completed order is kept for the completed retention (default one hour),
+    then removed; its id is then remembered for the tombstone retention
+    (default 24 hours, across restarts), during which every call naming it
+    answers NOT_FOUND with ErrorInfo reason "ORDER_EXPIRED" rather than start a
+    new, empty order. A call that is refused creates nothing.
+
+    A proposal's quote is submitted with a request_id derived from (order,
+    proposal) by an HMAC under a secret the processor makes on its first start
+    and keeps in its store: clients, who share the quote service's request_id
+    namespace, cannot compute it, so they cannot take it in advance; no error
+    tells it.
     """
 
     @staticmethod
