@@ -149,7 +149,7 @@ def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         started = time.perf_counter()
         cancelled = False
         try:
-            if not gate.admits(method):
+            if not await gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
             if isinstance(request, _Undecodable):
                 await _abort(context, request.status)
@@ -176,7 +176,7 @@ def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         cancelled = False
         sent = 0
         try:
-            if not gate.admits(method):
+            if not await gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
             if isinstance(request, _Undecodable):
                 await _abort(context, request.status)

@@ -86,12 +86,15 @@ class RunningServer:
 
     async def drain(self, grace: float) -> None:
         """Turn new calls away with UNAVAILABLE, give the unary calls in flight up
-        to grace seconds to finish, then stop, giving streams what is left of it."""
+        to grace seconds to finish, let the callers settle (DrainGate.settle),
+        then stop, giving streams what is left of the grace."""
         self.refuse_new_calls()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._gate.drained(), grace)
+            async with asyncio.timeout_at(deadline):
+                await self._gate.drained()
+                await self._gate.settle()
         await self.stop(max(deadline - loop.time(), 0.0))
 
     async def set_alive(self, alive: bool) -> None:
@@ -100,11 +103,19 @@ class RunningServer:
 
     async def stop(self, grace: float | None) -> None:
         """Refuse new calls and give in-flight ones grace seconds (None: none) to finish.
+        Refusals a drain held back are answered once the listener is closed.
 
         Health answers NOT_SERVING for everything from here on, whatever is set later.
         """
         await self._health.enter_graceful_shutdown()
-        await self._server.stop(grace)
+        stopping = asyncio.ensure_future(self._server.stop(grace))
+        # The first step of grpc.aio's stop closes the listener and sends every
+        # connection a GOAWAY, before it first yields; only then may the held
+        # refusals be answered, or their callers' retries would be in transit
+        # when the stop cancels what it finds.
+        await asyncio.sleep(0)
+        self._gate.release()
+        await stopping
 
     async def wait_for_termination(self) -> None:
         """Return once the server has stopped. Safe to cancel."""
