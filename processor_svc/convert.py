@@ -6,6 +6,7 @@ from processor_svc.quote_pricer import ProposalQuote
 from queues.order_queues import OrderEvent, OrderEventKind
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+from service_runtime.submission_limits import check_submission
 from service_runtime.validation import Violations
 
 _KINDS = {
@@ -16,14 +17,15 @@ _KINDS = {
 
 
 def proposal(request: pb.SubmitProposalRequest) -> ProposalQuote:
-    """The proposal to price; INVALID_ARGUMENT naming every bad id. The
-    submission's own fields are checked by the quote service, whose
-    field violations reach the caller unchanged."""
+    """The proposal to price, or INVALID_ARGUMENT naming every bad field before any
+    order is touched; the submission is held to SubmitQuote's own check."""
     problems = Violations()
     problems.check_id("order_req_id", request.order_req_id)
     problems.check_id("proposal_id", request.proposal_id)
     problems.check_id("request_id", request.request_id, required=False)
-    if not request.HasField("submission"):
+    if request.HasField("submission"):
+        check_submission(problems, "submission", request.submission)
+    else:
         problems.add("submission", "is required")
     problems.raise_if_any()
     return ProposalQuote(request.submission, request.use_agentic)

@@ -13,11 +13,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from queues.message import Message, MessageStatus, Priority, ReviewDecision
 from queues.message_stats import QueueStats
-from quote_svc import limits
 from quote_svc.domain import PropertyType, QuoteResult, Submission
 from quote_svc.pricing import QuoteJob
 from quote_svc.priority_rules import automatic_priority_level
 from quoteflow.quote.v1 import quote_service_pb2 as pb
+from service_runtime.submission_limits import submission_violations
 from service_runtime.validation import Violations
 
 #: Largest per-request max_retries.
@@ -116,9 +116,8 @@ def submit_args(request: pb.SubmitQuoteRequest | pb.RunQuoteRequest) -> SubmitAr
     if request.HasField("attempt_timeout"):
         # From the fields, not ToTimedelta(): a Duration may exceed what a
         # timedelta holds, and that must be a violation, not an OverflowError.
-        duration = request.attempt_timeout
-        attempt_timeout = duration.seconds + duration.nanos / 1e9
-        if not 0 < attempt_timeout <= ATTEMPT_TIMEOUT_LIMIT:
+        attempt_timeout = problems.check_duration("attempt_timeout", request.attempt_timeout)
+        if attempt_timeout is not None and not 0 < attempt_timeout <= ATTEMPT_TIMEOUT_LIMIT:
             problems.add(
                 "attempt_timeout",
                 f"must be more than 0 s and at most {ATTEMPT_TIMEOUT_LIMIT:g} s; "
@@ -158,12 +157,8 @@ def review_args(request: pb.ReviewQuoteRequest) -> ReviewArgs:
     decision = _DECISIONS.get(request.decision)
     if decision is None:
         problems.add("decision", "must be REVIEW_DECISION_APPROVE or REVIEW_DECISION_REJECT")
-    if not request.reviewer.strip():
-        problems.add("reviewer", "is required")
-    elif len(request.reviewer) > REVIEWER_MAX_CHARS:
-        problems.add("reviewer", f"must be at most {REVIEWER_MAX_CHARS} characters")
-    if len(request.note) > NOTE_MAX_CHARS:
-        problems.add("note", f"must be at most {NOTE_MAX_CHARS:,} characters")
+    problems.check_text("reviewer", request.reviewer, REVIEWER_MAX_CHARS)
+    problems.check_text("note", request.note, NOTE_MAX_CHARS, required=False, line_breaks=True)
     problems.raise_if_any()
     assert decision is not None
     return ReviewArgs(request.id, decision, request.reviewer.strip(), request.note)
@@ -183,7 +178,7 @@ def _submission(
     property_type = given.property_type
     year_built = given.year_built
     prior_claims = given.prior_claims
-    found = limits.submission_violations(
+    found = submission_violations(
         applicant_name, address, coverage_amount, property_type, year_built, prior_claims
     )
     if found:

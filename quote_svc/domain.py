@@ -20,7 +20,7 @@ class PropertyType(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """What an applicant asks to have priced; see limits.py for the valid ranges."""
+    """What an applicant asks to have priced; service_runtime.submission_limits has its limits."""
 
     applicant_name: str
     address: str

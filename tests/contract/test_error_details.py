@@ -200,11 +200,29 @@ async def processor_oversized_for_the_quote_service(services: Services) -> grpc.
     processor = await services.processor()
     # Within the processor's 4 MiB limit, but not once the quote request adds its
     # request_id: the quote service's gRPC refuses it, with no details at all.
+    # The submission's own fields are bounded far below that, so the bulk is a
+    # field unknown to this version, which protobuf keeps and passes on.
     limit = 4 * 1024 * 1024
-    padding = limit - proposal("O", "P1", submission=submission("")).ByteSize() - 8
-    oversized = proposal("O", "P1", submission=submission("x" * padding))
-    assert oversized.ByteSize() <= limit
+
+    def padded(size: int) -> processor_pb.SubmitProposalRequest:
+        unknown = b"\x9a\x06" + varint(size) + b"x" * size  # field 99, length-delimited
+        bulky = quote_pb.Submission.FromString(submission().SerializeToString() + unknown)
+        return proposal("O", "P1", submission=bulky)
+
+    first = padded(limit - 100)
+    oversized = padded(limit - 100 + limit - first.ByteSize())
+    assert oversized.ByteSize() == limit
     return await refusal(processor.stub.SubmitProposal(oversized))
+
+
+def varint(value: int) -> bytes:
+    """value in protobuf's base-128 varint encoding."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 async def processor_unavailable(services: Services) -> grpc.aio.AioRpcError:
@@ -231,7 +249,7 @@ async def processor_deadline_exceeded(services: Services) -> grpc.aio.AioRpcErro
 
 async def processor_internal(services: Services) -> grpc.aio.AioRpcError:
     processor = await services.processor()
-    services.break_method(processor.processor.orders, "get_queue_stats")
+    services.break_method(processor.processor.orders, "stats")
     return await refusal(processor.stub.GetStats(processor_pb.GetStatsRequest()))
 
 

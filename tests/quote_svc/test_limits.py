@@ -1,7 +1,8 @@
 import pytest
 
 from quote_svc.domain import PropertyType, Submission
-from quote_svc.limits import InvalidSubmissionError, require_valid, submission_violations
+from quote_svc.limits import InvalidSubmissionError, require_valid
+from service_runtime.submission_limits import submission_violations
 
 VALID = {
     "applicant_name": "Ada Lovelace",
