@@ -14,7 +14,11 @@ class RequestorConfig(ServerOptions):
         default="127.0.0.1:50052", metadata={"help": "host:port of the processor service"}
     )
     max_concurrent_tasks: int = field(
-        default=10, metadata={"help": "most tasks following their orders at once"}
+        default=10,
+        metadata={
+            "help": "most tasks following their orders at once; a task whose order has had "
+            "no event yet waits without taking one"
+        },
     )
     result_retention_seconds: float = field(
         default=3600.0, metadata={"help": "how long a finished task's result is kept"}
@@ -33,15 +37,18 @@ class RequestorConfig(ServerOptions):
         default=3600.0,
         metadata={"help": "deadline of each WatchOrder stream; it is reopened when it expires"},
     )
-    max_reconnects: int = field(
-        default=20,
-        metadata={"help": "consecutive failed reconnects to the processor before a task fails"},
+    default_task_timeout: float = field(
+        default=3600.0,
+        metadata={"help": "seconds after placing that a task placed without a timeout times out"},
     )
     reconnect_backoff_base: float = field(
         default=0.05, metadata={"help": "seconds before the first reconnect (doubles per retry)"}
     )
     reconnect_backoff_cap: float = field(
-        default=2.0, metadata={"help": "longest wait between reconnects, seconds"}
+        default=2.0,
+        metadata={
+            "help": "longest wait between reconnects, seconds; a task reconnects until its deadline"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -55,10 +62,10 @@ class RequestorConfig(ServerOptions):
             "call_deadline",
             "health_interval",
             "watch_max_seconds",
+            "default_task_timeout",
         )
         require_non_negative(
             self,
-            "max_reconnects",
             "result_retention_seconds",
             "reconnect_backoff_base",
             "reconnect_backoff_cap",

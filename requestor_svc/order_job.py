@@ -25,7 +25,7 @@ class Placement:
 
     order_req_id: str
     priority: TaskPriority
-    #: Seconds after placing it that the task times out; None: never.
+    #: Seconds after placing it that the task times out; None: the service's default.
     timeout: float | None
     #: Kept with the result and never looked into.
     submission: quote_pb.Submission | None
@@ -84,10 +84,12 @@ class ProgressCodec:
         }
 
     def decode(self, data: dict[str, Any]) -> OrderProgress:
+        proposals = [_EVENTS.decode(event) for event in data["proposals"]]
         return OrderProgress(
             data["order_req_id"],
-            [_EVENTS.decode(event) for event in data["proposals"]],
+            proposals,
             data["last_sequence"],
             data["reconnects"],
             data["completed"],
+            sum(event.ByteSize() for event in proposals),
         )

@@ -1,6 +1,11 @@
 """Order requests as tasks in the priority pool: placed once per request id, each
 answered with the progress its follow collected.
 
+Given await_start, a task waits for its order's first event outside the pool's
+slots (the pool's ready_when), so tasks for orders that have not started, or
+never will, hold no slot that a started order could use. Every task has a
+deadline: its placement's timeout, or default_timeout.
+
 The pool owns every task's record, its job (placement, request id, progress)
 included, and, given a store, keeps them across restarts. This keeps only an
 index from request id to task, rebuilt from the pool on start and dropped in
@@ -22,6 +27,14 @@ from requestor_svc.order_job import JobArgsCodec, OrderJob, Placement, ProgressC
 
 #: What a task runs: collects the order's events into the progress it is given.
 Follow = Callable[[OrderProgress], Awaitable[OrderProgress]]
+
+#: What a task waits for before it takes a slot: returns once the order has
+#: had an event (taken into the progress it is given).
+AwaitStart = Callable[[OrderProgress], Awaitable[None]]
+
+#: Why a task that timed out waiting for its first event did: the end of
+#: "deadline passed while …".
+WAITING_FOR_START = "waiting for its order's first event"
 
 #: The name the pool knows the order tasks' function by. The store keeps it
 #: with every queued task, so it must not change.
@@ -50,6 +63,8 @@ class PoolStats:
     active_tasks: int
     completed_tasks: int
     max_concurrent_tasks: int
+    #: Of priority_queue_size, those waiting for their order's first event.
+    waiting_tasks: int
 
 
 class OrderTasks:
@@ -62,10 +77,16 @@ class OrderTasks:
         max_concurrent_tasks: int,
         result_retention: float,
         cleanup_interval: float,
+        default_timeout: float | None,
+        await_start: AwaitStart | None = None,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """default_timeout: seconds a task placed without a timeout has before
+        it times out (None: no deadline). await_start: what a task waits for,
+        without a slot, before it follows its order (None: nothing)."""
         self._follow = follow
+        self._default_timeout = default_timeout
         self._clock = clock
         self._pool: PriorityQueueManager[OrderProgress] = PriorityQueueManager(
             max_concurrent_tasks,
@@ -78,6 +99,8 @@ class OrderTasks:
             partial_result=_progress_so_far,
             clock=clock,
             on_removed=self._forget,
+            ready_when=None if await_start is None else _job_awaiting(await_start),
+            waiting_for=WAITING_FOR_START,
         )
         self._task_by_request_id: dict[str, str] = {}
         self._placing = KeyedLock()
@@ -127,7 +150,7 @@ class OrderTasks:
         return self._view(await self._pool.cancel_task(task_id))
 
     def stats(self) -> PoolStats:
-        return PoolStats(**self._pool.get_queue_stats())
+        return PoolStats(**self._pool.get_queue_stats(), waiting_tasks=self._pool.waiting_count)
 
     async def _place_once(self, placement: Placement, request_id: str) -> PlacedTask:
         # One placement per request id at a time: the first adds the task,
@@ -144,7 +167,8 @@ class OrderTasks:
             return PlacedTask(first, record.queue_position)
 
     async def _add(self, placement: Placement, request_id: str) -> PlacedTask:
-        deadline = None if placement.timeout is None else self._clock() + placement.timeout
+        timeout = self._default_timeout if placement.timeout is None else placement.timeout
+        deadline = None if timeout is None else self._clock() + timeout
         job = OrderJob(placement, request_id, OrderProgress(placement.order_req_id))
         task_id = await self._pool.add_priority_task(
             placement.order_req_id, FOLLOW_ORDER, placement.priority, deadline=deadline, job=job
@@ -172,3 +196,12 @@ def _job(kwargs: dict[str, Any]) -> OrderJob:
 
 def _progress_so_far(kwargs: dict[str, Any]) -> OrderProgress:
     return _job(kwargs).progress.snapshot()
+
+
+def _job_awaiting(await_start: AwaitStart) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """The pool's ready_when: await_start on the task's progress."""
+
+    def ready_when(kwargs: dict[str, Any]) -> Awaitable[None]:
+        return await_start(_job(kwargs).progress)
+
+    return ready_when

@@ -41,7 +41,6 @@ def build_tasks(config: RequestorConfig, processor: Downstream, store: Store) ->
     follower = OrderFollower(
         processor,
         watch_max_seconds=config.watch_max_seconds,
-        max_reconnects=config.max_reconnects,
         backoff=Backoff(base=config.reconnect_backoff_base, cap=config.reconnect_backoff_cap),
     )
     return OrderTasks(
@@ -49,6 +48,8 @@ def build_tasks(config: RequestorConfig, processor: Downstream, store: Store) ->
         max_concurrent_tasks=config.max_concurrent_tasks,
         result_retention=config.result_retention_seconds,
         cleanup_interval=config.cleanup_interval,
+        default_timeout=config.default_task_timeout,
+        await_start=follower.await_start,
         store=store,
     )
 

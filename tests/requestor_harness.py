@@ -56,8 +56,9 @@ class FakeProcessor(processor_grpc.ProcessorServiceServicer):
     """Serves WatchOrder from per-order event lists the test appends to.
 
     Like the real processor it sends the events after after_sequence, then new
-    ones as they come, ends after ORDER_COMPLETED and answers OUT_OF_RANGE for a
-    cursor beyond the last event. It records every WatchOrder request.
+    ones as they come, ends after ORDER_COMPLETED, answers OUT_OF_RANGE for a
+    cursor beyond the last event and NOT_FOUND for a removed order. It records
+    every WatchOrder request.
     """
 
     def __init__(self) -> None:
@@ -68,6 +69,8 @@ class FakeProcessor(processor_grpc.ProcessorServiceServicer):
         self.open_streams = 0
         #: Serve every event from the first, whatever the cursor: a misbehaving processor.
         self.ignore_cursor = False
+        #: Orders removed (expired): their watches answer NOT_FOUND.
+        self.removed: set[str] = set()
         # Per order: how often its streams were cut, and the status of the last
         # cut (None: the stream just ends).
         self._cuts: dict[str, tuple[int, grpc.StatusCode | None]] = {}
@@ -75,9 +78,17 @@ class FakeProcessor(processor_grpc.ProcessorServiceServicer):
 
     # -- scripting -------------------------------------------------------------
 
-    def propose(self, order: str, proposal_id: str, *, failed: bool = False) -> None:
+    def propose(
+        self, order: str, proposal_id: str, *, failed: bool = False, text: str = ""
+    ) -> None:
         outcome = "Failed" if failed else "New"
-        self._append(order, FAILED if failed else NEW, proposal_id, f"{proposal_id}/{outcome}")
+        text = text or f"{proposal_id}/{outcome}"
+        self._append(order, FAILED if failed else NEW, proposal_id, text)
+
+    def remove(self, order: str) -> None:
+        """Forget the order, as a retention sweep would: its streams answer NOT_FOUND."""
+        self.removed.add(order)
+        self._notify()
 
     def complete(self, order: str) -> None:
         self._append(order, COMPLETED, "", "OrderCompleted")
@@ -113,6 +124,8 @@ class FakeProcessor(processor_grpc.ProcessorServiceServicer):
         self._notify()
         try:
             events = self.events.setdefault(order, [])
+            if order in self.removed:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order!r} expired")
             if request.after_sequence > len(events):
                 await context.abort(
                     grpc.StatusCode.OUT_OF_RANGE,
@@ -128,6 +141,8 @@ class FakeProcessor(processor_grpc.ProcessorServiceServicer):
                     yield processor_pb.WatchOrderResponse(event=event)
                     if event.kind == COMPLETED:
                         return
+                if order in self.removed:
+                    await context.abort(grpc.StatusCode.NOT_FOUND, f"order {order!r} expired")
                 cuts, code = self._cuts.get(order, (0, None))
                 if cuts != cuts_at_start:
                     if code is None:
@@ -211,6 +226,9 @@ class RequestorClient:
 
     async def wait_final(self, task_id: str) -> pb.TaskResult:
         return await self.wait_result(task_id, lambda r: r.status in FINAL, "final")
+
+    async def waiting_tasks(self) -> int:
+        return (await self.stub.GetStats(pb.GetStatsRequest())).waiting_tasks
 
     async def stats(self) -> tuple[int, int, int, int]:
         stats = await self.stub.GetStats(pb.GetStatsRequest())

@@ -21,7 +21,7 @@ def load(*argv: str) -> RequestorConfig:
 def test_the_defaults():
     config = load()
     assert (config.port, config.processor_address) == (50053, "127.0.0.1:50052")
-    assert (config.max_concurrent_tasks, config.max_reconnects) == (10, 20)
+    assert (config.max_concurrent_tasks, config.default_task_timeout) == (10, 3600.0)
     assert (config.result_retention_seconds, config.cleanup_interval) == (3600.0, 60.0)
     assert (config.call_deadline, config.health_interval, config.watch_max_seconds) == (
         5.0,
@@ -43,7 +43,7 @@ def test_a_flag_wins_over_its_variable(monkeypatch):
     ("change", "message"),
     [
         ({"max_concurrent_tasks": 0}, "max_concurrent_tasks must be at least 1"),
-        ({"max_reconnects": -1}, "max_reconnects must not be negative"),
+        ({"default_task_timeout": 0.0}, "default_task_timeout must be positive"),
         ({"processor_address": " "}, "processor_address must not be empty"),
         ({"cleanup_interval": 0.0}, "cleanup_interval must be positive"),
         ({"call_deadline": 0.0}, "call_deadline must be positive"),

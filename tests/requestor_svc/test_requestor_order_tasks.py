@@ -14,7 +14,12 @@ from queues.priority_task_pool import TaskPriority, TaskStatus
 from queues.storage import MemoryStore
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
-from requestor_svc.order_follower import OrderEventsLostError, OrderProgress
+from requestor_svc.order_follower import (
+    MAX_PROPOSAL_BYTES,
+    OrderEventsLostError,
+    OrderProgress,
+    ResultTooLargeError,
+)
 from requestor_svc.order_job import Placement
 from requestor_svc.order_tasks import OrderTask, OrderTasks
 
@@ -72,7 +77,11 @@ def follow() -> ScriptedFollow:
 @pytest.fixture
 async def tasks(follow: ScriptedFollow) -> AsyncIterator[OrderTasks]:
     started = OrderTasks(
-        follow, max_concurrent_tasks=1, result_retention=3600.0, cleanup_interval=60.0
+        follow,
+        max_concurrent_tasks=1,
+        result_retention=3600.0,
+        cleanup_interval=60.0,
+        default_timeout=None,
     )
     await started.start()
     yield started
@@ -124,6 +133,41 @@ async def test_a_failed_task_keeps_the_progress_it_made(tasks, follow):
     assert result.progress.last_sequence == 1
 
 
+async def test_a_task_placed_without_a_timeout_gets_the_default_deadline(follow):
+    now = [1000.0]
+    tasks = OrderTasks(
+        follow,
+        max_concurrent_tasks=1,
+        result_retention=3600.0,
+        cleanup_interval=60.0,
+        default_timeout=600.0,
+        clock=lambda: now[0],
+    )
+    await tasks.start()
+    defaulted = await tasks.place(placement("DEFAULT"))
+    given = await tasks.place(placement("GIVEN", timeout=5.0))
+    assert tasks.result(defaulted.task_id).record.deadline == 1600.0
+    assert tasks.result(given.task_id).record.deadline == 1005.0
+    # The placement stays as it was placed: a repeat of it is the same request.
+    assert tasks.result(defaulted.task_id).placement == placement("DEFAULT")
+    await tasks.stop()
+
+
+def test_proposals_past_what_one_result_can_carry_are_refused_and_not_taken():
+    progress = OrderProgress("ORD")
+    big = processor_pb.OrderEvent(order_req_id="ORD", sequence=1, kind=NEW, text="x" * 1_000_000)
+    taken = 0
+    with pytest.raises(ResultTooLargeError, match="order 'ORD' has more proposals than one"):
+        for sequence in range(1, 10):
+            big.sequence = sequence
+            progress.accept(copy.copy(big))
+            taken += 1
+    assert taken == 3 and len(progress.proposals) == 3
+    assert progress.last_sequence == 3
+    assert progress.proposal_bytes == sum(e.ByteSize() for e in progress.proposals)
+    assert progress.proposal_bytes <= MAX_PROPOSAL_BYTES
+
+
 async def test_a_request_id_places_one_task_per_request(tasks):
     first = await tasks.place(placement(), "req-1")
     again = await tasks.place(placement(), "req-1")
@@ -149,6 +193,7 @@ async def test_the_retention_sweep_drops_the_task_and_its_request_id(follow):
         max_concurrent_tasks=1,
         result_retention=60.0,
         cleanup_interval=0.001,
+        default_timeout=None,
         clock=lambda: now[0],
     )
     await tasks.start()
@@ -177,7 +222,12 @@ async def test_the_retention_sweep_drops_the_task_and_its_request_id(follow):
 async def test_a_restart_brings_back_each_task_its_request_id_and_what_it_collected(follow):
     store = MemoryStore()
     before = OrderTasks(
-        follow, max_concurrent_tasks=1, result_retention=3600.0, cleanup_interval=60.0, store=store
+        follow,
+        max_concurrent_tasks=1,
+        result_retention=3600.0,
+        cleanup_interval=60.0,
+        default_timeout=None,
+        store=store,
     )
     await before.start()
     follow.events["FAIL"] = [event(1), event(2, FAILED)]
@@ -195,7 +245,12 @@ async def test_a_restart_brings_back_each_task_its_request_id_and_what_it_collec
     again.events = {"RUN": [event(1), event(2), event(3, COMPLETED)], "QUEUED": [event(1)]}
     again.release.set()
     after = OrderTasks(
-        again, max_concurrent_tasks=1, result_retention=3600.0, cleanup_interval=60.0, store=crashed
+        again,
+        max_concurrent_tasks=1,
+        result_retention=3600.0,
+        cleanup_interval=60.0,
+        default_timeout=None,
+        store=crashed,
     )
     await after.start()
     back = after.result(failed.task_id)

@@ -37,7 +37,11 @@ async def test_the_process_follows_an_order_then_drains_on_sigterm(processor, fa
         await service.read_log_until("drained")
         methods = {r["method"] for r in service.log if r.get("msg") == "rpc"}
         assert "/quoteflow.requestor.v1.RequestorService/PlaceOrder" in methods
-    assert [w.order_req_id for w in fake.watches] == ["ORD-1"]
+    # Watched for its first event, then followed from it.
+    assert [(w.order_req_id, w.after_sequence) for w in fake.watches] == [
+        ("ORD-1", 0),
+        ("ORD-1", 1),
+    ]
 
 
 async def test_a_bad_setting_is_refused_before_serving() -> None:
@@ -45,8 +49,8 @@ async def test_a_bad_setting_is_refused_before_serving() -> None:
         sys.executable,
         "-m",
         "requestor_svc",
-        "--max-reconnects",
-        "-1",
+        "--default-task-timeout",
+        "0",
     )
     assert finished.returncode == 2
-    assert b"max_reconnects must not be negative" in finished.stderr
+    assert b"default_task_timeout must be positive" in finished.stderr

@@ -122,13 +122,15 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("priority_queue_size", "active_tasks", "completed_tasks", "max_concurrent_tasks")
+    __slots__ = ("priority_queue_size", "active_tasks", "completed_tasks", "max_concurrent_tasks", "waiting_tasks")
     PRIORITY_QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_TASKS_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_TASKS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENT_TASKS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_TASKS_FIELD_NUMBER: _ClassVar[int]
     priority_queue_size: int
     active_tasks: int
     completed_tasks: int
     max_concurrent_tasks: int
-    def __init__(self, priority_queue_size: _Optional[int] = ..., active_tasks: _Optional[int] = ..., completed_tasks: _Optional[int] = ..., max_concurrent_tasks: _Optional[int] = ...) -> None: ...
+    waiting_tasks: int
+    def __init__(self, priority_queue_size: _Optional[int] = ..., active_tasks: _Optional[int] = ..., completed_tasks: _Optional[int] = ..., max_concurrent_tasks: _Optional[int] = ..., waiting_tasks: _Optional[int] = ...) -> None: ...

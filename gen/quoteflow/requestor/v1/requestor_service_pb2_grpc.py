@@ -30,6 +30,23 @@ class RequestorServiceStub:
     wait in a priority queue (HIGH > MEDIUM > LOW, FIFO within a priority) and
     at most max_concurrent_tasks run at once. A running task follows its
     order's stream from the ProcessorService and keeps every proposal.
+
+    Orders that have not started hold no slot. A queued task first waits,
+    outside the max_concurrent_tasks slots, for its order's first event: it
+    watches the order, and takes a slot only once an event has come, then in
+    priority order among the tasks whose orders have started. Tasks placed for
+    orders that never arrive therefore cannot keep a started order waiting;
+    they stay QUEUED (GetStatsResponse.waiting_tasks counts them) until their
+    deadline, and then end TIMED_OUT with error_message "deadline passed while
+    waiting for its order's first event". Once a task has a slot it keeps it
+    until it ends, also while its order waits for later events.
+
+    Every task has a deadline: its PlaceOrder timeout, or the service's default
+    (--default-task-timeout, one hour unless configured). Until then a task
+    whose stream to the processor is lost reconnects from the last sequence it
+    received, with capped exponential backoff and jitter
+    (--reconnect-backoff-base, --reconnect-backoff-cap), however long the
+    processor is away: an outage fails no task; the deadline alone bounds it.
     """
 
     def __init__(self, channel):
@@ -65,6 +82,23 @@ class RequestorServiceServicer:
     wait in a priority queue (HIGH > MEDIUM > LOW, FIFO within a priority) and
     at most max_concurrent_tasks run at once. A running task follows its
     order's stream from the ProcessorService and keeps every proposal.
+
+    Orders that have not started hold no slot. A queued task first waits,
+    outside the max_concurrent_tasks slots, for its order's first event: it
+    watches the order, and takes a slot only once an event has come, then in
+    priority order among the tasks whose orders have started. Tasks placed for
+    orders that never arrive therefore cannot keep a started order waiting;
+    they stay QUEUED (GetStatsResponse.waiting_tasks counts them) until their
+    deadline, and then end TIMED_OUT with error_message "deadline passed while
+    waiting for its order's first event". Once a task has a slot it keeps it
+    until it ends, also while its order waits for later events.
+
+    Every task has a deadline: its PlaceOrder timeout, or the service's default
+    (--default-task-timeout, one hour unless configured). Until then a task
+    whose stream to the processor is lost reconnects from the last sequence it
+    received, with capped exponential backoff and jitter
+    (--reconnect-backoff-base, --reconnect-backoff-cap), however long the
+    processor is away: an outage fails no task; the deadline alone bounds it.
     """
 
     def PlaceOrder(self, request, context):
@@ -134,6 +168,23 @@ class RequestorService:
     wait in a priority queue (HIGH > MEDIUM > LOW, FIFO within a priority) and
     at most max_concurrent_tasks run at once. A running task follows its
     order's stream from the ProcessorService and keeps every proposal.
+
+    Orders that have not started hold no slot. A queued task first waits,
+    outside the max_concurrent_tasks slots, for its order's first event: it
+    watches the order, and takes a slot only once an event has come, then in
+    priority order among the tasks whose orders have started. Tasks placed for
+    orders that never arrive therefore cannot keep a started order waiting;
+    they stay QUEUED (GetStatsResponse.waiting_tasks counts them) until their
+    deadline, and then end TIMED_OUT with error_message "deadline passed while
+    waiting for its order's first event". Once a task has a slot it keeps it
+    until it ends, also while its order waits for later events.
+
+    Every task has a deadline: its PlaceOrder timeout, or the service's default
+    (--default-task-timeout, one hour unless configured). Until then a task
+    whose stream to the processor is lost reconnects from the last sequence it
+    received, with capped exponential backoff and jitter
+    (--reconnect-backoff-base, --reconnect-backoff-cap), however long the
+    processor is away: an outage fails no task; the deadline alone bounds it.
     """
 
     @staticmethod
