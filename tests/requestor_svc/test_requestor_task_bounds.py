@@ -105,3 +105,15 @@ async def test_a_stream_refused_for_too_many_watches_is_tried_again(requestor, f
     result = await requestor.wait_final(placed.task_id)
     assert result.status == pb.TASK_STATUS_SUCCEEDED
     assert result.reconnects == 1
+
+
+async def test_an_order_completed_without_proposals_ends_the_task_at_its_first_event(
+    requestor, fake
+):
+    fake.complete("EMPTY")
+    placed = await requestor.place("EMPTY")
+    result = await requestor.wait_final(placed.task_id)
+    assert result.status == pb.TASK_STATUS_SUCCEEDED
+    assert (list(result.proposals), result.last_sequence) == ([], 1)
+    # Its wait for the first event saw the order complete: nothing more to follow.
+    assert fake.watched("EMPTY") == [0]
