@@ -14,6 +14,7 @@ from queues.priority_task_pool import TaskPriority, TaskStatus
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from requestor_svc.order_job import Placement
 from requestor_svc.order_tasks import OrderTask, PoolStats
+from service_runtime.submission_limits import check_submission
 from service_runtime.validation import Violations
 
 #: Longest task timeout a PlaceOrder may ask for, in seconds.
@@ -51,15 +52,19 @@ def place_args(request: pb.PlaceOrderRequest) -> PlaceArgs:
             priority = known
     timeout = None
     if request.HasField("timeout"):
-        timeout = request.timeout.seconds + request.timeout.nanos / 1e9
-        if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        timeout = problems.check_duration("timeout", request.timeout)
+        if timeout is not None and not 0 < timeout <= MAX_TIMEOUT_SECONDS:
             problems.add(
                 "timeout",
                 f"must be more than 0 s and at most {MAX_TIMEOUT_SECONDS:g} s; got {timeout:g} s",
             )
     problems.check_id("request_id", request.request_id, required=False)
+    submission = None
+    # Optional, since the task only keeps it; when given, held to SubmitQuote's limits.
+    if request.HasField("submission"):
+        submission = request.submission
+        check_submission(problems, "submission", submission)
     problems.raise_if_any()
-    submission = request.submission if request.HasField("submission") else None
     return PlaceArgs(
         Placement(request.order_req_id, priority, timeout, submission), request.request_id
     )
@@ -96,6 +101,7 @@ def stats_to_pb(stats: PoolStats) -> pb.GetStatsResponse:
         active_tasks=stats.active_tasks,
         completed_tasks=stats.completed_tasks,
         max_concurrent_tasks=stats.max_concurrent_tasks,
+        waiting_tasks=stats.waiting_tasks,
     )
 
 

@@ -42,6 +42,11 @@ class ProcessorServiceStub:
     and keeps in its store: clients, who share the quote service's request_id
     namespace, cannot compute it, so they cannot take it in advance; no error
     tells it.
+
+    Ids (order_req_id, proposal_id, request_id) are ids as QuoteService
+    defines them: 1 to 128 characters, none of them whitespace or of the
+    Unicode categories C* or Z*, compared exactly. Any other id is
+    INVALID_ARGUMENT with a field violation, and creates nothing.
     """
 
     def __init__(self, channel):
@@ -89,6 +94,11 @@ class ProcessorServiceServicer:
     and keeps in its store: clients, who share the quote service's request_id
     namespace, cannot compute it, so they cannot take it in advance; no error
     tells it.
+
+    Ids (order_req_id, proposal_id, request_id) are ids as QuoteService
+    defines them: 1 to 128 characters, none of them whitespace or of the
+    Unicode categories C* or Z*, compared exactly. Any other id is
+    INVALID_ARGUMENT with a field violation, and creates nothing.
     """
 
     def SubmitProposal(self, request, context):
@@ -192,6 +202,11 @@ class ProcessorService:
     and keeps in its store: clients, who share the quote service's request_id
     namespace, cannot compute it, so they cannot take it in advance; no error
     tells it.
+
+    Ids (order_req_id, proposal_id, request_id) are ids as QuoteService
+    defines them: 1 to 128 characters, none of them whitespace or of the
+    Unicode categories C* or Z*, compared exactly. Any other id is
+    INVALID_ARGUMENT with a field violation, and creates nothing.
     """
 
     @staticmethod

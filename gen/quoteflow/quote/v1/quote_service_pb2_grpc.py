@@ -34,6 +34,20 @@ class QuoteServiceStub:
     Errors carry a google.rpc.Status with an ErrorInfo (domain "quoteflow"):
     INVALID_ARGUMENT adds a google.rpc.BadRequest with one field violation per
     bad field, RESOURCE_EXHAUSTED adds a google.rpc.RetryInfo.
+
+    Ids (a message's id, a request_id) are 1 to 128 characters, none of them
+    whitespace or of the Unicode categories C* (control, format, private-use,
+    unassigned) or Z* (separators): an id ends up in logs and terminals, where
+    such characters hide, reorder or forge what is shown. Ids are compared code
+    point by code point, without normalisation. Any other id is a field
+    violation. Text people read (names, addresses, a reviewer) refuses the
+    categories Cc (controls, ANSI escapes among them), Cf (format characters:
+    U+200B, U+FEFF, the bidirectional overrides…, except U+200C ZERO WIDTH
+    NON-JOINER and U+200D ZERO WIDTH JOINER, which real names are spelt with),
+    Zl and Zp; required text must hold a letter, digit, punctuation mark or
+    symbol, so text of only (Unicode) whitespace, joiners or combining marks is
+    refused as blank. A Duration whose seconds and nanos have opposite signs, or
+    whose nanos are outside ±999,999,999, is a field violation too.
     """
 
     def __init__(self, channel):
@@ -98,6 +112,20 @@ class QuoteServiceServicer:
     Errors carry a google.rpc.Status with an ErrorInfo (domain "quoteflow"):
     INVALID_ARGUMENT adds a google.rpc.BadRequest with one field violation per
     bad field, RESOURCE_EXHAUSTED adds a google.rpc.RetryInfo.
+
+    Ids (a message's id, a request_id) are 1 to 128 characters, none of them
+    whitespace or of the Unicode categories C* (control, format, private-use,
+    unassigned) or Z* (separators): an id ends up in logs and terminals, where
+    such characters hide, reorder or forge what is shown. Ids are compared code
+    point by code point, without normalisation. Any other id is a field
+    violation. Text people read (names, addresses, a reviewer) refuses the
+    categories Cc (controls, ANSI escapes among them), Cf (format characters:
+    U+200B, U+FEFF, the bidirectional overrides…, except U+200C ZERO WIDTH
+    NON-JOINER and U+200D ZERO WIDTH JOINER, which real names are spelt with),
+    Zl and Zp; required text must hold a letter, digit, punctuation mark or
+    symbol, so text of only (Unicode) whitespace, joiners or combining marks is
+    refused as blank. A Duration whose seconds and nanos have opposite signs, or
+    whose nanos are outside ±999,999,999, is a field violation too.
     """
 
     def SubmitQuote(self, request, context):
@@ -248,6 +276,20 @@ class QuoteService:
     Errors carry a google.rpc.Status with an ErrorInfo (domain "quoteflow"):
     INVALID_ARGUMENT adds a google.rpc.BadRequest with one field violation per
     bad field, RESOURCE_EXHAUSTED adds a google.rpc.RetryInfo.
+
+    Ids (a message's id, a request_id) are 1 to 128 characters, none of them
+    whitespace or of the Unicode categories C* (control, format, private-use,
+    unassigned) or Z* (separators): an id ends up in logs and terminals, where
+    such characters hide, reorder or forge what is shown. Ids are compared code
+    point by code point, without normalisation. Any other id is a field
+    violation. Text people read (names, addresses, a reviewer) refuses the
+    categories Cc (controls, ANSI escapes among them), Cf (format characters:
+    U+200B, U+FEFF, the bidirectional overrides…, except U+200C ZERO WIDTH
+    NON-JOINER and U+200D ZERO WIDTH JOINER, which real names are spelt with),
+    Zl and Zp; required text must hold a letter, digit, punctuation mark or
+    symbol, so text of only (Unicode) whitespace, joiners or combining marks is
+    refused as blank. A Duration whose seconds and nanos have opposite signs, or
+    whose nanos are outside ±999,999,999, is a field violation too.
     """
 
     @staticmethod

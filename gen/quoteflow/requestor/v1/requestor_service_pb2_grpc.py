@@ -47,6 +47,11 @@ class RequestorServiceStub:
     received, with capped exponential backoff and jitter
     (--reconnect-backoff-base, --reconnect-backoff-cap), however long the
     processor is away: an outage fails no task; the deadline alone bounds it.
+
+    Ids (order_req_id, request_id, task_id) are ids as QuoteService defines
+    them: 1 to 128 characters, none of them whitespace or of the Unicode
+    categories C* or Z*, compared exactly. Any other id is INVALID_ARGUMENT
+    with a field violation.
     """
 
     def __init__(self, channel):
@@ -99,6 +104,11 @@ class RequestorServiceServicer:
     received, with capped exponential backoff and jitter
     (--reconnect-backoff-base, --reconnect-backoff-cap), however long the
     processor is away: an outage fails no task; the deadline alone bounds it.
+
+    Ids (order_req_id, request_id, task_id) are ids as QuoteService defines
+    them: 1 to 128 characters, none of them whitespace or of the Unicode
+    categories C* or Z*, compared exactly. Any other id is INVALID_ARGUMENT
+    with a field violation.
     """
 
     def PlaceOrder(self, request, context):
@@ -185,6 +195,11 @@ class RequestorService:
     received, with capped exponential backoff and jitter
     (--reconnect-backoff-base, --reconnect-backoff-cap), however long the
     processor is away: an outage fails no task; the deadline alone bounds it.
+
+    Ids (order_req_id, request_id, task_id) are ids as QuoteService defines
+    them: 1 to 128 characters, none of them whitespace or of the Unicode
+    categories C* or Z*, compared exactly. Any other id is INVALID_ARGUMENT
+    with a field violation.
     """
 
     @staticmethod
