@@ -15,10 +15,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from queues.records import VERSION, version_of
 from queues.storage import Delete, Put
 
 PROPOSALS = "proposals"
 REQUESTS = "proposal_requests"
+#: The version (records.py) of the shapes both kinds of record are written in.
+RECORD_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +43,21 @@ def proposal_put(order_req_id: str, proposal_id: str, handle: str) -> Put:
     return Put(
         PROPOSALS,
         proposal_key(order_req_id, proposal_id),
-        {"order_req_id": order_req_id, "proposal_id": proposal_id, "handle": handle},
+        {
+            VERSION: RECORD_VERSION,
+            "order_req_id": order_req_id,
+            "proposal_id": proposal_id,
+            "handle": handle,
+        },
     )
 
 
 def request_put(request_id: str, request: Request) -> Put:
-    return Put(REQUESTS, request_id, asdict(request))
+    return Put(REQUESTS, request_id, {VERSION: RECORD_VERSION, **asdict(request)})
 
 
 def request_from_record(record: dict[str, Any]) -> Request:
+    version_of(record, RECORD_VERSION)
     return Request(record["order_req_id"], record["proposal_id"], record["fingerprint"])
 
 

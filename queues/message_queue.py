@@ -63,6 +63,7 @@ from queues.message import (
 )
 from queues.message_records import COLLECTION, MessageCodec, RequestFacts, delete
 from queues.message_stats import MessageCounters, QueueStats
+from queues.records import RecordError
 from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
 from queues.storage import MemoryStore, Store, StoreError
@@ -220,7 +221,8 @@ class MessageQueue(Generic[P, R]):
 
     async def start(self) -> None:
         """Rebuild the queue from its store (once), then start the workers and
-        the retention sweep. Raises StoreError if the store cannot be read."""
+        the retention sweep. Raises StoreError if the store cannot be read, and
+        RecordError (a StoreError) naming the record for one it cannot decode."""
         if self._worker_tasks:
             return
         if not self._recovered:
@@ -556,8 +558,11 @@ class MessageQueue(Generic[P, R]):
         now = self._clock()
         finished: list[tuple[float, str]] = []
         last_seq = 0
-        for _, record in await self._store.load(COLLECTION):
-            message, facts = self._codec.message(record)
+        for key, record in await self._store.load(COLLECTION):
+            try:
+                message, facts = self._codec.message(record)
+            except Exception as error:
+                raise RecordError.broken(self._store.name, COLLECTION, key, error) from error
             self._register(message)
             last_seq = max(last_seq, message.seq)
             if facts is not None:

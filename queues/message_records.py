@@ -1,7 +1,8 @@
 """Messages as store records, and back.
 
 A message is one record in the "messages" collection, keyed by its creation
-sequence so that load() returns messages in creation (FIFO) order.
+sequence so that load() returns messages in creation (FIFO) order. Its
+"version" field (records.py) is the shape below: version 1.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any, Generic
 
 from queues.codec import Codec
 from queues.message import Message, MessageStatus, P, Priority, R, Review, ReviewDecision
+from queues.records import VERSION, version_of
 from queues.storage import Delete, Put
 
 COLLECTION = "messages"
+#: The version of the shape put() writes.
+RECORD_VERSION = 1
 
 
 def key(message: Message[Any, Any]) -> str:
@@ -36,6 +40,7 @@ class MessageCodec(Generic[P, R]):
             COLLECTION,
             key(message),
             {
+                VERSION: RECORD_VERSION,
                 "id": message.id,
                 "seq": message.seq,
                 "payload": self.payload.encode(message.payload),
@@ -61,6 +66,9 @@ class MessageCodec(Generic[P, R]):
         )
 
     def message(self, record: dict[str, Any]) -> tuple[Message[P, R], RequestFacts | None]:
+        """The message a record holds. Raises KeyError, ValueError or whatever
+        the codecs raise for a record this program did not write."""
+        version_of(record, RECORD_VERSION)
         review = record["review"]
         status = MessageStatus(record["status"])
         message: Message[P, R] = Message(

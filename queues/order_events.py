@@ -12,12 +12,15 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from queues.codec import Codec
+from queues.records import VERSION, version_of
 from queues.storage import Put
 
 T = TypeVar("T")
 
 #: The collection holding every order's events.
 EVENTS = "order_events"
+#: The version (records.py) of the shape event_put writes.
+EVENT_VERSION = 1
 
 
 class OrderEventKind(StrEnum):
@@ -59,6 +62,7 @@ def event_put(event: OrderEvent[T], codec: Codec[T]) -> Put:
         EVENTS,
         event_key(event.order_req_id, event.sequence),
         {
+            VERSION: EVENT_VERSION,
             "order_req_id": event.order_req_id,
             "sequence": event.sequence,
             "kind": event.kind.value,
@@ -73,6 +77,7 @@ def event_put(event: OrderEvent[T], codec: Codec[T]) -> Put:
 
 def event_from_record(record: dict[str, Any], codec: Codec[T]) -> OrderEvent[T]:
     """The event whose record event_put made."""
+    version_of(record, EVENT_VERSION)
     data = record["data"]
     return OrderEvent(
         order_req_id=record["order_req_id"],

@@ -61,6 +61,7 @@ from queues.order_tombstones import (
     tombstone_from_record,
     tombstone_put,
 )
+from queues.records import RecordError
 from queues.shielded import ShieldedSteps
 from queues.storage import Change, Delete, MemoryStore, Store, StoreError
 
@@ -577,8 +578,11 @@ class OrderQueueManager(Generic[T]):
     def _recover(self, records: list[tuple[str, Any]]) -> None:
         logs: dict[str, list[OrderEvent[T]]] = {}
         # Records come in key order, which is each order's sequence order.
-        for _, record in records:
-            event = event_from_record(record, self._codec)
+        for key, record in records:
+            try:
+                event = event_from_record(record, self._codec)
+            except Exception as error:
+                raise RecordError.broken(self.store.name, EVENTS, key, error) from error
             logs.setdefault(event.order_req_id, []).append(event)
         completed: list[tuple[float, OrderQueue[T]]] = []
         for order_req_id, events in logs.items():

@@ -49,6 +49,7 @@ from queues.codec import Codec, JsonCodec
 from queues.errors import ClosedError, InvalidStateError, NotFoundError
 from queues.ids import random_id
 from queues.keyed_lock import KeyedLock
+from queues.records import RecordError
 from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
 from queues.storage import Change, Store, StoreError
@@ -539,9 +540,7 @@ class PriorityQueueManager(Generic[R]):
             try:
                 stored.append(self._codec.decode(task_id, value))
             except Exception as error:
-                raise StoreError(
-                    f"cannot read task {task_id!r} from the store: {error!r}"
-                ) from error
+                raise RecordError.broken(store.name, COLLECTION, task_id, error) from error
         items = {
             task.record.task_id: self._restored_item(task)
             for task in stored
@@ -652,8 +651,9 @@ class PriorityQueueManager(Generic[R]):
     def _line_up(self, item: PriorityTask[R]) -> None:
         """Put a queued task in line for a slot, or, with ready_when, start
         waiting for it first. Only while the pool runs: start() lines up every
-        queued task."""
-        if not self._workers:
+        queued task. (A commit can land while stop() waits for it: a wait
+        started then would outlive the stop.)"""
+        if not (self._workers and self._accepting):
             return
         if self._ready_when is None:
             self._queue.put_nowait(item)

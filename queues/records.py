@@ -35,15 +35,19 @@ class RecordError(StoreError):
     @classmethod
     def broken(cls, store: str, collection: str, key: str, error: Exception) -> RecordError:
         """The error for a record whose decoding raised error."""
-        if isinstance(error, RecordError):
-            return error
+        if isinstance(error, UnknownVersionError):
+            return cls(store, collection, key, str(error))
         return cls(store, collection, key, f"is broken: {type(error).__name__}: {error}")
 
 
+class UnknownVersionError(ValueError):
+    """A record's version is not one this program reads (a newer program wrote it)."""
+
+
 def version_of(record: dict[str, Any], newest: int) -> int:
-    """The version record was written in. Raises ValueError for a version newer
-    than `newest`, the one this program writes: it cannot know that shape."""
+    """The version record was written in. Raises UnknownVersionError for a version
+    newer than `newest`, the one this program writes: it cannot know that shape."""
     version = record.get(VERSION, 1)
     if not isinstance(version, int) or not 1 <= version <= newest:
-        raise ValueError(f"has version {version!r}; this program reads 1 to {newest}")
+        raise UnknownVersionError(f"has version {version!r}; this program reads 1 to {newest}")
     return version

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Generic
 
 from queues.codec import Codec
+from queues.records import VERSION, version_of
 from queues.storage import Delete, Put
 from queues.task import PriorityTask, R, TaskPriority, TaskRecord, TaskStatus
 
 COLLECTION = "tasks"
+#: The version (records.py) of the shape TaskCodec.put writes.
+TASK_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class TaskCodec(Generic[R]):
             COLLECTION,
             record.task_id,
             {
+                VERSION: TASK_VERSION,
                 "order_req_id": record.order_req_id,
                 "priority": int(record.priority),
                 "seq": item.seq,
@@ -58,6 +62,7 @@ class TaskCodec(Generic[R]):
     def decode(self, task_id: str, value: dict[str, Any]) -> StoredTask[R]:
         """The task a record holds. Raises KeyError, ValueError or whatever the
         codecs raise for a record this program did not write."""
+        version_of(value, TASK_VERSION)
         status = TaskStatus(value["status"])
         final = status.is_final
         record: TaskRecord[R] = TaskRecord(

@@ -10,7 +10,8 @@ from queues.backoff import Backoff
 from queues.errors import InvalidStateError, RequestConflictError
 from queues.message import MessageStatus, Outcome, Priority, ReviewDecision
 from queues.message_queue import MessageQueue
-from queues.storage import MemoryStore, StoreError
+from queues.records import RecordError
+from queues.storage import MemoryStore, Put, StoreError
 
 
 class Recorder:
@@ -177,3 +178,45 @@ async def test_a_worker_takes_the_next_message_while_the_last_result_is_written(
     await queue.close()
     statuses = [p["status"] for p in store.puts() if p["id"] == first.id]
     assert statuses == ["pending", "completed"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda record: record.pop("review"), "is broken: KeyError: 'review'"),
+        (lambda record: record.update(status="lost"), "is broken: ValueError: 'lost' is not"),
+        (lambda record: record.update(version=2), "has version 2; this program reads 1 to 1"),
+    ],
+)
+async def test_a_record_that_cannot_be_read_is_refused_naming_it(damage, reason):
+    store = MemoryStore()
+    first = queue_over(store, Recorder())
+    await first.start()
+    message = (await first.submit("x", priority=Priority.NORMAL)).message
+    await first.close()
+    [(key, record)] = await store.load("messages")
+    damage(record)
+    await store.commit([Put("messages", key, record)])
+
+    with pytest.raises(RecordError) as refused:
+        await queue_over(store, Recorder()).start()
+    assert str(refused.value).startswith(
+        f"cannot read store memory store: record '{key}' of collection 'messages' {reason}"
+    )
+    assert (refused.value.collection, refused.value.key) == ("messages", f"{message.seq:016d}")
+
+
+async def test_a_record_written_before_versions_reads_as_version_one():
+    store = MemoryStore()
+    first = queue_over(store, Recorder())
+    await first.start()
+    message = (await first.submit("x", priority=Priority.NORMAL)).message
+    await first.close()
+    [(key, record)] = await store.load("messages")
+    assert record.pop("version") == 1
+    await store.commit([Put("messages", key, record)])
+
+    again = queue_over(store, Recorder())
+    await again.start()
+    assert (await final(again, message.id)).status is MessageStatus.COMPLETED
+    await again.close()

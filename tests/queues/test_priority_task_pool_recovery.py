@@ -345,7 +345,7 @@ async def test_a_record_this_program_cannot_read_refuses_the_start():
     store = MemoryStore()
     await store.commit([Put("tasks", "t1", {"x": 1})])
     pool = durable_pool(store, Work())
-    with pytest.raises(StoreError, match="cannot read task 't1' from the store"):
+    with pytest.raises(StoreError, match="record 't1' of collection 'tasks' is broken"):
         await pool.start()
     with pytest.raises(ClosedError):
         await add(pool, "x")

@@ -5,6 +5,7 @@ recorded once."""
 import asyncio
 import contextlib
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from quote_harness import submission
 from service_process import ServiceProcess, run_to_exit, running_service
 
+from queues.storage_sqlite import SqliteStore
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 
@@ -169,4 +171,33 @@ async def test_an_unusable_database_is_refused_at_start(tmp_path, damage):
     assert finished.returncode == 1
     assert f"cannot open store {database}".encode() in finished.stderr
     assert b'"serving"' not in finished.stderr
+    assert b"Traceback" not in finished.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param('{"cut', "is not JSON", id="not-json"),
+        pytest.param(
+            '{"id": "m7", "seq": 7}', "is broken: KeyError: 'review'", id="a-field-missing"
+        ),
+    ],
+)
+async def test_a_broken_record_is_refused_at_start_in_one_line(tmp_path, value, reason):
+    database = tmp_path / "quote.sqlite3"
+    store = SqliteStore(database)
+    await store.open()
+    await store.close()
+    with contextlib.closing(sqlite3.connect(database)) as side, side:
+        side.execute("INSERT INTO records VALUES ('messages', '0000000000000007', ?)", (value,))
+    finished = await run_to_exit(
+        sys.executable, "-m", "quote_svc", "--port", "0", "--data-dir", str(tmp_path)
+    )
+    assert finished.returncode == 1
+    refusal = (
+        f"quote service cannot start: cannot read store {database}: "
+        f"record '0000000000000007' of collection 'messages' {reason}"
+    )
+    [last] = finished.stderr.decode().splitlines()[-1:]
+    assert last.startswith(f"quoteflow {refusal}")
     assert b"Traceback" not in finished.stderr

@@ -1,0 +1,100 @@
+"""Records as every manager keeps them: one that cannot be read refuses the
+start with a RecordError naming the store, the collection and the key, and one
+written before records had versions reads as version 1."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from queues.codec import JsonCodec
+from queues.message import Outcome
+from queues.message_queue import MessageQueue
+from queues.order_events import OrderEvent, OrderEventKind, event_from_record, event_put
+from queues.order_queues import OrderQueueManager
+from queues.priority_task_pool import PriorityQueueManager
+from queues.records import RecordError
+from queues.storage import MemoryStore, Put, Store
+from queues.task import PriorityTask, TaskPriority, TaskRecord, TaskStatus
+from queues.task_records import TaskCodec
+
+
+async def price(payload: str) -> Outcome[str]:
+    return Outcome(payload)
+
+
+async def step(**kwargs: Any) -> str:
+    return "done"
+
+
+def start_messages(store: Store) -> Awaitable[None]:
+    return MessageQueue(price, store=store).start()
+
+
+def start_tasks(store: Store) -> Awaitable[None]:
+    return PriorityQueueManager(1, store=store, task_funcs={"step": step}).start()
+
+
+def start_orders(store: Store) -> Awaitable[None]:
+    return OrderQueueManager(store=store).start()
+
+
+@pytest.mark.parametrize(
+    ("start", "collection", "key"),
+    [
+        (start_messages, "messages", "0000000000000001"),
+        (start_tasks, "tasks", "t1"),
+        (start_orders, "order_events", '["o1", "000000000001"]'),
+    ],
+)
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"seq": 1}, "is broken: KeyError: "),
+        ({"version": 2}, "has version 2; this program reads 1 to 1"),
+    ],
+)
+async def test_a_record_that_cannot_be_read_refuses_the_start_naming_it(
+    start: Callable[[Store], Awaitable[None]],
+    collection: str,
+    key: str,
+    record: dict[str, Any],
+    reason: str,
+) -> None:
+    store = MemoryStore()
+    await store.commit([Put(collection, key, record)])
+    with pytest.raises(RecordError) as refused:
+        await start(store)
+    assert str(refused.value).startswith(
+        f"cannot read store memory store: record {key!r} of collection {collection!r} {reason}"
+    )
+    assert (refused.value.store, refused.value.collection, refused.value.key) == (
+        "memory store",
+        collection,
+        key,
+    )
+
+
+def test_event_and_task_records_without_a_version_read_as_version_one() -> None:
+    codec: JsonCodec = JsonCodec()
+    event: OrderEvent[Any] = OrderEvent(
+        "o1", 1, OrderEventKind.PROPOSAL_NEW, "p1", "p1/New", 5.0, {"q": 1}
+    )
+    written = event_put(event, codec).value
+    assert written.pop("version") == 1
+    assert event_from_record(written, codec) == event
+
+    tasks: TaskCodec[Any] = TaskCodec(codec, codec)
+    record: TaskRecord[Any] = TaskRecord(
+        task_id="t1",
+        order_req_id="o1",
+        priority=TaskPriority.MEDIUM,
+        status=TaskStatus.QUEUED,
+        created_at=1.0,
+        kwargs={"a": 1},
+    )
+    item = PriorityTask(TaskPriority.MEDIUM, 3, "t1", "o1", step, {"a": 1}, 1.0, func_name="step")
+    put = tasks.put(item, record)
+    assert put.value.pop("version") == 1
+    stored = tasks.decode("t1", put.value)
+    assert (stored.record, stored.seq, stored.func_name) == (record, 3, "step")
