@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from processor_svc.proposal_desk import MAX_PROPOSALS_PER_ORDER
 from service_runtime.config import ServerOptions, require_non_negative, require_positive
 
 ENV_PREFIX = "PROCESSOR"
@@ -37,6 +38,14 @@ class ProcessorConfig(ServerOptions):
             "WatchOrder answers RESOURCE_EXHAUSTED"
         },
     )
+    max_proposals_per_order: int = field(
+        default=MAX_PROPOSALS_PER_ORDER,
+        metadata={
+            "help": "proposals an order takes; past it SubmitProposal answers "
+            "FAILED_PRECONDITION. Above the default, a requestor's GetTaskResult of an "
+            "order of the largest proposals may exceed gRPC's 4 MiB"
+        },
+    )
     cleanup_interval: float = field(
         default=60.0, metadata={"help": "seconds between sweeps of completed orders"}
     )
@@ -49,5 +58,5 @@ class ProcessorConfig(ServerOptions):
         require_positive(
             self, "call_deadline", "pricing_timeout", "cleanup_interval", "health_interval"
         )
-        require_positive(self, "max_awaited_orders")
+        require_positive(self, "max_awaited_orders", "max_proposals_per_order")
         require_non_negative(self, "completed_retention", "tombstone_retention")

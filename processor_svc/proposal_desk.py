@@ -49,6 +49,26 @@ S_contra = TypeVar("S_contra", contravariant=True)
 
 #: How long to wait before writing an outcome again after the store refused it.
 STORE_RETRY = Backoff(base=0.1, cap=5.0)
+#: The most proposals an order takes, by default. Every event of an order
+#: reaches a requestor's GetTaskResult in one response, which must stay under
+#: gRPC's default 4 MiB: a priced proposal's event is at most about 17 KB (ids
+#: and names of the longest, in 4-byte characters, a 2,000-character review
+#: note), so 200 of them make about 3.3 MB.
+MAX_PROPOSALS_PER_ORDER = 200
+#: The longest PROPOSAL_FAILED error kept, in characters; longer ones are cut.
+ERROR_MAX_CHARS = 1000
+
+
+class OrderFullError(InvalidStateError):
+    """The order holds as many proposals as an order may: FAILED_PRECONDITION,
+    since retrying never helps (an order's proposals never leave it), unlike
+    RESOURCE_EXHAUSTED's "later"; the caller needs another order."""
+
+    def __init__(self, order_req_id: str, limit: int) -> None:
+        super().__init__("order", order_req_id, "full", "submit a proposal to")
+        # The limit belongs in the words; the rest is InvalidStateError's.
+        self.args = (f"{self}: it holds {limit} proposals, the most an order may hold",)
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +97,8 @@ class _Order:
     request_ids: set[str] = field(default_factory=set)
     #: Proposals being accepted or priced: their event is not yet appended.
     in_flight: int = 0
+    #: Proposals being accepted: they count towards the order's limit.
+    accepting: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     #: complete() calls waiting for in_flight to reach 0; new proposals are refused meanwhile.
     completers: int = 0
@@ -92,8 +114,10 @@ class ProposalDesk(Generic[S, Q]):
         pricer: Pricer[S, Q],
         *,
         store_retry: Backoff = STORE_RETRY,
+        max_proposals: int = MAX_PROPOSALS_PER_ORDER,
     ) -> None:
         self._orders = orders
+        self._max_proposals = max_proposals
         self._store = orders.store
         self._pricer = pricer
         self._store_retry = store_retry
@@ -146,7 +170,9 @@ class ProposalDesk(Generic[S, Q]):
         A request_id repeated with the same (order, proposal, fingerprint) is a
         repeat, answered True even once the order is completed. Raises
         ClosedError after close(), InvalidStateError for a new proposal to a
-        completed (or completing) order, RequestConflictError for a request_id
+        completed (or completing) order, OrderFullError (an InvalidStateError)
+        for one past the order's max_proposals, ExpiredError for an order
+        removed after its retention, RequestConflictError for a request_id
         first used for something else, StoreError if the acceptance could not
         be committed, and whatever the pricer raises when it cannot queue the
         quote; after any of these nothing is accepted and the same proposal
@@ -240,7 +266,10 @@ class ProposalDesk(Generic[S, Q]):
             if completed or (order is not None and order.completers):
                 raise InvalidStateError("order", order_req_id, "completed", "submit a proposal to")
             order = self._order(order_req_id)
+            if len(order.proposals) + order.accepting >= self._max_proposals:
+                raise OrderFullError(order_req_id, self._max_proposals)
             self._begin(order)
+            order.accepting += 1
             try:
                 handle = await self._pricer.submit(order_req_id, proposal_id, submission)
                 await self._store.commit(
@@ -250,6 +279,8 @@ class ProposalDesk(Generic[S, Q]):
                 self._settled(order)
                 self._forget_if_unused(order_req_id, order)
                 raise
+            finally:
+                order.accepting -= 1
             # An order with an accepted proposal exists, before its first event too.
             self._orders.get_order_queue(order_req_id)
             order.proposals[proposal_id] = handle
@@ -329,7 +360,7 @@ class ProposalDesk(Generic[S, Q]):
                         f"{proposal_id}/Failed",
                         kind=OrderEventKind.PROPOSAL_FAILED,
                         proposal_id=proposal_id,
-                        error=outcome.error,
+                        error=_bounded(outcome.error),
                     )
                 return
             except StoreError:
@@ -338,3 +369,9 @@ class ProposalDesk(Generic[S, Q]):
                     "recording proposal %s/%s failed; retrying", order_req_id, proposal_id
                 )
                 await asyncio.sleep(self._store_retry.delay(attempt))
+
+
+def _bounded(error: str) -> str:
+    if len(error) <= ERROR_MAX_CHARS:
+        return error
+    return error[: ERROR_MAX_CHARS - 1] + "…"

@@ -23,10 +23,10 @@ from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.server import (
     RunningServer,
     ServiceBinding,
+    bind_server,
     serve_until_signalled,
-    start_server,
 )
-from service_runtime.storage import store_for
+from service_runtime.storage import store_for, store_lock
 
 logger = logging.getLogger("processor_svc.service")
 
@@ -45,9 +45,11 @@ class Processor:
 
 @contextlib.asynccontextmanager
 async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
-    """Open the store and rebuild the orders and proposals from it, then serve
-    until the block exits. Raises StoreError, before serving, if the store
-    cannot be opened or read.
+    """Lock the store and bind the port, so a second service on either stops
+    before it reads anything; open the store and rebuild the orders and
+    proposals from it, then serve until the block exits. Raises StoreError,
+    before serving, if the store cannot be opened or read, OSError if the store
+    is locked or the port cannot be bound.
 
     Then stops in order: no new calls (those in flight get the grace), no more
     readiness checks, no more pricing (unpriced proposals stay accepted in the
@@ -56,6 +58,9 @@ async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
     """
     store = store_for(config, "processor")
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(store_lock(config, "processor"))
+        bound = await bind_server(host=config.host, port=config.port)
+        stack.push_async_callback(bound.close)
         stack.push_async_callback(store.close)
         await store.open()
         quote = Downstream(
@@ -78,7 +83,7 @@ async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
             pricing_timeout=config.pricing_timeout,
             request_id_key=await request_id_key(store),
         )
-        desk = ProposalDesk(orders, pricer)
+        desk = ProposalDesk(orders, pricer, max_proposals=config.max_proposals_per_order)
         await orders.start()
         stack.push_async_callback(orders.stop)
         await desk.start()
@@ -97,7 +102,7 @@ async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
             SERVICE_NAME, lambda srv: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, srv)
         )
         # Not ready until the first health check of the quote service says so.
-        server = await start_server([binding], host=config.host, port=config.port, ready=False)
+        server = await bound.start([binding], ready=False)
         stack.push_async_callback(server.stop, config.grace_seconds)
         readiness = asyncio.create_task(
             quote.track_readiness(server, interval=config.health_interval)

@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from store_doubles import ScriptedStore, in_collection
 
-from processor_svc.proposal_desk import PricingOutcome, ProposalDesk
+from processor_svc.proposal_desk import (
+    ERROR_MAX_CHARS,
+    OrderFullError,
+    PricingOutcome,
+    ProposalDesk,
+)
 from queues.backoff import Backoff
 from queues.errors import InvalidStateError, RequestConflictError
 from queues.order_queues import OrderEventKind, OrderQueueManager
@@ -321,3 +326,33 @@ async def test_one_request_id_sent_for_two_proposals_at_once_accepts_one(open_de
     assert answers[0] is False
     assert isinstance(answers[1], RequestConflictError)
     assert pricer.submitted == [("ORD", "P1", "s")]
+
+
+async def test_an_order_takes_at_most_its_limit_of_proposals_even_at_once(orders, pricer):
+    desk = ProposalDesk(orders, pricer, max_proposals=3)
+    answers = await asyncio.gather(
+        *(desk.submit("ORD", f"P{n}", "s") for n in range(10)), return_exceptions=True
+    )
+    assert answers.count(False) == 3
+    refusals = [a for a in answers if isinstance(a, OrderFullError)]
+    assert len(refusals) == 7
+    assert refusals[0].state == "full"
+    assert "holds 3 proposals, the most an order may hold" in str(refusals[0])
+    accepted = [f"P{n}" for n, answer in enumerate(answers) if answer is False]
+    # A repeat of an accepted proposal is still a repeat, and other orders are not full.
+    assert await desk.submit("ORD", accepted[0], "s") is True
+    assert await desk.submit("OTHER", "P1", "s") is False
+    for proposal in accepted:
+        pricer.settle(f"ORD/{proposal}", "q")
+    pricer.settle("OTHER/P1", "q")
+    await desk.complete("ORD")
+    await desk.close()
+
+
+async def test_a_long_failure_is_cut_to_the_kept_length(orders, pricer, desk):
+    await desk.submit("ORD", "P1", "s")
+    pricer.settle("ORD/P1", None, "x" * 5000)
+    await desk.complete("ORD")
+    failed = orders.get_order_queue("ORD").events_after(0)[0]
+    assert len(failed.error) == ERROR_MAX_CHARS
+    assert failed.error.endswith("…")

@@ -106,7 +106,18 @@ class ProcessorServiceServicer:
         proposal is priced through the QuoteService; once its quote has COMPLETED
         (or failed) an event is appended to the order's queue. Submitting the
         same (order, proposal) again produces no second event. A completed order
-        answers FAILED_PRECONDITION. A proposal id whose quote the quote service
+        answers FAILED_PRECONDITION.
+
+        An order takes at most 200 proposals (max_proposals_per_order): past it
+        the call answers FAILED_PRECONDITION with ErrorInfo reason
+        "ORDER_INVALID_STATE" and metadata state "full". Not RESOURCE_EXHAUSTED:
+        an order's proposals never leave it, so a retry never succeeds; submit to
+        another order. The cap keeps every response holding all of an order's
+        events (a requestor's GetTaskResult) under gRPC's default 4 MiB even when
+        every proposal is of the largest kind (about 17 KB an event: the longest
+        ids and names in 4-byte characters, a 2,000-character review note).
+
+        A proposal id whose quote the quote service
         still holds from an earlier, removed order of the same id, with another
         submission, answers ALREADY_EXISTS (reason "PROPOSAL_PRICED_BEFORE").
         """
