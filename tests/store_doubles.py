@@ -1,9 +1,10 @@
-"""A Store whose commits a test can make fail or hold, to see what a manager does then."""
+"""Stores whose commits a test can make fail or hold, to see what a manager does then."""
 
 import asyncio
 from collections.abc import Callable, Sequence
 
 from queues.storage import Change, MemoryStore, Put, StoreError
+from queues.storage_sqlite import SqliteStore
 
 
 class ScriptedStore(MemoryStore):
@@ -58,3 +59,10 @@ class ScriptedStore(MemoryStore):
 def in_collection(name: str) -> Callable[[Sequence[Change]], bool]:
     """A refuse rule: any commit touching collection name."""
     return lambda changes: any(change.collection == name for change in changes)
+
+
+async def cap_pages(store: SqliteStore, pages: int | None = None) -> None:
+    """Let an open SqliteStore's file grow to `pages` pages (None: no more than it
+    has), as a full disk would; SQLite raises a cap below the file's size to its size."""
+    assert store._connection is not None
+    await store._run(store._connection.execute, f"PRAGMA max_page_count={pages or 1}")

@@ -6,13 +6,14 @@ import logging
 from typing import Any
 
 import pytest
-from store_doubles import ScriptedStore
+from store_doubles import ScriptedStore, cap_pages
 
 from queues.backoff import Backoff
 from queues.codec import JsonCodec
 from queues.message import Message, MessageStatus, Outcome, Priority
 from queues.message_queue import MessageQueue
 from queues.storage import StoreError
+from queues.storage_sqlite import SqliteStore
 
 FAST = Backoff(base=0.001, cap=0.002, jitter=0.0)
 
@@ -176,3 +177,39 @@ async def test_while_the_store_fails_messages_wait_and_one_probe_per_interval_ru
 
 def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno == level and r.name.startswith("queues.")]
+
+
+async def test_a_full_disk_fails_submissions_and_once_freed_every_message_drains(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    go = asyncio.Event()
+
+    async def price_at_length(payload: str) -> Outcome[str]:
+        await go.wait()
+        return Outcome("x" * 5000)  # a result that needs pages of its own
+
+    store = SqliteStore(tmp_path / "q.db")
+    await store.open()
+    queue: MessageQueue[str, str] = MessageQueue(
+        price_at_length,
+        workers=2,
+        store=store,
+        store_backoff=Backoff(base=0.005, cap=0.02, jitter=0.0),
+    )
+    await queue.start()
+    ids = [(await queue.submit(f"m{n}", priority=Priority.NORMAL)).message.id for n in range(10)]
+    await cap_pages(store)
+    go.set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not lines(caplog, logging.WARNING):
+        assert loop.time() < deadline, caplog.text
+        await asyncio.sleep(0.005)
+    with pytest.raises(StoreError, match="database or disk is full"):
+        await queue.submit("x" * 20_000, priority=Priority.NORMAL)
+
+    await cap_pages(store, 1_000_000)  # space is freed; nothing is restarted
+    for message_id in ids:
+        assert (await final(queue, message_id)).status is MessageStatus.COMPLETED
+    assert len(lines(caplog, logging.ERROR)) == 1
+    await queue.close()
+    await store.close()

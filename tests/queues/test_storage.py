@@ -5,6 +5,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_doubles import cap_pages
 
 from queues.keyed_lock import KeyedLock
 from queues.records import RecordError
@@ -159,13 +160,6 @@ async def test_keyed_lock_gives_turns_in_order_to_callbacks_and_skips_cancelled_
 async def change_under(locks: KeyedLock, key: str, order: list[str], name: str) -> None:
     async with locks.hold(key):
         order.append(name)
-
-
-async def cap_pages(store: SqliteStore, pages: int | None = None) -> None:
-    """Let the store's file grow to `pages` pages (None: no more than it has), as
-    a full disk would; SQLite raises a cap below the file's size to its size."""
-    assert store._connection is not None
-    await store._run(store._connection.execute, f"PRAGMA max_page_count={pages or 1}")
 
 
 async def test_a_full_disk_is_reported_as_full_and_the_store_writes_once_space_is_freed(tmp_path):
