@@ -35,8 +35,8 @@ _REFUSED_IN_TEXT: Final = {
     "Zp": "paragraph separator",
 }
 _JOINERS: Final = frozenset("\u200c\u200d")
-#: What text with line breaks (a note) may hold beyond a line's characters.
-_LINE_BREAKS: Final = frozenset("\n\t")
+#: What text with line breaks (a note) may hold of the refused characters.
+_JOINERS_AND_LINE_BREAKS: Final = _JOINERS | frozenset("\n\t")
 #: The first letters of the categories of the characters that show: letters,
 #: numbers, punctuation and symbols.
 _VISIBLE_CATEGORY_CLASSES: Final = frozenset("LNPS")
@@ -130,7 +130,7 @@ def text_problem(
     # isprintable() is False for every refused character, and runs in C: good
     # text takes no per-character look-up.
     if not value.isprintable():
-        allowed = _JOINERS | _LINE_BREAKS if line_breaks else _JOINERS
+        allowed = _JOINERS_AND_LINE_BREAKS if line_breaks else _JOINERS
         for index, char in enumerate(value):
             kind = _REFUSED_IN_TEXT.get(unicodedata.category(char))
             if kind is not None and char not in allowed:
