@@ -33,9 +33,13 @@ _PROPOSAL_KINDS = frozenset(
 
 #: Most bytes of proposal events one task keeps. A task's result carries them
 #: all in one GetTaskResult or CancelTask answer, which must stay under gRPC's
-#: default 4 MiB; the rest of the answer (the submission, which the quote
-#: service's limits bound, and a few small fields) fits in what is left.
-MAX_PROPOSAL_BYTES = 3 * 1024 * 1024
+#: default 4 MiB; the rest of the answer (ids and an error message the id
+#: grammar and the processor bound, the submission the quote service's limits
+#: bound, a few numbers and timestamps: under 20 kB) fits in the 64 KiB left.
+#: An order at the processor's proposal cap with the largest events the
+#: services make (about 3.3 MB) fits, so this fails only a processor
+#: configured with a higher cap.
+MAX_PROPOSAL_BYTES = 4 * 1024 * 1024 - 64 * 1024
 
 # Answers after which the same stream is worth opening again: the processor is
 # away, or (RESOURCE_EXHAUSTED) watches too many orders that have not started.

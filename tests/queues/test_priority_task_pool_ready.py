@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from store_doubles import ScriptedStore
 
 from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskRecord, TaskStatus
 
@@ -176,3 +177,32 @@ async def test_stop_ends_the_waits_and_start_waits_again(pool, readiness, slots)
     await running(pool, task_id)
     slots.release("again")
     assert (await final_state(pool, task_id)).status is TaskStatus.SUCCEEDED
+
+
+async def test_a_task_committed_while_the_pool_stops_waits_only_after_the_next_start(
+    readiness, slots
+):
+    store = ScriptedStore()
+    pool: PriorityQueueManager[str] = PriorityQueueManager(
+        1, store=store, task_funcs={"run": slots.run}, ready_when=readiness
+    )
+    await pool.start()
+    store.gate = asyncio.Event()
+    adding = asyncio.create_task(pool.add_priority_task("ORD", "run", name="late"))
+    await store.entered.wait()
+    stopping = asyncio.create_task(pool.stop())
+    # One turn of the loop: stop() refuses new tasks before its first await.
+    await asyncio.sleep(0)
+    store.gate.set()
+    task_id = await adding
+    await stopping
+    assert (readiness.asked, pool.waiting_count) == ([], 0)
+    assert pool.get_task(task_id).status is TaskStatus.QUEUED
+
+    await pool.start()
+    await readiness.wait_asked(1)
+    readiness.ready("late").set()
+    await running(pool, task_id)
+    slots.release("late")
+    assert (await final_state(pool, task_id)).status is TaskStatus.SUCCEEDED
+    await pool.stop()

@@ -162,8 +162,8 @@ def test_proposals_past_what_one_result_can_carry_are_refused_and_not_taken():
             big.sequence = sequence
             progress.accept(copy.copy(big))
             taken += 1
-    assert taken == 3 and len(progress.proposals) == 3
-    assert progress.last_sequence == 3
+    assert taken == 4 and len(progress.proposals) == 4
+    assert progress.last_sequence == 4
     assert progress.proposal_bytes == sum(e.ByteSize() for e in progress.proposals)
     assert progress.proposal_bytes <= MAX_PROPOSAL_BYTES
 
