@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from processor_harness import processor_harness
 from quote_harness import StartQuote, submission
-from requestor_harness import RequestorHarness, start_requestor_harness, stop_requestor_harness
+from requestor_harness import (
+    RequestorHarness,
+    poll,
+    start_requestor_harness,
+    stop_requestor_harness,
+)
 from service_process import run_to_exit
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
@@ -35,9 +40,8 @@ async def test_place_propose_complete_and_the_task_has_every_quote(start_quote, 
     async with processor_harness(quote.server.address) as processor:
         requestor = await start_requestor(processor.processor.server.address)
         placed = await requestor.place("ORD-FLOW", priority=pb.TASK_PRIORITY_HIGH)
-        await requestor.wait_result(
-            placed.task_id, lambda r: r.status == pb.TASK_STATUS_RUNNING, "running"
-        )
+        # No event yet: the task waits for the order's first one without a slot.
+        await poll(requestor.waiting_tasks, lambda n: n == 1, "waiting for the order")
         coverages = {"PROP-S": 80_000, "PROP-M": 400_000, "PROP-L": 1_500_000}
         for proposal_id, coverage in coverages.items():
             await processor.stub.SubmitProposal(
