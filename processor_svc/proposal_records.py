@@ -56,6 +56,12 @@ def request_put(request_id: str, request: Request) -> Put:
     return Put(REQUESTS, request_id, {VERSION: RECORD_VERSION, **asdict(request)})
 
 
+def proposal_from_record(key: str, record: dict[str, Any]) -> tuple[str, str, str]:
+    """(order id, proposal id, handle) of the record proposal_put made at key."""
+    version_of(record, RECORD_VERSION)
+    return record["order_req_id"], record["proposal_id"], record["handle"]
+
+
 def request_from_record(record: dict[str, Any]) -> Request:
     version_of(record, RECORD_VERSION)
     return Request(record["order_req_id"], record["proposal_id"], record["fingerprint"])

@@ -63,7 +63,7 @@ from queues.message import (
 )
 from queues.message_records import COLLECTION, MessageCodec, RequestFacts, delete
 from queues.message_stats import MessageCounters, QueueStats
-from queues.records import RecordError
+from queues.records import load_records
 from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
 from queues.storage import MemoryStore, Store, StoreError
@@ -558,11 +558,8 @@ class MessageQueue(Generic[P, R]):
         now = self._clock()
         finished: list[tuple[float, str]] = []
         last_seq = 0
-        for key, record in await self._store.load(COLLECTION):
-            try:
-                message, facts = self._codec.message(record)
-            except Exception as error:
-                raise RecordError.broken(self._store.name, COLLECTION, key, error) from error
+        records = await load_records(self._store, COLLECTION, self._codec.message)
+        for message, facts in records:
             self._register(message)
             last_seq = max(last_seq, message.seq)
             if facts is not None:

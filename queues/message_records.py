@@ -65,8 +65,10 @@ class MessageCodec(Generic[P, R]):
             },
         )
 
-    def message(self, record: dict[str, Any]) -> tuple[Message[P, R], RequestFacts | None]:
-        """The message a record holds. Raises KeyError, ValueError or whatever
+    def message(
+        self, key: str, record: dict[str, Any]
+    ) -> tuple[Message[P, R], RequestFacts | None]:
+        """The message the record at key holds. Raises KeyError, ValueError or whatever
         the codecs raise for a record this program did not write."""
         version_of(record, RECORD_VERSION)
         review = record["review"]

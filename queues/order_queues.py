@@ -61,7 +61,7 @@ from queues.order_tombstones import (
     tombstone_from_record,
     tombstone_put,
 )
-from queues.records import RecordError
+from queues.records import load_records
 from queues.shielded import ShieldedSteps
 from queues.storage import Change, Delete, MemoryStore, Store, StoreError
 
@@ -249,10 +249,8 @@ class OrderQueueManager(Generic[T]):
         StoreError if the store cannot be read or holds a log with a gap.
         """
         if not self._recovered:
-            self._recover(await self.store.load(EVENTS))
-            removals = [
-                tombstone_from_record(record) for _, record in await self.store.load(TOMBSTONES)
-            ]
+            self._recover(await load_records(self.store, EVENTS, self._event))
+            removals = await load_records(self.store, TOMBSTONES, tombstone_from_record)
             # In removal order, which the sweep relies on.
             self._tombstones.update(sorted(removals, key=lambda removal: removal[1]))
             self._recovered = True
@@ -575,14 +573,13 @@ class OrderQueueManager(Generic[T]):
                 listener.order_removed(order_req_id)
             return True
 
-    def _recover(self, records: list[tuple[str, Any]]) -> None:
+    def _event(self, key: str, record: dict[str, Any]) -> OrderEvent[T]:
+        return event_from_record(record, self._codec)
+
+    def _recover(self, stored: list[OrderEvent[T]]) -> None:
         logs: dict[str, list[OrderEvent[T]]] = {}
         # Records come in key order, which is each order's sequence order.
-        for key, record in records:
-            try:
-                event = event_from_record(record, self._codec)
-            except Exception as error:
-                raise RecordError.broken(self.store.name, EVENTS, key, error) from error
+        for event in stored:
             logs.setdefault(event.order_req_id, []).append(event)
         completed: list[tuple[float, OrderQueue[T]]] = []
         for order_req_id, events in logs.items():

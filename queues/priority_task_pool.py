@@ -49,7 +49,7 @@ from queues.codec import Codec, JsonCodec
 from queues.errors import ClosedError, InvalidStateError, NotFoundError
 from queues.ids import random_id
 from queues.keyed_lock import KeyedLock
-from queues.records import RecordError
+from queues.records import load_records
 from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
 from queues.storage import Change, Store, StoreError
@@ -535,12 +535,7 @@ class PriorityQueueManager(Generic[R]):
     # -- recovery ----------------------------------------------------------------
 
     async def _load(self, store: Store) -> None:
-        stored = []
-        for task_id, value in await store.load(COLLECTION):
-            try:
-                stored.append(self._codec.decode(task_id, value))
-            except Exception as error:
-                raise RecordError.broken(store.name, COLLECTION, task_id, error) from error
+        stored = await load_records(store, COLLECTION, self._codec.decode)
         items = {
             task.record.task_id: self._restored_item(task)
             for task in stored

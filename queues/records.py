@@ -12,9 +12,12 @@ and the key in one line, rather than with a traceback.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from queues.storage import StoreError
+from queues.storage import Store, StoreError
+
+T = TypeVar("T")
 
 #: The field holding a record's version.
 VERSION = "version"
@@ -42,6 +45,19 @@ class RecordError(StoreError):
 
 class UnknownVersionError(ValueError):
     """A record's version is not one this program reads (a newer program wrote it)."""
+
+
+async def load_records(store: Store, collection: str, decode: Callable[[str, Any], T]) -> list[T]:
+    """decode(key, value) of every record of collection, in key order. Raises
+    RecordError naming the first record decode raises for, and StoreError if
+    the store cannot be read."""
+    decoded = []
+    for key, value in await store.load(collection):
+        try:
+            decoded.append(decode(key, value))
+        except Exception as error:
+            raise RecordError.broken(store.name, collection, key, error) from error
+    return decoded
 
 
 def version_of(record: dict[str, Any], newest: int) -> int:

@@ -45,17 +45,18 @@ def start_orders(store: Store) -> Awaitable[None]:
         (start_messages, "messages", "0000000000000001"),
         (start_tasks, "tasks", "t1"),
         (start_orders, "order_events", '["o1", "000000000001"]'),
+        (start_orders, "order_tombstones", "o1"),
     ],
 )
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
         ({"seq": 1}, "is broken: KeyError: "),
-        ({"version": 2}, "has version 2; this program reads 1 to 1"),
+        ({"version": 2, "order_req_id": "o1"}, "has version 2; this program reads 1 to 1"),
     ],
 )
 async def test_a_record_that_cannot_be_read_refuses_the_start_naming_it(
-    start: Callable[[Store], Awaitable[None]],
+    start: Callable[[Store], Awaitable[object]],
     collection: str,
     key: str,
     record: dict[str, Any],
