@@ -10,8 +10,8 @@ from quote_svc.processors import ProcessorRegistry, default_registry
 from quote_svc.servicer import Queue, QuoteServicer
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
-from service_runtime.server import ServiceBinding, serve_until_signalled, start_server
-from service_runtime.storage import store_for
+from service_runtime.server import ServiceBinding, bind_server, serve_until_signalled
+from service_runtime.storage import store_for, store_lock
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["QuoteService"].full_name
 
@@ -47,14 +47,19 @@ def binding(queue: Queue) -> ServiceBinding:
 
 
 async def serve(config: QuoteConfig) -> None:
-    """Open the store and recover the queue from it, serve until SIGTERM or
-    SIGINT, then drain: the server, the queue's attempts, and the store."""
-    store = store_for(config, "quote")
-    await store.open()
-    try:
-        queue = build_queue(config, store)
-        await queue.start()
-        server = await start_server([binding(queue)], host=config.host, port=config.port)
-        await serve_until_signalled(server, grace=config.grace_seconds, on_drain=queue.close)
-    finally:
-        await store.close()
+    """Lock the store and bind the port, so a second service on either stops
+    before it reads anything; open the store and recover the queue from it,
+    serve until SIGTERM or SIGINT, then drain: the server, the queue's
+    attempts, and the store."""
+    with store_lock(config, "quote"):
+        bound = await bind_server(host=config.host, port=config.port)
+        store = store_for(config, "quote")
+        try:
+            await store.open()
+            queue = build_queue(config, store)
+            await queue.start()
+            server = await bound.start([binding(queue)])
+            await serve_until_signalled(server, grace=config.grace_seconds, on_drain=queue.close)
+        finally:
+            await store.close()
+            await bound.close()

@@ -17,10 +17,10 @@ from service_runtime.downstream import Downstream
 from service_runtime.server import (
     RunningServer,
     ServiceBinding,
+    bind_server,
     serve_until_signalled,
-    start_server,
 )
-from service_runtime.storage import store_for
+from service_runtime.storage import store_for, store_lock
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RequestorService"].full_name
 PROCESSOR_SERVICE_NAME = processor_pb.DESCRIPTOR.services_by_name["ProcessorService"].full_name
@@ -91,11 +91,15 @@ class Requestor:
 
 
 async def start_requestor(config: RequestorConfig) -> Requestor:
-    """Open the store, bring back the tasks it holds, then serve; the service
-    is ready only while the processor is. Raises StoreError if the store cannot
-    be opened or read, OSError if the port cannot be bound; either way what was
-    started is stopped again."""
+    """Bind the port (so a second service on it stops before it reads the
+    store), open the store, bring back the tasks it holds, then serve; the
+    service is ready only while the processor is. Raises StoreError if the
+    store cannot be opened or read, OSError if the port cannot be bound; either
+    way what was started is stopped again. The caller holds the store's lock
+    (store_lock)."""
     async with contextlib.AsyncExitStack() as undo:
+        bound = await bind_server(host=config.host, port=config.port)
+        undo.push_async_callback(bound.close)
         store = store_for(config, "requestor")
         undo.push_async_callback(store.close)
         await store.open()
@@ -106,9 +110,7 @@ async def start_requestor(config: RequestorConfig) -> Requestor:
         await tasks.start()
         # Not ready until the first health check of the processor says so:
         # before that, the requestor cannot follow any order.
-        server = await start_server(
-            [binding(tasks)], host=config.host, port=config.port, ready=False
-        )
+        server = await bound.start([binding(tasks)], ready=False)
         undo.pop_all()
     readiness = asyncio.create_task(
         processor.track_readiness(server, interval=config.health_interval),
@@ -118,9 +120,10 @@ async def start_requestor(config: RequestorConfig) -> Requestor:
 
 
 async def serve(config: RequestorConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then drain the server, the tasks, the
-    channel and the store."""
-    requestor = await start_requestor(config)
-    await serve_until_signalled(
-        requestor.server, grace=config.grace_seconds, on_drain=lambda _: requestor.drain()
-    )
+    """Lock the store, serve until SIGTERM or SIGINT, then drain the server,
+    the tasks, the channel and the store."""
+    with store_lock(config, "requestor"):
+        requestor = await start_requestor(config)
+        await serve_until_signalled(
+            requestor.server, grace=config.grace_seconds, on_drain=lambda _: requestor.drain()
+        )

@@ -124,6 +124,85 @@ class RunningServer:
         await asyncio.shield(self._server.wait_for_termination())
 
 
+class BoundServer:
+    """A server that holds its port but serves nothing yet: a service binds
+    first, so a port already taken stops it before it reads its store, then
+    starts with its servicers once the store is recovered (start). close()
+    releases it if it never starts."""
+
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        gate: DrainGate,
+        host: str,
+        port: int,
+    ) -> None:
+        self._server = server
+        self._gate = gate
+        self._host = host
+        #: The bound port: the one chosen by the system when 0 was asked for.
+        self.port = port
+
+    async def start(
+        self, bindings: Sequence[ServiceBinding], *, ready: bool = True
+    ) -> RunningServer:
+        """Serve bindings with health and reflection.
+
+        Liveness ("") starts SERVING; readiness (each binding's name) starts
+        SERVING only if ready, so a service that must first reach its downstream
+        never answers a readiness probe too early.
+        """
+        service_names = [binding.full_name for binding in bindings]
+        for binding in bindings:
+            binding.register(self._server)
+        health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health, self._server)
+        for name in service_names:
+            await health.set(name, _SERVING if ready else _NOT_SERVING)
+        reflection.enable_server_reflection(
+            [*service_names, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self._server
+        )
+        await self._server.start()
+        running = RunningServer(
+            self._server, health, service_names, self._host, self.port, self._gate
+        )
+        logger.info(
+            "serving",
+            extra={FIELDS_ATTRIBUTE: {"address": running.address, "services": service_names}},
+        )
+        return running
+
+    async def close(self) -> None:
+        """Release the port and the server's core resources here, rather than in
+        a destructor that may run after the loop closed. Once started, a server
+        is stopped through its RunningServer; this is then a no-op."""
+        await self._server.stop(None)
+
+
+async def bind_server(
+    *,
+    host: str,
+    port: int,
+    # type-arg: grpc-stubs makes the class generic; grpc.aio's is not.
+    extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
+) -> BoundServer:
+    """A server holding host:port, to be started later. Raises OSError naming
+    the address when it cannot be bound."""
+    gate = DrainGate()
+    server = grpc.aio.server(
+        interceptors=[RpcInterceptor(gate), *extra_interceptors], options=_SERVER_OPTIONS
+    )
+    address = _address(host, port)
+    try:
+        bound_port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        await server.stop(None)
+        raise OSError(
+            f"cannot listen on {address}: the port is taken or the host is not local"
+        ) from error
+    return BoundServer(server, gate, host, bound_port)
+
+
 async def start_server(
     bindings: Sequence[ServiceBinding],
     *,
@@ -133,45 +212,9 @@ async def start_server(
     # type-arg: grpc-stubs makes the class generic; grpc.aio's is not.
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
 ) -> RunningServer:
-    """Serve bindings on host:port with health and reflection.
-
-    Liveness ("") starts SERVING; readiness (each binding's name) starts
-    SERVING only if ready, so a service that must first reach its downstream
-    never answers a readiness probe too early. Raises OSError naming the
-    address when it cannot be bound.
-    """
-    gate = DrainGate()
-    server = grpc.aio.server(
-        interceptors=[RpcInterceptor(gate), *extra_interceptors], options=_SERVER_OPTIONS
-    )
-    service_names = [binding.full_name for binding in bindings]
-    for binding in bindings:
-        binding.register(server)
-    health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    for name in service_names:
-        await health.set(name, _SERVING if ready else _NOT_SERVING)
-    reflection.enable_server_reflection(
-        [*service_names, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
-
-    address = _address(host, port)
-    try:
-        bound_port = server.add_insecure_port(address)
-    except RuntimeError as error:
-        # An unstarted server still owns core resources; release them here
-        # rather than in a destructor that may run after the loop closed.
-        await server.stop(None)
-        raise OSError(
-            f"cannot listen on {address}: the port is taken or the host is not local"
-        ) from error
-    await server.start()
-    running = RunningServer(server, health, service_names, host, bound_port, gate)
-    logger.info(
-        "serving",
-        extra={FIELDS_ATTRIBUTE: {"address": running.address, "services": service_names}},
-    )
-    return running
+    """Bind host:port and serve bindings there at once (BoundServer.start)."""
+    bound = await bind_server(host=host, port=port, extra_interceptors=extra_interceptors)
+    return await bound.start(bindings, ready=ready)
 
 
 async def serve_until_signalled(

@@ -104,6 +104,9 @@ async def test_a_service_that_dies_stops_the_others_and_fails(tmp_path):
         assert finished.returncode == 1
         err = finished.stderr
         assert b"quote_svc exited on its own; stopping the others" in err
-        assert b"[processor_svc]" in err and b'"drained"' in err
+        # The quote service fails at once, on its port, so the processor may
+        # still be starting when it is stopped: that it ran and the supervisor
+        # waited for it is what can be relied on.
+        assert b"[processor_svc]" in err
     finally:
         taken.close()
