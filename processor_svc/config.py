@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from processor_svc.proposal_desk import MAX_PROPOSALS_PER_ORDER
+from processor_svc.proposal_desk import COMPLETION_WAIT, MAX_PROPOSALS_PER_ORDER
 from service_runtime.config import ServerOptions, require_non_negative, require_positive
 
 ENV_PREFIX = "PROCESSOR"
@@ -46,6 +46,13 @@ class ProcessorConfig(ServerOptions):
             "order of the largest proposals may exceed gRPC's 4 MiB"
         },
     )
+    completion_wait: float = field(
+        default=COMPLETION_WAIT,
+        metadata={
+            "help": "seconds CompleteOrder waits for proposals still being priced before "
+            "it withdraws them (those awaiting a human review are withdrawn at once)"
+        },
+    )
     cleanup_interval: float = field(
         default=60.0, metadata={"help": "seconds between sweeps of completed orders"}
     )
@@ -59,4 +66,4 @@ class ProcessorConfig(ServerOptions):
             self, "call_deadline", "pricing_timeout", "cleanup_interval", "health_interval"
         )
         require_positive(self, "max_awaited_orders", "max_proposals_per_order")
-        require_non_negative(self, "completed_retention", "tombstone_retention")
+        require_non_negative(self, "completed_retention", "tombstone_retention", "completion_wait")

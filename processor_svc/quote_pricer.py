@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -82,7 +83,9 @@ class QuotePricer:
             raise
         return response.message.id
 
-    async def outcome(self, handle: str) -> PricingOutcome[quote_pb.QueueMessage]:
+    async def outcome(
+        self, handle: str, in_review: Callable[[], None]
+    ) -> PricingOutcome[quote_pb.QueueMessage]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._pricing_timeout
         delay = _RECONNECT_BASE
@@ -94,6 +97,8 @@ class QuotePricer:
                 ):
                     if response.message.status in _FINAL:
                         return _outcome(response.message)
+                    if response.message.status == quote_pb.MESSAGE_STATUS_AWAITING_REVIEW:
+                        in_review()
             except DownstreamError as error:
                 if error.downstream_code is not grpc.StatusCode.UNAVAILABLE:
                     return PricingOutcome(None, str(error))
@@ -102,6 +107,16 @@ class QuotePricer:
         return PricingOutcome(
             None, f"quote {handle} was not final within {self._pricing_timeout:g}s"
         )
+
+    async def withdraw(self, handle: str) -> None:
+        """Cancel the quote: a quote already final answers FAILED_PRECONDITION,
+        which needs nothing more."""
+        request = quote_pb.CancelMessageRequest(id=handle)
+        try:
+            await self._quote.call(self._stub.CancelMessage, request)
+        except ForwardedError as error:
+            if error.status.code is not grpc.StatusCode.FAILED_PRECONDITION:
+                raise
 
 
 def _already_priced(downstream: str, order_req_id: str, proposal_id: str) -> ForwardedError:

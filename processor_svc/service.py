@@ -83,7 +83,12 @@ async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
             pricing_timeout=config.pricing_timeout,
             request_id_key=await request_id_key(store),
         )
-        desk = ProposalDesk(orders, pricer, max_proposals=config.max_proposals_per_order)
+        desk = ProposalDesk(
+            orders,
+            pricer,
+            max_proposals=config.max_proposals_per_order,
+            completion_wait=config.completion_wait,
+        )
         await orders.start()
         stack.push_async_callback(orders.stop)
         await desk.start()

@@ -26,6 +26,10 @@ class FakePricer:
         self.followed: list[str] = []
         self._following = asyncio.Event()
         self.refuse = False
+        #: handle → what tells the desk its quote awaits a human review.
+        self.in_review: dict[str, Callable[[], None]] = {}
+        self.withdrawn: list[str] = []
+        self._withdrawing = asyncio.Event()
 
     async def submit(self, order_req_id: str, proposal_id: str, submission: str) -> str:
         if self.refuse:
@@ -35,10 +39,22 @@ class FakePricer:
         self._outcome(handle)
         return handle
 
-    async def outcome(self, handle: str) -> PricingOutcome[str]:
+    async def outcome(self, handle: str, in_review: Callable[[], None]) -> PricingOutcome[str]:
         self.followed.append(handle)
+        self.in_review[handle] = in_review
         self._following.set()
         return await self._outcome(handle)
+
+    async def withdraw(self, handle: str) -> None:
+        self.withdrawn.append(handle)
+        self._withdrawing.set()
+
+    async def withdrawals(self, count: int) -> list[str]:
+        """The handles withdrawn, once there are count of them."""
+        while len(self.withdrawn) < count:
+            self._withdrawing.clear()
+            await self._withdrawing.wait()
+        return self.withdrawn
 
     async def following(self, count: int) -> list[str]:
         """The handles followed, once there are count of them."""
@@ -356,3 +372,110 @@ async def test_a_long_failure_is_cut_to_the_kept_length(orders, pricer, desk):
     failed = orders.get_order_queue("ORD").events_after(0)[0]
     assert len(failed.error) == ERROR_MAX_CHARS
     assert failed.error.endswith("…")
+
+
+# -- completing while proposals are in flight -------------------------------------
+
+
+def texts_and_errors(orders: OrderQueueManager[str], order: str) -> list[tuple[str, str]]:
+    return [(e.text, e.error) for e in orders.get_order_queue(order).events_after(0)]
+
+
+async def test_completion_withdraws_a_proposal_in_review_at_once(orders, pricer):
+    # A completion_wait no test would outlast: only the review can end the wait.
+    desk = ProposalDesk(orders, pricer, completion_wait=3600.0)
+    await desk.submit("ORD", "REVIEW", "s1")
+    await desk.submit("ORD", "AUTO", "s2")
+    await pricer.following(2)
+    pricer.in_review["ORD/REVIEW"]()
+    completing = asyncio.create_task(desk.complete("ORD"))
+    pricer.settle("ORD/AUTO", "quote")
+    done = await completing
+    assert done.kind is OrderEventKind.ORDER_COMPLETED
+    logged = texts_and_errors(orders, "ORD")
+    assert [text for text, _ in logged] == ["AUTO/New", "REVIEW/Failed", "ORD/Completed"]
+    assert logged[1][1].startswith("withdrawn: the order was completed while its quote")
+    assert "awaiting a human review" in logged[1][1]
+    assert await pricer.withdrawals(1) == ["ORD/REVIEW"]
+    # The desk stopped following the quote: no second event can come of it.
+    assert pricer.outcomes["ORD/REVIEW"].cancelled()
+    assert await desk.complete("ORD") == done
+    assert len(orders.get_order_queue("ORD")) == 3
+    await desk.close()
+
+
+async def test_completion_withdraws_what_is_not_priced_within_the_wait(orders, pricer):
+    desk = ProposalDesk(orders, pricer, completion_wait=0.0)
+    await desk.submit("ORD", "SLOW", "s")
+    await pricer.following(1)
+    await desk.complete("ORD")
+    logged = texts_and_errors(orders, "ORD")
+    assert [text for text, _ in logged] == ["SLOW/Failed", "ORD/Completed"]
+    assert "not priced within 0s" in logged[0][1]
+    assert await pricer.withdrawals(1) == ["ORD/SLOW"]
+    assert desk.in_flight == 0
+    await desk.close()
+
+
+async def test_an_outcome_racing_the_withdrawal_gives_one_event(orders, pricer):
+    desk = ProposalDesk(orders, pricer, completion_wait=0.0)
+    await desk.submit("ORD", "P1", "s")
+    await pricer.following(1)
+    pricer.settle("ORD/P1", "q")
+    await desk.complete("ORD")
+    texts = [text for text, _ in texts_and_errors(orders, "ORD")]
+    assert texts in (["P1/New", "ORD/Completed"], ["P1/Failed", "ORD/Completed"])
+    await desk.close()
+
+
+async def test_a_completion_goes_on_when_its_caller_gives_up(orders, pricer):
+    desk = ProposalDesk(orders, pricer, completion_wait=3600.0)
+    await desk.submit("ORD", "P1", "s")
+    caller = asyncio.create_task(desk.complete("ORD"))
+    await pricer.following(1)
+    # Refused at once, not only once the completion is appended.
+    with pytest.raises(InvalidStateError):
+        await desk.submit("ORD", "P2", "s")
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    pricer.settle("ORD/P1", "q")
+    completed = [e async for e in orders.watch("ORD")][-1]
+    assert completed.kind is OrderEventKind.ORDER_COMPLETED
+    await desk.close()
+
+
+async def test_a_completion_with_nothing_in_flight_commits_no_request(open_desk):
+    store = MemoryStore()
+    _, desk = await open_desk(store, FakePricer())
+    await desk.complete("EMPTY")
+    assert await store.load("order_completions") == []
+
+
+async def test_a_completion_asked_for_before_a_restart_is_finished_after_it(open_desk):
+    store, now = MemoryStore(), [1000.0]
+    before = FakePricer()
+    orders, desk = await open_desk(store, before, completion_wait=60.0, clock=lambda: now[0])
+    await desk.submit("ORD", "P1", "s")
+    await desk.submit("ORD", "P2", "s")
+    waiting = asyncio.create_task(desk.complete("ORD"))
+    await before.following(2)
+    before.settle("ORD/P1", "q1")
+    await anext(orders.watch("ORD"))
+    assert [key for key, _ in await store.load("order_completions")] == ["ORD"]
+    await stop(orders, desk)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    # Restarted past the wait asked for: the proposal still unpriced is withdrawn.
+    now[0] = 1060.0
+    after = FakePricer()
+    orders, desk = await open_desk(store, after, completion_wait=60.0, clock=lambda: now[0])
+    with pytest.raises(InvalidStateError):
+        await desk.submit("ORD", "P3", "s")
+    logged = [(e.text, e.error) async for e in orders.watch("ORD")]
+    assert [text for text, _ in logged] == ["P1/New", "P2/Failed", "ORD/Completed"]
+    assert "not priced within 60s" in logged[1][1]
+    assert await after.withdrawals(1) == ["ORD/P2"]
+    assert await orders.remove_order_queue("ORD")
+    assert await store.load("order_completions") == []

@@ -147,9 +147,23 @@ class ProcessorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CompleteOrder(self, request, context):
-        """CompleteOrder closes an order: once every proposal accepted before it has
-        its event, the order-completed event is appended. Completing an order
-        twice answers with the same event.
+        """CompleteOrder closes an order: new proposals are refused from the call
+        on, and once every proposal accepted before it has its event, the
+        order-completed event is appended, always the order's last.
+
+        It answers promptly, whatever the quotes wait for: a proposal whose quote
+        awaits a human review (AWAITING_REVIEW) is withdrawn at once, and one
+        still being priced automatically is waited for up to the completion wait
+        (default 5 s), then withdrawn too. A withdrawn proposal gets its one
+        PROPOSAL_FAILED event, whose error_message starts "withdrawn:", and its
+        quote is cancelled in the quote service (best effort). A completion that
+        has to wait is recorded durably first: a caller that gives up, or a
+        restart, does not lose it, and calling again answers its event.
+
+        An order with no proposal is completed empty: a producer may have had
+        nothing to propose, and a requestor following the order then ends with
+        no proposals. Completing an order twice answers with the same event. An
+        order removed after its retention answers NOT_FOUND ("ORDER_EXPIRED").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
