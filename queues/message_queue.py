@@ -906,8 +906,9 @@ class MessageQueue(Generic[P, R]):
             await asyncio.sleep(self._sweep_interval)
             try:
                 removed = await self.sweep_expired()
-            except StoreError:
-                log.exception("the retention sweep could not delete expired messages")
+            except StoreError as error:
+                # One line per sweep: a store that is down is no news after the first.
+                log.error("the retention sweep could not delete expired messages: %s", error)
                 continue
             if removed:
                 log.info("retention sweep removed %d messages", removed)

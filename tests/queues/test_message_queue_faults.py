@@ -213,3 +213,29 @@ async def test_a_full_disk_fails_submissions_and_once_freed_every_message_drains
     assert len(lines(caplog, logging.ERROR)) == 1
     await queue.close()
     await store.close()
+
+
+async def test_an_attempt_whose_failure_cannot_be_recorded_either_runs_again_later():
+    processor = Gated()
+    processor.go.set()
+    payloads = RefusingCodec()
+    queue: MessageQueue[str, str] = MessageQueue(
+        processor,
+        workers=1,
+        backoff=FAST,
+        store=ScriptedStore(),
+        payload_codec=payloads,
+        result_codec=RefusingCodec("priced flaky"),
+    )
+    await queue.start()
+    message = (await queue.submit("flaky", priority=Priority.NORMAL)).message
+    payloads.refused.add("flaky")  # from now on no record of it can be made
+    await processor.wait_started("flaky")
+    while len(processor.started) < 3:  # it ran again, and again: the worker lives
+        processor.started_event.clear()
+        await processor.started_event.wait()
+    payloads.refused.clear()
+    ended = await final(queue, message.id)
+    assert ended.status is MessageStatus.FAILED
+    assert ended.error_message.startswith("cannot record the outcome: TypeError")
+    await queue.close()
