@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from processor_svc.proposal_desk import ProposalDesk
 from queues.codec import JsonCodec
 from queues.message import Outcome
 from queues.message_queue import MessageQueue
@@ -39,6 +40,15 @@ def start_orders(store: Store) -> Awaitable[None]:
     return OrderQueueManager(store=store).start()
 
 
+async def start_desk(store: Store) -> None:
+    orders: OrderQueueManager[Any] = OrderQueueManager(store=store)
+    await orders.start()
+    try:
+        await ProposalDesk(orders, pricer=None).start()  # type: ignore[arg-type]
+    finally:
+        await orders.stop()
+
+
 @pytest.mark.parametrize(
     ("start", "collection", "key"),
     [
@@ -46,6 +56,8 @@ def start_orders(store: Store) -> Awaitable[None]:
         (start_tasks, "tasks", "t1"),
         (start_orders, "order_events", '["o1", "000000000001"]'),
         (start_orders, "order_tombstones", "o1"),
+        (start_desk, "proposals", '["o1", "p1"]'),
+        (start_desk, "proposal_requests", "r1"),
     ],
 )
 @pytest.mark.parametrize(
