@@ -11,38 +11,33 @@ id and is deduplicated) and is shared by every process of the store.
 import secrets
 from typing import Any
 
-from queues.storage import Put, Store, StoreError
+from queues.records import VERSION, load_records, version_of
+from queues.storage import Put, Store
 
 #: The collection holding the processor's secrets.
 KEYS = "processor_keys"
 #: The record of the request id key.
 REQUEST_ID_KEY = "request_id_hmac"
-_VERSION = 1
+RECORD_VERSION = 1
 _KEY_BYTES = 32
 
 
 async def request_id_key(store: Store) -> bytes:
     """The deployment's request id key: the stored one, or a new one committed
-    first. Raises StoreError if the store cannot be read or written, or holds a
-    record that is not a key."""
-    for key, record in await store.load(KEYS):
-        if key == REQUEST_ID_KEY:
-            return _decode(record)
+    first. Raises RecordError for a stored record that is not a key, and
+    StoreError if the store cannot be read or written."""
+    for name, secret in await load_records(store, KEYS, _key_from_record):
+        if name == REQUEST_ID_KEY:
+            return secret
     secret = secrets.token_bytes(_KEY_BYTES)
-    await store.commit([Put(KEYS, REQUEST_ID_KEY, {"version": _VERSION, "secret": secret.hex()})])
+    record = {VERSION: RECORD_VERSION, "secret": secret.hex()}
+    await store.commit([Put(KEYS, REQUEST_ID_KEY, record)])
     return secret
 
 
-def _decode(record: Any) -> bytes:
-    try:
-        secret = bytes.fromhex(record["secret"])
-    except (TypeError, KeyError, ValueError) as error:
-        raise StoreError(
-            f"record {REQUEST_ID_KEY!r} of collection {KEYS!r} is not a key: {error!r}"
-        ) from error
+def _key_from_record(key: str, record: dict[str, Any]) -> tuple[str, bytes]:
+    version_of(record, RECORD_VERSION)
+    secret = bytes.fromhex(record["secret"])
     if len(secret) != _KEY_BYTES:
-        raise StoreError(
-            f"record {REQUEST_ID_KEY!r} of collection {KEYS!r} holds a key of "
-            f"{len(secret)} bytes, not {_KEY_BYTES}"
-        )
-    return secret
+        raise ValueError(f"holds a key of {len(secret)} bytes, not {_KEY_BYTES}")
+    return key, secret

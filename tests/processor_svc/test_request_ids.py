@@ -11,7 +11,8 @@ from rpc_errors import reason
 
 from processor_svc.quote_pricer import proposal_request_id
 from processor_svc.request_id_key import KEYS, REQUEST_ID_KEY, request_id_key
-from queues.storage import MemoryStore, Put, StoreError
+from queues.records import RecordError
+from queues.storage import MemoryStore, Put
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 
@@ -41,7 +42,10 @@ async def test_the_key_is_made_once_and_kept_in_the_store():
 async def test_a_stored_key_that_is_not_one_is_refused_naming_its_record():
     store = MemoryStore()
     await store.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": "zz"})])
-    with pytest.raises(StoreError, match=f"{REQUEST_ID_KEY}.*{KEYS}"):
+    with pytest.raises(RecordError, match=f"{REQUEST_ID_KEY}.*{KEYS}"):
+        await request_id_key(store)
+    await store.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": "00" * 8})])
+    with pytest.raises(RecordError, match="holds a key of 8 bytes, not 32"):
         await request_id_key(store)
 
 
