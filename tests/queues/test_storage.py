@@ -255,3 +255,18 @@ async def test_a_row_that_is_not_json_is_refused_naming_store_collection_and_key
     ):
         await store.load("m")
     await store.close()
+
+
+async def test_opening_a_current_store_writes_nothing(tmp_path):
+    path = tmp_path / "s.db"
+    first = SqliteStore(path)
+    await first.open()
+    await first.commit([Put("m", "k", 1)])
+    await first.close()
+    before = path.read_bytes()
+    again = SqliteStore(path)
+    await again.open()
+    # Nothing in the WAL: the schema, already current, was not written again.
+    assert (tmp_path / "s.db-wal").stat().st_size == 0
+    await again.close()
+    assert path.read_bytes() == before
