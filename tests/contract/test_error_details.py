@@ -188,6 +188,30 @@ async def processor_out_of_range(services: Services) -> grpc.aio.AioRpcError:
     return await refusal(first_of(processor.stub.WatchOrder(beyond)))
 
 
+async def processor_not_found(services: Services) -> grpc.aio.AioRpcError:
+    processor = await services.processor()
+    await processor.stub.CompleteOrder(processor_pb.CompleteOrderRequest(order_req_id="OLD"))
+    # As the retention sweep does: the order goes, its tombstone stays.
+    await processor.processor.orders.remove_order_queue("OLD")
+    expired = processor_pb.WatchOrderRequest(order_req_id="OLD")
+    return await refusal(first_of(processor.stub.WatchOrder(expired)))
+
+
+async def processor_watch_limit(services: Services) -> grpc.aio.AioRpcError:
+    processor = await services.processor(max_awaited_orders=1)
+    waiting = processor.stub.WatchOrder(processor_pb.WatchOrderRequest(order_req_id="FIRST"))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while processor.processor.orders.watchers_count < 1:
+        assert loop.time() < deadline, "the first watcher never waited"
+        await asyncio.sleep(0.005)
+    second = processor_pb.WatchOrderRequest(order_req_id="SECOND")
+    try:
+        return await refusal(first_of(processor.stub.WatchOrder(second)))
+    finally:
+        waiting.cancel()
+
+
 async def processor_forwarded_resource_exhausted(services: Services) -> grpc.aio.AioRpcError:
     quote = await services.quote(max_size=1)
     processor = await services.processor(quote.server.address)
@@ -316,6 +340,8 @@ CASES: list[tuple[Provoke, Code, str]] = [
     (processor_already_exists, Code.ALREADY_EXISTS, "REQUEST_ID_REUSED"),
     (processor_failed_precondition, Code.FAILED_PRECONDITION, "ORDER_INVALID_STATE"),
     (processor_out_of_range, Code.OUT_OF_RANGE, "CURSOR_OUT_OF_RANGE"),
+    (processor_not_found, Code.NOT_FOUND, "ORDER_EXPIRED"),
+    (processor_watch_limit, Code.RESOURCE_EXHAUSTED, "WATCH_LIMIT_REACHED"),
     (processor_forwarded_resource_exhausted, Code.RESOURCE_EXHAUSTED, "QUEUE_FULL"),
     (
         processor_oversized_for_the_quote_service,
@@ -381,6 +407,7 @@ def test_every_service_has_a_case_for_each_code_it_answers():
     }
     assert covered == {
         "quote": common | {Code.NOT_FOUND, Code.RESOURCE_EXHAUSTED},
-        "processor": common | {Code.OUT_OF_RANGE, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED},
+        "processor": common
+        | {Code.NOT_FOUND, Code.OUT_OF_RANGE, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED},
         "requestor": common | {Code.NOT_FOUND},
     }
