@@ -11,8 +11,8 @@ from store_doubles import ScriptedStore, cap_pages
 from queues.backoff import Backoff
 from queues.codec import JsonCodec
 from queues.message import Message, MessageStatus, Outcome, Priority
-from queues.message_queue import MessageQueue
-from queues.storage import StoreError
+from queues.message_queue import MessageQueue, Processor
+from queues.storage import Store, StoreError
 from queues.storage_sqlite import SqliteStore
 
 FAST = Backoff(base=0.001, cap=0.002, jitter=0.0)
@@ -142,21 +142,10 @@ async def test_a_payload_the_codec_refuses_reserves_no_room():
 async def test_while_the_store_fails_messages_wait_and_one_probe_per_interval_runs(caplog):
     caplog.set_level(logging.INFO)
     store, processor = ScriptedStore(), Gated()
-    queue: MessageQueue[str, str] = MessageQueue(
-        processor,
-        workers=2,
-        store=store,
-        store_backoff=Backoff(base=0.005, cap=0.02, jitter=0.0),
-    )
-    await queue.start()
-    ids = [(await queue.submit(f"m{n}", priority=Priority.NORMAL)).message.id for n in range(20)]
+    queue, ids = await queue_holding(processor, store, 20)
     store.failing = True
     processor.go.set()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while len(lines(caplog, logging.WARNING)) < 3:
-        assert loop.time() < deadline, caplog.text
-        await asyncio.sleep(0.005)
+    await until_probed(caplog, 3)
     with pytest.raises(StoreError, match="disk full"):
         await queue.submit("refused", priority=Priority.NORMAL)
 
@@ -179,6 +168,30 @@ def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecor
     return [r for r in caplog.records if r.levelno == level and r.name.startswith("queues.")]
 
 
+async def queue_holding(
+    processor: Processor[str, str], store: Store, count: int
+) -> tuple[MessageQueue[str, str], list[str]]:
+    """A started queue that probes a failing store every few ms, holding count messages."""
+    queue: MessageQueue[str, str] = MessageQueue(
+        processor,
+        workers=2,
+        store=store,
+        store_backoff=Backoff(base=0.005, cap=0.02, jitter=0.0),
+    )
+    await queue.start()
+    submitted = [await queue.submit(f"m{n}", priority=Priority.NORMAL) for n in range(count)]
+    return queue, [s.message.id for s in submitted]
+
+
+async def until_probed(caplog: pytest.LogCaptureFixture, probes: int) -> None:
+    """Wait until that many probes of a failing store have failed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while len(lines(caplog, logging.WARNING)) < probes:
+        assert loop.time() < deadline, caplog.text
+        await asyncio.sleep(0.005)
+
+
 async def test_a_full_disk_fails_submissions_and_once_freed_every_message_drains(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     go = asyncio.Event()
@@ -189,21 +202,10 @@ async def test_a_full_disk_fails_submissions_and_once_freed_every_message_drains
 
     store = SqliteStore(tmp_path / "q.db")
     await store.open()
-    queue: MessageQueue[str, str] = MessageQueue(
-        price_at_length,
-        workers=2,
-        store=store,
-        store_backoff=Backoff(base=0.005, cap=0.02, jitter=0.0),
-    )
-    await queue.start()
-    ids = [(await queue.submit(f"m{n}", priority=Priority.NORMAL)).message.id for n in range(10)]
+    queue, ids = await queue_holding(price_at_length, store, 10)
     await cap_pages(store)
     go.set()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while not lines(caplog, logging.WARNING):
-        assert loop.time() < deadline, caplog.text
-        await asyncio.sleep(0.005)
+    await until_probed(caplog, 1)
     with pytest.raises(StoreError, match="database or disk is full"):
         await queue.submit("x" * 20_000, priority=Priority.NORMAL)
 
