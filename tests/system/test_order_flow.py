@@ -119,3 +119,49 @@ async def test_make_demo_runs_the_flow_against_running_services(start_quote, sta
     assert "SUCCEEDED, 3 proposals" in text
     for proposal in ("PROP-S/New", "PROP-M/New", "PROP-L/New"):
         assert proposal in text
+
+
+async def test_an_order_completed_while_a_quote_awaits_review_ends_its_task(
+    start_quote, start_requestor
+):
+    quote = await start_quote(workers=2)
+    # A completion wait no test outlasts: only the review lets the completion go on.
+    async with processor_harness(quote.server.address, completion_wait=3600.0) as processor:
+        requestor = await start_requestor(processor.processor.server.address)
+        placed = await requestor.place("ORD-REVIEW", submission=submission())
+        for proposal_id, coverage in (("PROP-HUGE", 3_000_000), ("PROP-S", 80_000)):
+            await processor.stub.SubmitProposal(
+                processor_pb.SubmitProposalRequest(
+                    order_req_id="ORD-REVIEW",
+                    proposal_id=proposal_id,
+                    submission=submission(proposal_id, coverage),
+                )
+            )
+        await requestor.wait_result(placed.task_id, lambda r: r.last_sequence >= 1, "event 1")
+        done = await processor.stub.CompleteOrder(
+            processor_pb.CompleteOrderRequest(order_req_id="ORD-REVIEW"), timeout=30.0
+        )
+        result = await requestor.wait_final(placed.task_id)
+    assert result.status == pb.TASK_STATUS_SUCCEEDED
+    assert result.last_sequence == done.event.sequence == 3
+    by_proposal = {e.proposal_id: e for e in result.proposals}
+    assert by_proposal["PROP-S"].text == "PROP-S/New"
+    assert by_proposal["PROP-HUGE"].text == "PROP-HUGE/Failed"
+    assert by_proposal["PROP-HUGE"].error_message.startswith("withdrawn:")
+
+
+async def test_a_task_following_an_order_that_has_expired_ends_with_a_clear_error(
+    start_quote, start_requestor
+):
+    quote = await start_quote()
+    async with processor_harness(quote.server.address) as processor:
+        await processor.stub.CompleteOrder(
+            processor_pb.CompleteOrderRequest(order_req_id="ORD-GONE")
+        )
+        # As the retention sweep does, without waiting an hour for it.
+        assert await processor.processor.orders.remove_order_queue("ORD-GONE")
+        requestor = await start_requestor(processor.processor.server.address)
+        placed = await requestor.place("ORD-GONE", submission=submission())
+        result = await requestor.wait_final(placed.task_id)
+    assert result.status == pb.TASK_STATUS_FAILED
+    assert "has no order 'ORD-GONE' any more" in result.error_message
