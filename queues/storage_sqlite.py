@@ -170,8 +170,8 @@ class SqliteStore:
             beside = [p.name for p in (self._sidecar("-wal"), self._sidecar("-shm")) if p.exists()]
             if beside:
                 raise sqlite3.DatabaseError(
-                    f"the file is empty, but {' and '.join(beside)} from an earlier run "
-                    "lie beside it and may hold its data; restore the file, or remove "
+                    f"the file is empty, but an earlier run left {' and '.join(beside)} "
+                    "beside it, which may hold its data; restore the file, or remove "
                     "it and them to start empty"
                 )
 

@@ -226,7 +226,9 @@ async def test_an_empty_file_beside_a_wal_is_refused_and_the_wal_kept(tmp_path):
     await running.close()
 
     store = SqliteStore(other / "s.db")
-    with pytest.raises(StoreError, match=r"the file is empty, but s\.db-wal from an earlier run"):
+    with pytest.raises(
+        StoreError, match=r"the file is empty, but an earlier run left s\.db-wal beside it"
+    ):
         await store.open()
     await store.close()
     assert (other / "s.db-wal").read_bytes() == wal
@@ -270,3 +272,16 @@ async def test_opening_a_current_store_writes_nothing(tmp_path):
     assert (tmp_path / "s.db-wal").stat().st_size == 0
     await again.close()
     assert path.read_bytes() == before
+
+
+async def test_an_empty_file_beside_only_a_shm_is_refused(tmp_path):
+    # Only a database in WAL mode has a -shm, and such a database has a header:
+    # this file lost its content.
+    path = tmp_path / "s.db"
+    path.write_bytes(b"")
+    (tmp_path / "s.db-shm").write_bytes(b"\0" * 32768)
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match=r"an earlier run left s\.db-shm beside it"):
+        await store.open()
+    await store.close()
+    assert path.read_bytes() == b""
