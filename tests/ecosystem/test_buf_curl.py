@@ -552,6 +552,8 @@ async def test_get_stats_of_every_service(services: Services, buf: BufCurl):
         "eventsByOrder",
         "watchersCount",
         "proposalsInFlight",
+        "eventsCount",
+        "awaitedOrdersCount",
     }
     requestor = (await buf(services.requestor, f"{REQUESTOR}/GetStats")).message
     assert requestor["maxConcurrentTasks"] == "10"
