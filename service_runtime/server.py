@@ -21,6 +21,7 @@ from service_runtime.drain import DrainGate
 from service_runtime.event_loop import loop_factory
 from service_runtime.interceptors import RpcInterceptor
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE, configure_logging
+from service_runtime.supervision import stop_with_supervisor
 
 logger = logging.getLogger("service_runtime.server")
 
@@ -267,10 +268,12 @@ def run_service(
     prog: str | None = None,
 ) -> None:
     """The whole of a service's __main__: its configuration from flags and
-    environment, JSON logging, then serve(config) until it drains. prog is how
+    environment, JSON logging, a watch on its supervisor if it has one
+    (service_runtime.supervision), then serve(config) until it drains. prog is how
     --help names the command, "python -m quote_svc" say, not "__main__.py"."""
     config = load_config(config_type, env_prefix=env_prefix, description=description, prog=prog)
     configure_logging(config.log_level)
+    stop_with_supervisor()
     try:
         run(lambda: serve(config), event_loop=config.event_loop)
     except (StoreError, OSError) as error:

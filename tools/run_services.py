@@ -2,17 +2,23 @@
 
 Each service runs in a session of its own, so the terminal's Ctrl-C reaches only
 this supervisor, which passes one SIGTERM to each service: one signal means a
-graceful drain, while a second would cut the grace period short. Each line a
-service logs is prefixed with its name. If one service exits on its own, the
-others are stopped and the supervisor exits non-zero.
+graceful drain, while a second would cut the grace period short. A closed
+terminal (SIGHUP) stops them the same way. Each line a service logs is prefixed
+with its name. If one service exits on its own, the others are stopped and the
+supervisor exits non-zero. If the supervisor itself dies, even by SIGKILL, the
+services notice and drain (service_runtime.supervision), so none is left
+holding its port.
 """
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from service_runtime.supervision import SUPERVISOR_FD_VARIABLE
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 async def _relay(name: str, stream: asyncio.StreamReader) -> None:
@@ -23,19 +29,27 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
 
 
 async def supervise(modules: list[str]) -> int:
+    # Only this process holds the write end, and never writes: the services
+    # see end of file on theirs once it is gone, however it ends.
+    watched, held = os.pipe()
     children: dict[str, asyncio.subprocess.Process] = {}
     relays = []
-    for module in modules:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            module,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        assert child.stderr is not None
-        children[module] = child
-        relays.append(asyncio.create_task(_relay(module, child.stderr)))
+    try:
+        for module in modules:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                module,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(watched,),
+                env={**os.environ, SUPERVISOR_FD_VARIABLE: str(watched)},
+            )
+            assert child.stderr is not None
+            children[module] = child
+            relays.append(asyncio.create_task(_relay(module, child.stderr)))
+    finally:
+        os.close(watched)
 
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -53,6 +67,7 @@ async def supervise(modules: list[str]) -> int:
     codes = await asyncio.gather(*(child.wait() for child in children.values()))
     await asyncio.gather(*relays)
     stopping.cancel()
+    os.close(held)
     return 1 if unexpected or any(codes) else 0
 
 

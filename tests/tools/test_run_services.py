@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import health_probe
+import pytest
 from service_process import run_to_exit
 
 SERVICES = {
@@ -57,35 +58,38 @@ async def _read_until(process: asyncio.subprocess.Process, wanted: set[str]) -> 
     return seen
 
 
-async def test_one_interrupt_drains_every_service_and_exits_cleanly(tmp_path):
+def _wired(ports: dict[str, int]) -> dict[str, str]:
+    """The environment that puts each service on its port, calling the next."""
+    return {
+        "QUOTE_PORT": str(ports["quote_svc"]),
+        "PROCESSOR_PORT": str(ports["processor_svc"]),
+        "PROCESSOR_QUOTE_ADDRESS": f"127.0.0.1:{ports['quote_svc']}",
+        "PROCESSOR_HEALTH_INTERVAL": "0.05",
+        "REQUESTOR_PORT": str(ports["requestor_svc"]),
+        "REQUESTOR_PROCESSOR_ADDRESS": f"127.0.0.1:{ports['processor_svc']}",
+        "REQUESTOR_HEALTH_INTERVAL": "0.05",
+    }
+
+
+# SIGINT is Ctrl-C; SIGHUP is the terminal closing.
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+async def test_one_interrupt_or_hangup_drains_every_service_and_exits_cleanly(tmp_path, signum):
     ports = {name: _free_port() for name in SERVICES}
-    process = await _start(
-        tmp_path,
-        {
-            "QUOTE_PORT": str(ports["quote_svc"]),
-            "PROCESSOR_PORT": str(ports["processor_svc"]),
-            "PROCESSOR_QUOTE_ADDRESS": f"127.0.0.1:{ports['quote_svc']}",
-            "PROCESSOR_HEALTH_INTERVAL": "0.05",
-            "REQUESTOR_PORT": str(ports["requestor_svc"]),
-            "REQUESTOR_PROCESSOR_ADDRESS": f"127.0.0.1:{ports['processor_svc']}",
-            "REQUESTOR_HEALTH_INTERVAL": "0.05",
-        },
-        *SERVICES,
-    )
+    process = await _start(tmp_path, _wired(ports), *SERVICES)
+    services: list[int] = []
     try:
         await _read_until(process, {f"[{name}] serving" for name in SERVICES})
+        services = _children(process.pid)
         for name, ready in SERVICES.items():
             async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[name]}") as channel:
                 await health_probe.becomes(channel, ready, health_probe.SERVING)
                 assert await health_probe.check(channel, "") == health_probe.SERVING
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         await _read_until(process, {f"[{name}] drained" for name in SERVICES})
         async with asyncio.timeout(30):
             assert await process.wait() == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await _stop_all(process, services)
 
 
 async def test_a_service_that_dies_stops_the_others_and_fails(tmp_path):
@@ -110,3 +114,64 @@ async def test_a_service_that_dies_stops_the_others_and_fails(tmp_path):
         assert b"[processor_svc]" in err
     finally:
         taken.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes pid started, where /proc tells (Linux); else none."""
+    listed = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in listed.read_text().split()] if listed.exists() else []
+
+
+async def _stop_all(supervisor: asyncio.subprocess.Process, services: list[int]) -> None:
+    """Kill the supervisor and whichever of its services outlived it: a failing
+    test leaves no process behind."""
+    if supervisor.returncode is None:
+        supervisor.kill()
+        await supervisor.wait()
+    for pid in services:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _gone(pid: int) -> bool:
+    """Whether pid has exited: no longer there, or a zombie nobody reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    # The state follows the parenthesised command name, which may hold spaces.
+    return stat.rpartition(")")[2].split()[0] in {"Z", "X"}
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        # As gRPC binds: connections of the old process in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads children from /proc")
+async def test_the_services_stop_when_the_supervisor_is_killed(tmp_path):
+    ports = {name: _free_port() for name in SERVICES}
+    process = await _start(tmp_path, _wired(ports), *SERVICES)
+    services: list[int] = []
+    try:
+        await _read_until(process, {f"[{name}] serving" for name in SERVICES})
+        services = _children(process.pid)
+        assert len(services) == len(SERVICES)
+
+        process.kill()
+        await process.wait()
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not all(_gone(pid) for pid in services):
+            assert loop.time() < deadline, "a service outlived its supervisor"
+            await asyncio.sleep(0.05)
+        assert all(_port_is_free(port) for port in ports.values())
+    finally:
+        await _stop_all(process, services)
