@@ -415,7 +415,8 @@ class OrderQueueManager(Generic[T]):
         finally:
             self._watchers -= 1
             queue._watchers -= 1
-            if not queue._watchers and order_req_id in self._awaited:
+            awaited = order_req_id in self._awaited and self._queues.get(order_req_id) is queue
+            if awaited and not queue._watchers:
                 self._awaited.discard(order_req_id)
                 del self._queues[order_req_id]
 
