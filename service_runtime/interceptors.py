@@ -5,9 +5,10 @@ the status service_runtime.errors maps them to, so no servicer builds a status
 by hand. Servicer methods must be coroutines or async generators.
 
 A request body that does not parse as the method's message is answered
-INVALID_ARGUMENT (reason MALFORMED_REQUEST) here, for every unary-request
-method: gRPC's own answer would be UNKNOWN, naming a Python class, after an
-ERROR traceback in the log, so a flood of garbage would flood the log too.
+INVALID_ARGUMENT (reason MALFORMED_REQUEST) here, for every method, a streamed
+request's messages included: gRPC's own answer would be UNKNOWN, naming a
+Python class, after an ERROR traceback in the log, so a flood of garbage would
+flood the log too.
 """
 
 # grpc.RpcMethodHandler is generic to type checkers only, so annotations
@@ -54,9 +55,17 @@ _Deserializer: TypeAlias = Callable[[bytes], Any]
 
 @dataclass(frozen=True)
 class _Undecodable:
-    """Handed to the behaviour in place of a request body that did not parse."""
+    """What the deserializer answers in place of a request body that did not parse."""
 
     status: grpc.Status
+
+
+class _MalformedRequest(Exception):
+    """Raised where an _Undecodable reaches the servicer, to end the call with its status."""
+
+    def __init__(self, status: grpc.Status) -> None:
+        super().__init__(status.details)
+        self.status = status
 
 
 # type-arg: grpc-stubs makes the class generic; grpc.aio's is not, so it takes no arguments.
@@ -109,12 +118,10 @@ def _wrap_handler(handler: _Handler, method: str, gate: DrainGate) -> _Handler:
     # function kind, so the wrapper must be of the same kind as the behaviour.
     wrap = _wrap_generator if inspect.isasyncgenfunction(servicer_method) else _wrap_coroutine
     deserializer = handler.request_deserializer
-    # A streamed request is parsed message by message inside the servicer's
-    # loop, where no sentinel could be told apart; only gRPC's reflection has one.
-    if deserializer is not None and not handler.request_streaming:
+    if deserializer is not None:
         deserializer = _tolerant(deserializer, method)
     return build(
-        wrap(servicer_method, method, gate),
+        wrap(servicer_method, method, gate, handler.request_streaming),
         request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
@@ -144,17 +151,34 @@ def _tolerant(deserializer: _Deserializer, method: str) -> _Deserializer:
     return deserialize
 
 
-def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Behaviour:
+def _parsed(request: Any, streamed: bool) -> Any:
+    """What the servicer is handed: the request, refused if it did not parse;
+    streamed, the requests, refused at the first message that did not."""
+    if streamed:
+        return _refusing_undecodable(request)
+    if isinstance(request, _Undecodable):
+        raise _MalformedRequest(request.status)
+    return request
+
+
+async def _refusing_undecodable(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, _Undecodable):
+            raise _MalformedRequest(request.status)
+        yield request
+
+
+def _wrap_coroutine(
+    behaviour: _Behaviour, method: str, gate: DrainGate, streamed: bool
+) -> _Behaviour:
     async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         cancelled = False
         try:
             if not await gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
-            if isinstance(request, _Undecodable):
-                await _abort(context, request.status)
             with gate.tracking():
-                return await behaviour(request, context)
+                return await behaviour(_parsed(request, streamed), context)
         except grpc.aio.AbortError:
             raise
         except asyncio.CancelledError:
@@ -168,7 +192,9 @@ def _wrap_coroutine(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
     return observed
 
 
-def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Behaviour:
+def _wrap_generator(
+    behaviour: _Behaviour, method: str, gate: DrainGate, streamed: bool
+) -> _Behaviour:
     async def observed(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
@@ -178,11 +204,10 @@ def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
         try:
             if not await gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
-            if isinstance(request, _Undecodable):
-                await _abort(context, request.status)
             # aclosing: when the stream ends early, the servicer's generator is
             # closed now, running its cleanup, rather than whenever it is collected.
-            async with contextlib.aclosing(behaviour(request, context)) as responses:
+            parsed = _parsed(request, streamed)
+            async with contextlib.aclosing(behaviour(parsed, context)) as responses:
                 async for response in responses:
                     yield response
                     sent += 1
@@ -204,6 +229,8 @@ def _wrap_generator(behaviour: _Behaviour, method: str, gate: DrainGate) -> _Beh
 async def _abort_for(
     error: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str
 ) -> NoReturn:
+    if isinstance(error, _MalformedRequest):
+        await _abort(context, error.status)
     status = status_for_exception(error)
     if status is None:
         logger.exception(

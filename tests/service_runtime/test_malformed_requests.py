@@ -1,9 +1,11 @@
-"""Every RPC of the three services, sent a body that does not parse, answers
-INVALID_ARGUMENT naming the message type, and logs one rpc line, no traceback."""
+"""Every RPC of the three services, reflection's included, sent a body that
+does not parse, answers INVALID_ARGUMENT naming the message type, and logs one
+rpc line, no traceback."""
 
 import grpc
 import pytest
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
+from grpc_reflection.v1alpha import reflection_pb2
 from rpc_errors import reason
 from service_process import running_service
 
@@ -16,6 +18,10 @@ SERVICES = {
     "processor_svc": processor_service_pb2.DESCRIPTOR.services_by_name["ProcessorService"],
     "requestor_svc": requestor_service_pb2.DESCRIPTOR.services_by_name["RequestorService"],
 }
+# Streams its requests: each message of the stream is parsed on its own.
+REFLECTION = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods_by_name[
+    "ServerReflectionInfo"
+]
 # Bodies no message can parse: a truncated varint, a field of wire type 7
 # (there is none), and a valid b"\x0a\x02ab" with one bit of its length flipped.
 ALWAYS_MALFORMED = [b"\x08\x80", b"\x0f", b"\x0a\x0aab"]
@@ -31,7 +37,10 @@ def bodies_for(method: MethodDescriptor) -> list[bytes]:
 
 async def call_raw(channel: grpc.aio.Channel, method: MethodDescriptor, body: bytes) -> None:
     path = f"/{method.containing_service.full_name}/{method.name}"
-    if method.server_streaming:
+    if method.client_streaming:
+        both = channel.stream_stream(path, request_serializer=None, response_deserializer=None)
+        [response async for response in both(iter([body]))]
+    elif method.server_streaming:
         stream = channel.unary_stream(path, request_serializer=None, response_deserializer=None)
         [response async for response in stream(body)]
     else:
@@ -42,13 +51,13 @@ async def call_raw(channel: grpc.aio.Channel, method: MethodDescriptor, body: by
 @pytest.mark.parametrize("module", SERVICES)
 async def test_every_rpc_answers_a_malformed_body_invalid_argument_with_one_log_line(module):
     service = SERVICES[module]
-    assert not any(method.client_streaming for method in service.methods)
+    methods = [*service.methods, REFLECTION]
     async with (
         running_service(module) as process,
         grpc.aio.insecure_channel(process.address) as channel,
     ):
         calls = 0
-        for method in service.methods:
+        for method in methods:
             for body in bodies_for(method):
                 with pytest.raises(grpc.aio.AioRpcError) as raised:
                     await call_raw(channel, method, body)
@@ -62,6 +71,6 @@ async def test_every_rpc_answers_a_malformed_body_invalid_argument_with_one_log_
 
     assert {line["code"] for line in logged} == {"INVALID_ARGUMENT"}
     assert {line["method"] for line in logged} == {
-        f"/{service.full_name}/{method.name}" for method in service.methods
+        f"/{method.containing_service.full_name}/{method.name}" for method in methods
     }
     assert [line for line in process.log if "exc" in line or line["level"] == "ERROR"] == []
