@@ -121,15 +121,16 @@ class QuotePricer:
 
 def _already_priced(downstream: str, order_req_id: str, proposal_id: str) -> ForwardedError:
     """The quote service's refusal of the derived request id, told without the id:
-    it still holds the quote of an earlier order of the same id, removed since,
-    whose same proposal had another submission."""
+    it holds a quote for the same (order, proposal) with another submission, sent
+    by an acceptance that never committed (the process stopped) or for an earlier
+    order of the same id, removed since."""
     return ForwardedError(
         downstream,
         rich_status(
             grpc.StatusCode.ALREADY_EXISTS,
-            f"proposal {proposal_id!r} of order {order_req_id!r} was priced before, with "
-            "another submission, for an earlier order of this id that has been removed; "
-            "use a new proposal id",
+            f"proposal {proposal_id!r} of order {order_req_id!r} was sent to the quote "
+            "service before with another submission (by a request that was not answered, "
+            "or for an earlier order of this id that has been removed); use a new proposal id",
             reason="PROPOSAL_PRICED_BEFORE",
             metadata={"orderReqId": order_req_id, "proposalId": proposal_id},
         ),

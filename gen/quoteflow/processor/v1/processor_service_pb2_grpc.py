@@ -117,9 +117,10 @@ class ProcessorServiceServicer:
         every proposal is of the largest kind (about 17 KB an event: the longest
         ids and names in 4-byte characters, a 2,000-character review note).
 
-        A proposal id whose quote the quote service
-        still holds from an earlier, removed order of the same id, with another
-        submission, answers ALREADY_EXISTS (reason "PROPOSAL_PRICED_BEFORE").
+        A proposal whose quote the quote service already holds with another
+        submission (sent by an acceptance the processor stopped before
+        committing, or for an earlier, removed order of the same id) answers
+        ALREADY_EXISTS (reason "PROPOSAL_PRICED_BEFORE"): use a new proposal id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
