@@ -36,8 +36,8 @@ def locked_data_dir(data_dir: Path, name: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise DataDirInUseError(
-                f"{data_dir} holds the {name} store of another running service "
-                f"({_holder(fd)}; lock {path}): stop it, or give this one another data_dir"
+                f"the {name} store in {data_dir} is in use by {_holder(fd)} (lock {path}): "
+                "stop that service, or give this one another data_dir"
             ) from None
         # The file is never removed: removing it would let a third process lock
         # a new file of that name while the second still holds the old one.

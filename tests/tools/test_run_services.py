@@ -175,3 +175,29 @@ async def test_the_services_stop_when_the_supervisor_is_killed(tmp_path):
         assert all(_port_is_free(port) for port in ports.values())
     finally:
         await _stop_all(process, services)
+
+
+async def test_a_second_make_run_on_the_same_data_dir_fails_and_leaves_the_first_serving(
+    tmp_path,
+):
+    ports = {name: _free_port() for name in SERVICES}
+    process = await _start(tmp_path, _wired(ports), *SERVICES)
+    services: list[int] = []
+    try:
+        await _read_until(process, {f"[{name}] serving" for name in SERVICES})
+        services = _children(process.pid)
+
+        second = await run_to_exit(
+            sys.executable, str(SUPERVISOR), *SERVICES, **_with_data_dir(tmp_path, _wired(ports))
+        )
+
+        assert second.returncode == 1
+        # The first service to fail stops the others, which may not have got
+        # as far as saying so: one refusal, and nothing served, is what is sure.
+        assert b"is in use by pid" in second.stderr
+        assert b'"serving"' not in second.stderr
+        for name in SERVICES:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[name]}") as channel:
+                assert await health_probe.check(channel, "") == health_probe.SERVING
+    finally:
+        await _stop_all(process, services)
