@@ -175,8 +175,9 @@ class BoundServer:
 
     async def close(self) -> None:
         """Release the port and the server's core resources here, rather than in
-        a destructor that may run after the loop closed. Once started, a server
-        is stopped through its RunningServer; this is then a no-op."""
+        a destructor that may run after the loop closed. A started server is
+        stopped through its RunningServer: close() then cuts whatever is left
+        (nothing, once it has drained)."""
         await self._server.stop(None)
 
 
@@ -197,6 +198,7 @@ async def bind_server(
     try:
         bound_port = server.add_insecure_port(address)
     except RuntimeError as error:
+        # Unbound, the server still owns core resources (see BoundServer.close).
         await server.stop(None)
         raise OSError(
             f"cannot listen on {address}: the port is taken or the host is not local"
