@@ -141,6 +141,7 @@ class BoundServer:
         self._server = server
         self._gate = gate
         self._host = host
+        self._started = False
         #: The bound port: the one chosen by the system when 0 was asked for.
         self.port = port
 
@@ -164,6 +165,7 @@ class BoundServer:
             [*service_names, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
         await self._server.start()
+        self._started = True
         running = RunningServer(
             self._server, health, service_names, self._host, self.port, self._gate
         )
@@ -178,6 +180,12 @@ class BoundServer:
         a destructor that may run after the loop closed. A started server is
         stopped through its RunningServer: close() then cuts whatever is left
         (nothing, once it has drained)."""
+        if not self._started:
+            # grpc.aio's stop() does nothing to a server never started, which
+            # would keep the port until the process ends; with no servicer
+            # registered, a call in this instant is answered UNIMPLEMENTED.
+            await self._server.start()
+            self._started = True
         await self._server.stop(None)
 
 

@@ -11,7 +11,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb2
 from quoteflow.quote.v1 import quote_service_pb2_grpc as quote_grpc
-from service_runtime.server import ServiceBinding, serve_until_signalled, start_server
+from service_runtime.server import (
+    ServiceBinding,
+    bind_server,
+    serve_until_signalled,
+    start_server,
+)
 
 QUOTE_SERVICE = quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -102,6 +107,23 @@ async def test_a_port_held_by_another_socket_is_refused(servicer):
 
         with pytest.raises(OSError, match=f"127.0.0.1:{taken}"):
             await start_server([quote_binding(servicer)], host="127.0.0.1", port=taken)
+
+
+async def test_a_bound_server_holds_its_port_before_it_starts_and_close_frees_it(servicer):
+    bound = await bind_server(host="127.0.0.1", port=0)
+    try:
+        with pytest.raises(OSError, match=f"127.0.0.1:{bound.port}"):
+            await bind_server(host="127.0.0.1", port=bound.port)
+    finally:
+        await bound.close()
+
+    again = await bind_server(host="127.0.0.1", port=bound.port)
+    running = await again.start([quote_binding(servicer)])
+    try:
+        async with grpc.aio.insecure_channel(running.address) as channel:
+            assert await health_of(channel, QUOTE_SERVICE) == SERVING
+    finally:
+        await running.stop(None)
 
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 on this host")
