@@ -298,7 +298,7 @@ class OrderQueueManager(Generic[T]):
             raise ValueError("append ORDER_COMPLETED through complete_order")
 
         async def append() -> OrderEvent[T]:
-            queue = self._claim(order_req_id)
+            queue = self.get_order_queue(order_req_id)
             if queue.completion is not None:
                 raise InvalidStateError("order", order_req_id, "completed", "add an event to")
             event: OrderEvent[T] = OrderEvent(
@@ -324,7 +324,7 @@ class OrderQueueManager(Generic[T]):
         order open."""
 
         async def complete() -> OrderEvent[T]:
-            queue = self._claim(order_req_id)
+            queue = self.get_order_queue(order_req_id)
             if queue.completion is not None:
                 return queue.completion
             event: OrderEvent[T] = OrderEvent(
@@ -446,10 +446,11 @@ class OrderQueueManager(Generic[T]):
         return event.text
 
     def get_order_queue(self, order_req_id: str) -> OrderQueue[T]:
-        """The order's log, created (empty) if there is none: the seed's reader,
-        whose empty log stays until removed. An empty log has no records, so
-        creating one commits nothing. ExpiredError if the order was removed
-        (within tombstone_retention)."""
+        """The order's log, created (empty) if there is none, and no longer one
+        that only watchers keep: for a change about to be committed, and for the
+        seed's reader, whose empty log stays until removed. An empty log has no
+        records, so creating one commits nothing. ExpiredError if the order was
+        removed (within tombstone_retention)."""
         queue = self._queues.get(order_req_id)
         if queue is None:
             self.refuse_if_expired(order_req_id)
@@ -503,17 +504,6 @@ class OrderQueueManager(Generic[T]):
     async def _holding(self, order_req_id: str, change: Callable[[], Awaitable[R]]) -> R:
         async with self._locks.hold(order_req_id):
             return await change()
-
-    def _claim(self, order_req_id: str) -> OrderQueue[T]:
-        """The log a change is about to be committed to, under the order's lock:
-        created if need be, and no longer one that only watchers keep.
-        ExpiredError if the order was removed within tombstone_retention."""
-        queue = self._queues.get(order_req_id)
-        if queue is None:
-            self.refuse_if_expired(order_req_id)
-            queue = self._queues[order_req_id] = OrderQueue(order_req_id)
-        self._awaited.discard(order_req_id)
-        return queue
 
     def _await(self, order_req_id: str) -> OrderQueue[T]:
         """A log for watchers of an order with no log: WatchLimitError past the bound."""
