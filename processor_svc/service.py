@@ -35,7 +35,7 @@ QUOTE_SERVICE_NAME = quote_pb.DESCRIPTOR.services_by_name["QuoteService"].full_n
 
 
 @dataclass
-class Processor:
+class RunningProcessor:
     """A running processor service and the parts a test may want to reach."""
 
     server: RunningServer
@@ -44,7 +44,7 @@ class Processor:
 
 
 @contextlib.asynccontextmanager
-async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
+async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
     """Lock the store and bind the port, so a second service on either stops
     before it reads anything; open the store and rebuild the orders and
     proposals from it, then serve until the block exits. Raises StoreError,
@@ -113,7 +113,7 @@ async def running(config: ProcessorConfig) -> AsyncIterator[Processor]:
             quote.track_readiness(server, interval=config.health_interval)
         )
         stack.callback(readiness.cancel)
-        yield Processor(server, orders, desk)
+        yield RunningProcessor(server, orders, desk)
 
 
 async def serve(config: ProcessorConfig) -> None:

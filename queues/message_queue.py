@@ -71,7 +71,8 @@ from queues.store_outage import StoreOutage
 
 log = logging.getLogger(__name__)
 
-Processor = Callable[[P], Awaitable[Outcome[R]]]
+#: What the queue runs for each attempt: a payload in, an Outcome out.
+Handler = Callable[[P], Awaitable[Outcome[R]]]
 
 # Until an attempt has been timed, estimates assume this many seconds each.
 _INITIAL_ATTEMPT_ESTIMATE = 1.0
@@ -128,7 +129,7 @@ class _Attempt:
         """The attempt is over: take back its cut, and tell close()."""
         if self.cut_by is not None:
             # An attempt can only be cut while its task waits inside the
-            # processor, so the cancellation has been delivered by now.
+            # handler, so the cancellation has been delivered by now.
             self.task.uncancel()
         if self.ended is not None and not self.ended.done():
             self.ended.set_result(None)
@@ -147,7 +148,7 @@ class MessageQueue(Generic[P, R]):
 
     def __init__(
         self,
-        processor: Processor[P, R],
+        handler: Handler[P, R],
         *,
         workers: int = 4,
         max_size: int = 1000,
@@ -172,7 +173,7 @@ class MessageQueue(Generic[P, R]):
                 "max_retries and retention must not be negative; "
                 "attempt_timeout and sweep_interval must be positive"
             )
-        self._processor = processor
+        self._handler = handler
         self.workers = workers
         self.max_size = max_size
         self.max_retries = max_retries
@@ -815,7 +816,7 @@ class MessageQueue(Generic[P, R]):
         No task of its own: it would cost about a third of the queue's own work
         per message. The attempt is cut at its timeout, or by cancel() and
         close(), by cancelling the calling task; the CancelledError that lands
-        in the processor is taken back here, and a cancellation of the caller
+        in the handler is taken back here, and a cancellation of the caller
         by anyone else goes on up."""
         started_at = message.started_at = message.started_at or self._clock()
         task = asyncio.current_task()
@@ -825,7 +826,7 @@ class MessageQueue(Generic[P, R]):
         loop = asyncio.get_running_loop()
         timer = loop.call_at(loop.time() + message.attempt_timeout, attempt.cut, _TIMED_OUT)
         try:
-            outcome = await self._processor(message.payload)
+            outcome = await self._handler(message.payload)
         except asyncio.CancelledError:
             if attempt.cut_by is None or task.cancelling() > 1:
                 raise

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from queues.message import Outcome
-from queues.message_queue import Processor
+from queues.message_queue import Handler
 from quote_svc.domain import QuoteResult, Submission
 from quote_svc.processors import ProcessorRegistry
 
@@ -16,10 +16,10 @@ class QuoteJob:
     use_agentic: bool = False
 
 
-def job_processor(
+def job_handler(
     registry: ProcessorRegistry, *, default: str, agentic: str
-) -> Processor[QuoteJob, QuoteResult]:
-    """The queue's processor: price with the named processor the job asks for.
+) -> Handler[QuoteJob, QuoteResult]:
+    """The queue's handler: price with the named processor the job asks for.
 
     Both names are looked up now, so a misconfigured service fails at start-up
     rather than on its first message.

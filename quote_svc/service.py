@@ -5,7 +5,7 @@ from queues.message_queue import MessageQueue
 from queues.storage import Store
 from quote_svc.codecs import QuoteJobCodec, QuoteResultCodec
 from quote_svc.config import QuoteConfig
-from quote_svc.pricing import job_processor
+from quote_svc.pricing import job_handler
 from quote_svc.processors import ProcessorRegistry, default_registry
 from quote_svc.servicer import Queue, QuoteServicer
 from quoteflow.quote.v1 import quote_service_pb2 as pb
@@ -21,7 +21,7 @@ def build_queue(
 ) -> Queue:
     """The quote queue over store (opened by the caller), pricing with registry."""
     return MessageQueue(
-        job_processor(
+        job_handler(
             registry or default_registry(),
             default=config.processor,
             agentic=config.agentic_processor,
