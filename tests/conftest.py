@@ -4,7 +4,7 @@ import functools
 from collections.abc import AsyncIterator
 
 import pytest
-from quote_harness import QuoteHarness, StartQuote, start_quote_harness, stop_quote_harness
+from support.quote_harness import QuoteHarness, StartQuote, start_quote_harness, stop_quote_harness
 
 
 @pytest.fixture

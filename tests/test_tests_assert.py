@@ -120,8 +120,13 @@ class _Scope:
             if isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 source = _module_file(node.module, path, root)
                 for alias in node.names:
-                    if source is not None:
-                        self.functions[alias.asname or alias.name] = (source, alias.name)
+                    bound = alias.asname or alias.name
+                    # `from package import module` binds a module, not a function.
+                    submodule = _module_file(f"{node.module}.{alias.name}", path, root)
+                    if submodule is not None:
+                        self.modules[bound] = submodule
+                    elif source is not None:
+                        self.functions[bound] = (source, alias.name)
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     source = _module_file(alias.name, path, root)
@@ -205,6 +210,24 @@ CASES = {
             "test_a.py": "import harness\n\ndef test_a():\n    harness.settle(run())\n",
         },
         [],
+    ),
+    "a helper module imported from its package": (
+        {
+            "support/__init__.py": "",
+            "support/harness.py": "def settle(x):\n    assert x\n",
+            "test_a.py": "from support import harness\n\n"
+            "def test_a():\n    harness.settle(run())\n",
+        },
+        [],
+    ),
+    "a helper imported from a package's module": (
+        {
+            "support/__init__.py": "",
+            "support/harness.py": "def settle(x):\n    return x\n",
+            "sub/test_a.py": "from support.harness import settle\n\n"
+            "def test_a():\n    settle(run())\n",
+        },
+        ["test_a"],
     ),
     "a namesake elsewhere vouches for nothing": (
         {

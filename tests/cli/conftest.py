@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from processor_harness import ProcessorHarness, processor_harness
-from quote_harness import QuoteHarness, StartQuote
-from requestor_harness import RequestorHarness, start_requestor_harness, stop_requestor_harness
+from support.processor_harness import ProcessorHarness, processor_harness
+from support.quote_harness import QuoteHarness, StartQuote
+from support.requestor_harness import (
+    RequestorHarness,
+    start_requestor_harness,
+    stop_requestor_harness,
+)
 
 from quoteflow_cli.app import run
 

@@ -1,7 +1,7 @@
 """quoteflow dead-letters list | redrive, against a quote service whose rating the
 test makes fail (max_retries 0: one failed attempt dead-letters a quote)."""
 
-from quote_harness import submission
+from support.quote_harness import submission
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 

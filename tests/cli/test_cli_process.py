@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from quote_harness import submission
+from support.quote_harness import submission
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 

@@ -3,7 +3,7 @@ failure reads, against a quote service in-process."""
 
 import re
 
-from quote_harness import submission
+from support.quote_harness import submission
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from processor_harness import ProcessorHarness, processor_harness
-from quote_harness import QuoteHarness, StartQuote, submission
-from requestor_harness import (
+from support.processor_harness import ProcessorHarness, processor_harness
+from support.quote_harness import QuoteHarness, StartQuote, submission
+from support.requestor_harness import (
     FakeProcessorServer,
     RequestorHarness,
     start_requestor_harness,
     stop_requestor_harness,
 )
-from rpc_errors import details
+from support.rpc_errors import details
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb

@@ -27,7 +27,7 @@ from deploy_model import (
 )
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from service_process import run_to_exit
+from support.service_process import run_to_exit
 
 BASE_IMAGE = "python:3.11-slim"
 

@@ -26,9 +26,9 @@ import grpc
 import pytest
 from deploy_model import PROCESSOR, QUOTE, REQUESTOR, SERVICES, Manifests, Service
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from quote_harness import submission
-from requestor_harness import poll
-from service_process import ServiceProcess, running_service
+from support.quote_harness import submission
+from support.requestor_harness import poll
+from support.service_process import ServiceProcess, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2, processor_service_pb2_grpc
 from quoteflow.quote.v1 import quote_service_pb2, quote_service_pb2_grpc

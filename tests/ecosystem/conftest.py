@@ -28,10 +28,10 @@ def node() -> str:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Services]:
     """The three services, started once for the module's tests. The quote service
-    prices with tests/quote_plugins.py's scripted processor (ordinary names are rated
+    prices with tests/support/quote_plugins.py's scripted processor (ordinary names are rated
     as usual; "slow…" never finishes, "fail…" always fails), with short retry backoffs."""
     data_dir = tmp_path_factory.mktemp("services")
-    scripted = ("--processor", "quote_plugins:scripted")
+    scripted = ("--processor", "support.quote_plugins:scripted")
     backoff = ("--backoff-base", "0.01", "--backoff-cap", "0.02")
     async with three_services(data_dir, *scripted, *backoff) as services:
         yield services

@@ -15,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2
-from service_process import ServiceProcess, run_to_exit, running_service
+from support.service_process import ServiceProcess, run_to_exit, running_service
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"

@@ -333,7 +333,7 @@ async def test_quote_errors_carry_their_code_and_aip_193_details(services: Servi
 
 async def test_a_full_queue_answers_resource_exhausted_with_retry_info(tmp_path, buf: BufCurl):
     # A quote service of its own that holds one unfinished message at most.
-    args = ("--processor", "quote_plugins:scripted", "--max-size", "1", "--workers", "1")
+    args = ("--processor", "support.quote_plugins:scripted", "--max-size", "1", "--workers", "1")
 
     async with start_service("quote_svc", *args, data_dir=tmp_path, PYTHONPATH=str(TESTS)) as quote:
         held = await buf(quote.address, f"{QUOTE}/SubmitQuote", {"submission": submission("slow")})

@@ -4,8 +4,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from processor_harness import ProcessorHarness, processor_harness
-from quote_harness import QuoteHarness, StartQuote
+from support.processor_harness import ProcessorHarness, processor_harness
+from support.quote_harness import QuoteHarness, StartQuote
 
 
 @pytest.fixture

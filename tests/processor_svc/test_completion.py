@@ -5,7 +5,7 @@ import asyncio
 
 import grpc
 import pytest
-from quote_harness import QuoteHarness, submission
+from support.quote_harness import QuoteHarness, submission
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb

@@ -7,9 +7,9 @@ import asyncio
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from processor_harness import ProcessorHarness, processor_harness
-from quote_harness import QuoteHarness, submission
-from rpc_errors import details, reason
+from support.processor_harness import ProcessorHarness, processor_harness
+from support.quote_harness import QuoteHarness, submission
+from support.rpc_errors import details, reason
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 

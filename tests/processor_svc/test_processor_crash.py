@@ -13,8 +13,8 @@ from typing import TypeVar
 
 import grpc
 import pytest
-from quote_harness import submission
-from service_process import ServiceProcess, run_to_exit, running_service
+from support.quote_harness import submission
+from support.service_process import ServiceProcess, run_to_exit, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc

@@ -4,11 +4,11 @@ import asyncio
 import socket
 
 import grpc
-import health_probe
 import pytest
-from processor_harness import ProcessorHarness
-from quote_harness import QuoteHarness, submission
-from rpc_errors import field_violations, reason
+from support import health_probe
+from support.processor_harness import ProcessorHarness
+from support.quote_harness import QuoteHarness, submission
+from support.rpc_errors import field_violations, reason
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb

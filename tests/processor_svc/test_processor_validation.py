@@ -4,8 +4,8 @@ submission, and holds every id it takes to the id grammar."""
 import socket
 
 import pytest
-from quote_harness import submission
-from validation_cases import BAD_IDS, ID_GRAMMAR, violations_of
+from support.quote_harness import submission
+from support.validation_cases import BAD_IDS, ID_GRAMMAR, violations_of
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb

@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from store_doubles import ScriptedStore, in_collection
+from support.store_doubles import ScriptedStore, in_collection
 
 from processor_svc.proposal_desk import (
     ERROR_MAX_CHARS,

@@ -5,9 +5,9 @@ import hashlib
 
 import grpc
 import pytest
-from processor_harness import ProcessorHarness
-from quote_harness import QuoteHarness, submission
-from rpc_errors import reason
+from support.processor_harness import ProcessorHarness
+from support.quote_harness import QuoteHarness, submission
+from support.rpc_errors import reason
 
 from processor_svc.quote_pricer import proposal_request_id
 from processor_svc.request_id_key import KEYS, REQUEST_ID_KEY, request_id_key

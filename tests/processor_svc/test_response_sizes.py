@@ -5,9 +5,9 @@ holds every event of an order, a requestor's GetTaskResult, still fits."""
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from processor_harness import ProcessorHarness
-from quote_harness import QuoteHarness
-from rpc_errors import details, reason
+from support.processor_harness import ProcessorHarness
+from support.quote_harness import QuoteHarness
+from support.rpc_errors import details, reason
 
 from processor_svc.config import ProcessorConfig
 from processor_svc.proposal_desk import ERROR_MAX_CHARS

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from store_doubles import ScriptedStore, cap_pages
+from support.store_doubles import ScriptedStore, cap_pages
 
 from queues.backoff import Backoff
 from queues.codec import JsonCodec

@@ -4,7 +4,7 @@ failed commit leaves nothing half-done."""
 import asyncio
 
 import pytest
-from store_doubles import ScriptedStore
+from support.store_doubles import ScriptedStore
 
 from queues.backoff import Backoff
 from queues.errors import InvalidStateError, RequestConflictError

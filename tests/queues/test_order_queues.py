@@ -7,7 +7,7 @@ import gc
 import tracemalloc
 
 import pytest
-from store_doubles import ScriptedStore
+from support.store_doubles import ScriptedStore
 
 from queues.errors import (
     CursorOutOfRangeError,

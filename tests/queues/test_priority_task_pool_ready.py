@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from store_doubles import ScriptedStore
+from support.store_doubles import ScriptedStore
 
 from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskRecord, TaskStatus
 

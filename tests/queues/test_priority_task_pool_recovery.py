@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from store_doubles import ScriptedStore
+from support.store_doubles import ScriptedStore
 
 from queues.errors import ClosedError
 from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskRecord, TaskStatus

@@ -5,7 +5,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_doubles import cap_pages
+from support.store_doubles import cap_pages
 
 from queues.keyed_lock import KeyedLock
 from queues.records import RecordError

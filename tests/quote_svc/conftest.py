@@ -1,7 +1,7 @@
 """Fixtures: a quote service started in-process on port 0 (see quote_harness)."""
 
 import pytest
-from quote_harness import QuoteHarness, StartQuote
+from support.quote_harness import QuoteHarness, StartQuote
 
 
 @pytest.fixture

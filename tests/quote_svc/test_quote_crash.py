@@ -12,15 +12,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from quote_harness import submission
-from service_process import ServiceProcess, run_to_exit, running_service
+from support.quote_harness import submission
+from support.service_process import ServiceProcess, run_to_exit, running_service
 
 from queues.storage_sqlite import SqliteStore
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 
 TESTS = str(Path(__file__).resolve().parents[1])
-SCRIPTED = ("--processor", "quote_plugins:scripted", "--workers", "1")
+SCRIPTED = ("--processor", "support.quote_plugins:scripted", "--workers", "1")
 
 
 @contextlib.asynccontextmanager

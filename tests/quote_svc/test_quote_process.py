@@ -5,8 +5,8 @@ import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from quote_harness import submission
-from service_process import run_to_exit, running_service
+from support.quote_harness import submission
+from support.service_process import run_to_exit, running_service
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc

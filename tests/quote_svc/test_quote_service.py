@@ -8,8 +8,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from quote_harness import QuoteHarness, submission
-from rpc_errors import details, field_violations, reason
+from support.quote_harness import QuoteHarness, submission
+from support.rpc_errors import details, field_violations, reason
 
 from quote_svc.domain import Submission
 from quote_svc.rating import rate

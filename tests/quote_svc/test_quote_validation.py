@@ -3,8 +3,8 @@ and invalid Durations, each with a field violation, and queues nothing."""
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from quote_harness import QuoteHarness, submission
-from validation_cases import BAD_DURATIONS, BAD_IDS, ID_GRAMMAR, violations_of
+from support.quote_harness import QuoteHarness, submission
+from support.validation_cases import BAD_DURATIONS, BAD_IDS, ID_GRAMMAR, violations_of
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 

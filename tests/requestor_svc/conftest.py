@@ -5,7 +5,7 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from requestor_harness import (
+from support.requestor_harness import (
     FakeProcessor,
     FakeProcessorServer,
     RequestorHarness,

@@ -12,9 +12,9 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from requestor_harness import FakeProcessorServer, RequestorClient
-from rpc_errors import reason
-from service_process import ServiceProcess, run_to_exit, running_service
+from support.requestor_harness import FakeProcessorServer, RequestorClient
+from support.rpc_errors import reason
+from support.service_process import ServiceProcess, run_to_exit, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb

@@ -5,7 +5,7 @@ order ends its task, and a result never outgrows one answer."""
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from requestor_harness import NEW
+from support.requestor_harness import NEW
 
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from requestor_svc.order_follower import MAX_PROPOSAL_BYTES

@@ -3,8 +3,8 @@ ids to the id grammar and its timeout to what a Duration may be."""
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from quote_harness import submission
-from validation_cases import BAD_DURATIONS, BAD_IDS, ID_GRAMMAR, violations_of
+from support.quote_harness import submission
+from support.validation_cases import BAD_DURATIONS, BAD_IDS, ID_GRAMMAR, violations_of
 
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb

@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from processor_harness import ProcessorHarness, processor_harness
-from quote_harness import QuoteHarness, StartQuote, submission
-from requestor_harness import (
+from support.processor_harness import ProcessorHarness, processor_harness
+from support.quote_harness import QuoteHarness, StartQuote, submission
+from support.requestor_harness import (
     RequestorHarness,
     poll,
     start_requestor_harness,

@@ -6,9 +6,9 @@ import socket
 import sys
 
 import grpc
-import health_probe
 import pytest
-from service_process import run_to_exit, running_service
+from support import health_probe
+from support.service_process import run_to_exit, running_service
 
 from service_runtime.data_dir_lock import DataDirInUseError, locked_data_dir
 

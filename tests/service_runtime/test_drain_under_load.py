@@ -7,8 +7,8 @@ import itertools
 import signal
 
 import grpc
-from service_process import running_service
-from steady_load import SteadyLoad
+from support.service_process import running_service
+from support.steady_load import SteadyLoad
 
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as quote_grpc

@@ -6,8 +6,8 @@ import grpc
 import pytest
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from grpc_reflection.v1alpha import reflection_pb2
-from rpc_errors import reason
-from service_process import running_service
+from support.rpc_errors import reason
+from support.service_process import running_service
 
 from quoteflow.processor.v1 import processor_service_pb2
 from quoteflow.quote.v1 import quote_service_pb2

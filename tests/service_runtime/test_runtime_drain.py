@@ -4,10 +4,10 @@ health still answering."""
 import asyncio
 
 import grpc
-import health_probe
 import pytest
-from rpc_errors import reason
-from steady_load import SteadyLoad
+from support import health_probe
+from support.rpc_errors import reason
+from support.steady_load import SteadyLoad
 
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as quote_grpc

@@ -7,7 +7,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-from rpc_errors import reason
+from support.rpc_errors import reason
 
 from queues.errors import NotFoundError
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb2

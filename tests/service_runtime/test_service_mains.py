@@ -3,7 +3,7 @@
 import sys
 
 import pytest
-from service_process import run_to_exit
+from support.service_process import run_to_exit
 
 MODULES = ["quote_svc", "processor_svc", "requestor_svc"]
 

@@ -5,9 +5,9 @@ every proposal exactly once."""
 import socket
 
 import grpc
-from quote_harness import submission
-from requestor_harness import RequestorClient
-from service_process import running_service
+from support.quote_harness import submission
+from support.requestor_harness import RequestorClient
+from support.service_process import running_service
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as processor_grpc

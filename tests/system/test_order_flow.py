@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from processor_harness import processor_harness
-from quote_harness import StartQuote, submission
-from requestor_harness import (
+from support.processor_harness import processor_harness
+from support.quote_harness import StartQuote, submission
+from support.requestor_harness import (
     RequestorHarness,
     poll,
     start_requestor_harness,
     stop_requestor_harness,
 )
-from service_process import run_to_exit
+from support.service_process import run_to_exit
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb

@@ -5,7 +5,7 @@ import re
 import sys
 from pathlib import Path
 
-from service_process import run_to_exit
+from support.service_process import run_to_exit
 
 CHECK = Path(__file__).resolve().parents[2] / "tools" / "durability_check.py"
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import grpc
-import health_probe
 import pytest
-from service_process import run_to_exit
+from support import health_probe
+from support.service_process import run_to_exit
 
 SERVICES = {
     "quote_svc": "quoteflow.quote.v1.QuoteService",

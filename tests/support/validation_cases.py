@@ -5,7 +5,8 @@ from collections.abc import Awaitable
 
 import grpc
 import pytest
-from rpc_errors import field_violations
+
+from support.rpc_errors import field_violations
 
 #: How a field violation for an id outside the id grammar begins.
 ID_GRAMMAR = "must not contain whitespace, control, format, separator, private-use or unassigned"

@@ -1,5 +1,5 @@
 """A processor for tests that run the quote service as a real process, loaded
-by import path: --processor quote_plugins:scripted (with tests/ on PYTHONPATH).
+by import path: --processor support.quote_plugins:scripted (with tests/ on PYTHONPATH).
 The applicant's name says what happens to the quote."""
 
 import asyncio
