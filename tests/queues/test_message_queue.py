@@ -21,7 +21,7 @@ FAST_BACKOFF = Backoff(base=0.001, cap=0.002, jitter=0.0)
 
 
 class Script:
-    """A processor whose behaviour per payload the test controls."""
+    """A handler whose behaviour per payload the test controls."""
 
     def __init__(self) -> None:
         self.started: list[str] = []
@@ -136,12 +136,12 @@ async def test_failures_retry_with_backoff_then_dead_letter(script, queue):
     assert queue.stats().dead_letters == 1
 
 
-async def test_a_processor_failing_before_it_awaits_fails_the_attempt_not_the_worker():
+async def test_a_handler_failing_before_it_awaits_fails_the_attempt_not_the_worker():
     # A plain function returning an awaitable, which checks its payload first.
-    def checked_processor(payload: str) -> Awaitable[Outcome[str]]:
+    def checked_handler(payload: str) -> Awaitable[Outcome[str]]:
         raise ValueError(f"cannot price {payload}")
 
-    async with MessageQueue(checked_processor, workers=1, max_retries=0) as queue:
+    async with MessageQueue(checked_handler, workers=1, max_retries=0) as queue:
         first = (await queue.submit("first", priority=Priority.NORMAL)).message
         second = (await queue.submit("second", priority=Priority.NORMAL)).message
         for message in (first, second):

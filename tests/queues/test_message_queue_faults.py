@@ -11,7 +11,7 @@ from support.store_doubles import ScriptedStore, cap_pages
 from queues.backoff import Backoff
 from queues.codec import JsonCodec
 from queues.message import Message, MessageStatus, Outcome, Priority
-from queues.message_queue import MessageQueue, Processor
+from queues.message_queue import Handler, MessageQueue
 from queues.storage import Store, StoreError
 from queues.storage_sqlite import SqliteStore
 
@@ -19,7 +19,7 @@ FAST = Backoff(base=0.001, cap=0.002, jitter=0.0)
 
 
 class Gated:
-    """A processor whose attempts wait for `go`, recording what they started."""
+    """A handler whose attempts wait for `go`, recording what they started."""
 
     def __init__(self) -> None:
         self.go = asyncio.Event()
@@ -57,14 +57,14 @@ async def final(queue: MessageQueue[str, str], message_id: str) -> Message[str, 
 
 
 async def test_listing_pages_every_message_when_commits_land_out_of_creation_order():
-    store, processor = ScriptedStore(), Gated()
-    queue: MessageQueue[str, str] = MessageQueue(processor, workers=1, store=store)
+    store, handler = ScriptedStore(), Gated()
+    queue: MessageQueue[str, str] = MessageQueue(handler, workers=1, store=store)
     await queue.start()
     store.gate = asyncio.Event()
     queued = asyncio.create_task(queue.submit("queued", priority=Priority.NORMAL))
     await store.entered.wait()  # seq 1 is taken; its commit is held
     inline = asyncio.create_task(queue.run_inline("inline", priority=Priority.NORMAL))
-    await processor.wait_started("inline")  # seq 2 is registered at once
+    await handler.wait_started("inline")  # seq 2 is registered at once
     store.gate.set()
     store.gate = None
     first = (await queued).message
@@ -78,16 +78,16 @@ async def test_listing_pages_every_message_when_commits_land_out_of_creation_ord
             break
         cursor = next_cursor
     assert seen == [first.seq, first.seq + 1]
-    processor.go.set()
+    handler.go.set()
     await inline
     await queue.close()
 
 
 async def test_a_result_codec_that_raises_fails_the_attempt_and_keeps_the_worker():
-    processor = Gated()
-    processor.go.set()
+    handler = Gated()
+    handler.go.set()
     queue: MessageQueue[str, str] = MessageQueue(
-        processor,
+        handler,
         workers=1,
         max_retries=1,
         backoff=FAST,
@@ -113,10 +113,10 @@ async def test_a_result_codec_that_raises_fails_the_attempt_and_keeps_the_worker
 
 
 async def test_an_inline_run_whose_result_cannot_be_encoded_raises_and_keeps_nothing():
-    processor = Gated()
-    processor.go.set()
+    handler = Gated()
+    handler.go.set()
     queue: MessageQueue[str, str] = MessageQueue(
-        processor, workers=1, result_codec=RefusingCodec("priced bad")
+        handler, workers=1, result_codec=RefusingCodec("priced bad")
     )
     async with queue:
         with pytest.raises(TypeError, match="cannot encode"):
@@ -126,9 +126,9 @@ async def test_an_inline_run_whose_result_cannot_be_encoded_raises_and_keeps_not
 
 
 async def test_a_payload_the_codec_refuses_reserves_no_room():
-    processor = Gated()
+    handler = Gated()
     queue: MessageQueue[str, str] = MessageQueue(
-        processor, max_size=1, payload_codec=RefusingCodec("bad")
+        handler, max_size=1, payload_codec=RefusingCodec("bad")
     )
     async with queue:
         for _ in range(3):
@@ -136,15 +136,15 @@ async def test_a_payload_the_codec_refuses_reserves_no_room():
                 await queue.submit("bad", priority=Priority.NORMAL)
         accepted = await queue.submit("good", priority=Priority.NORMAL)
         assert accepted.message.status is MessageStatus.PENDING
-        processor.go.set()
+        handler.go.set()
 
 
 async def test_while_the_store_fails_messages_wait_and_one_probe_per_interval_runs(caplog):
     caplog.set_level(logging.INFO)
-    store, processor = ScriptedStore(), Gated()
-    queue, ids = await queue_holding(processor, store, 20)
+    store, handler = ScriptedStore(), Gated()
+    queue, ids = await queue_holding(handler, store, 20)
     store.failing = True
-    processor.go.set()
+    handler.go.set()
     await until_probed(caplog, 3)
     with pytest.raises(StoreError, match="disk full"):
         await queue.submit("refused", priority=Priority.NORMAL)
@@ -153,7 +153,7 @@ async def test_while_the_store_fails_messages_wait_and_one_probe_per_interval_ru
     # and each probe ran one attempt: the rest waited without running.
     assert len(lines(caplog, logging.ERROR)) == 1
     probes = len(lines(caplog, logging.WARNING))
-    assert len(processor.started) - len(ids) in (probes, probes + 1)
+    assert len(handler.started) - len(ids) in (probes, probes + 1)
     stats = queue.stats()
     assert (stats.pending, stats.processing) in ((20, 0), (19, 1))
 
@@ -169,11 +169,11 @@ def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecor
 
 
 async def queue_holding(
-    processor: Processor[str, str], store: Store, count: int
+    handler: Handler[str, str], store: Store, count: int
 ) -> tuple[MessageQueue[str, str], list[str]]:
     """A started queue that probes a failing store every few ms, holding count messages."""
     queue: MessageQueue[str, str] = MessageQueue(
-        processor,
+        handler,
         workers=2,
         store=store,
         store_backoff=Backoff(base=0.005, cap=0.02, jitter=0.0),
@@ -218,11 +218,11 @@ async def test_a_full_disk_fails_submissions_and_once_freed_every_message_drains
 
 
 async def test_an_attempt_whose_failure_cannot_be_recorded_either_runs_again_later():
-    processor = Gated()
-    processor.go.set()
+    handler = Gated()
+    handler.go.set()
     payloads = RefusingCodec()
     queue: MessageQueue[str, str] = MessageQueue(
-        processor,
+        handler,
         workers=1,
         backoff=FAST,
         store=ScriptedStore(),
@@ -232,10 +232,10 @@ async def test_an_attempt_whose_failure_cannot_be_recorded_either_runs_again_lat
     await queue.start()
     message = (await queue.submit("flaky", priority=Priority.NORMAL)).message
     payloads.refused.add("flaky")  # from now on no record of it can be made
-    await processor.wait_started("flaky")
-    while len(processor.started) < 3:  # it ran again, and again: the worker lives
-        processor.started_event.clear()
-        await processor.started_event.wait()
+    await handler.wait_started("flaky")
+    while len(handler.started) < 3:  # it ran again, and again: the worker lives
+        handler.started_event.clear()
+        await handler.started_event.wait()
     payloads.refused.clear()
     ended = await final(queue, message.id)
     assert ended.status is MessageStatus.FAILED

@@ -15,7 +15,7 @@ from queues.storage import MemoryStore, Put, StoreError
 
 
 class Recorder:
-    """A processor that records what it processed and can be held or made to fail."""
+    """A handler that records what it processed and can be held or made to fail."""
 
     def __init__(self) -> None:
         self.done: list[str] = []
@@ -32,9 +32,9 @@ class Recorder:
         return Outcome(f"priced {payload}", "check" if payload in self.review else "")
 
 
-def queue_over(store: MemoryStore, processor: Recorder, **options: object) -> MessageQueue:
+def queue_over(store: MemoryStore, handler: Recorder, **options: object) -> MessageQueue:
     settings = {"workers": 1, "backoff": Backoff(base=3600, cap=3600, jitter=0)}
-    return MessageQueue(processor, store=store, **{**settings, **options})  # type: ignore[arg-type]
+    return MessageQueue(handler, store=store, **{**settings, **options})  # type: ignore[arg-type]
 
 
 async def final(queue: MessageQueue, message_id: str):
@@ -72,10 +72,10 @@ async def test_pending_messages_come_back_in_priority_then_fifo_order():
 
 async def test_retries_dead_letters_reviews_and_stats_come_back():
     now = [1000.0]
-    store, processor = MemoryStore(), Recorder()
-    processor.failing = {"flaky", "dead"}
-    processor.review = {"held"}
-    before = queue_over(store, processor, clock=lambda: now[0])
+    store, handler = MemoryStore(), Recorder()
+    handler.failing = {"flaky", "dead"}
+    handler.review = {"held"}
+    before = queue_over(store, handler, clock=lambda: now[0])
     await before.start()
     flaky = (await before.submit("flaky", priority=Priority.NORMAL, max_retries=2)).message
     dead = (await before.submit("dead", priority=Priority.NORMAL, max_retries=0)).message
@@ -89,8 +89,8 @@ async def test_retries_dead_letters_reviews_and_stats_come_back():
     stats_before = before.stats()
     await before.close()
 
-    processor.failing = set()
-    after = queue_over(store, processor, clock=lambda: now[0])
+    handler.failing = set()
+    after = queue_over(store, handler, clock=lambda: now[0])
     await after.start()
     assert after.stats() == stats_before
     back = after.get(flaky.id)
@@ -117,9 +117,9 @@ async def test_retries_dead_letters_reviews_and_stats_come_back():
 
 
 async def test_a_failed_commit_queues_nothing_and_changes_nothing():
-    store, processor = ScriptedStore(), Recorder()
-    processor.hold.clear()
-    queue = queue_over(store, processor, max_size=2)
+    store, handler = ScriptedStore(), Recorder()
+    handler.hold.clear()
+    queue = queue_over(store, handler, max_size=2)
     await queue.start()
     kept = (await queue.submit("kept", priority=Priority.NORMAL)).message
     store.failing = True
@@ -135,14 +135,14 @@ async def test_a_failed_commit_queues_nothing_and_changes_nothing():
     # Nothing was reserved by the failed submissions: there is room for one more.
     again = await queue.submit("lost", priority=Priority.NORMAL, request_id="r")
     assert not again.duplicate
-    processor.hold.set()
+    handler.hold.set()
     assert (await final(queue, again.message.id)).status is MessageStatus.COMPLETED
     await queue.close()
 
 
 async def test_a_result_is_written_once():
-    store, processor = ScriptedStore(), Recorder()
-    queue = queue_over(store, processor)
+    store, handler = ScriptedStore(), Recorder()
+    queue = queue_over(store, handler)
     await queue.start()
     message = (await queue.submit("x", priority=Priority.NORMAL)).message
     await final(queue, message.id)
@@ -152,14 +152,14 @@ async def test_a_result_is_written_once():
 
 
 async def test_a_worker_takes_the_next_message_while_the_last_result_is_written():
-    store, processor = ScriptedStore(), Recorder()
-    processor.hold.clear()
-    queue = queue_over(store, processor, workers=1)
+    store, handler = ScriptedStore(), Recorder()
+    handler.hold.clear()
+    queue = queue_over(store, handler, workers=1)
     await queue.start()
     first = (await queue.submit("first", priority=Priority.NORMAL)).message
     held = store.gate = asyncio.Event()
     store.entered.clear()
-    processor.hold.set()
+    handler.hold.set()
     await store.entered.wait()  # first's result is being written, and held
     store.gate = None
     second = (await queue.submit("second", priority=Priority.NORMAL)).message

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import grpc
 
 from processor_svc.config import ProcessorConfig
-from processor_svc.service import Processor, running
+from processor_svc.service import RunningProcessor, running
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
 
 
 @dataclass
 class ProcessorHarness:
-    processor: Processor
+    processor: RunningProcessor
     stub: pb_grpc.ProcessorServiceStub
     channel: grpc.aio.Channel
 
