@@ -301,7 +301,7 @@ class PriorityQueueManager(Generic[R]):
             queue_position=sum(
                 self._queued_by_priority[p] + self._adding_by_priority[p]
                 for p in TaskPriority
-                if p <= priority
+                if p >= priority
             ),
             kwargs=kwargs,
         )

@@ -14,14 +14,16 @@ TaskFunc = Callable[..., Awaitable[R]]
 
 
 class TaskPriority(IntEnum):
-    """Smaller values run first: asyncio.PriorityQueue pops the smallest item."""
+    """Higher values run first, as with the message queue's Priority; the numbers
+    are the requestor proto's. Until task records' version 2 they ran the other
+    way (HIGH=1 … LOW=3): task_records.py migrates what was written so."""
 
-    #: Runs before MEDIUM and LOW.
-    HIGH = 1
+    #: Runs after HIGH and MEDIUM.
+    LOW = 1
     #: The usual priority.
     MEDIUM = 2
-    #: Runs after HIGH and MEDIUM.
-    LOW = 3
+    #: Runs before MEDIUM and LOW.
+    HIGH = 3
 
 
 class TaskStatus(StrEnum):
@@ -50,11 +52,14 @@ _FINAL = frozenset(
 
 @dataclass(order=True, frozen=True, slots=True)
 class PriorityTask(Generic[R]):
-    """The item waiting in the priority queue, ordered by (priority, seq) only."""
+    """The item waiting in the priority queue, ordered by its rank only."""
 
-    priority: TaskPriority
+    #: (-priority, seq): asyncio.PriorityQueue pops the smallest item, so the
+    #: highest priority goes first and, within it, the oldest.
+    rank: tuple[int, int] = field(init=False, repr=False)
+    priority: TaskPriority = field(compare=False)
     #: Submission order: FIFO within a priority. Kept across restarts.
-    seq: int
+    seq: int = field(compare=False)
     task_id: str = field(compare=False)
     order_req_id: str = field(compare=False)
     task_func: TaskFunc[R] = field(compare=False)
@@ -65,6 +70,9 @@ class PriorityTask(Generic[R]):
     #: The name task_func is registered under ("" if it is not): what a
     #: store keeps, to find the function again after a restart.
     func_name: str = field(compare=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rank", (-self.priority, self.seq))
 
 
 @dataclass(slots=True)

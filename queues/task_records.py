@@ -4,6 +4,10 @@ A task is one record in the "tasks" collection, keyed by its id. It is written
 when the task is queued and again when it ends; RUNNING is never written, so a
 record says QUEUED or a final status. The task function is kept by the name
 it is registered under, its kwargs and its result through the pool's codecs.
+
+Version 2 numbers priorities as TaskPriority does now, higher first (LOW=1 …
+HIGH=3); version 1 numbered them the other way (HIGH=1 … LOW=3), and is
+migrated as it is read.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from queues.task import PriorityTask, R, TaskPriority, TaskRecord, TaskStatus
 
 COLLECTION = "tasks"
 #: The version (records.py) of the shape TaskCodec.put writes.
-TASK_VERSION = 1
+TASK_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +66,17 @@ class TaskCodec(Generic[R]):
     def decode(self, task_id: str, value: dict[str, Any]) -> StoredTask[R]:
         """The task a record holds. Raises KeyError, ValueError or whatever the
         codecs raise for a record this program did not write."""
-        version_of(value, TASK_VERSION)
+        version = version_of(value, TASK_VERSION)
         status = TaskStatus(value["status"])
         final = status.is_final
         record: TaskRecord[R] = TaskRecord(
             task_id=task_id,
             order_req_id=value["order_req_id"],
-            priority=TaskPriority(value["priority"]),
+            priority=(
+                TaskPriority(value["priority"])
+                if version >= 2
+                else priority_from_version_1(value["priority"])
+            ),
             # The pool never writes RUNNING; should a record say so, the run it
             # names died with the process, and the task waits to run again.
             status=status if final else TaskStatus.QUEUED,
@@ -82,6 +90,14 @@ class TaskCodec(Generic[R]):
             kwargs=self.args.decode(value["kwargs"]),
         )
         return StoredTask(record, value["seq"], value["func"])
+
+
+def priority_from_version_1(number: int) -> TaskPriority:
+    """The priority a version-1 record numbered so (HIGH=1, MEDIUM=2, LOW=3).
+    Raises ValueError for any other number."""
+    if number not in (1, 2, 3):
+        raise ValueError(f"{number!r} is not a version-1 task priority (1 to 3)")
+    return TaskPriority(4 - number)
 
 
 def delete(task_id: str) -> Delete:

@@ -20,9 +20,9 @@ from service_runtime.validation import Violations
 #: Longest task timeout a PlaceOrder may ask for, in seconds.
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
 
-# The pool ranks HIGH=1 … LOW=3 while the proto numbers LOW=1 … HIGH=3, so the
-# two are matched by name, never by number. (Value() is typed as answering a
-# plain int; the number it answers is one of the named enum's.)
+# Matched by name, so the pool's numbers need not be the proto's (they are, now
+# that both run higher first). (Value() is typed as answering a plain int; the
+# number it answers is one of the named enum's.)
 _PRIORITY_TO_PB = {
     p: cast(pb.TaskPriority, pb.TaskPriority.Value(f"TASK_PRIORITY_{p.name}")) for p in TaskPriority
 }

@@ -4,12 +4,18 @@ Each order task's function is called with one argument, job: how the order
 was placed, the request id it was placed under, and the progress its follow
 collects. The pool writes the job when the task is queued and its result
 (the progress) when it ends.
+
+The job's record has a version of its own (queues/records.py): version 2
+numbers its priority as TaskPriority does now, version 1 the other way round,
+as the task record around it did (queues/task_records.py).
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 from queues.priority_task_pool import TaskPriority
+from queues.records import VERSION, version_of
+from queues.task_records import priority_from_version_1
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from requestor_svc.order_follower import OrderProgress
@@ -17,6 +23,8 @@ from service_runtime.codecs import ProtoCodec
 
 _SUBMISSIONS = ProtoCodec(quote_pb.Submission)
 _EVENTS = ProtoCodec(processor_pb.OrderEvent)
+#: The version of the shape JobArgsCodec.encode writes.
+JOB_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,7 @@ class JobArgsCodec:
         job: OrderJob = kwargs["job"]
         placement = job.placement
         return {
+            VERSION: JOB_VERSION,
             "order_req_id": placement.order_req_id,
             "priority": int(placement.priority),
             "timeout": placement.timeout,
@@ -61,9 +70,11 @@ class JobArgsCodec:
         }
 
     def decode(self, data: dict[str, Any]) -> dict[str, Any]:
+        version = version_of(data, JOB_VERSION)
+        priority = data["priority"]
         placement = Placement(
             data["order_req_id"],
-            TaskPriority(data["priority"]),
+            TaskPriority(priority) if version >= 2 else priority_from_version_1(priority),
             data["timeout"],
             None if data["submission"] is None else _SUBMISSIONS.decode(data["submission"]),
         )

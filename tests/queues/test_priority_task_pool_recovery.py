@@ -121,6 +121,51 @@ async def test_queued_and_running_tasks_come_back_in_line_with_their_ids():
     await after.stop()
 
 
+def version_1_task(name: str, number: int, seq: int) -> Put:
+    """A queued task as the program before task records' version 2 wrote it,
+    numbering priorities HIGH=1, MEDIUM=2, LOW=3."""
+    record = {
+        "order_req_id": f"ORD-{name}",
+        "priority": number,
+        "seq": seq,
+        "func": "step",
+        "kwargs": {"name": name, "collected": []},
+        "status": "queued",
+        "created_at": 1.0,
+        "deadline": None,
+        "queue_position": 0,
+        "started_at": None,
+        "completed_at": None,
+        "result": None,
+        "error": "",
+    }
+    return Put("tasks", name, {"version": 1, **record} if seq % 2 else record)
+
+
+async def test_version_1_tasks_come_back_with_their_priority_and_run_in_its_order():
+    store, work = MemoryStore(), Work()
+    await store.commit(
+        [version_1_task("low", 3, 1), version_1_task("medium", 2, 2), version_1_task("high", 1, 3)]
+    )
+    pool = durable_pool(store, work)
+    await pool.start()
+    assert [pool.get_task(name).priority for name in ("low", "medium", "high")] == [
+        TaskPriority.LOW,
+        TaskPriority.MEDIUM,
+        TaskPriority.HIGH,
+    ]
+    for name in ("low", "medium", "high"):
+        assert (await final_state(pool, name)).status is TaskStatus.SUCCEEDED
+    assert work.started == ["high", "medium", "low"]
+    # Each end was written as version 2, in today's numbers.
+    written = dict(await store.load("tasks"))
+    assert [(written[n]["version"], written[n]["priority"]) for n in ("low", "high")] == [
+        (2, 1),
+        (2, 3),
+    ]
+    await pool.stop()
+
+
 async def test_finished_tasks_come_back_as_they_were():
     store, work = MemoryStore(), Work()
     before = durable_pool(store, work, slots=2)

@@ -17,7 +17,7 @@ from queues.priority_task_pool import PriorityQueueManager
 from queues.records import RecordError
 from queues.storage import MemoryStore, Put, Store
 from queues.task import PriorityTask, TaskPriority, TaskRecord, TaskStatus
-from queues.task_records import TaskCodec
+from queues.task_records import TASK_VERSION, TaskCodec
 
 
 async def price(payload: str) -> Outcome[str]:
@@ -64,7 +64,7 @@ async def start_desk(store: Store) -> None:
     ("record", "reason"),
     [
         ({"seq": 1}, "is broken: KeyError: "),
-        ({"version": 2, "order_req_id": "o1"}, "has version 2; this program reads 1 to 1"),
+        ({"version": 99, "order_req_id": "o1"}, "has version 99; this program reads 1 to "),
     ],
 )
 async def test_a_record_that_cannot_be_read_refuses_the_start_naming_it(
@@ -108,6 +108,6 @@ def test_event_and_task_records_without_a_version_read_as_version_one() -> None:
     )
     item = PriorityTask(TaskPriority.MEDIUM, 3, "t1", "o1", step, {"a": 1}, 1.0, func_name="step")
     put = tasks.put(item, record)
-    assert put.value.pop("version") == 1
+    assert put.value.pop("version") == TASK_VERSION
     stored = tasks.decode("t1", put.value)
     assert (stored.record, stored.seq, stored.func_name) == (record, 3, "step")
