@@ -9,6 +9,12 @@ class QueueError(Exception):
     """Base of every error the queue library raises on purpose."""
 
 
+class TaskFailedError(QueueError):
+    """A task function's failure that it foresaw and explains in its message:
+    the pool records and logs it in one line, with no traceback, since a caller
+    can cause it at will and each traceback would cost the log kilobytes."""
+
+
 class NotFoundError(QueueError):
     """The named item does not exist, or was removed after its retention."""
 

@@ -46,7 +46,7 @@ from typing import Any, Generic, TypeVar
 
 from queues.backoff import Backoff
 from queues.codec import Codec, JsonCodec
-from queues.errors import ClosedError, InvalidStateError, NotFoundError
+from queues.errors import ClosedError, InvalidStateError, NotFoundError, TaskFailedError
 from queues.ids import random_id
 from queues.keyed_lock import KeyedLock
 from queues.records import load_records
@@ -747,7 +747,15 @@ class PriorityQueueManager(Generic[R]):
 
     @staticmethod
     def _failure(record: TaskRecord[R], exc: BaseException) -> _End[R]:
-        log.warning("task %s of order %s failed", record.task_id, record.order_req_id, exc_info=exc)
+        # A foreseen failure says all in its message; any other needs its traceback.
+        foreseen = isinstance(exc, TaskFailedError)
+        log.warning(
+            "task %s of order %s failed: %s",
+            record.task_id,
+            record.order_req_id,
+            exc,
+            exc_info=None if foreseen else exc,
+        )
         return _End(TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
     async def _clean_periodically(self) -> None:

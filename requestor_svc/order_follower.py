@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from queues.backoff import Backoff
+from queues.errors import TaskFailedError
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as processor_grpc
 from service_runtime.downstream import Downstream
@@ -95,7 +96,7 @@ class OrderProgress:
         return dataclasses.replace(self, proposals=list(self.proposals))
 
 
-class FollowError(Exception):
+class FollowError(TaskFailedError):
     """The order could not be followed to its end."""
 
 

@@ -2,12 +2,13 @@
 deadlines, cancellation, exact stats, retention, stop/start and the seed's API."""
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from queues.errors import ClosedError, InvalidStateError, NotFoundError
+from queues.errors import ClosedError, InvalidStateError, NotFoundError, TaskFailedError
 from queues.priority_task_pool import (
     PriorityQueueManager,
     PriorityTask,
@@ -203,6 +204,25 @@ async def test_outcomes_record_the_result_or_the_error(jobs, pool):
     )
     assert pool.get_task_result(ok)["success"] is True
     assert counts(pool) == (0, 0, 4)
+
+
+async def test_a_foreseen_failure_is_logged_in_one_line_and_any_other_with_its_traceback(
+    pool, caplog
+):
+    async def foreseen() -> str:
+        raise TaskFailedError("the order expired")
+
+    async def unforeseen() -> str:
+        raise RuntimeError("a bug")
+
+    caplog.set_level(logging.WARNING, logger="queues.priority_task_pool")
+    first = await pool.add_priority_task("ORD1", foreseen)
+    second = await pool.add_priority_task("ORD2", unforeseen)
+    assert (await final_state(pool, first)).error == "TaskFailedError: the order expired"
+    assert (await final_state(pool, second)).status is TaskStatus.FAILED
+    failures = {r.getMessage(): r.exc_info for r in caplog.records}
+    assert failures[f"task {first} of order ORD1 failed: the order expired"] is None
+    assert failures[f"task {second} of order ORD2 failed: a bug"] is not None
 
 
 async def test_a_deadline_passing_while_queued_times_the_task_out_unrun(jobs):
