@@ -30,7 +30,7 @@ demo: $(BIN)/.installed
 	$(BIN)/python tools/demo.py
 
 durability-check: $(BIN)/.installed
-	$(BIN)/python tools/durability_check.py
+	$(BIN)/python -m tools.durability_check
 
 # Benchmarks, as ratios against references measured in the same run; writes
 # docs/benchmarks.md and bench/results.json (under 10 minutes here).

@@ -14,8 +14,6 @@ result.
 
 import argparse
 import asyncio
-import json
-import os
 import signal
 import sys
 import tempfile
@@ -27,13 +25,15 @@ from quote_svc.domain import QuoteResult, Submission
 from quote_svc.processors import rating_processor
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
+from tools.launcher import Launched, LaunchError, launch, service_argv
 
 DEADLINE_SECONDS = 120.0
 # One worker prices 50 quotes a second: 1,000 take 20 s, while clients have them
 # all acknowledged in a second or two, or in several on a loaded machine.
 PACE_SECONDS = 0.02
-# The first service loads paced() from this file, found on its PYTHONPATH.
-PACED_PROCESSOR = f"{Path(__file__).stem}:paced"
+# The first service loads paced() from this module (the launcher puts the repo
+# root on its PYTHONPATH).
+PACED_PROCESSOR = "tools.durability_check:paced"
 
 
 async def paced(submission: Submission) -> QuoteResult:
@@ -54,47 +54,21 @@ def kill_verdict(pending: int, acknowledged: int) -> str | None:
     )
 
 
-# Readers of the services' logs, kept so they are not collected mid-read.
-_readers: set[asyncio.Task[None]] = set()
-
-
-async def start(data_dir: Path, *options: str) -> tuple[asyncio.subprocess.Process, str]:
-    """The quote service on a free port; returns it and its address once it serves."""
-    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "quote_svc",
-        "--port",
-        "0",
-        "--workers",
-        "1",
-        "--data-dir",
-        str(data_dir),
-        *options,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-    assert process.stderr is not None
-    async with asyncio.timeout(DEADLINE_SECONDS):
-        while line := await process.stderr.readline():
-            record = json.loads(line)
-            if record.get("msg") == "serving":
-                reader = asyncio.create_task(_drain_output(process.stderr))
-                _readers.add(reader)
-                reader.add_done_callback(_readers.discard)
-                return process, record["address"]
-    raise SystemExit(f"the quote service did not start: exit code {await process.wait()}")
-
-
-async def _drain_output(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+async def start(data_dir: Path, *options: str) -> Launched:
+    """The quote service, with one worker, on a free port, once it serves."""
+    argv = service_argv("quote_svc", "--workers", "1", *options, data_dir=data_dir)
+    service = await launch(argv, name="quote_svc")
+    try:
+        await service.serving(deadline=DEADLINE_SECONDS)
+    except LaunchError as error:
+        await service.stop(signal.SIGKILL)
+        raise SystemExit(f"the quote service did not start: {error}") from None
+    return service
 
 
 async def check(count: int, data_dir: Path) -> int:
-    process, address = await start(data_dir, "--processor", PACED_PROCESSOR)
-    async with grpc.aio.insecure_channel(address) as channel:
+    service = await start(data_dir, "--processor", PACED_PROCESSOR)
+    async with grpc.aio.insecure_channel(service.address) as channel:
         stub = pb_grpc.QuoteServiceStub(channel)
         requests = [
             pb.SubmitQuoteRequest(
@@ -108,8 +82,7 @@ async def check(count: int, data_dir: Path) -> int:
         ]
         answers = await asyncio.gather(*(stub.SubmitQuote(r, timeout=60) for r in requests))
         stats = await stub.GetStats(pb.GetStatsRequest(), timeout=10)
-        process.send_signal(signal.SIGKILL)
-    await process.wait()
+        await service.stop(signal.SIGKILL)
     ids = [a.message.id for a in answers]
     print(
         f"acknowledged {len(ids)} quotes; killed with SIGKILL when "
@@ -120,9 +93,9 @@ async def check(count: int, data_dir: Path) -> int:
         print(f"FAILED: {problem}")
         return 1
 
-    process, address = await start(data_dir)
+    service = await start(data_dir)
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with grpc.aio.insecure_channel(service.address) as channel:
             stub = pb_grpc.QuoteServiceStub(channel)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + DEADLINE_SECONDS
@@ -137,8 +110,7 @@ async def check(count: int, data_dir: Path) -> int:
                     print(f"FAILED: {message_id} is {pb.MessageStatus.Name(got.status)}")
                     return 1
     finally:
-        process.send_signal(signal.SIGTERM)
-        await process.wait()
+        await service.stop()
     print(f"after the restart all {count} completed, each with its premium: OK")
     return 0
 

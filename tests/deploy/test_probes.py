@@ -12,7 +12,6 @@ about the probes is read from the manifests.
 
 import asyncio
 import contextlib
-import json
 import random
 import signal
 import socket
@@ -28,7 +27,7 @@ from deploy_model import PROCESSOR, QUOTE, REQUESTOR, SERVICES, Manifests, Servi
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.quote_harness import submission
 from support.requestor_harness import poll
-from support.service_process import ServiceProcess, running_service
+from support.service_process import Launched, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2, processor_service_pb2_grpc
 from quoteflow.quote.v1 import quote_service_pb2, quote_service_pb2_grpc
@@ -63,7 +62,7 @@ class Pod:
     """A service's process, probed with the probes of its Deployment."""
 
     service: Service
-    process: ServiceProcess
+    process: Launched
     probes: dict[str, dict[str, Any]]
     data_dir: Path
 
@@ -151,23 +150,14 @@ class Cluster:
             address = f"127.0.0.1:{self.ports[downstream]}"
             args += [f"--{field.replace('_', '-')}", address, "--health-interval", "0.05"]
         data_dir = self._root / service.name
+        # Every call, each probe too, logs a line on stderr, which the launcher
+        # reads for as long as the service runs.
         process = await self._stack.enter_async_context(
             running_service(service.module, *args, data_dir=data_dir, port=self.ports[service.name])
         )
-        # Every call, each probe too, logs a line on stderr: read them all, or
-        # the pipe fills and the service blocks writing to it.
-        reader = asyncio.create_task(_keep_reading(process))
-        self._stack.callback(reader.cancel)
         probes = {kind: self._manifests.probe(service, kind) for kind in PROBES}
         self.started[service.name] = Pod(service, process, probes, data_dir)
         return self.started[service.name]
-
-
-async def _keep_reading(process: ServiceProcess) -> None:
-    assert process.process.stderr is not None
-    while line := await process.process.stderr.readline():
-        with contextlib.suppress(json.JSONDecodeError):
-            process.log.append(json.loads(line))
 
 
 @contextlib.asynccontextmanager

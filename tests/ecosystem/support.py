@@ -15,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2
-from support.service_process import ServiceProcess, run_to_exit, running_service
+from support.service_process import Launched, run_to_exit, running_service
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
@@ -36,7 +36,7 @@ class Services:
     processor: str
     requestor: str
     #: Every service process, for its log on a failure.
-    processes: tuple[ServiceProcess, ...] = field(repr=False)
+    processes: tuple[Launched, ...] = field(repr=False)
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ from typing import TypeVar
 import grpc
 import pytest
 from support.quote_harness import submission
-from support.service_process import ServiceProcess, run_to_exit, running_service
+from support.service_process import Launched, run_to_exit, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
@@ -32,7 +32,7 @@ REVIEWED_COVERAGE = 3_000_000
 @contextlib.asynccontextmanager
 async def processor_process(
     quote_address: str, data_dir: Path, port: int = 0
-) -> AsyncIterator[tuple[ServiceProcess, pb_grpc.ProcessorServiceStub]]:
+) -> AsyncIterator[tuple[Launched, pb_grpc.ProcessorServiceStub]]:
     args = ("--quote-address", quote_address, "--health-interval", "0.05")
     async with (
         running_service("processor_svc", *args, data_dir=data_dir, port=port) as service,
@@ -44,7 +44,7 @@ async def processor_process(
 @contextlib.asynccontextmanager
 async def quote_process(
     data_dir: Path, port: int = 0
-) -> AsyncIterator[tuple[ServiceProcess, quote_grpc.QuoteServiceStub]]:
+) -> AsyncIterator[tuple[Launched, quote_grpc.QuoteServiceStub]]:
     async with (
         running_service("quote_svc", data_dir=data_dir, port=port) as service,
         grpc.aio.insecure_channel(service.address) as channel,
@@ -52,11 +52,11 @@ async def quote_process(
         yield service, quote_grpc.QuoteServiceStub(channel)
 
 
-def port_of(service: ServiceProcess) -> int:
+def port_of(service: Launched) -> int:
     return int(service.address.rpartition(":")[2])
 
 
-async def kill(service: ServiceProcess) -> None:
+async def kill(service: Launched) -> None:
     service.process.kill()
     await service.process.wait()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from support.quote_harness import submission
-from support.service_process import ServiceProcess, run_to_exit, running_service
+from support.service_process import Launched, run_to_exit, running_service
 
 from queues.storage_sqlite import SqliteStore
 from quoteflow.quote.v1 import quote_service_pb2 as pb
@@ -26,7 +26,7 @@ SCRIPTED = ("--processor", "support.quote_plugins:scripted", "--workers", "1")
 @contextlib.asynccontextmanager
 async def quote_service(
     data_dir: Path, *args: str
-) -> AsyncIterator[tuple[ServiceProcess, grpc.aio.Channel, pb_grpc.QuoteServiceStub]]:
+) -> AsyncIterator[tuple[Launched, grpc.aio.Channel, pb_grpc.QuoteServiceStub]]:
     """The quote service as a process on data_dir, a channel to it, and its stub."""
     async with (
         running_service("quote_svc", *args, data_dir=data_dir, PYTHONPATH=TESTS) as service,

@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from support.requestor_harness import FakeProcessorServer, RequestorClient
 from support.rpc_errors import reason
-from support.service_process import ServiceProcess, run_to_exit, running_service
+from support.service_process import Launched, run_to_exit, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
@@ -27,7 +27,7 @@ HIGH, MEDIUM, LOW = pb.TASK_PRIORITY_HIGH, pb.TASK_PRIORITY_MEDIUM, pb.TASK_PRIO
 @contextlib.asynccontextmanager
 async def requestor(
     processor: FakeProcessorServer, data_dir: Path, *args: str
-) -> AsyncIterator[tuple[ServiceProcess, RequestorClient]]:
+) -> AsyncIterator[tuple[Launched, RequestorClient]]:
     """A requestor process keeping its tasks in data_dir, and a client for it."""
     async with (
         running_service(
