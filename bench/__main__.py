@@ -28,11 +28,12 @@ from bench.fig_levers import figure_levers
 from bench.fig_streams import figure_streams
 from bench.fig_unary import figure_unary
 from bench.machine import describe
-from bench.procs import Child, Processes
+from bench.procs import Processes
 from bench.profiles import profile_servers
 from bench.results import Figure
 from bench.servers import Servers
 from bench.sizes import FULL, SMOKE
+from tools.launcher import Launched
 
 REPO = Path(__file__).resolve().parent.parent
 LOADGENS = 2
@@ -93,7 +94,7 @@ async def bench(options: argparse.Namespace) -> int:
     failures: list[str] = []
     try:
         async with Processes(REPO, work / "logs") as processes:
-            loadgens: list[Child] = [
+            loadgens: list[Launched] = [
                 await processes.start(f"loadgen-{n}", ["-m", "bench.loadgen"], talk=True)
                 for n in range(LOADGENS)
             ]

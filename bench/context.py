@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Child, Processes
+from bench.procs import Processes
 from bench.results import Figure
 from bench.servers import Servers
 from bench.sizes import Sizes
+from tools.launcher import Launched
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Run:
     processes: Processes
     servers: Servers
     #: Persistent load-generator processes (bench.loadgen), at least two.
-    loadgens: list[Child]
+    loadgens: list[Launched]
     figures: list[Figure] = field(default_factory=list)
     #: Per section, what the report shows beyond figures (tables, settings, profiles).
     notes: dict[str, Any] = field(default_factory=dict)

@@ -12,9 +12,10 @@ service keeps its queue in its process, so only the ceiling can be spread).
 from bench import servers
 from bench.context import Run
 from bench.fig_unary import per_cpu_second
-from bench.procs import Child, free_port
+from bench.procs import free_port
 from bench.results import Figure
 from bench.unary import UnaryResult, compare, messages_held
+from tools.launcher import Launched
 
 CONCURRENCY = 64
 BATCH_CONCURRENCY = 256
@@ -107,7 +108,7 @@ def lever_figures(
     ]
 
 
-async def figure_levers(run: Run, started: dict[str, Child]) -> None:
+async def figure_levers(run: Run, started: dict[str, Launched]) -> None:
     run.say("levers: starting a server per lever")
     port = free_port()
     reuseport = servers.noop(
@@ -130,7 +131,7 @@ async def figure_levers(run: Run, started: dict[str, Child]) -> None:
         await run.servers.stop(*children, *sharing)
 
 
-async def _single_process_levers(run: Run, at: dict[str, list[Child]], held: int) -> None:
+async def _single_process_levers(run: Run, at: dict[str, list[Launched]], held: int) -> None:
     run.say(f"levers: log level, event loop, server options, SQLite at c={CONCURRENCY}")
     labels = ["noop", "quote-loaded", *_LEVER_SPECS]
     results = await compare(
@@ -170,7 +171,7 @@ async def _single_process_levers(run: Run, at: dict[str, list[Child]], held: int
         )
 
 
-async def _batching(run: Run, at: dict[str, list[Child]]) -> None:
+async def _batching(run: Run, at: dict[str, list[Launched]]) -> None:
     run.say(f"levers: SubmitQuote at c={BATCH_CONCURRENCY} (more for group commit to batch)")
     results = await compare(
         run,
@@ -198,7 +199,7 @@ async def _batching(run: Run, at: dict[str, list[Child]]) -> None:
     )
 
 
-async def _reuseport(run: Run, single: list[Child], sharing: list[Child]) -> None:
+async def _reuseport(run: Run, single: list[Launched], sharing: list[Launched]) -> None:
     run.say(f"levers: {REUSEPORT_PROCESSES} no-op processes on one port (SO_REUSEPORT)")
     results = await compare(
         run,

@@ -29,11 +29,11 @@ import psutil
 
 from bench import servers
 from bench.context import Run
-from bench.procs import Child
 from bench.results import Figure, Target
 from bench.sizes import FULL
 from bench.stats import median, ms, percentile
 from quoteflow.processor.v1 import processor_service_pb2 as ppb
+from tools.launcher import Launched
 
 RSS_TARGET = Target("value", "<=", 1024.0)
 DELIVERY_TARGET = Target("value", "<=", 50.0)
@@ -58,7 +58,7 @@ STREAM_NAMES = (
 )
 
 
-async def _ask(child: Child, command: dict[str, Any], within: float = 120.0) -> dict[str, Any]:
+async def _ask(child: Launched, command: dict[str, Any], within: float = 120.0) -> dict[str, Any]:
     await child.send(json.dumps(command))
     answer = await child.read_json(within=within)
     if "error" in answer:
@@ -95,12 +95,12 @@ async def _complete(address: str, order: str) -> None:
         await call(ppb.CompleteOrderRequest(order_req_id=order), timeout=60)
 
 
-def _rss_mib(child: Child) -> float:
+def _rss_mib(child: Launched) -> float:
     return float(psutil.Process(child.pid).memory_info().rss) / MIB
 
 
 async def _replay_rates(
-    run: Run, client: Child, processor: str, noop: str
+    run: Run, client: Launched, processor: str, noop: str
 ) -> tuple[float, float, float]:
     """(live events/s while filling, replay events/s, no-op burst events/s)."""
     events = run.sizes.replay_events
@@ -138,7 +138,7 @@ async def _replay_rates(
 class StreamSet:
     """N idle streams to one server, spread over the stream-client processes."""
 
-    def __init__(self, run: Run, clients: list[Child], server: Child) -> None:
+    def __init__(self, run: Run, clients: list[Launched], server: Launched) -> None:
         self._run = run
         self._clients = clients
         self._server = server
@@ -208,7 +208,9 @@ class StreamSet:
         self._held = [0] * len(self._clients)
 
 
-async def _idle_streams(run: Run, clients: list[Child], server: Child) -> dict[int, dict[str, Any]]:
+async def _idle_streams(
+    run: Run, clients: list[Launched], server: Launched
+) -> dict[int, dict[str, Any]]:
     """Per stream count: RSS (MiB) before and with the streams, and the latencies."""
     streams = StreamSet(run, clients, server)
     before = _rss_mib(server)

@@ -8,9 +8,9 @@ measured on the no-op and the SQLite service.
 
 from bench import servers
 from bench.context import Run
-from bench.procs import Child
 from bench.results import Figure, Target
 from bench.unary import UnaryResult, compare
+from tools.launcher import Launched
 
 SUBMIT_TARGET = Target("ratio", ">=", 0.85)
 DURABILITY_TARGET = Target("ratio", ">=", 0.70)
@@ -53,7 +53,7 @@ def per_cpu_second(result: UnaryResult) -> float | None:
     return None if not result.cpu_us else 1e6 / result.cpu_us
 
 
-async def figure_unary(run: Run) -> dict[str, Child]:
+async def figure_unary(run: Run) -> dict[str, Launched]:
     """Runs figures 1 and 5; returns the servers it started, for the levers to reuse."""
     run.say("figure 1/5: starting the no-op, SQLite and memory quote services")
     noop, durable, memory = await run.servers.start_all(

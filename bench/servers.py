@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Child, Processes, free_port, wait_serving
+from bench.procs import Processes, free_port
+from tools.launcher import Launched
 
 #: The quote service as the bench runs it: pricing by the no-op processor, and a
 #: bound (max_size) no figure reaches, since arq's queue has none either.
@@ -62,7 +63,7 @@ class Servers:
         self._processes = processes
         self._work = work
 
-    async def start(self, spec: ServerSpec) -> Child:
+    async def start(self, spec: ServerSpec) -> Launched:
         port = spec.port or free_port()
         data_dir = self._work / "data" / f"{spec.name}-{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,11 +83,11 @@ class Servers:
             *spec.args,
         ]
         child = await self._processes.start(spec.name, argv)
-        await wait_serving(child, f"127.0.0.1:{port}")
+        await child.serving(f"127.0.0.1:{port}")
         return child
 
-    async def start_all(self, *specs: ServerSpec) -> list[Child]:
+    async def start_all(self, *specs: ServerSpec) -> list[Launched]:
         return list(await asyncio.gather(*(self.start(spec) for spec in specs)))
 
-    async def stop(self, *children: Child) -> None:
+    async def stop(self, *children: Launched) -> None:
         await asyncio.gather(*(self._processes.stop(child) for child in children))

@@ -24,9 +24,9 @@ import grpc.aio
 import psutil
 
 from bench.context import Run
-from bench.procs import Child
 from bench.stats import median, ms, percentile
 from quoteflow.quote.v1 import quote_service_pb2 as pb
+from tools.launcher import Launched
 
 #: A quote service's backlog must drain within this before the next run.
 SETTLE_DEADLINE = 120.0
@@ -51,7 +51,7 @@ class _Run:
     cpu_us: float | None
 
 
-def _cpu_seconds(servers: Sequence[Child]) -> float:
+def _cpu_seconds(servers: Sequence[Launched]) -> float:
     total = 0.0
     for server in servers:
         times = psutil.Process(server.pid).cpu_times()
@@ -61,7 +61,7 @@ def _cpu_seconds(servers: Sequence[Child]) -> float:
 
 async def run_unary(
     run: Run,
-    servers: Sequence[Child],
+    servers: Sequence[Launched],
     method: str,
     concurrency: int,
     *,
@@ -99,7 +99,7 @@ async def run_unary(
     )
 
 
-def _check(answer: dict[str, Any], loadgen: Child) -> dict[str, Any]:
+def _check(answer: dict[str, Any], loadgen: Launched) -> dict[str, Any]:
     if "error" in answer:
         raise RuntimeError(f"{loadgen.name}: {answer['error']}")
     return answer
@@ -146,7 +146,7 @@ async def messages_held(address: str) -> int:
 
 async def compare(
     run: Run,
-    variants: Mapping[str, Sequence[Child]],
+    variants: Mapping[str, Sequence[Launched]],
     method: str,
     concurrency: int,
     *,
