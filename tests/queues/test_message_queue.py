@@ -292,7 +292,7 @@ async def test_retention_sweep_removes_finished_messages_only(script):
 
 
 async def test_periodic_sweep_runs_by_itself(script):
-    async with MessageQueue(script, workers=1, retention=0.0, sweep_interval=0.01) as queue:
+    async with MessageQueue(script, workers=1, retention=0.5, sweep_interval=0.01) as queue:
         message = (await queue.submit("x", priority=Priority.NORMAL)).message
         assert (await final_state(queue, message.id)).status is MessageStatus.COMPLETED
         loop = asyncio.get_running_loop()

@@ -219,9 +219,11 @@ async def test_unknown_id_is_not_found_and_empty_id_is_invalid(quote):
 
 
 async def test_retention_sweep_removes_finished_messages(start_quote):
-    quote = await start_quote(retention_seconds=0.0, sweep_interval=0.01)
+    # A second of retention leaves the watch time to see the message finish before the sweep.
+    quote = await start_quote(retention_seconds=1.0, sweep_interval=0.01)
     response = await submit(quote, "Ada")
-    await watch(quote, response.message.id)
+    seen = await watch(quote, response.message.id)
+    assert seen[-1].status == pb.MESSAGE_STATUS_COMPLETED
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while loop.time() < deadline:
