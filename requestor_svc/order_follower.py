@@ -201,10 +201,14 @@ class OrderFollower:
         """The FollowError for an answer saying the order's events are gone, if it is one."""
         code, details = error.status.code, error.status.details
         if code is grpc.StatusCode.NOT_FOUND:
+            received = (
+                f"the task received its events up to sequence {progress.last_sequence}"
+                if progress.last_sequence
+                else "the task received none of its events"
+            )
             raise OrderNotFoundError(
                 f"{self._processor.label} has no order {progress.order_req_id!r} any more "
-                f"(it expired or was removed); the task received its events up to sequence "
-                f"{progress.last_sequence}: {details}"
+                f"(it expired or was removed); {received}: {details}"
             ) from error
         if code is grpc.StatusCode.OUT_OF_RANGE:
             raise OrderEventsLostError(

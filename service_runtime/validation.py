@@ -13,8 +13,10 @@ U+200B, U+FEFF and the bidirectional overrides), Zl and Zp (line and paragraph
 separators). Two format characters are allowed because real names are spelt
 with them: U+200C ZERO WIDTH NON-JOINER (Persian, Indic scripts) and U+200D
 ZERO WIDTH JOINER (Indic scripts, emoji). Required text must hold at least one
-letter, digit, punctuation mark or symbol, so text made only of whitespace
-(Unicode spaces included), joiners or combining marks is refused as blank.
+letter, digit, punctuation mark or symbol that shows, so text made only of
+whitespace (Unicode spaces included), joiners, combining marks or the letters
+and symbols that render as nothing (the Hangul fillers, U+2800 BRAILLE PATTERN
+BLANK) is refused as blank.
 """
 
 import unicodedata
@@ -40,6 +42,9 @@ _JOINERS_AND_LINE_BREAKS: Final = _JOINERS | frozenset("\n\t")
 #: The first letters of the categories of the characters that show: letters,
 #: numbers, punctuation and symbols.
 _VISIBLE_CATEGORY_CLASSES: Final = frozenset("LNPS")
+#: Letters and symbols by category that render as blank space: Hangul fillers
+#: (U+115F, U+1160, U+3164, U+FFA0) and U+2800 BRAILLE PATTERN BLANK.
+_BLANK_LOOKING: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 # google.protobuf.Duration's documented range: about ±10,000 years.
 _DURATION_SECONDS_MAX: Final = 315_576_000_000
@@ -141,12 +146,9 @@ def text_problem(
     # combining marks: its first character, a letter as a rule, settles it.
     if not required or shown.isascii():
         return ""
-    category = unicodedata.category
-    if category(shown[0])[0] in _VISIBLE_CATEGORY_CLASSES or any(
-        category(char)[0] in _VISIBLE_CATEGORY_CLASSES for char in shown
-    ):
+    if _shows(shown[0]) or any(_shows(char) for char in shown):
         return ""
-    return "is required: it has no letter, digit, punctuation mark or symbol"
+    return "is required: it has no letter, digit, punctuation mark or symbol that shows"
 
 
 def duration_problem(duration: Duration) -> str:
@@ -168,6 +170,10 @@ def duration_problem(duration: Duration) -> str:
             f"and {_DURATION_SECONDS_MAX:,}; got {seconds:,}"
         )
     return ""
+
+
+def _shows(char: str) -> bool:
+    return unicodedata.category(char)[0] in _VISIBLE_CATEGORY_CLASSES and char not in _BLANK_LOOKING
 
 
 def _is_id(value: str) -> bool:

@@ -72,6 +72,8 @@ async def test_a_task_whose_order_was_removed_fails_naming_it(requestor, fake, s
     assert result.error_message.startswith("OrderNotFoundError: processor service at ")
     assert "has no order 'GONE' any more (it expired or was removed)" in result.error_message
     assert "order 'GONE' expired" in result.error_message
+    received = "its events up to sequence 1" if started else "none of its events"
+    assert f"the task received {received}" in result.error_message
     assert [e.proposal_id for e in result.proposals] == (["P1"] if started else [])
     await fake.wait_for(lambda: fake.open_streams == 0)
 

@@ -64,8 +64,23 @@ def test_text_accepts_what_real_names_and_addresses_hold(value):
         ("   ", "is required"),
         (" \t ", "is required"),  # blank first, although a tab is refused
         ("\u3000\u00a0\u2003", "is required"),  # Unicode spaces
-        ("\u200c\u200d", "is required: it has no letter, digit, punctuation mark or symbol"),
-        ("\u0301\u0302", "is required: it has no letter, digit, punctuation mark or symbol"),
+        (
+            "\u200c\u200d",
+            "is required: it has no letter, digit, punctuation mark or symbol that shows",
+        ),
+        (
+            "\u0301\u0302",
+            "is required: it has no letter, digit, punctuation mark or symbol that shows",
+        ),
+        ("\u3164", "is required: it has no letter, digit, punctuation mark or symbol that shows"),
+        (
+            "\u2800 \uffa0",
+            "is required: it has no letter, digit, punctuation mark or symbol that shows",
+        ),
+        (
+            "\u115f\u1160",
+            "is required: it has no letter, digit, punctuation mark or symbol that shows",
+        ),
     ],
 )
 def test_blank_text_is_refused_as_missing(value, description):
