@@ -73,7 +73,7 @@ async def engine_ops(items: int) -> float:
             await asyncio.sleep(0.001)
         return 2 * items / (loop.time() - began)
     finally:
-        await queue.close()
+        await queue.stop()
 
 
 async def priority_queue_ops(items: int) -> float:

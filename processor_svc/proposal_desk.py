@@ -167,9 +167,9 @@ class ProposalDesk(Generic[S, Q]):
         self._proposal_locks = KeyedLock()
         self._accepting = ShieldedSteps()
         self._pricing: set[asyncio.Task[None]] = set()
-        # Completions and quote cancellations under way, cancelled by close().
+        # Completions and quote cancellations under way, cancelled by stop().
         self._background: set[asyncio.Task[object]] = set()
-        self._closed = False
+        self._stopped = False
         orders.add_removal_listener(self)
 
     @property
@@ -221,7 +221,7 @@ class ProposalDesk(Generic[S, Q]):
 
         A request_id repeated with the same (order, proposal, fingerprint) is a
         repeat, answered True even once the order is completed. Raises
-        ClosedError after close(), InvalidStateError for a new proposal to a
+        ClosedError after stop(), InvalidStateError for a new proposal to a
         completed (or completing) order, OrderFullError (an InvalidStateError)
         for one past the order's max_proposals, ExpiredError for an order
         removed after its retention, RequestConflictError for a request_id
@@ -231,7 +231,7 @@ class ProposalDesk(Generic[S, Q]):
         may be submitted again. Cancelling the caller does not stop an
         acceptance under way.
         """
-        if self._closed:
+        if self._stopped:
             raise ClosedError("processor")
         request = Request(order_req_id, proposal_id, fingerprint) if request_id else None
         return await self._accepting.run(
@@ -248,24 +248,24 @@ class ProposalDesk(Generic[S, Q]):
         seconds if it is still being priced. A completion that has to wait is
         committed first, and goes on when the caller is cancelled and after a
         restart. Raises ExpiredError for an order removed after its retention,
-        ClosedError after close(), and StoreError if the completion could not be
+        ClosedError after stop(), and StoreError if the completion could not be
         committed: the order stays open."""
         queue = self._orders.find_order_queue(order_req_id)
         if queue is not None and queue.completion is not None:
             return queue.completion
         self._orders.refuse_if_expired(order_req_id)
-        if self._closed:
+        if self._stopped:
             raise ClosedError("processor")
         order = self._order(order_req_id)
         if order.completing is None:
             order.completing = self._spawn(self._completion(order_req_id, order))
         return await asyncio.shield(order.completing)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         """Refuse new proposals, let the acceptances under way finish, and stop
         pricing. Proposals left unpriced stay accepted in the store: the next
         start() prices them."""
-        self._closed = True
+        self._stopped = True
         await self._accepting.wait()
         stopping = [*self._pricing, *self._background]
         for task in stopping:
@@ -409,7 +409,7 @@ class ProposalDesk(Generic[S, Q]):
             await order.changed.wait()
 
     def _spawn(self, work: Coroutine[object, object, R]) -> asyncio.Task[R]:
-        """Run work in the background, to be cancelled by close()."""
+        """Run work in the background, to be cancelled by stop()."""
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

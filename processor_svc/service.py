@@ -71,8 +71,8 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
         )
         stack.push_async_callback(quote.close)
         orders: OrderQueueManager[quote_pb.QueueMessage] = OrderQueueManager(
-            completed_retention=config.completed_retention,
-            cleanup_interval=config.cleanup_interval,
+            retention=config.completed_retention,
+            sweep_interval=config.cleanup_interval,
             tombstone_retention=config.tombstone_retention,
             max_awaited_orders=config.max_awaited_orders,
             store=store,
@@ -92,7 +92,7 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
         await orders.start()
         stack.push_async_callback(orders.stop)
         await desk.start()
-        stack.push_async_callback(desk.close)
+        stack.push_async_callback(desk.stop)
         logger.info(
             "recovered",
             extra={

@@ -117,7 +117,7 @@ class _Attempt:
         self.task = task
         #: _TIMED_OUT or _INTERRUPTED once cut.
         self.cut_by: str | None = None
-        #: Made by close() to wait for the attempt; done when it ends.
+        #: Made by stop() to wait for the attempt; done when it ends.
         self.ended: asyncio.Future[None] | None = None
 
     def cut(self, why: str) -> None:
@@ -126,7 +126,7 @@ class _Attempt:
             self.task.cancel()
 
     def end(self) -> None:
-        """The attempt is over: take back its cut, and tell close()."""
+        """The attempt is over: take back its cut, and tell stop()."""
         if self.cut_by is not None:
             # An attempt can only be cut while its task waits inside the
             # handler, so the cancellation has been delivered by now.
@@ -139,12 +139,12 @@ class _Attempt:
 class _AttemptEnd(Generic[R]):
     outcome: Outcome[R] | None = None
     error: str = ""
-    #: close() cut it: it does not count as a failure.
+    #: stop() cut it: it does not count as a failure.
     interrupted: bool = False
 
 
 class MessageQueue(Generic[P, R]):
-    """The queue. Use `async with MessageQueue(...)` or start()/close()."""
+    """The queue. Use `async with MessageQueue(...)` or start()/stop()."""
 
     def __init__(
         self,
@@ -216,7 +216,7 @@ class MessageQueue(Generic[P, R]):
         self._worker_tasks: list[asyncio.Task[None]] = []
         self._idle_workers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._closed = False
+        self._stopped = False
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -229,7 +229,7 @@ class MessageQueue(Generic[P, R]):
         if not self._recovered:
             await self._recover()
             self._recovered = True
-        self._closed = False
+        self._stopped = False
         self._worker_tasks = [
             asyncio.create_task(self._work(), name=f"message-queue-worker-{n}")
             for n in range(self.workers)
@@ -237,12 +237,12 @@ class MessageQueue(Generic[P, R]):
         self._sweeper = asyncio.create_task(self._sweep_periodically(), name="message-queue-sweep")
         self._outage.resume()
 
-    async def close(self, grace: float | None = None) -> None:
+    async def stop(self, grace: float | None = None) -> None:
         """Stop accepting work, let running attempts finish for up to `grace`
         seconds (None: wait for them), then hand unfinished attempts back to
         PENDING. Nothing accepted is dropped: pending messages stay pending, in
         memory and in the store."""
-        self._closed = True
+        self._stopped = True
         if self._sweeper is not None:
             self._sweeper.cancel()
         for handle in self._retry_timers.values():
@@ -273,7 +273,7 @@ class MessageQueue(Generic[P, R]):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self.stop()
 
     # -- commands --------------------------------------------------------------
 
@@ -289,7 +289,7 @@ class MessageQueue(Generic[P, R]):
         """Queue a message; answers once it is committed to the store.
 
         Raises QueueFullError when max_size messages are unfinished, ClosedError
-        after close(), StoreError if it could not be committed (then nothing
+        after stop(), StoreError if it could not be committed (then nothing
         was queued), and RequestConflictError when request_id was used for a
         different submission. A repeated request_id with the same submission
         returns the first answer, with the message as it is now.
@@ -646,7 +646,7 @@ class MessageQueue(Generic[P, R]):
         elif new.status is MessageStatus.PENDING and old_status is not MessageStatus.PENDING:
             if new.next_attempt_at is None:
                 self._make_ready(message)
-            elif not self._closed:
+            elif not self._stopped:
                 # While closing, no timer is set: the retry is due when the queue next starts.
                 self._schedule_retry_at(message, max(new.next_attempt_at - self._clock(), 0.0))
         if new.status is not old_status:
@@ -696,7 +696,7 @@ class MessageQueue(Generic[P, R]):
         return Submitted(message.copy(), facts.position, facts.estimated_seconds, duplicate=True)
 
     def _check_capacity(self) -> None:
-        if self._closed:
+        if self._stopped:
             raise ClosedError("message queue")
         if self._counters.unfinished + self._reserved >= self.max_size:
             retry_after = max(_MIN_RETRY_AFTER, self._attempt_estimate / self.workers)
@@ -735,7 +735,7 @@ class MessageQueue(Generic[P, R]):
     async def _work(self) -> None:
         worker = asyncio.current_task()
         assert worker is not None
-        while not self._closed:
+        while not self._stopped:
             self._idle_workers.add(worker)
             try:
                 _, _, message_id = await self._ready.get()
@@ -788,7 +788,7 @@ class MessageQueue(Generic[P, R]):
             return
         # Not even the failure can be recorded: try the attempt again later.
         self._set_status(message, MessageStatus.PENDING)
-        if not self._closed:
+        if not self._stopped:
             self._schedule_retry_at(message, self._backoff.delay(message.retry_count + 1))
 
     def _release(self, message_id: str) -> bool:
@@ -815,7 +815,7 @@ class MessageQueue(Generic[P, R]):
 
         No task of its own: it would cost about a third of the queue's own work
         per message. The attempt is cut at its timeout, or by cancel() and
-        close(), by cancelling the calling task; the CancelledError that lands
+        stop(), by cancelling the calling task; the CancelledError that lands
         in the handler is taken back here, and a cancellation of the caller
         by anyone else goes on up."""
         started_at = message.started_at = message.started_at or self._clock()

@@ -183,7 +183,7 @@ class OrderRemovalListener(Protocol):
 
 class OrderQueueManager(Generic[T]):
     """Every order's log, created by its first event, kept until removed or until
-    completed_retention seconds after the order was completed. A removed
+    retention seconds after the order was completed. A removed
     order's id is refused for tombstone_retention seconds after (0: none, the
     seed's behaviour: it may be used again at once). At most max_awaited_orders
     orders with no event yet may be watched at once.
@@ -197,31 +197,31 @@ class OrderQueueManager(Generic[T]):
     def __init__(
         self,
         *,
-        completed_retention: float = 3600.0,
-        cleanup_interval: float = 60.0,
+        retention: float = 3600.0,
+        sweep_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
         data_codec: Codec[T] = _JSON_CODEC,
         tombstone_retention: float = 0.0,
         max_awaited_orders: int = 1000,
     ) -> None:
-        if completed_retention < 0 or tombstone_retention < 0 or cleanup_interval <= 0:
+        if retention < 0 or tombstone_retention < 0 or sweep_interval <= 0:
             raise ValueError(
-                "completed_retention and tombstone_retention must not be negative and "
-                "cleanup_interval must be positive"
+                "retention and tombstone_retention must not be negative and "
+                "sweep_interval must be positive"
             )
         if max_awaited_orders < 1:
             raise ValueError("max_awaited_orders must be at least 1")
-        self.completed_retention = completed_retention
+        self.retention = retention
         self.tombstone_retention = tombstone_retention
         self.max_awaited_orders = max_awaited_orders
         #: Where every event is committed before it is appended.
         self.store: Store = MemoryStore() if store is None else store
         self._codec = data_codec
-        self._cleanup_interval = cleanup_interval
+        self._sweep_interval = sweep_interval
         self._clock = clock
         self._queues: dict[str, OrderQueue[T]] = {}
-        # (completed_at, log) in completion order; cleanup pops from the left. An
+        # (completed_at, log) in completion order; the sweep pops from the left. An
         # entry whose log was removed (or replaced) in the meantime is skipped.
         self._completed: deque[tuple[float, OrderQueue[T]]] = deque()
         # Ids whose log holds nothing committed and exists only for its watchers.
@@ -237,13 +237,13 @@ class OrderQueueManager(Generic[T]):
         self._sweeping = asyncio.Lock()
         self._recovered = False
         self._watchers = 0
-        self._cleaner: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         """Rebuild every order's log from the store (the first time only), then
-        start the periodic cleanup of completed orders. Does nothing if started.
+        start the periodic retention sweep of completed orders. Does nothing if started.
 
         Call it before any other method when the store may hold events. Raises
         StoreError if the store cannot be read or holds a log with a gap.
@@ -254,19 +254,19 @@ class OrderQueueManager(Generic[T]):
             # In removal order, which the sweep relies on.
             self._tombstones.update(sorted(removals, key=lambda removal: removal[1]))
             self._recovered = True
-        if self._cleaner is None:
-            self._cleaner = asyncio.create_task(
-                self._clean_periodically(), name="order-queue-cleanup"
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(
+                self._sweep_periodically(), name="order-queue-sweep"
             )
 
     async def stop(self) -> None:
-        """Stop the periodic cleanup and wait for the changes under way to be
+        """Stop the periodic retention sweep and wait for the changes under way to be
         committed and applied; the logs and their watchers are untouched, and the
         store is left open. Does nothing if stopped."""
-        if self._cleaner is not None:
-            self._cleaner.cancel()
-            await asyncio.gather(self._cleaner, return_exceptions=True)
-            self._cleaner = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         await self._steps.wait()
 
     def add_removal_listener(self, listener: OrderRemovalListener) -> None:
@@ -352,14 +352,14 @@ class OrderQueueManager(Generic[T]):
         """
         return await self._steps.run(self._remove(order_req_id, None))
 
-    async def cleanup_completed(self) -> int:
-        """Remove orders completed at least completed_retention seconds ago, as
+    async def sweep_expired(self) -> int:
+        """Remove orders completed at least retention seconds ago, as
         remove_order_queue does, oldest first, and forget the tombstones older
         than tombstone_retention; returns how many orders were removed. On
         StoreError the orders and tombstones not yet removed stay for the next
         sweep."""
         async with self._sweeping:
-            cutoff = self._clock() - self.completed_retention
+            cutoff = self._clock() - self.retention
             removed = 0
             while self._completed and self._completed[0][0] <= cutoff:
                 queue = self._completed[0][1]
@@ -608,16 +608,16 @@ class OrderQueueManager(Generic[T]):
             for order_req_id, _ in expired:
                 del self._tombstones[order_req_id]
 
-    async def _clean_periodically(self) -> None:
+    async def _sweep_periodically(self) -> None:
         while True:
-            await asyncio.sleep(self._cleanup_interval)
+            await asyncio.sleep(self._sweep_interval)
             try:
-                removed = await self.cleanup_completed()
+                removed = await self.sweep_expired()
             except StoreError:
                 log.exception("removing completed orders failed; the next sweep retries")
                 continue
             if removed:
-                log.info("cleanup removed %d completed orders", removed)
+                log.info("retention sweep removed %d completed orders", removed)
 
 
 #: The seed's shared manager; services construct their own.

@@ -103,8 +103,8 @@ class PriorityQueueManager(Generic[R]):
         self,
         max_concurrent_tasks: int = 10,
         *,
-        result_retention: float = 3600.0,
-        cleanup_interval: float = 60.0,
+        retention: float = 3600.0,
+        sweep_interval: float = 60.0,
         store: Store | None = None,
         task_funcs: Mapping[str, TaskFunc[R]] | None = None,
         args_codec: Codec[dict[str, Any]] | None = None,
@@ -131,13 +131,11 @@ class PriorityQueueManager(Generic[R]):
         <waiting_for>")."""
         if max_concurrent_tasks < 1:
             raise ValueError(f"max_concurrent_tasks must be at least 1; got {max_concurrent_tasks}")
-        if result_retention < 0 or cleanup_interval <= 0:
-            raise ValueError(
-                "result_retention must not be negative and cleanup_interval must be positive"
-            )
+        if retention < 0 or sweep_interval <= 0:
+            raise ValueError("retention must not be negative and sweep_interval must be positive")
         self.max_concurrent_tasks = max_concurrent_tasks
-        self.result_retention = result_retention
-        self._cleanup_interval = cleanup_interval
+        self.retention = retention
+        self._sweep_interval = sweep_interval
         self._store = store
         self._task_funcs = dict(task_funcs or {})
         self._codec: TaskCodec[R] = TaskCodec(
@@ -146,7 +144,7 @@ class PriorityQueueManager(Generic[R]):
         self._partial_result = partial_result
         self._clock = clock
         self._new_id = new_id
-        # Called with each task cleanup removes, once it is gone, so whoever
+        # Called with each task the sweep removes, once it is gone, so whoever
         # keeps data per task drops it in step with the pool. Must not raise.
         self._on_removed = on_removed
         self._ready_when = ready_when
@@ -169,7 +167,7 @@ class PriorityQueueManager(Generic[R]):
         self._running: dict[str, asyncio.Task[R]] = {}
         # Queued tasks waiting for ready_when, outside the slots.
         self._waiting: dict[str, asyncio.Task[None]] = {}
-        # (completed_at, id) in the order tasks became final: cleanup pops from
+        # (completed_at, id) in the order tasks became final: the sweep pops from
         # the left while entries are old enough.
         self._finished: deque[tuple[float, str]] = deque()
         self._watch: StateWatch[TaskRecord[R]] = StateWatch(lambda r: r.status.is_final)
@@ -178,7 +176,7 @@ class PriorityQueueManager(Generic[R]):
         self._steps = ShieldedSteps()
 
         self._workers: list[asyncio.Task[None]] = []
-        self._cleaner: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         # With a store, nothing is accepted before start() has loaded it.
         self._loaded = False
         self._accepting = store is None
@@ -186,7 +184,7 @@ class PriorityQueueManager(Generic[R]):
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        """Start max_concurrent_tasks workers and the periodic cleanup, and
+        """Start max_concurrent_tasks workers and the periodic retention sweep, and
         accept tasks again after stop(). Does nothing if already started.
 
         With a store, the first start() first rebuilds the pool from it: final
@@ -209,9 +207,7 @@ class PriorityQueueManager(Generic[R]):
             asyncio.create_task(self._work(), name=f"priority-task-worker-{n}")
             for n in range(self.max_concurrent_tasks)
         ]
-        self._cleaner = asyncio.create_task(
-            self._clean_periodically(), name="priority-task-cleanup"
-        )
+        self._sweeper = asyncio.create_task(self._sweep_periodically(), name="priority-task-sweep")
         for item in self._items.values():
             self._line_up(item)
             self._arm_deadline(item)
@@ -234,12 +230,12 @@ class PriorityQueueManager(Generic[R]):
             attempt.cancel()
         for worker in self._workers:
             worker.cancel()
-        if self._cleaner is not None:
-            self._cleaner.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await asyncio.gather(
             *self._workers,
             *attempts,
-            *([self._cleaner] if self._cleaner else []),
+            *([self._sweeper] if self._sweeper else []),
             return_exceptions=True,
         )
         await self._steps.wait()
@@ -249,7 +245,7 @@ class PriorityQueueManager(Generic[R]):
                 record.started_at = None
                 self._set_status(record, TaskStatus.QUEUED)
         self._workers = []
-        self._cleaner = None
+        self._sweeper = None
 
     # -- commands --------------------------------------------------------------
 
@@ -326,9 +322,9 @@ class PriorityQueueManager(Generic[R]):
 
         return await self._end(task_id, cancel, retry=False)
 
-    async def remove_old_results(self, max_age_seconds: float | None = None) -> int:
+    async def sweep_expired(self, max_age_seconds: float | None = None) -> int:
         """Remove tasks that have been final for at least max_age_seconds
-        (default: result_retention): deleted from the store in one commit, then
+        (default: retention): deleted from the store in one commit, then
         forgotten. Returns how many were removed; StoreError if the commit
         failed, and then none was."""
         old = self._take_old(max_age_seconds)
@@ -337,11 +333,11 @@ class PriorityQueueManager(Generic[R]):
         return await self._shielded(self._delete_then_forget(old))
 
     def cleanup_old_results(self, max_age_seconds: float | None = None) -> int:
-        """The seed's cleanup, for a pool without a store: remove_old_results
+        """The seed's cleanup, for a pool without a store: sweep_expired
         without awaiting. A pool with a store must commit its removals first,
         so it raises TypeError there."""
         if self._store is not None:
-            raise TypeError("a pool with a store removes results with remove_old_results()")
+            raise TypeError("a pool with a store removes results with sweep_expired()")
         old = self._take_old(max_age_seconds)
         for _, task_id in old:
             self._forget(task_id)
@@ -508,7 +504,7 @@ class PriorityQueueManager(Generic[R]):
     def _take_old(self, max_age_seconds: float | None) -> list[tuple[float, str]]:
         """Take the entries of tasks final for at least max_age off the
         finished list, so that no other removal takes them too."""
-        max_age = self.result_retention if max_age_seconds is None else max_age_seconds
+        max_age = self.retention if max_age_seconds is None else max_age_seconds
         if max_age < 0:
             raise ValueError(f"max_age_seconds must not be negative; got {max_age}")
         cutoff = self._clock() - max_age
@@ -758,16 +754,18 @@ class PriorityQueueManager(Generic[R]):
         )
         return _End(TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
-    async def _clean_periodically(self) -> None:
+    async def _sweep_periodically(self) -> None:
         while True:
-            await asyncio.sleep(self._cleanup_interval)
+            await asyncio.sleep(self._sweep_interval)
             try:
-                removed = await self.remove_old_results()
+                removed = await self.sweep_expired()
             except StoreError as error:
-                log.warning("cleanup could not remove finished tasks; trying later: %s", error)
+                log.warning(
+                    "the retention sweep could not remove finished tasks; trying later: %s", error
+                )
                 continue
             if removed:
-                log.info("cleanup removed %d finished tasks", removed)
+                log.info("retention sweep removed %d finished tasks", removed)
 
 
 async def _call(task_func: TaskFunc[R], kwargs: dict[str, Any]) -> R:

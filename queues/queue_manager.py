@@ -55,7 +55,7 @@ class QueueManager:
         await self.priority_manager.stop()
         await self.order_manager.stop()
         if self.message_queue is not None:
-            await self.message_queue.close()
+            await self.message_queue.stop()
 
     async def add_priority_task(
         self,

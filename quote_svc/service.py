@@ -59,7 +59,7 @@ async def serve(config: QuoteConfig) -> None:
             queue = build_queue(config, store)
             await queue.start()
             server = await bound.start([binding(queue)])
-            await serve_until_signalled(server, grace=config.grace_seconds, on_drain=queue.close)
+            await serve_until_signalled(server, grace=config.grace_seconds, on_drain=queue.stop)
         finally:
             await store.close()
             await bound.close()

@@ -75,8 +75,8 @@ class OrderTasks:
         follow: Follow,
         *,
         max_concurrent_tasks: int,
-        result_retention: float,
-        cleanup_interval: float,
+        retention: float,
+        sweep_interval: float,
         default_timeout: float | None,
         await_start: AwaitStart | None = None,
         store: Store | None = None,
@@ -90,8 +90,8 @@ class OrderTasks:
         self._clock = clock
         self._pool: PriorityQueueManager[OrderProgress] = PriorityQueueManager(
             max_concurrent_tasks,
-            result_retention=result_retention,
-            cleanup_interval=cleanup_interval,
+            retention=retention,
+            sweep_interval=sweep_interval,
             store=store,
             task_funcs={FOLLOW_ORDER: self._run},
             args_codec=JobArgsCodec(),

@@ -46,8 +46,8 @@ def build_tasks(config: RequestorConfig, processor: Downstream, store: Store) ->
     return OrderTasks(
         follower.follow,
         max_concurrent_tasks=config.max_concurrent_tasks,
-        result_retention=config.result_retention_seconds,
-        cleanup_interval=config.cleanup_interval,
+        retention=config.result_retention_seconds,
+        sweep_interval=config.cleanup_interval,
         default_timeout=config.default_task_timeout,
         await_start=follower.await_start,
         store=store,

@@ -87,7 +87,7 @@ def pricer() -> FakePricer:
 async def desk(orders, pricer):
     desk = ProposalDesk(orders, pricer)
     yield desk
-    await desk.close()
+    await desk.stop()
 
 
 async def events(orders: OrderQueueManager[str], order: str) -> list[tuple[int, str, str]]:
@@ -176,13 +176,13 @@ async def open_desk() -> AsyncIterator[OpenDesk]:
 
     yield start
     for orders, desk in opened:
-        await desk.close()
+        await desk.stop()
         await orders.stop()
 
 
 async def stop(orders: OrderQueueManager[str], desk: ProposalDesk[str, str]) -> None:
     """What a process that stops leaves behind: only its store."""
-    await desk.close()
+    await desk.stop()
     await orders.stop()
 
 
@@ -362,7 +362,7 @@ async def test_an_order_takes_at_most_its_limit_of_proposals_even_at_once(orders
         pricer.settle(f"ORD/{proposal}", "q")
     pricer.settle("OTHER/P1", "q")
     await desk.complete("ORD")
-    await desk.close()
+    await desk.stop()
 
 
 async def test_a_long_failure_is_cut_to_the_kept_length(orders, pricer, desk):
@@ -401,7 +401,7 @@ async def test_completion_withdraws_a_proposal_in_review_at_once(orders, pricer)
     assert pricer.outcomes["ORD/REVIEW"].cancelled()
     assert await desk.complete("ORD") == done
     assert len(orders.get_order_queue("ORD")) == 3
-    await desk.close()
+    await desk.stop()
 
 
 async def test_completion_withdraws_what_is_not_priced_within_the_wait(orders, pricer):
@@ -414,7 +414,7 @@ async def test_completion_withdraws_what_is_not_priced_within_the_wait(orders, p
     assert "not priced within 0s" in logged[0][1]
     assert await pricer.withdrawals(1) == ["ORD/SLOW"]
     assert desk.in_flight == 0
-    await desk.close()
+    await desk.stop()
 
 
 async def test_an_outcome_racing_the_withdrawal_gives_one_event(orders, pricer):
@@ -425,7 +425,7 @@ async def test_an_outcome_racing_the_withdrawal_gives_one_event(orders, pricer):
     await desk.complete("ORD")
     texts = [text for text, _ in texts_and_errors(orders, "ORD")]
     assert texts in (["P1/New", "ORD/Completed"], ["P1/Failed", "ORD/Completed"])
-    await desk.close()
+    await desk.stop()
 
 
 async def test_a_completion_goes_on_when_its_caller_gives_up(orders, pricer):
@@ -442,7 +442,7 @@ async def test_a_completion_goes_on_when_its_caller_gives_up(orders, pricer):
     pricer.settle("ORD/P1", "q")
     completed = [e async for e in orders.watch("ORD")][-1]
     assert completed.kind is OrderEventKind.ORDER_COMPLETED
-    await desk.close()
+    await desk.stop()
 
 
 async def test_a_completion_with_nothing_in_flight_commits_no_request(open_desk):

@@ -409,7 +409,7 @@ async def test_close_hands_running_attempts_back_and_refuses_new_work(script):
     message = (await queue.submit("long", priority=Priority.NORMAL)).message
     waiting = (await queue.submit("next", priority=Priority.NORMAL)).message
     await wait_started(script, "long")
-    await queue.close(grace=0)
+    await queue.stop(grace=0)
     assert queue.get(message.id).status is MessageStatus.PENDING
     assert queue.get(message.id).retry_count == 0
     assert queue.get(waiting.id).status is MessageStatus.PENDING

@@ -80,7 +80,7 @@ async def test_listing_pages_every_message_when_commits_land_out_of_creation_ord
     assert seen == [first.seq, first.seq + 1]
     handler.go.set()
     await inline
-    await queue.close()
+    await queue.stop()
 
 
 async def test_a_result_codec_that_raises_fails_the_attempt_and_keeps_the_worker():
@@ -109,7 +109,7 @@ async def test_a_result_codec_that_raises_fails_the_attempt_and_keeps_the_worker
     )
     # The only worker lived on to take the next message.
     assert (await final(queue, good.id)).status is MessageStatus.COMPLETED
-    await queue.close()  # would hang with the message PROCESSING for ever
+    await queue.stop()  # would hang with the message PROCESSING for ever
 
 
 async def test_an_inline_run_whose_result_cannot_be_encoded_raises_and_keeps_nothing():
@@ -161,7 +161,7 @@ async def test_while_the_store_fails_messages_wait_and_one_probe_per_interval_ru
     for message_id in ids:
         assert (await final(queue, message_id)).status is MessageStatus.COMPLETED
     assert "the store records again" in caplog.text
-    await queue.close()
+    await queue.stop()
 
 
 def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
@@ -213,7 +213,7 @@ async def test_a_full_disk_fails_submissions_and_once_freed_every_message_drains
     for message_id in ids:
         assert (await final(queue, message_id)).status is MessageStatus.COMPLETED
     assert len(lines(caplog, logging.ERROR)) == 1
-    await queue.close()
+    await queue.stop()
     await store.close()
 
 
@@ -240,4 +240,4 @@ async def test_an_attempt_whose_failure_cannot_be_recorded_either_runs_again_lat
     ended = await final(queue, message.id)
     assert ended.status is MessageStatus.FAILED
     assert ended.error_message.startswith("cannot record the outcome: TypeError")
-    await queue.close()
+    await queue.stop()

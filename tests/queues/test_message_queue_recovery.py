@@ -58,7 +58,7 @@ async def test_pending_messages_come_back_in_priority_then_fifo_order():
     ]
     ids = [(await before.submit(n, priority=p)).message.id for n, p in names]
     # The worker took n1 (it was first); the crash hands it back as PENDING.
-    await before.close(grace=0)
+    await before.stop(grace=0)
 
     second = Recorder()
     after = queue_over(store, second)
@@ -67,7 +67,7 @@ async def test_pending_messages_come_back_in_priority_then_fifo_order():
         assert (await final(after, message_id)).status is MessageStatus.COMPLETED
     assert second.done == ["u1", "u2", "h1", "n1", "n2", "l1"]
     assert after.stats().completed == 6
-    await after.close()
+    await after.stop()
 
 
 async def test_retries_dead_letters_reviews_and_stats_come_back():
@@ -87,7 +87,7 @@ async def test_retries_dead_letters_reviews_and_stats_come_back():
     assert (waiting.status, waiting.retry_count) == (MessageStatus.PENDING, 1)
     assert before.get(held.id).status is MessageStatus.AWAITING_REVIEW
     stats_before = before.stats()
-    await before.close()
+    await before.stop()
 
     handler.failing = set()
     after = queue_over(store, handler, clock=lambda: now[0])
@@ -113,7 +113,7 @@ async def test_retries_dead_letters_reviews_and_stats_come_back():
     # New messages go after the recovered ones.
     later = (await after.submit("later", priority=Priority.LOW)).message
     assert later.seq > done.seq
-    await after.close()
+    await after.stop()
 
 
 async def test_a_failed_commit_queues_nothing_and_changes_nothing():
@@ -137,7 +137,7 @@ async def test_a_failed_commit_queues_nothing_and_changes_nothing():
     assert not again.duplicate
     handler.hold.set()
     assert (await final(queue, again.message.id)).status is MessageStatus.COMPLETED
-    await queue.close()
+    await queue.stop()
 
 
 async def test_a_result_is_written_once():
@@ -146,7 +146,7 @@ async def test_a_result_is_written_once():
     await queue.start()
     message = (await queue.submit("x", priority=Priority.NORMAL)).message
     await final(queue, message.id)
-    await queue.close()
+    await queue.stop()
     statuses = [p["status"] for p in store.puts() if p["id"] == message.id]
     assert statuses == ["pending", "completed"]
 
@@ -175,7 +175,7 @@ async def test_a_worker_takes_the_next_message_while_the_last_result_is_written(
     with pytest.raises(InvalidStateError):
         await cancelling
     assert queue.get(first.id).status is MessageStatus.COMPLETED
-    await queue.close()
+    await queue.stop()
     statuses = [p["status"] for p in store.puts() if p["id"] == first.id]
     assert statuses == ["pending", "completed"]
 
@@ -193,7 +193,7 @@ async def test_a_record_that_cannot_be_read_is_refused_naming_it(damage, reason)
     first = queue_over(store, Recorder())
     await first.start()
     message = (await first.submit("x", priority=Priority.NORMAL)).message
-    await first.close()
+    await first.stop()
     [(key, record)] = await store.load("messages")
     damage(record)
     await store.commit([Put("messages", key, record)])
@@ -211,7 +211,7 @@ async def test_a_record_written_before_versions_reads_as_version_one():
     first = queue_over(store, Recorder())
     await first.start()
     message = (await first.submit("x", priority=Priority.NORMAL)).message
-    await first.close()
+    await first.stop()
     [(key, record)] = await store.load("messages")
     assert record.pop("version") == 1
     await store.commit([Put("messages", key, record)])
@@ -219,4 +219,4 @@ async def test_a_record_written_before_versions_reads_as_version_one():
     again = queue_over(store, Recorder())
     await again.start()
     assert (await final(again, message.id)).status is MessageStatus.COMPLETED
-    await again.close()
+    await again.stop()

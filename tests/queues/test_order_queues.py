@@ -242,9 +242,7 @@ async def test_removing_an_order_ends_whoever_waits_on_it(manager):
 
 async def test_cleanup_removes_orders_completed_long_enough_ago():
     now = [1000.0]
-    manager: OrderQueueManager[str] = OrderQueueManager(
-        completed_retention=60.0, clock=lambda: now[0]
-    )
+    manager: OrderQueueManager[str] = OrderQueueManager(retention=60.0, clock=lambda: now[0])
     await manager.complete_order("OLD")
     now[0] = 1030.0
     await manager.complete_order("NEWER")
@@ -252,22 +250,20 @@ async def test_cleanup_removes_orders_completed_long_enough_ago():
     await manager.complete_order("GONE")
     await manager.remove_order_queue("GONE")
     now[0] = 1089.0
-    assert await manager.cleanup_completed() == 1
+    assert await manager.sweep_expired() == 1
     assert [manager.has_order_queue(o) for o in ("OLD", "NEWER", "OPEN")] == [False, True, True]
     now[0] = 1090.0
     # GONE was removed already: only NEWER counts.
-    assert await manager.cleanup_completed() == 1
+    assert await manager.sweep_expired() == 1
     now[0] = 1e9
-    assert await manager.cleanup_completed() == 0
+    assert await manager.sweep_expired() == 0
     assert manager.get_queue_stats() == {"order_queues_count": 1, "queues": {"OPEN": 2}}
 
 
 async def test_periodic_cleanup_runs_by_itself(monkeypatch):
-    manager: OrderQueueManager[str] = OrderQueueManager(
-        completed_retention=0.0, cleanup_interval=0.001
-    )
+    manager: OrderQueueManager[str] = OrderQueueManager(retention=0.0, sweep_interval=0.001)
     removed = asyncio.Event()
-    cleanup = manager.cleanup_completed
+    cleanup = manager.sweep_expired
 
     async def noting_cleanup() -> int:
         count = await cleanup()
@@ -275,7 +271,7 @@ async def test_periodic_cleanup_runs_by_itself(monkeypatch):
             removed.set()
         return count
 
-    monkeypatch.setattr(manager, "cleanup_completed", noting_cleanup)
+    monkeypatch.setattr(manager, "sweep_expired", noting_cleanup)
     await manager.start()
     await manager.start()
     await manager.complete_order("ORD")
@@ -352,7 +348,7 @@ class TaggedCodec:
 
 def durable_manager(store: Store, now: list[float]) -> OrderQueueManager[str]:
     return OrderQueueManager(
-        store=store, data_codec=TaggedCodec(), completed_retention=60.0, clock=lambda: now[0]
+        store=store, data_codec=TaggedCodec(), retention=60.0, clock=lambda: now[0]
     )
 
 
@@ -391,9 +387,9 @@ async def test_a_restarted_manager_rebuilds_every_log_from_the_store():
     assert resumed.sequences == [3, 4, 5]
     # Retention counts from the stored completion time.
     now[0] = 169.0
-    assert await second.cleanup_completed() == 0
+    assert await second.sweep_expired() == 0
     now[0] = 170.0
-    assert await second.cleanup_completed() == 1
+    assert await second.sweep_expired() == 1
     await second.stop()
 
     third = durable_manager(store, now)
@@ -433,14 +429,14 @@ async def test_a_failed_commit_changes_nothing_and_uses_no_sequence():
 
 async def test_a_failed_sweep_keeps_the_order_for_the_next(monkeypatch):
     store = ScriptedStore()
-    manager: OrderQueueManager[str] = OrderQueueManager(store=store, completed_retention=0.0)
+    manager: OrderQueueManager[str] = OrderQueueManager(store=store, retention=0.0)
     await manager.complete_order("ORD")
     store.refuse = lambda changes: True
     with pytest.raises(StoreError):
-        await manager.cleanup_completed()
+        await manager.sweep_expired()
     assert manager.has_order_queue("ORD")
     store.refuse = lambda changes: False
-    assert await manager.cleanup_completed() == 1
+    assert await manager.sweep_expired() == 1
     assert await store.load("order_events") == []
 
 
@@ -612,7 +608,7 @@ async def test_a_change_that_could_not_be_committed_leaves_no_order_behind():
 
 def tombstoning_manager(store: Store, now: list[float]) -> OrderQueueManager[str]:
     return OrderQueueManager(
-        store=store, completed_retention=10.0, tombstone_retention=100.0, clock=lambda: now[0]
+        store=store, retention=10.0, tombstone_retention=100.0, clock=lambda: now[0]
     )
 
 
@@ -623,7 +619,7 @@ async def test_a_removed_order_is_refused_while_its_tombstone_is_kept_across_res
     await add(manager, "OLD", 2)
     await manager.complete_order("OLD")
     now[0] = 1010.0
-    assert await manager.cleanup_completed() == 1
+    assert await manager.sweep_expired() == 1
     for refused in (
         lambda: anext(manager.watch("OLD")),
         lambda: anext(manager.watch("OLD", after_sequence=3)),
@@ -642,11 +638,11 @@ async def test_a_removed_order_is_refused_while_its_tombstone_is_kept_across_res
         await anext(restarted.watch("OLD"))
     # The tombstone goes once tombstone_retention has passed since the removal.
     now[0] = 1109.0
-    await restarted.cleanup_completed()
+    await restarted.sweep_expired()
     with pytest.raises(ExpiredError):
         await restarted.complete_order("OLD")
     now[0] = 1110.0
-    await restarted.cleanup_completed()
+    await restarted.sweep_expired()
     assert await store.load("order_tombstones") == []
     assert (await restarted.complete_order("OLD")).sequence == 1
     await restarted.stop()

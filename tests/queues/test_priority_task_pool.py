@@ -357,9 +357,7 @@ async def test_unknown_tasks(pool):
 
 async def test_cleanup_removes_final_tasks_old_enough(jobs):
     now = [1000.0]
-    pool: PriorityQueueManager[str] = PriorityQueueManager(
-        1, result_retention=60.0, clock=lambda: now[0]
-    )
+    pool: PriorityQueueManager[str] = PriorityQueueManager(1, retention=60.0, clock=lambda: now[0])
     await pool.start()
     first = await pool.add_priority_task("ORD", jobs.run, name="first")
     await final_state(pool, first)
@@ -392,7 +390,7 @@ async def test_cleanup_reports_each_removed_task_in_the_same_step(jobs):
     removed: list[tuple[str, str, bool]] = []
     pool: PriorityQueueManager[str] = PriorityQueueManager(
         1,
-        result_retention=60.0,
+        retention=60.0,
         clock=lambda: now[0],
         on_removed=lambda record: removed.append(
             (record.task_id, record.result, pool.get_task_result(record.task_id) is None)
@@ -411,7 +409,7 @@ async def test_cleanup_reports_each_removed_task_in_the_same_step(jobs):
     now[0] = 1060.0
     assert pool.cleanup_old_results() == 1
     assert removed == [(first, "done first", True)]
-    assert await pool.remove_old_results(max_age_seconds=0) == 1
+    assert await pool.sweep_expired(max_age_seconds=0) == 1
     assert removed == [(first, "done first", True), (second, "done second", True)]
     await pool.stop()
 
@@ -419,7 +417,7 @@ async def test_cleanup_reports_each_removed_task_in_the_same_step(jobs):
 async def test_periodic_cleanup_runs_by_itself(jobs):
     removed = asyncio.Event()
     pool: PriorityQueueManager[str] = PriorityQueueManager(
-        1, result_retention=0.0, cleanup_interval=0.001, on_removed=lambda _: removed.set()
+        1, retention=0.0, sweep_interval=0.001, on_removed=lambda _: removed.set()
     )
     await pool.start()
     task_id = await pool.add_priority_task("ORD", jobs.run, name="x")

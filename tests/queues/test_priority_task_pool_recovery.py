@@ -322,23 +322,23 @@ async def test_a_caller_that_goes_away_cannot_split_commit_from_queueing():
 async def test_cleanup_deletes_from_the_store_first():
     now = [1000.0]
     store, work = ScriptedStore(), Work()
-    pool = durable_pool(store, work, result_retention=60.0, clock=lambda: now[0])
+    pool = durable_pool(store, work, retention=60.0, clock=lambda: now[0])
     await pool.start()
     old = await add(pool, "old")
     await final_state(pool, old)
     now[0] = 1030.0
     young = await add(pool, "young")
     await final_state(pool, young)
-    with pytest.raises(TypeError, match="remove_old_results"):
+    with pytest.raises(TypeError, match="sweep_expired"):
         pool.cleanup_old_results()
 
     now[0] = 1065.0
     store.failing = True
     with pytest.raises(StoreError):
-        await pool.remove_old_results()
+        await pool.sweep_expired()
     assert {r.task_id for r in pool.tasks()} == {old, young}
     store.failing = False
-    assert await pool.remove_old_results() == 1
+    assert await pool.sweep_expired() == 1
     assert {r.task_id for r in pool.tasks()} == {young}
     assert [key for key, _ in await store.load("tasks")] == [young]
     await pool.stop()

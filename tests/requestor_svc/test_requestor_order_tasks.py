@@ -79,8 +79,8 @@ async def tasks(follow: ScriptedFollow) -> AsyncIterator[OrderTasks]:
     started = OrderTasks(
         follow,
         max_concurrent_tasks=1,
-        result_retention=3600.0,
-        cleanup_interval=60.0,
+        retention=3600.0,
+        sweep_interval=60.0,
         default_timeout=None,
     )
     await started.start()
@@ -138,8 +138,8 @@ async def test_a_task_placed_without_a_timeout_gets_the_default_deadline(follow)
     tasks = OrderTasks(
         follow,
         max_concurrent_tasks=1,
-        result_retention=3600.0,
-        cleanup_interval=60.0,
+        retention=3600.0,
+        sweep_interval=60.0,
         default_timeout=600.0,
         clock=lambda: now[0],
     )
@@ -191,8 +191,8 @@ async def test_the_retention_sweep_drops_the_task_and_its_request_id(follow):
     tasks = OrderTasks(
         follow,
         max_concurrent_tasks=1,
-        result_retention=60.0,
-        cleanup_interval=0.001,
+        retention=60.0,
+        sweep_interval=0.001,
         default_timeout=None,
         clock=lambda: now[0],
     )
@@ -224,8 +224,8 @@ async def test_a_restart_brings_back_each_task_its_request_id_and_what_it_collec
     before = OrderTasks(
         follow,
         max_concurrent_tasks=1,
-        result_retention=3600.0,
-        cleanup_interval=60.0,
+        retention=3600.0,
+        sweep_interval=60.0,
         default_timeout=None,
         store=store,
     )
@@ -247,8 +247,8 @@ async def test_a_restart_brings_back_each_task_its_request_id_and_what_it_collec
     after = OrderTasks(
         again,
         max_concurrent_tasks=1,
-        result_retention=3600.0,
-        cleanup_interval=60.0,
+        retention=3600.0,
+        sweep_interval=60.0,
         default_timeout=None,
         store=crashed,
     )

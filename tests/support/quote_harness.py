@@ -99,4 +99,4 @@ async def stop_quote_harness(harness: "QuoteHarness") -> None:
         gate.set()
     await harness.channel.close()
     await harness.server.stop(None)
-    await harness.queue.close(grace=0)
+    await harness.queue.stop(grace=0)
