@@ -7,6 +7,7 @@ spares protobuf a copy of the whole QueueMessage.
 """
 
 from collections.abc import AsyncIterator
+from typing import Final
 
 import grpc
 
@@ -20,6 +21,15 @@ from service_runtime.validation import require_id
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+
+# gRPC clients refuse a received message over 4 MiB unless told otherwise, and
+# page_size alone cannot keep a page under it: 1,000 messages of the largest
+# kind (about 15.4 KB each: the longest texts in 4-byte characters and a
+# reviewed quote) make some 15 MB. So a page also ends before its messages pass
+# this many serialized bytes. The 256 KiB left over is far more than the rest
+# of the response (next_page_token, under 100 bytes) takes, so a field added to
+# ListMessagesResponse later does not push a full page over.
+MAX_PAGE_BYTES: Final = 4 * 1024 * 1024 - 256 * 1024
 
 Queue = MessageQueue[QuoteJob, QuoteResult]
 
@@ -86,12 +96,24 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
             after_seq=page_token.decode(request.page_token, filters),
             limit=args.page_size,
         )
-        response = pb.ListMessagesResponse(
-            next_page_token="" if cursor is None else page_token.encode(cursor, filters)
-        )
-        add_message = response.messages.add
-        for message in messages:
-            convert.set_message(add_message(), message)
+        response = pb.ListMessagesResponse()
+        entries = response.messages
+        page_bytes = 0
+        for taken, message in enumerate(messages):
+            entry = entries.add()
+            convert.set_message(entry, message)
+            # Only this message is sized, so a page costs O(its length).
+            page_bytes += _entry_bytes(entry.ByteSize())
+            if page_bytes > MAX_PAGE_BYTES and taken > 0:
+                # The page ends before this message, and the next one starts
+                # at it. The first message always goes in, so a listing
+                # advances (one message is bounded far below 4 MiB: see
+                # ListMessages in quote_service.proto).
+                del entries[-1]
+                cursor = messages[taken - 1].seq
+                break
+        if cursor is not None:
+            response.next_page_token = page_token.encode(cursor, filters)
         return response
 
     async def CancelMessage(
@@ -125,3 +147,13 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
         return convert.stats_to_pb(self._queue.stats())
+
+
+def _entry_bytes(message_bytes: int) -> int:
+    """What one QueueMessage of message_bytes adds to ListMessagesResponse: its
+    bytes, the field's one-byte tag and the varint of its length."""
+    return 1 + _varint_bytes(message_bytes) + message_bytes
+
+
+def _varint_bytes(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
