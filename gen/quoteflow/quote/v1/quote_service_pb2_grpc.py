@@ -169,7 +169,19 @@ class QuoteServiceServicer:
 
     def ListMessages(self, request, context):
         """ListMessages lists messages in the order they were created, optionally
-        filtered by status and priority, a page at a time (AIP-158).
+        filtered by status and priority, or only the dead-lettered ones, a page
+        at a time (AIP-158).
+
+        A page holds at most page_size messages and also ends before its
+        messages pass 4 MiB less 256 KiB serialized, so every page arrives
+        through a client that keeps gRPC's default 4 MiB receive limit: 1,000
+        messages of the largest kind would make some 23 MB. A page cut short
+        says so with a next_page_token that resumes right after its last
+        message, so following the tokens lists every message once. A page holds
+        at least one message while any remain, and one message is far smaller
+        than the limit: the submission, review and id limits keep it under
+        24 KB (longest texts in 4-byte characters, repeated in the
+        underwriting steps, and a 2,000-character review note).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +218,8 @@ class QuoteServiceServicer:
     def GetStats(self, request, context):
         """GetStats answers the queue's counters. They are kept as the queue
         changes, so the answer is exact and costs the same at any queue size.
+        Its size is fixed too (a few hundred bytes): scalars and one entry per
+        priority, nothing per message.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -136,7 +136,8 @@ class RequestorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """GetStats answers the pool's counters.
+        """GetStats answers the pool's counters: five integers, under 60 bytes
+        whatever the number of tasks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
