@@ -25,8 +25,8 @@ import grpc
 import pytest
 from deploy_model import PROCESSOR, QUOTE, REQUESTOR, SERVICES, Manifests, Service
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.polling import poll
 from support.quote_harness import submission
-from support.requestor_harness import poll
 from support.service_process import Launched, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2, processor_service_pb2_grpc
@@ -83,20 +83,19 @@ async def becomes(
 ) -> None:
     """Probe until pod's `kind` probe answers wanted; meanwhile every pod in alive
     must pass its liveness probe every time. Fails after `within` seconds."""
-    last = ""
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                for other in alive:
-                    assert await other.probe("liveness") == SERVING, f"{other.service.name} died"
-                last = await pod.probe(kind)
-                if last == wanted:
-                    return
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(
-            f"{pod.service.name}'s {kind} probe stayed {last}, never {wanted}"
-        ) from None
+
+    async def probe_all() -> str:
+        for other in alive:
+            assert await other.probe("liveness") == SERVING, f"{other.service.name} died"
+        return await pod.probe(kind)
+
+    await poll(
+        probe_all,
+        wanted.__eq__,
+        f"{pod.service.name}'s {kind} probe {wanted}",
+        within=within,
+        every=0.02,
+    )
 
 
 def _ports_never_picked_by_the_system() -> range:

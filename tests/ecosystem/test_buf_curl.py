@@ -6,7 +6,6 @@ Answers are proto3 JSON: lowerCamelCase names, int64 as strings, enums by name, 
 values left out. A failed call exits with its gRPC code times 8 and prints the status
 as JSON on stderr (see BufAnswer.error in support.py)."""
 
-import asyncio
 import json
 import re
 import shlex
@@ -24,6 +23,7 @@ from ecosystem.support import (
     run_killed_on_failure,
     start_service,
 )
+from support.polling import poll
 
 from quoteflow.processor.v1 import processor_service_pb2
 from quoteflow.quote.v1 import quote_service_pb2
@@ -66,18 +66,15 @@ def status_of(response: dict) -> str:
     return response["message"]["status"]
 
 
-async def poll(buf: BufCurl, address: str, method: str, body: dict, done, what: str) -> dict:
+async def answered(buf: BufCurl, address: str, method: str, body: dict, done, what: str) -> dict:
     """Call a unary method until its answer satisfies done; fail after WAIT_SECONDS."""
-    answer = None
-    try:
-        async with asyncio.timeout(WAIT_SECONDS):
-            while True:
-                answer = (await buf(address, method, body)).message
-                if done(answer):
-                    return answer
-                await asyncio.sleep(POLL_SECONDS)
-    except TimeoutError:
-        raise AssertionError(f"{method} never answered {what}; last: {answer}") from None
+
+    async def call() -> dict:
+        return (await buf(address, method, body)).message
+
+    return await poll(
+        call, done, f"{method} answering {what}", within=WAIT_SECONDS, every=POLL_SECONDS
+    )
 
 
 # --- reflection and health ----------------------------------------------------------
@@ -128,7 +125,7 @@ async def test_health_answers_serving_for_the_server_and_for_its_service(
         assert (await buf(address, check, {"service": ""})).message == {"status": "SERVING"}
         # Readiness: the processor and requestor are SERVING once their downstream is.
         serving = {"status": "SERVING"}
-        await poll(buf, address, check, {"service": service}, serving.__eq__, "SERVING")
+        await answered(buf, address, check, {"service": service}, serving.__eq__, "SERVING")
         unknown = (await buf(address, check, {"service": "no.such.Service"})).error
         assert unknown["code"] == "not_found"
 
@@ -265,7 +262,7 @@ async def test_a_dead_letter_is_listed_and_redriven(services: Services, buf: Buf
     assert "retryCount" not in redriven["message"]  # reset to 0
 
     # It fails again (the scripted processor always fails it) and is dead-lettered again.
-    await poll(
+    await answered(
         buf,
         services.quote,
         f"{QUOTE}/GetMessage",
@@ -481,7 +478,7 @@ async def test_an_order_placed_with_the_requestor_collects_every_proposal(
     completed = await buf(services.processor, f"{PROCESSOR}/CompleteOrder", {"order_req_id": order})
     assert completed.message["event"]["sequence"] == "4"
 
-    answer = await poll(
+    answer = await answered(
         buf,
         services.requestor,
         get_result,
@@ -514,7 +511,7 @@ async def test_a_running_task_is_cancelled_and_requestor_errors_are_precise(
     # A task takes a slot once its order has had an event.
     first = {"order_req_id": "ORD-BUF-OPEN", "proposal_id": "P1", "submission": submission("Ada")}
     assert (await buf(services.processor, f"{PROCESSOR}/SubmitProposal", first)).message
-    await poll(
+    await answered(
         buf,
         services.requestor,
         f"{REQUESTOR}/GetTaskResult",

@@ -2,24 +2,15 @@
 nothing; a removed order's id answers NOT_FOUND (ORDER_EXPIRED) for a while,
 after a restart too."""
 
-import asyncio
-
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from support.polling import poll
 from support.processor_harness import ProcessorHarness, processor_harness
 from support.quote_harness import QuoteHarness, submission
 from support.rpc_errors import details, reason
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
-
-
-async def until(condition, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while not await condition():
-        assert loop.time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.005)
 
 
 def order_count(processor: ProcessorHarness) -> int:
@@ -35,14 +26,14 @@ async def test_watchers_of_unknown_orders_leave_nothing_once_they_disconnect(pro
     async def all_waiting() -> bool:
         return processor.processor.orders.watchers_count == len(calls)
 
-    await until(all_waiting, "every watcher is waiting")
+    await poll(all_waiting, bool, "every watcher is waiting")
     for call in calls:
         call.cancel()
 
     async def none_left() -> bool:
         return processor.processor.orders.watchers_count == 0
 
-    await until(none_left, "every watcher has gone")
+    await poll(none_left, bool, "every watcher has gone")
     assert order_count(processor) == 0
 
 
@@ -70,7 +61,7 @@ async def test_watching_too_many_unknown_orders_at_once_is_refused_with_a_retry_
     async def first_waits() -> bool:
         return processor.processor.orders.watchers_count == 1
 
-    await until(first_waits, "the first watcher waits")
+    await poll(first_waits, bool, "the first watcher waits")
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await anext(aiter(processor.stub.WatchOrder(pb.WatchOrderRequest(order_req_id="SECOND"))))
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -111,7 +102,7 @@ async def test_an_expired_order_answers_not_found_also_after_a_restart(quote, tm
         async def removed() -> bool:
             return not processor.processor.orders.has_order_queue("OLD")
 
-        await until(removed, "the completed order is removed")
+        await poll(removed, bool, "the completed order is removed")
         await expect_expired(first_event(processor, "OLD"))
         await expect_expired(first_event(processor, "OLD", after=2))
     async with processor_harness(quote.server.address, **options) as processor:

@@ -7,12 +7,13 @@ import contextlib
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
 import grpc
 import pytest
+from support.polling import poll
 from support.quote_harness import submission
 from support.service_process import Launched, run_to_exit, running_service
 
@@ -59,15 +60,6 @@ def port_of(service: Launched) -> int:
 async def kill(service: Launched) -> None:
     service.process.kill()
     await service.process.wait()
-
-
-async def until(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], what: str) -> T:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while not done(current := await read()):
-        assert loop.time() < deadline, f"never {what}: {current}"
-        await asyncio.sleep(0.01)
-    return current
 
 
 async def propose(
@@ -122,7 +114,7 @@ async def test_after_a_kill_watchers_resume_and_sequences_go_on(tmp_path):
                 if len(seen) == 2:
                     break
             call.cancel()
-            await until(lambda: stats(stub), lambda s: s.events_by_order["ORD"] == 3, "priced")
+            await poll(lambda: stats(stub), lambda s: s.events_by_order["ORD"] == 3, "priced")
             await kill(first)
 
         async with processor_process(quote.address, data, port_of(first)) as (_, stub):
@@ -151,7 +143,7 @@ async def test_proposals_in_flight_at_a_kill_are_priced_once_after_the_restart(t
         first, stub = await stack.enter_async_context(processor_process(quote.address, data))
         for proposal in ("A", "B", "C"):
             await propose(stub, "BIG", proposal, REVIEWED_COVERAGE)
-        await until(
+        await poll(
             lambda: quote_stub.GetStats(quote_pb.GetStatsRequest()),
             lambda s: s.awaiting_review_count == 3,
             "awaiting review",

@@ -5,6 +5,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 
 import pytest
+from support.polling import final_state
 
 from queues.backoff import Backoff
 from queues.errors import (
@@ -54,12 +55,6 @@ class Script:
             raise RuntimeError(f"boom {payload}")
         self.finished.append(payload)
         return Outcome(f"priced {payload}", self.reviews.get(payload, ""))
-
-
-async def final_state(queue: MessageQueue[str, str], message_id: str) -> Message[str, str]:
-    async for state in queue.watch(message_id):
-        last = state
-    return last
 
 
 async def reach(queue: MessageQueue[str, str], message_id: str, status: MessageStatus) -> None:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import pytest
+from support.polling import poll
 from support.store_doubles import ScriptedStore, cap_pages
 
 from queues.backoff import Backoff
@@ -185,11 +186,7 @@ async def queue_holding(
 
 async def until_probed(caplog: pytest.LogCaptureFixture, probes: int) -> None:
     """Wait until that many probes of a failing store have failed."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while len(lines(caplog, logging.WARNING)) < probes:
-        assert loop.time() < deadline, caplog.text
-        await asyncio.sleep(0.005)
+    await poll(lambda: len(lines(caplog, logging.WARNING)), lambda n: n >= probes, "the probes")
 
 
 async def test_a_full_disk_fails_submissions_and_once_freed_every_message_drains(tmp_path, caplog):

@@ -7,6 +7,7 @@ import gc
 import tracemalloc
 
 import pytest
+from support.polling import poll
 from support.store_doubles import ScriptedStore
 
 from queues.errors import (
@@ -513,19 +514,12 @@ async def test_removal_listeners_commit_their_deletes_with_the_order():
 # -- what asking about an order leaves behind ---------------------------------------
 
 
-async def until(condition, what: str) -> None:
-    """Poll condition until it holds, failing after a generous deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while not condition():
-        assert loop.time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.001)
-
-
 async def test_watchers_of_orders_that_do_not_exist_leave_nothing_once_gone(manager):
     manager.max_awaited_orders = 5000
     followers = [Follower(manager, f"GHOST-{n}") for n in range(5000)]
-    await until(lambda: manager.stats(0).awaited == 5000, "every ghost is awaited")
+    await poll(
+        lambda: manager.stats(0).awaited == 5000, bool, "every ghost is awaited", every=0.001
+    )
     assert manager.stats(0).orders == 0
     assert not manager.has_order_queue("GHOST-1")
     for follower in followers:
@@ -538,7 +532,7 @@ async def test_watchers_of_orders_that_do_not_exist_leave_nothing_once_gone(mana
 
 async def test_a_watcher_waiting_for_an_order_gets_it_and_the_order_stays(manager):
     early, second = Follower(manager, "LATE"), Follower(manager, "LATE")
-    await until(lambda: manager.watchers_count == 2, "both watchers wait")
+    await poll(lambda: manager.watchers_count == 2, bool, "both watchers wait", every=0.001)
     assert manager.stats(0).awaited == 1
     await manager.add_to_order_queue("LATE", "P1/New")
     await early.wait_count(1)
@@ -561,7 +555,7 @@ async def test_a_cursor_into_an_order_that_does_not_exist_is_out_of_range_and_le
 async def test_how_many_orders_are_awaited_at_once_is_bounded():
     manager: OrderQueueManager[str] = OrderQueueManager(max_awaited_orders=2)
     a, b = Follower(manager, "A"), Follower(manager, "B")
-    await until(lambda: manager.stats(0).awaited == 2, "A and B are awaited")
+    await poll(lambda: manager.stats(0).awaited == 2, bool, "A and B are awaited", every=0.001)
     with pytest.raises(WatchLimitError, match="2 orders that do not exist yet") as refused:
         await anext(manager.watch("C"))
     assert refused.value.retry_after > 0
@@ -570,12 +564,12 @@ async def test_how_many_orders_are_awaited_at_once_is_bounded():
     await manager.add_to_order_queue("EXISTS", "P1/New")
     existing = Follower(manager, "EXISTS")
     await existing.wait_count(1)
-    await until(lambda: manager.watchers_count == 4, "every watcher waits")
+    await poll(lambda: manager.watchers_count == 4, bool, "every watcher waits", every=0.001)
     a.task.cancel()
     also_a.task.cancel()
     await asyncio.gather(a.task, also_a.task, return_exceptions=True)
     c = Follower(manager, "C")
-    await until(lambda: manager.stats(0).awaited == 2, "C is awaited now")
+    await poll(lambda: manager.stats(0).awaited == 2, bool, "C is awaited now", every=0.001)
     for follower in (b, c, existing):
         follower.task.cancel()
     await asyncio.gather(b.task, c.task, existing.task, return_exceptions=True)
@@ -592,7 +586,7 @@ async def test_a_change_that_could_not_be_committed_leaves_no_order_behind():
     assert manager.get_queue_stats()["order_queues_count"] == 0
     # Watched meanwhile, the order is awaited again and its watcher gets what follows.
     watcher = Follower(manager, "NEW")
-    await until(lambda: manager.stats(0).awaited == 1, "the watcher waits")
+    await poll(lambda: manager.stats(0).awaited == 1, bool, "the watcher waits", every=0.001)
     with pytest.raises(StoreError):
         await manager.add_to_order_queue("NEW", "P1/New")
     assert manager.stats(0).awaited == 1

@@ -7,13 +7,13 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from support.polling import final_state
 
 from queues.errors import ClosedError, InvalidStateError, NotFoundError, TaskFailedError
 from queues.priority_task_pool import (
     PriorityQueueManager,
     PriorityTask,
     TaskPriority,
-    TaskRecord,
     TaskStatus,
     priority_queue_manager,
 )
@@ -67,12 +67,6 @@ class Jobs:
     async def wait_started_count(self, count: int) -> None:
         while len(self.started) < count:
             await self._changed.wait()
-
-
-async def final_state(pool: PriorityQueueManager[str], task_id: str) -> TaskRecord[str]:
-    async for state in pool.watch(task_id):
-        last = state
-    return last
 
 
 def counts(pool: PriorityQueueManager[str]) -> tuple[int, int, int]:

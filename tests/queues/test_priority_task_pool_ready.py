@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from support.polling import final_state
 from support.store_doubles import ScriptedStore
 
-from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskRecord, TaskStatus
+from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskStatus
 
 
 class Readiness:
@@ -66,12 +67,6 @@ class Slots:
         self.started.append(name)
         await self._released.setdefault(name, asyncio.Event()).wait()
         return name
-
-
-async def final_state(pool: PriorityQueueManager[str], task_id: str) -> TaskRecord[str]:
-    async for state in pool.watch(task_id):
-        last = state
-    return last
 
 
 async def running(pool: PriorityQueueManager[str], task_id: str) -> None:

@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from support.polling import final_state
 from support.store_doubles import ScriptedStore
 
 from queues.errors import ClosedError
-from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskRecord, TaskStatus
+from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskStatus
 from queues.storage import MemoryStore, Put, StoreError
 
 
@@ -63,12 +64,6 @@ async def add(
     return await pool.add_priority_task(
         f"ORD-{name}", "step", priority, name=name, collected=[], **options
     )
-
-
-async def final_state(pool: PriorityQueueManager[list[str]], task_id: str) -> TaskRecord[Any]:
-    async for state in pool.watch(task_id):
-        last = state
-    return last
 
 
 def counts(pool: PriorityQueueManager[Any]) -> tuple[int, int, int]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support.polling import poll
 from support.quote_harness import submission
 from support.service_process import Launched, run_to_exit, running_service
 
@@ -39,15 +40,6 @@ async def stats(channel: grpc.aio.Channel) -> pb.GetStatsResponse:
     return await pb_grpc.QuoteServiceStub(channel).GetStats(pb.GetStatsRequest())
 
 
-async def until(channel: grpc.aio.Channel, done, what: str) -> pb.GetStatsResponse:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while not done(current := await stats(channel)):
-        assert loop.time() < deadline, f"never {what}: {current}"
-        await asyncio.sleep(0.01)
-    return current
-
-
 async def submit_all(stub: pb_grpc.QuoteServiceStub, names: list[str]) -> list[str]:
     requests = [pb.SubmitQuoteRequest(submission=submission(n)) for n in names]
     answers = await asyncio.gather(*(stub.SubmitQuote(r) for r in requests))
@@ -57,12 +49,14 @@ async def submit_all(stub: pb_grpc.QuoteServiceStub, names: list[str]) -> list[s
 async def test_a_kill_with_messages_pending_and_processing_loses_none(tmp_path):
     async with quote_service(tmp_path, *SCRIPTED) as (service, channel, stub):
         ids = await submit_all(stub, [f"paced-{n}" for n in range(300)])
-        await until(channel, lambda s: s.completed_count >= 20, "20 completed")
+        await poll(lambda: stats(channel), lambda s: s.completed_count >= 20, "20 completed")
         service.process.kill()
         await service.process.wait()
 
     async with quote_service(tmp_path, "--workers", "2") as (service, channel, stub):
-        done = await until(channel, lambda s: s.completed_count == 300, "all completed")
+        done = await poll(
+            lambda: stats(channel), lambda s: s.completed_count == 300, "all completed", within=60
+        )
         assert (done.pending_count, done.processing_count, done.failed_count) == (0, 0, 0)
         for message_id in ids:
             got = (await stub.GetMessage(pb.GetMessageRequest(id=message_id))).message
@@ -73,7 +67,7 @@ async def test_a_kill_with_messages_pending_and_processing_loses_none(tmp_path):
 async def test_an_interrupted_attempt_runs_again_after_the_restart(tmp_path):
     async with quote_service(tmp_path, *SCRIPTED) as (service, channel, stub):
         (slow,) = await submit_all(stub, ["slow-1"])
-        await until(channel, lambda s: s.processing_count == 1, "processing")
+        await poll(lambda: stats(channel), lambda s: s.processing_count == 1, "processing")
         service.process.kill()
         await service.process.wait()
 
@@ -87,7 +81,11 @@ async def test_a_retry_waiting_out_its_backoff_keeps_its_schedule(tmp_path):
     backoff = ("--backoff-base", "3600", "--backoff-cap", "3600")
     async with quote_service(tmp_path, *SCRIPTED, *backoff) as (service, channel, stub):
         (flaky,) = await submit_all(stub, ["fail-1"])
-        await until(channel, lambda s: s.pending_count == 1 and s.processing_count == 0, "")
+        await poll(
+            lambda: stats(channel),
+            lambda s: s.pending_count == 1 and s.processing_count == 0,
+            "one pending, none processing",
+        )
         before = (await stub.GetMessage(pb.GetMessageRequest(id=flaky))).message
         assert (before.retry_count, before.HasField("next_attempt_at")) == (1, True)
         service.process.kill()
@@ -126,7 +124,12 @@ async def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path):
 
     async with quote_service(tmp_path, "--workers", "4") as (service, channel, stub):
         total = len(acknowledged)
-        await until(channel, lambda s: s.completed_count == total, f"{total} completed")
+        await poll(
+            lambda: stats(channel),
+            lambda s: s.completed_count == total,
+            f"{total} completed",
+            within=60,
+        )
         for message_id in acknowledged:
             got = (await stub.GetMessage(pb.GetMessageRequest(id=message_id))).message
             assert got.status == pb.MESSAGE_STATUS_COMPLETED

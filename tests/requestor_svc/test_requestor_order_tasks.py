@@ -7,7 +7,8 @@ import copy
 from collections.abc import AsyncIterator
 
 import pytest
-from support.requestor_harness import COMPLETED, FAILED, NEW, poll
+from support.polling import poll
+from support.requestor_harness import COMPLETED, FAILED, NEW
 
 from queues.errors import NotFoundError, RequestConflictError
 from queues.priority_task_pool import TaskPriority, TaskStatus

@@ -6,7 +6,8 @@ import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support.requestor_harness import FINAL, poll
+from support.polling import poll
+from support.requestor_harness import FINAL
 from support.service_process import run_to_exit, running_service
 
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb

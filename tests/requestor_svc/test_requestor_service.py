@@ -7,7 +7,8 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2
-from support.requestor_harness import FAILED, FINAL, NEW, FakeProcessor, poll
+from support.polling import poll
+from support.requestor_harness import FAILED, FINAL, NEW, FakeProcessor
 from support.rpc_errors import field_violations, reason
 
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb

@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from support.polling import poll
 from support.processor_harness import ProcessorHarness, processor_harness
 from support.quote_harness import QuoteHarness, StartQuote, submission
 from support.requestor_harness import (
     RequestorHarness,
-    poll,
     start_requestor_harness,
     stop_requestor_harness,
 )

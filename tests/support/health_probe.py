@@ -1,9 +1,9 @@
 """Asking a server's health as a Kubernetes probe would, and waiting for a status."""
 
-import asyncio
-
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from support.polling import poll
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -17,9 +17,10 @@ async def check(channel: grpc.aio.Channel, service: str) -> int:
 
 
 async def becomes(channel: grpc.aio.Channel, service: str, status: int) -> None:
-    """Poll service's health until it is status; fail after 30 s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while (now := await check(channel, service)) != status:
-        assert loop.time() < deadline, f"health of {service!r} stayed {now}, never {status}"
-        await asyncio.sleep(0.01)
+    """Poll service's health until it is status."""
+    await poll(
+        lambda: check(channel, service),
+        status.__eq__,
+        f"health of {service!r} {status}",
+        every=0.01,
+    )

@@ -4,7 +4,7 @@ client for a requestor running anywhere."""
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import grpc
@@ -18,11 +18,10 @@ from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
 from requestor_svc.config import RequestorConfig
 from requestor_svc.service import PROCESSOR_SERVICE_NAME, Requestor, start_requestor
 from service_runtime.server import RunningServer, ServiceBinding, start_server
+from support.polling import POLL_DEADLINE_SECONDS, poll
 
 T = TypeVar("T")
 
-#: Longest a test waits for a state it polls for before it fails.
-POLL_DEADLINE_SECONDS = 15.0
 
 FINAL = frozenset(
     {
@@ -36,20 +35,6 @@ FINAL = frozenset(
 NEW = processor_pb.ORDER_EVENT_KIND_PROPOSAL_NEW
 FAILED = processor_pb.ORDER_EVENT_KIND_PROPOSAL_FAILED
 COMPLETED = processor_pb.ORDER_EVENT_KIND_ORDER_COMPLETED
-
-
-async def poll(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], what: str) -> T:
-    """Await read() until done(its value); fail after POLL_DEADLINE_SECONDS."""
-    last: T | None = None
-    try:
-        async with asyncio.timeout(POLL_DEADLINE_SECONDS):
-            while True:
-                last = await read()
-                if done(last):
-                    return last
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"never saw {what}; last value: {last}") from None
 
 
 class FakeProcessor(processor_grpc.ProcessorServiceServicer):

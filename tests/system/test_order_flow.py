@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from support.polling import poll
 from support.processor_harness import processor_harness
 from support.quote_harness import StartQuote, submission
 from support.requestor_harness import (
     RequestorHarness,
-    poll,
     start_requestor_harness,
     stop_requestor_harness,
 )
