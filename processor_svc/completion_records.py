@@ -9,7 +9,7 @@ instead of forgetting it. It is deleted with its order's log.
 
 from typing import Any
 
-from queues.records import VERSION, version_of
+from queues.records import VERSION, field, version_of
 from queues.storage import Delete, Put
 
 COMPLETIONS = "order_completions"
@@ -31,4 +31,4 @@ def completion_delete(order_req_id: str) -> Delete:
 def completion_from_record(key: str, record: dict[str, Any]) -> tuple[str, float]:
     """(order id, requested at) of the record completion_put made at key."""
     version_of(record, RECORD_VERSION)
-    return record["order_req_id"], float(record["requested_at"])
+    return field(record, "order_req_id", str), field(record, "requested_at", float)

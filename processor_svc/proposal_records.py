@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from queues.records import VERSION, version_of
+from queues.records import VERSION, field, version_of
 from queues.storage import Delete, Put
 
 PROPOSALS = "proposals"
@@ -59,12 +59,20 @@ def request_put(request_id: str, request: Request) -> Put:
 def proposal_from_record(key: str, record: dict[str, Any]) -> tuple[str, str, str]:
     """(order id, proposal id, handle) of the record proposal_put made at key."""
     version_of(record, RECORD_VERSION)
-    return record["order_req_id"], record["proposal_id"], record["handle"]
+    return (
+        field(record, "order_req_id", str),
+        field(record, "proposal_id", str),
+        field(record, "handle", str),
+    )
 
 
 def request_from_record(record: dict[str, Any]) -> Request:
     version_of(record, RECORD_VERSION)
-    return Request(record["order_req_id"], record["proposal_id"], record["fingerprint"])
+    return Request(
+        field(record, "order_req_id", str),
+        field(record, "proposal_id", str),
+        field(record, "fingerprint", str),
+    )
 
 
 def order_deletes(

@@ -11,7 +11,7 @@ id and is deduplicated) and is shared by every process of the store.
 import secrets
 from typing import Any
 
-from queues.records import VERSION, load_records, version_of
+from queues.records import VERSION, field, load_records, version_of
 from queues.storage import Put, Store
 
 #: The collection holding the processor's secrets.
@@ -37,7 +37,7 @@ async def request_id_key(store: Store) -> bytes:
 
 def _key_from_record(key: str, record: dict[str, Any]) -> tuple[str, bytes]:
     version_of(record, RECORD_VERSION)
-    secret = bytes.fromhex(record["secret"])
+    secret = bytes.fromhex(field(record, "secret", str))
     if len(secret) != _KEY_BYTES:
         raise ValueError(f"holds a key of {len(secret)} bytes, not {_KEY_BYTES}")
     return key, secret

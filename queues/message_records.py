@@ -15,7 +15,7 @@ from typing import Any, Generic
 
 from queues.codec import Codec
 from queues.message import Message, MessageStatus, P, Priority, R, Review, ReviewDecision
-from queues.records import VERSION, version_of
+from queues.records import VERSION, check, field, version_of
 from queues.storage import Delete, Put
 
 COLLECTION = "messages"
@@ -68,36 +68,42 @@ class MessageCodec(Generic[P, R]):
     def message(
         self, key: str, record: dict[str, Any]
     ) -> tuple[Message[P, R], RequestFacts | None]:
-        """The message the record at key holds. Raises KeyError, ValueError or whatever
+        """The message the record at key holds. Raises FieldError, ValueError or whatever
         the codecs raise for a record this program did not write."""
         version_of(record, RECORD_VERSION)
-        review = record["review"]
-        status = MessageStatus(record["status"])
+        status = field(record, "status", MessageStatus)
+        result = field(record, "result", object, nullable=True)
+        review = field(record, "review", list, nullable=True, length=4)
         message: Message[P, R] = Message(
-            id=record["id"],
-            seq=record["seq"],
-            payload=self.payload.decode(record["payload"]),
-            priority=Priority(record["priority"]),
+            id=field(record, "id", str),
+            seq=field(record, "seq", int, minimum=1),
+            payload=self.payload.decode(field(record, "payload", object)),
+            priority=field(record, "priority", Priority),
             # PROCESSING is never written; should a record say so, the attempt
             # it names died with the process that ran it.
             status=MessageStatus.PENDING if status is MessageStatus.PROCESSING else status,
-            created_at=record["created_at"],
-            max_retries=record["max_retries"],
-            attempt_timeout=record["attempt_timeout"],
-            request_id=record["request_id"],
-            started_at=record["started_at"],
-            completed_at=record["completed_at"],
-            error_message=record["error_message"],
-            retry_count=record["retry_count"],
-            next_attempt_at=record["next_attempt_at"],
-            result=None if record["result"] is None else self.result.decode(record["result"]),
-            review_reason=record["review_reason"],
+            created_at=field(record, "created_at", float),
+            max_retries=field(record, "max_retries", int, minimum=0),
+            attempt_timeout=field(record, "attempt_timeout", float, minimum=0),
+            request_id=field(record, "request_id", str),
+            started_at=field(record, "started_at", float, nullable=True),
+            completed_at=field(record, "completed_at", float, nullable=True),
+            error_message=field(record, "error_message", str),
+            retry_count=field(record, "retry_count", int, minimum=0),
+            next_attempt_at=field(record, "next_attempt_at", float, nullable=True),
+            result=None if result is None else self.result.decode(result),
+            review_reason=field(record, "review_reason", str),
             review=None
             if review is None
-            else Review(ReviewDecision(review[0]), review[1], review[2], review[3]),
-            dead_lettered=record["dead_lettered"],
+            else Review(
+                check(review[0], ReviewDecision, "review[0]"),
+                check(review[1], str, "review[1]"),
+                check(review[2], str, "review[2]"),
+                check(review[3], float, "review[3]"),
+            ),
+            dead_lettered=field(record, "dead_lettered", bool),
         )
-        request = record["request"]
+        request = field(record, "request", list, nullable=True, length=3)
         return message, None if request is None else RequestFacts.from_json(request)
 
     def fingerprint(
@@ -133,4 +139,9 @@ class RequestFacts:
 
     @classmethod
     def from_json(cls, data: list[Any]) -> RequestFacts:
-        return cls(data[0], data[1], data[2])
+        """Raises FieldError (records.py) for an item of the wrong type."""
+        return cls(
+            check(data[0], str, "request[0]"),
+            check(data[1], int, "request[1]", minimum=0),
+            check(data[2], float, "request[2]", minimum=0),
+        )

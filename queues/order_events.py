@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from queues.codec import Codec
-from queues.records import VERSION, version_of
+from queues.records import VERSION, field, version_of
 from queues.storage import Put
 
 T = TypeVar("T")
@@ -78,14 +78,14 @@ def event_put(event: OrderEvent[T], codec: Codec[T]) -> Put:
 def event_from_record(record: dict[str, Any], codec: Codec[T]) -> OrderEvent[T]:
     """The event whose record event_put made."""
     version_of(record, EVENT_VERSION)
-    data = record["data"]
+    data = field(record, "data", object, nullable=True)
     return OrderEvent(
-        order_req_id=record["order_req_id"],
-        sequence=record["sequence"],
-        kind=OrderEventKind(record["kind"]),
-        proposal_id=record["proposal_id"],
-        text=record["text"],
-        created_at=record["created_at"],
+        order_req_id=field(record, "order_req_id", str),
+        sequence=field(record, "sequence", int, minimum=1),
+        kind=field(record, "kind", OrderEventKind),
+        proposal_id=field(record, "proposal_id", str),
+        text=field(record, "text", str),
+        created_at=field(record, "created_at", float),
         data=None if data is None else codec.decode(data),
-        error=record["error"],
+        error=field(record, "error", str),
     )

@@ -7,7 +7,7 @@ still follows the order learns that it is gone, across restarts too.
 
 from typing import Any
 
-from queues.records import version_of
+from queues.records import field, version_of
 from queues.storage import Delete, Put
 
 #: The collection holding a tombstone per removed order, keyed by its id.
@@ -30,4 +30,4 @@ def tombstone_delete(order_req_id: str) -> Delete:
 def tombstone_from_record(key: str, record: dict[str, Any]) -> tuple[str, float]:
     """(order id, removed at) of the tombstone whose record tombstone_put made at key."""
     version_of(record, _VERSION)
-    return record["order_req_id"], float(record["removed_at"])
+    return field(record, "order_req_id", str), field(record, "removed_at", float)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic
 
 from queues.codec import Codec
-from queues.records import VERSION, version_of
+from queues.records import VERSION, check, field, version_of
 from queues.storage import Delete, Put
 from queues.task import PriorityTask, R, TaskPriority, TaskRecord, TaskStatus
 
@@ -64,32 +64,36 @@ class TaskCodec(Generic[R]):
         )
 
     def decode(self, task_id: str, value: dict[str, Any]) -> StoredTask[R]:
-        """The task a record holds. Raises KeyError, ValueError or whatever the
+        """The task a record holds. Raises FieldError, ValueError or whatever the
         codecs raise for a record this program did not write."""
         version = version_of(value, TASK_VERSION)
-        status = TaskStatus(value["status"])
+        status = field(value, "status", TaskStatus)
         final = status.is_final
+        priority = field(value, "priority", int)
+        started_at = field(value, "started_at", float, nullable=True)
+        result = field(value, "result", object, nullable=True)
         record: TaskRecord[R] = TaskRecord(
             task_id=task_id,
-            order_req_id=value["order_req_id"],
+            order_req_id=field(value, "order_req_id", str),
             priority=(
-                TaskPriority(value["priority"])
+                check(priority, TaskPriority, "priority")
                 if version >= 2
-                else priority_from_version_1(value["priority"])
+                else priority_from_version_1(priority)
             ),
             # The pool never writes RUNNING; should a record say so, the run it
             # names died with the process, and the task waits to run again.
             status=status if final else TaskStatus.QUEUED,
-            created_at=value["created_at"],
-            deadline=value["deadline"],
-            queue_position=value["queue_position"],
-            started_at=value["started_at"] if final else None,
-            completed_at=value["completed_at"],
-            result=None if value["result"] is None else self.result.decode(value["result"]),
-            error=value["error"],
-            kwargs=self.args.decode(value["kwargs"]),
+            created_at=field(value, "created_at", float),
+            deadline=field(value, "deadline", float, nullable=True),
+            queue_position=field(value, "queue_position", int, minimum=0),
+            started_at=started_at if final else None,
+            # A final task always ended at some time: the pool sorts them by it.
+            completed_at=field(value, "completed_at", float, nullable=not final),
+            result=None if result is None else self.result.decode(result),
+            error=field(value, "error", str),
+            kwargs=self.args.decode(field(value, "kwargs", dict)),
         )
-        return StoredTask(record, value["seq"], value["func"])
+        return StoredTask(record, field(value, "seq", int, minimum=1), field(value, "func", str))
 
 
 def priority_from_version_1(number: int) -> TaskPriority:

@@ -6,47 +6,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from support.stored_records import (
+    a_task,
+    an_event,
+    start_desk,
+    start_messages,
+    start_orders,
+    start_tasks,
+)
 
-from processor_svc.proposal_desk import ProposalDesk
 from queues.codec import JsonCodec
-from queues.message import Outcome
-from queues.message_queue import MessageQueue
-from queues.order_events import OrderEvent, OrderEventKind, event_from_record, event_put
-from queues.order_queues import OrderQueueManager
-from queues.priority_task_pool import PriorityQueueManager
+from queues.order_events import event_from_record, event_put
 from queues.records import RecordError
 from queues.storage import MemoryStore, Put, Store
-from queues.task import PriorityTask, TaskPriority, TaskRecord, TaskStatus
 from queues.task_records import TASK_VERSION, TaskCodec
-
-
-async def price(payload: str) -> Outcome[str]:
-    return Outcome(payload)
-
-
-async def step(**kwargs: Any) -> str:
-    return "done"
-
-
-def start_messages(store: Store) -> Awaitable[None]:
-    return MessageQueue(price, store=store).start()
-
-
-def start_tasks(store: Store) -> Awaitable[None]:
-    return PriorityQueueManager(1, store=store, task_funcs={"step": step}).start()
-
-
-def start_orders(store: Store) -> Awaitable[None]:
-    return OrderQueueManager(store=store).start()
-
-
-async def start_desk(store: Store) -> None:
-    orders: OrderQueueManager[Any] = OrderQueueManager(store=store)
-    await orders.start()
-    try:
-        await ProposalDesk(orders, pricer=None).start()  # type: ignore[arg-type]
-    finally:
-        await orders.stop()
 
 
 @pytest.mark.parametrize(
@@ -63,7 +36,7 @@ async def start_desk(store: Store) -> None:
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
-        ({"seq": 1}, "is broken: KeyError: "),
+        ({"seq": 1}, "is broken: field "),
         ({"version": 99, "order_req_id": "o1"}, "has version 99; this program reads 1 to "),
     ],
 )
@@ -90,23 +63,13 @@ async def test_a_record_that_cannot_be_read_refuses_the_start_naming_it(
 
 def test_event_and_task_records_without_a_version_read_as_version_one() -> None:
     codec: JsonCodec = JsonCodec()
-    event: OrderEvent[Any] = OrderEvent(
-        "o1", 1, OrderEventKind.PROPOSAL_NEW, "p1", "p1/New", 5.0, {"q": 1}
-    )
+    event = an_event()
     written = event_put(event, codec).value
     assert written.pop("version") == 1
     assert event_from_record(written, codec) == event
 
     tasks: TaskCodec[Any] = TaskCodec(codec, codec)
-    record: TaskRecord[Any] = TaskRecord(
-        task_id="t1",
-        order_req_id="o1",
-        priority=TaskPriority.MEDIUM,
-        status=TaskStatus.QUEUED,
-        created_at=1.0,
-        kwargs={"a": 1},
-    )
-    item = PriorityTask(TaskPriority.MEDIUM, 3, "t1", "o1", step, {"a": 1}, 1.0, func_name="step")
+    item, record = a_task()
     put = tasks.put(item, record)
     assert put.value.pop("version") == TASK_VERSION
     stored = tasks.decode("t1", put.value)

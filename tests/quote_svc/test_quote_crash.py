@@ -182,7 +182,12 @@ async def test_an_unusable_database_is_refused_at_start(tmp_path, damage):
     [
         pytest.param('{"cut', "is not JSON", id="not-json"),
         pytest.param(
-            '{"id": "m7", "seq": 7}', "is broken: KeyError: 'review'", id="a-field-missing"
+            '{"id": "m7", "seq": 7}', "is broken: field 'status' is missing", id="a-field-missing"
+        ),
+        pytest.param(
+            '{"status": "pending", "result": null, "review": null, "id": "m7", "seq": "7"}',
+            "is broken: field 'seq' must be an integer of at least 1, not a string '7'",
+            id="a-field-of-the-wrong-type",
         ),
     ],
 )
