@@ -7,7 +7,9 @@ terminal (SIGHUP) stops them the same way. Each line a service logs is prefixed
 with its name. If one service exits on its own, the others are stopped and the
 supervisor exits non-zero. If the supervisor itself dies, even by SIGKILL, the
 services notice and drain (service_runtime.supervision), so none is left
-holding its port.
+holding its port. If the process that started the supervisor (make) dies, even
+by SIGKILL, the supervisor notices within PARENT_WATCH_SECONDS that it was
+handed to another parent and stops the services as SIGTERM would.
 """
 
 import argparse
@@ -19,6 +21,8 @@ import sys
 from service_runtime.supervision import SUPERVISOR_FD_VARIABLE
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: How often the supervisor checks that the process that started it lives.
+PARENT_WATCH_SECONDS = 0.2
 
 
 async def _relay(name: str, stream: asyncio.StreamReader) -> None:
@@ -28,7 +32,21 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
         sys.stderr.buffer.flush()
 
 
-async def supervise(modules: list[str]) -> int:
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    # A polled getppid() rather than Linux's PR_SET_PDEATHSIG: it works on
+    # every POSIX system, and it sees a parent that died before the watch began.
+    while os.getppid() == parent:
+        try:
+            async with asyncio.timeout(PARENT_WATCH_SECONDS):
+                await stop.wait()
+            return  # stopping already, for another reason
+        except TimeoutError:
+            pass
+    print("[supervisor] the process that started me is gone; stopping", file=sys.stderr)
+    stop.set()
+
+
+async def supervise(modules: list[str], parent: int) -> int:
     # Only this process holds the write end, and never writes: the services
     # see end of file on theirs once it is gone, however it ends.
     watched, held = os.pipe()
@@ -57,6 +75,7 @@ async def supervise(modules: list[str]) -> int:
         loop.add_signal_handler(signum, stop_requested.set)
     waits = {asyncio.create_task(child.wait()): name for name, child in children.items()}
     stopping = asyncio.create_task(stop_requested.wait())
+    watching = asyncio.create_task(_watch_parent(parent, stop_requested))
     done, _ = await asyncio.wait([*waits, stopping], return_when=asyncio.FIRST_COMPLETED)
     unexpected = [waits[task] for task in done if task in waits]
     for name in unexpected:
@@ -67,6 +86,7 @@ async def supervise(modules: list[str]) -> int:
     codes = await asyncio.gather(*(child.wait() for child in children.values()))
     await asyncio.gather(*relays)
     stopping.cancel()
+    watching.cancel()
     os.close(held)
     return 1 if unexpected or any(codes) else 0
 
@@ -74,7 +94,8 @@ async def supervise(modules: list[str]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="+", help="service modules, run as python -m MODULE")
-    sys.exit(asyncio.run(supervise(parser.parse_args().modules)))
+    parent = os.getppid()
+    sys.exit(asyncio.run(supervise(parser.parse_args().modules, parent)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from support import health_probe
+from support.polling import poll
 from support.service_process import run_to_exit
 
 SERVICES = {
@@ -175,6 +176,56 @@ async def test_the_services_stop_when_the_supervisor_is_killed(tmp_path):
         assert all(_port_is_free(port) for port in ports.values())
     finally:
         await _stop_all(process, services)
+
+
+# What make is to the supervisor: a parent that starts it, passes its output
+# through, and waits. It prints the supervisor's pid for the test.
+_PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, *sys.argv[1:]])
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads children from /proc")
+async def test_the_supervisor_and_its_services_stop_when_its_parent_is_killed(tmp_path):
+    ports = {name: _free_port() for name in SERVICES}
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PARENT,
+        str(SUPERVISOR),
+        *SERVICES,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **_with_data_dir(tmp_path, _wired(ports))},
+    )
+    assert parent.stdout is not None
+    supervisor = int(await parent.stdout.readline())
+    services: list[int] = []
+    try:
+        await _read_until(parent, {f"[{name}] serving" for name in SERVICES})
+        services = _children(supervisor)
+        assert len(services) == len(SERVICES)
+
+        parent.kill()  # as `kill -9` on make: nothing reaches the supervisor
+        await parent.wait()
+
+        await poll(
+            lambda: [pid for pid in [supervisor, *services] if not _gone(pid)],
+            _none,
+            "the processes",
+        )
+        assert all(_port_is_free(port) for port in ports.values())
+    finally:
+        for pid in [supervisor, *services]:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _none(running: list[int]) -> bool:
+    return not running
 
 
 async def test_a_second_make_run_on_the_same_data_dir_fails_and_leaves_the_first_serving(
