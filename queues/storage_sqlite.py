@@ -25,8 +25,9 @@ A full disk: SQLite may end a transaction itself when it fails (SQLITE_FULL),
 so the error reported is the one that failed the transaction, never that of a
 ROLLBACK with no transaction left to end. After a failed transaction the WAL is
 checkpointed and truncated, so space freed on the disk goes to the next commit
-instead of to a WAL growing back into it, and journal_size_limit keeps the
-WAL from staying at its largest after a burst.
+instead of to a WAL growing back into it; on a disk still full the checkpoint
+fails too, and is tried again after every commit until it completes.
+journal_size_limit keeps the WAL from staying at its largest after a burst.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class SqliteStore:
         self._connection: sqlite3.Connection | None = None
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        # Owed after a failed transaction, until a checkpoint completes (_checkpoint).
+        self._checkpoint_owed = False
 
     async def open(self) -> None:
         try:
@@ -167,7 +170,7 @@ class SqliteStore:
 
     def _refuse_empty_beside_wal(self) -> None:
         if self.path.is_file() and self.path.stat().st_size == 0:
-            beside = [p.name for p in (self._sidecar("-wal"), self._sidecar("-shm")) if p.exists()]
+            beside = [sidecar.name for sidecar in self._sidecars() if sidecar.exists()]
             if beside:
                 raise sqlite3.DatabaseError(
                     f"the file is empty, but an earlier run left {' and '.join(beside)} "
@@ -175,12 +178,24 @@ class SqliteStore:
                     "it and them to start empty"
                 )
 
-    def _sidecar(self, suffix: str) -> Path:
-        return self.path.with_name(self.path.name + suffix)
+    def _sidecars(self) -> tuple[Path, ...]:
+        """The -wal and -shm files SQLite keeps beside a file in WAL mode."""
+        return tuple(self.path.with_name(self.path.name + end) for end in ("-wal", "-shm"))
 
     def _check(self) -> None:
         """Refuse a file this store cannot use, through a connection that cannot
         write: not even a checkpoint of its WAL changes the file."""
+        found = {sidecar for sidecar in self._sidecars() if sidecar.exists()}
+        try:
+            self._check_read_only()
+        except sqlite3.DatabaseError:
+            # Reading a WAL-mode file makes an empty -wal and an -shm beside it;
+            # a refused file is left as it was found, without them.
+            for sidecar in set(self._sidecars()) - found:
+                sidecar.unlink(missing_ok=True)
+            raise
+
+    def _check_read_only(self) -> None:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
@@ -254,12 +269,22 @@ class SqliteStore:
             connection.execute("COMMIT")
         except BaseException:
             _roll_back(connection)
-            # Moves what the WAL holds into the file and truncates the WAL, so
-            # that space freed on a full disk goes to the next commit. It may
-            # fail on a disk still full; the next failure tries again.
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._checkpoint_owed = True
+            self._checkpoint()
             raise
+        if self._checkpoint_owed:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Move what the WAL holds into the file and truncate the WAL, so that
+        space freed on a full disk goes to the next commits rather than to a WAL
+        growing back into it. On a disk still full it fails, as it must grow the
+        file; it stays owed, and is tried after each commit until it completes."""
+        assert self._connection is not None
+        with contextlib.suppress(sqlite3.Error):
+            busy, _, _ = self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            # busy: a reader held the WAL, so it was not truncated.
+            self._checkpoint_owed = busy != 0
 
 
 def _schema_version(connection: sqlite3.Connection) -> int:

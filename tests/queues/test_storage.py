@@ -192,10 +192,15 @@ def a_foreign_database(path: Path) -> None:
     side.close()
 
 
+def cut_short(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:20_000])
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
         (damage_a_page, "the file is damaged"),
+        (cut_short, "the file is damaged: database disk image is malformed"),
         (a_foreign_database, r"it holds tables \(accounts\) but no schema version"),
     ],
 )
@@ -212,6 +217,7 @@ async def test_a_file_that_is_not_a_usable_store_is_refused_unmodified(tmp_path,
         await store.open()
     await store.close()
     assert path.read_bytes() == before
+    assert [file.name for file in tmp_path.iterdir()] == ["s.db"], "no -wal or -shm is left"
 
 
 async def test_an_empty_file_beside_a_wal_is_refused_and_the_wal_kept(tmp_path):
