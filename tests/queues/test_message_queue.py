@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from support.polling import final_state
+from support.scripted import Scripted
 
 from queues.backoff import Backoff
 from queues.errors import (
@@ -21,39 +22,15 @@ from queues.message_queue import MessageQueue
 FAST_BACKOFF = Backoff(base=0.001, cap=0.002, jitter=0.0)
 
 
-class Script:
-    """A handler whose behaviour per payload the test controls."""
+class Script(Scripted):
+    """A handler whose behaviour per payload the test controls, and what it holds for review."""
 
     def __init__(self) -> None:
-        self.started: list[str] = []
-        self.finished: list[str] = []
-        self.gates: dict[str, asyncio.Event] = {}
-        self.failures: dict[str, int] = {}
+        super().__init__()
         self.reviews: dict[str, str] = {}
-        self.hang: set[str] = set()
-        self.cancelled: list[str] = []
-        self.cancelled_event = asyncio.Event()
-        self.started_event = asyncio.Event()
-
-    def gate(self, payload: str) -> asyncio.Event:
-        return self.gates.setdefault(payload, asyncio.Event())
 
     async def __call__(self, payload: str) -> Outcome[str]:
-        self.started.append(payload)
-        self.started_event.set()
-        try:
-            if payload in self.hang:
-                await asyncio.Event().wait()
-            if payload in self.gates:
-                await self.gates[payload].wait()
-        except asyncio.CancelledError:
-            self.cancelled.append(payload)
-            self.cancelled_event.set()
-            raise
-        if self.failures.get(payload, 0) > 0:
-            self.failures[payload] -= 1
-            raise RuntimeError(f"boom {payload}")
-        self.finished.append(payload)
+        await self.play(payload)
         return Outcome(f"priced {payload}", self.reviews.get(payload, ""))
 
 
@@ -62,12 +39,6 @@ async def reach(queue: MessageQueue[str, str], message_id: str, status: MessageS
         if state.status is status:
             return
     raise AssertionError(f"{message_id} ended without reaching {status}")
-
-
-async def wait_started(script: Script, payload: str) -> None:
-    while payload not in script.started:
-        script.started_event.clear()
-        await script.started_event.wait()
 
 
 @pytest.fixture
@@ -84,7 +55,7 @@ async def queue(script: Script) -> AsyncIterator[MessageQueue[str, str]]:
 async def test_high_submitted_after_fifty_normals_goes_first(script, queue):
     script.gate("blocker")
     blocker = (await queue.submit("blocker", priority=Priority.NORMAL)).message
-    await wait_started(script, "blocker")
+    await script.wait_started("blocker")
     normals = [(await queue.submit(f"n{i}", priority=Priority.NORMAL)).message for i in range(50)]
     high = await queue.submit("high", priority=Priority.HIGH)
     assert high.position == 0
@@ -98,7 +69,7 @@ async def test_high_submitted_after_fifty_normals_goes_first(script, queue):
 async def test_priorities_then_fifo_within_each(script, queue):
     script.gate("blocker")
     await queue.submit("blocker", priority=Priority.URGENT)
-    await wait_started(script, "blocker")
+    await script.wait_started("blocker")
     order = [
         ("l1", Priority.LOW),
         ("n1", Priority.NORMAL),
@@ -198,14 +169,14 @@ async def test_redrive_resets_retries_and_requeues(script, queue):
 async def test_cancel_pending_processing_and_final(script, queue):
     script.gate("running")
     running = (await queue.submit("running", priority=Priority.NORMAL)).message
-    await wait_started(script, "running")
+    await script.wait_started("running")
     waiting = (await queue.submit("waiting", priority=Priority.NORMAL)).message
 
     assert (await queue.cancel(waiting.id)).status is MessageStatus.CANCELLED
     cancelled = await queue.cancel(running.id)
     assert cancelled.status is MessageStatus.CANCELLED
     assert (await final_state(queue, running.id)).status is MessageStatus.CANCELLED
-    await script.cancelled_event.wait()
+    await script.wait_cancelled("running")
 
     # The worker is free again and the cancelled pending message never ran.
     after = (await queue.submit("after", priority=Priority.NORMAL)).message
@@ -221,7 +192,7 @@ async def test_full_queue_refuses_with_a_hint_and_keeps_every_accepted_message(s
     async with MessageQueue(script, workers=1, max_size=3) as queue:
         script.gate("first")
         accepted = [(await queue.submit("first", priority=Priority.NORMAL)).message]
-        await wait_started(script, "first")
+        await script.wait_started("first")
         accepted += [
             (await queue.submit(f"m{i}", priority=Priority.NORMAL)).message for i in range(2)
         ]
@@ -250,7 +221,7 @@ async def test_watch_shows_each_transition_and_ends(script, queue):
     message = (await queue.submit("x", priority=Priority.NORMAL)).message
     stream = queue.watch(message.id)
     first = await anext(stream)
-    await wait_started(script, "x")
+    await script.wait_started("x")
     script.gates["x"].set()
     rest = [state async for state in stream]
     assert [first.status, *(s.status for s in rest)][-2:] == [
@@ -338,8 +309,8 @@ async def test_stats_are_exact_after_a_mixed_workload(script):
             ("cancel-me", Priority.NORMAL),
         ]:
             ids[name] = (await queue.submit(name, priority=priority, max_retries=0)).message.id
-        await wait_started(script, "run1")
-        await wait_started(script, "run2")
+        await script.wait_started("run1")
+        await script.wait_started("run2")
         await queue.cancel(ids["cancel-me"])
         stats = queue.stats()
         assert (stats.pending, stats.processing, stats.cancelled) == (3, 2, 1)
@@ -383,7 +354,7 @@ async def test_a_repeated_request_id_returns_the_first_message(script, queue):
 async def test_run_inline_processes_without_the_queue(script, queue):
     script.gate("blocker")
     await queue.submit("blocker", priority=Priority.URGENT)
-    await wait_started(script, "blocker")
+    await script.wait_started("blocker")
     done = await queue.run_inline("inline", priority=Priority.LOW)
     assert done.status is MessageStatus.COMPLETED
     assert done.result == "priced inline"
@@ -403,7 +374,7 @@ async def test_close_hands_running_attempts_back_and_refuses_new_work(script):
     script.hang.add("long")
     message = (await queue.submit("long", priority=Priority.NORMAL)).message
     waiting = (await queue.submit("next", priority=Priority.NORMAL)).message
-    await wait_started(script, "long")
+    await script.wait_started("long")
     await queue.stop(grace=0)
     assert queue.get(message.id).status is MessageStatus.PENDING
     assert queue.get(message.id).retry_count == 0
@@ -416,7 +387,7 @@ async def test_list_pages_in_creation_order_with_filters(script):
     async with MessageQueue(script, workers=1, max_size=100) as queue:
         script.gate("blocker")
         await queue.submit("blocker", priority=Priority.NORMAL)
-        await wait_started(script, "blocker")
+        await script.wait_started("blocker")
         highs = [(await queue.submit(f"h{i}", priority=Priority.HIGH)).message.id for i in range(5)]
         for i in range(3):
             await queue.submit(f"l{i}", priority=Priority.LOW)
@@ -457,7 +428,7 @@ def test_a_message_copy_carries_every_field():
 async def test_a_run_inline_caller_that_goes_away_takes_its_attempt_with_it(script, queue):
     script.hang.add("abandoned")
     running = asyncio.create_task(queue.run_inline("abandoned", priority=Priority.LOW))
-    await wait_started(script, "abandoned")
+    await script.wait_started("abandoned")
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
@@ -469,7 +440,7 @@ async def test_a_run_inline_caller_that_goes_away_takes_its_attempt_with_it(scri
 async def test_cancelling_an_inline_run_answers_it_cancelled_and_its_caller_goes_on(script, queue):
     script.hang.add("inline")
     running = asyncio.create_task(queue.run_inline("inline", priority=Priority.LOW))
-    await wait_started(script, "inline")
+    await script.wait_started("inline")
     [message], _ = queue.list_messages()
     assert (await queue.cancel(message.id)).status is MessageStatus.CANCELLED
     assert (await running).status is MessageStatus.CANCELLED

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from support.polling import poll
+from support.scripted import Scripted
 from support.store_doubles import ScriptedStore, cap_pages
 
 from queues.backoff import Backoff
@@ -19,24 +20,19 @@ from queues.storage_sqlite import SqliteStore
 FAST = Backoff(base=0.001, cap=0.002, jitter=0.0)
 
 
-class Gated:
+class Gated(Scripted):
     """A handler whose attempts wait for `go`, recording what they started."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.go = asyncio.Event()
-        self.started: list[str] = []
-        self.started_event = asyncio.Event()
 
     async def __call__(self, payload: str) -> Outcome[str]:
-        self.started.append(payload)
-        self.started_event.set()
-        await self.go.wait()
+        await self.play(payload)
         return Outcome(f"priced {payload}")
 
-    async def wait_started(self, payload: str) -> None:
-        while payload not in self.started:
-            self.started_event.clear()
-            await self.started_event.wait()
+    async def hold(self, name: str) -> None:
+        await self.go.wait()
 
 
 class RefusingCodec(JsonCodec):
@@ -230,9 +226,7 @@ async def test_an_attempt_whose_failure_cannot_be_recorded_either_runs_again_lat
     message = (await queue.submit("flaky", priority=Priority.NORMAL)).message
     payloads.refused.add("flaky")  # from now on no record of it can be made
     await handler.wait_started("flaky")
-    while len(handler.started) < 3:  # it ran again, and again: the worker lives
-        handler.started_event.clear()
-        await handler.started_event.wait()
+    await handler.wait_started_count(3)  # it ran again, and again: the worker lives
     payloads.refused.clear()
     ended = await final(queue, message.id)
     assert ended.status is MessageStatus.FAILED
