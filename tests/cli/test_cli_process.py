@@ -59,7 +59,7 @@ async def test_an_unreachable_service_is_one_line_and_exit_code_5(dead_address):
 async def test_ctrl_c_during_a_watch_exits_130_quietly(cli, quote):
     quote.rating.gate("Ada")
     queued = await quote.stub.SubmitQuote(pb.SubmitQuoteRequest(submission=submission("Ada")))
-    await quote.rating.started_event("Ada").wait()
+    await quote.rating.wait_started("Ada")
     process = await start(*cli.argv(("--json", "quote", "watch", queued.message.id)))
     assert process.stdout is not None
     async with asyncio.timeout(PROCESS_DEADLINE_SECONDS):

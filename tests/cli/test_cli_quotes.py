@@ -54,7 +54,7 @@ async def test_watch_prints_one_json_line_per_state_as_it_comes(cli, quote):
     queued = await quote.stub.SubmitQuote(
         pb.SubmitQuoteRequest(submission=submission("Ada Lovelace"))
     )
-    await quote.rating.started_event("Ada Lovelace").wait()
+    await quote.rating.wait_started("Ada Lovelace")
     watch = cli.start("quote", "watch", queued.message.id, "--json")
     # The watch has printed the state it found before the quote moves on.
     await watch.stdout.wait_for_lines(1)
@@ -113,7 +113,7 @@ async def test_get_of_a_rejected_quote_shows_it_and_exits_1(cli):
 async def test_cancel_a_pending_quote_then_again(cli, quote):
     quote.rating.gate("busy")
     await quote.stub.SubmitQuote(pb.SubmitQuoteRequest(submission=submission("busy")))
-    await quote.rating.started_event("busy").wait()
+    await quote.rating.wait_started("busy")
     waiting = await quote.stub.SubmitQuote(pb.SubmitQuoteRequest(submission=submission("Ada")))
     cancelled = await cli("--json", "quote", "cancel", waiting.message.id)
     assert cancelled.code == 0, cancelled.stderr

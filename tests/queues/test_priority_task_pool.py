@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from support.polling import final_state
+from support.scripted import Scripted
 
 from queues.errors import ClosedError, InvalidStateError, NotFoundError, TaskFailedError
 from queues.priority_task_pool import (
@@ -19,54 +20,12 @@ from queues.priority_task_pool import (
 )
 
 
-class Jobs:
+class Jobs(Scripted):
     """Task functions whose behaviour the test controls, and what they did."""
 
-    def __init__(self) -> None:
-        self.log: list[str] = []
-        self.gates: dict[str, asyncio.Event] = {}
-        self.hang: set[str] = set()
-        self.running = 0
-        self.max_running = 0
-        self._changed = asyncio.Event()
-
-    def gate(self, name: str) -> asyncio.Event:
-        return self.gates.setdefault(name, asyncio.Event())
-
-    @property
-    def started(self) -> list[str]:
-        return [entry.split(" ", 1)[1] for entry in self.log if entry.startswith("start ")]
-
     async def run(self, name: str, fail: str = "") -> str:
-        self.note(f"start {name}", +1)
-        try:
-            if name in self.hang:
-                await asyncio.Event().wait()
-            if name in self.gates:
-                await self.gates[name].wait()
-        except asyncio.CancelledError:
-            self.note(f"cancelled {name}", -1)
-            raise
-        if fail:
-            self.note(f"failed {name}", -1)
-            raise RuntimeError(fail)
-        self.note(f"end {name}", -1)
+        await self.play(name, fail)
         return f"done {name}"
-
-    def note(self, entry: str, running: int = 0) -> None:
-        self.log.append(entry)
-        self.running += running
-        self.max_running = max(self.max_running, self.running)
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_for(self, entry: str) -> None:
-        while entry not in self.log:
-            await self._changed.wait()
-
-    async def wait_started_count(self, count: int) -> None:
-        while len(self.started) < count:
-            await self._changed.wait()
 
 
 def counts(pool: PriorityQueueManager[str]) -> tuple[int, int, int]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from support.polling import final_state
+from support.scripted import Scripted
 from support.store_doubles import ScriptedStore
 
 from queues.errors import ClosedError
@@ -15,32 +16,14 @@ from queues.priority_task_pool import PriorityQueueManager, TaskPriority, TaskSt
 from queues.storage import MemoryStore, Put, StoreError
 
 
-class Work:
+class Work(Scripted):
     """The durable task function "step": it adds to its `collected` argument,
     then waits for its gate (if it has one), then fails or returns."""
 
-    def __init__(self) -> None:
-        self.started: list[str] = []
-        self.gates: dict[str, asyncio.Event] = {}
-        self._changed = asyncio.Event()
-
-    def gate(self, name: str) -> asyncio.Event:
-        return self.gates.setdefault(name, asyncio.Event())
-
     async def step(self, name: str, collected: list[str], fail: str = "") -> list[str]:
-        self.started.append(name)
-        self._changed.set()
-        self._changed = asyncio.Event()
         collected.append(f"{name} began")
-        if name in self.gates:
-            await self.gates[name].wait()
-        if fail:
-            raise RuntimeError(fail)
+        await self.play(name, fail)
         return [*collected, f"{name} done"]
-
-    async def wait_started(self, count: int) -> None:
-        while len(self.started) < count:
-            await self._changed.wait()
 
 
 def durable_pool(
@@ -77,7 +60,7 @@ async def test_queued_and_running_tasks_come_back_in_line_with_their_ids():
     await before.start()
     work.gate("running")
     running = await add(before, "running")
-    await work.wait_started(1)
+    await work.wait_started_count(1)
     queued = {
         name: await add(before, name, priority)
         for name, priority in [
@@ -104,7 +87,7 @@ async def test_queued_and_running_tasks_come_back_in_line_with_their_ids():
     )
     assert [after.get_task(t).queue_position for t in queued.values()] == [0, 0, 0, 1]
     work.gate("high1")
-    await work.wait_started(1)
+    await work.wait_started_count(1)
     # Added after the restart, it queues behind the HIGH tasks from before it.
     newer = await add(after, "newer", TaskPriority.HIGH)
     work.gates["high1"].set()
@@ -174,7 +157,7 @@ async def test_finished_tasks_come_back_as_they_were():
     # Four tasks ahead of it for two slots: it is surely still queued.
     queued = await add(before, "queued")
     await before.cancel_task(queued)
-    await work.wait_started(4)
+    await work.wait_started_count(4)
     await before.cancel_task(cancelled)
     ends = {task_id: await final_state(before, task_id) for task_id in (ok, bad, cut)}
     ends |= {t: before.get_task(t) for t in (cancelled, queued)}
@@ -202,7 +185,7 @@ async def test_a_deadline_that_passed_while_down_times_the_task_out_unrun():
     await before.start()
     work.gate("blocker")
     await add(before, "blocker")
-    await work.wait_started(1)
+    await work.wait_started_count(1)
     due = await add(before, "due", deadline=1100.0)
     later = await add(before, "later", deadline=5000.0)
     crashed = copy.deepcopy(store)
@@ -254,7 +237,7 @@ async def test_a_cancel_the_store_refuses_leaves_the_task_running():
     await pool.start()
     work.gate("running")
     running = await add(pool, "running")
-    await work.wait_started(1)
+    await work.wait_started_count(1)
     store.failing = True
     with pytest.raises(StoreError, match="disk full"):
         await pool.cancel_task(running)
@@ -273,7 +256,7 @@ async def test_an_end_the_store_refuses_is_retried_until_recorded():
     await pool.start()
     work.gate("running")
     running = await add(pool, "running")
-    await work.wait_started(1)
+    await work.wait_started_count(1)
     store.failing = True
     work.gates["running"].set()
     await store.refusals.get()
@@ -366,7 +349,7 @@ async def test_a_function_no_longer_registered_fails_its_task_after_a_restart():
     await before.start()
     work.gate("blocker")
     await add(before, "blocker")
-    await work.wait_started(1)
+    await work.wait_started_count(1)
     orphan = await add(before, "orphan")
     crashed = copy.deepcopy(store)
     await before.stop()

@@ -66,7 +66,7 @@ async def test_submit_answers_at_once_then_completes_with_the_rating(quote):
 async def test_high_after_fifty_normals_finishes_before_all_of_them(quote):
     quote.rating.gate("busy")
     busy = await submit(quote, "busy", priority=pb.PRIORITY_NORMAL)
-    await quote.rating.started_event("busy").wait()
+    await quote.rating.wait_started("busy")
     normals = [await submit(quote, f"normal-{i}", priority=pb.PRIORITY_NORMAL) for i in range(50)]
     high = await submit(quote, "high", priority=pb.PRIORITY_HIGH)
     assert high.queue_position == 0
@@ -136,7 +136,7 @@ async def test_an_attempt_is_cut_at_its_timeout_and_counts_as_a_failure(quote):
 async def test_cancel_pending_and_processing_and_refuse_final(quote):
     quote.rating.gate("running")
     running = await submit(quote, "running")
-    await quote.rating.started_event("running").wait()
+    await quote.rating.wait_started("running")
     waiting = await submit(quote, "waiting")
     for response in (waiting, running):
         cancelled = await quote.stub.CancelMessage(pb.CancelMessageRequest(id=response.message.id))
@@ -154,7 +154,7 @@ async def test_full_queue_is_resource_exhausted_with_retry_info_and_loses_nothin
     quote = await start_quote(max_size=5)
     quote.rating.gate("first")
     accepted = [await submit(quote, "first")]
-    await quote.rating.started_event("first").wait()
+    await quote.rating.wait_started("first")
     accepted += [await submit(quote, f"m{i}") for i in range(4)]
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await submit(quote, "overflow")
@@ -270,7 +270,7 @@ async def test_stats_are_exact_after_a_mixed_workload(start_quote):
     quote.rating.gate("hold")
     quote.rating.failures["dead"] = 9
     hold = await submit(quote, "hold", priority=pb.PRIORITY_URGENT)
-    await quote.rating.started_event("hold").wait()
+    await quote.rating.wait_started("hold")
     done = [await submit(quote, f"ok-{i}", priority=pb.PRIORITY_LOW) for i in range(3)]
     dead = await submit(quote, "dead", max_retries=0)
     review = await submit(quote, "review", coverage=5_000_000)
@@ -279,7 +279,7 @@ async def test_stats_are_exact_after_a_mixed_workload(start_quote):
     await watch_until(quote, review.message.id, pb.MESSAGE_STATUS_AWAITING_REVIEW)
     quote.rating.gate("pending")
     pending = await submit(quote, "pending", priority=pb.PRIORITY_NORMAL)
-    await quote.rating.started_event("pending").wait()
+    await quote.rating.wait_started("pending")
     cancelled = await submit(quote, "cancel-me", priority=pb.PRIORITY_HIGH)
     await quote.stub.CancelMessage(pb.CancelMessageRequest(id=cancelled.message.id))
     waiting = await submit(quote, "waiting", priority=pb.PRIORITY_HIGH)
@@ -309,7 +309,7 @@ async def test_stats_are_exact_after_a_mixed_workload(start_quote):
 async def test_run_quote_prices_inline_even_when_workers_are_busy(quote):
     quote.rating.gate("busy")
     await submit(quote, "busy")
-    await quote.rating.started_event("busy").wait()
+    await quote.rating.wait_started("busy")
     ran = await quote.stub.RunQuote(pb.RunQuoteRequest(submission=submission("inline")))
     assert ran.message.status == pb.MESSAGE_STATUS_COMPLETED
     assert ran.message.result.annual_premium_cents > 0
@@ -338,7 +338,7 @@ async def test_agentic_pipeline_records_its_steps(quote):
 async def test_list_messages_pages_with_tokens_bound_to_filters(quote):
     quote.rating.gate("blocker")
     await submit(quote, "blocker")
-    await quote.rating.started_event("blocker").wait()
+    await quote.rating.wait_started("blocker")
     highs = [(await submit(quote, f"h{i}", priority=pb.PRIORITY_HIGH)).message.id for i in range(5)]
     await submit(quote, "low", priority=pb.PRIORITY_LOW)
     seen, token = [], ""

@@ -1,6 +1,5 @@
 """A quote service started in-process on port 0, with a processor the test controls."""
 
-import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 
@@ -17,35 +16,21 @@ from quote_svc.underwriting import underwrite
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 from service_runtime.server import RunningServer, start_server
+from support.scripted import Scripted
 
 
-class ScriptedRating:
+class ScriptedRating(Scripted):
     """The real rating engine, except where the test scripts an applicant's fate."""
 
     def __init__(self) -> None:
-        self.gates: dict[str, asyncio.Event] = {}
-        self.failures: dict[str, int] = {}
-        self.hang: set[str] = set()
-        self.priced: list[str] = []
-        self.started: dict[str, asyncio.Event] = {}
+        super().__init__(failure="rating backend refused {}")
 
-    def gate(self, name: str) -> asyncio.Event:
-        return self.gates.setdefault(name, asyncio.Event())
-
-    def started_event(self, name: str) -> asyncio.Event:
-        return self.started.setdefault(name, asyncio.Event())
+    @property
+    def priced(self) -> list[str]:
+        return self.finished
 
     async def __call__(self, submission: Submission) -> QuoteResult:
-        name = submission.applicant_name
-        self.started_event(name).set()
-        if name in self.hang:
-            await asyncio.Event().wait()
-        if name in self.gates:
-            await self.gates[name].wait()
-        if self.failures.get(name, 0) > 0:
-            self.failures[name] -= 1
-            raise RuntimeError(f"rating backend refused {name}")
-        self.priced.append(name)
+        await self.play(submission.applicant_name)
         return rate(submission)
 
 
