@@ -98,3 +98,13 @@ class CursorOutOfRangeError(QueueError):
         self.key = key
         self.cursor = cursor
         self.last = last
+
+
+class LostClaimError(QueueError):
+    """A worker's claim no longer holds its job: the lease expired and another
+    worker claimed it, or the job was cancelled. Its outcome was not written."""
+
+    def __init__(self, job_id: str, token: int) -> None:
+        super().__init__(f"job {job_id!r} is no longer held by attempt {token}")
+        self.job_id = job_id
+        self.token = token

@@ -1,0 +1,94 @@
+"""The durable core's seam: a JobStore owns the queue.
+
+Unlike a journal replayed at start (queues/storage.py), a JobStore is the
+queue: producers submit to it, workers on any process claim from it, and every
+read (get, list, stats) answers from it, so replicas over one database share
+one queue. MemoryJobStore keeps it in this process (tests); SqliteJobStore in a
+file; PostgresJobStore in a database many replicas share. All three pass one
+contract suite (tests/core/test_job_store_contract.py).
+
+Times are passed in (`now`), never read by the store, so that the rules hold
+the same on every backend and tests control the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
+
+
+class JobStore(Protocol):
+    #: What errors call the store: its file or database.
+    name: str
+
+    async def open(self) -> None:
+        """Make the store ready, creating or migrating its schema. Raises
+        StoreError naming the store if it cannot be used."""
+
+    async def close(self) -> None:
+        """Finish what is under way, then release the store."""
+
+    async def submit(
+        self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
+    ) -> list[Submitted]:
+        """Add jobs, all or none, answering one Submitted per job in order. A
+        job whose request_id its queue has seen answers the job it made then
+        (created False). Raises RequestConflictError for a seen request_id with
+        another fingerprint, and QueueFullError when the new jobs would take the
+        queue's unfinished jobs past max_unfinished (the job's queue; retry_after
+        0, for the caller to fill in)."""
+
+    async def claim(
+        self, queue: str, owner: str, *, limit: int, lease: float, now: float
+    ) -> list[Claim]:
+        """Claim up to limit claimable jobs of queue (rules.is_claimable) in
+        claim order (rules.claim_order), each starting its next attempt, leased
+        to owner until now + lease. Concurrent claims never take one job twice."""
+
+    async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
+        """Extend each claim's lease to now + lease (the heartbeat); False for a
+        claim that no longer holds its job (rules.holds)."""
+
+    async def complete(self, claim: Claim, result: Any, *, hold: bool, now: float) -> Job:
+        """The claimed attempt succeeded: the job is COMPLETED with result, or
+        HELD for a human decision when hold. Raises LostClaimError if the claim
+        no longer holds the job."""
+
+    async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
+        """The claimed attempt failed and another follows, not before run_at:
+        the job is AVAILABLE again with one more failure. Raises LostClaimError."""
+
+    async def fail(self, claim: Claim, error: str, *, now: float) -> Job:
+        """The claimed attempt failed and was the last: the job is FAILED (the
+        dead-letter queue) with one more failure. Raises LostClaimError."""
+
+    async def cancel(self, job_id: str, *, now: float) -> Job:
+        """Cancel an unfinished or held job; a running attempt's outcome is then
+        refused (LostClaimError). Raises NotFoundError, or InvalidStateError for
+        a final job."""
+
+    async def redrive(self, job_id: str, *, now: float) -> Job:
+        """Move a FAILED job back to AVAILABLE with its failures reset. Raises
+        NotFoundError, or InvalidStateError for a job that is not FAILED."""
+
+    async def decide(self, job_id: str, *, approve: bool, now: float) -> Job:
+        """A human's decision on a HELD job: COMPLETED if approve, else
+        REJECTED. Raises NotFoundError, or InvalidStateError if not HELD."""
+
+    async def get(self, job_id: str) -> Job:
+        """The job as it is now. Raises NotFoundError."""
+
+    async def list(
+        self, queue: str, *, states: frozenset[JobState] | None, after: int, limit: int
+    ) -> Page:
+        """Up to limit jobs of queue in one of states (any, for None) whose seq
+        is above after, in seq order."""
+
+    async def stats(self, queue: str) -> dict[JobState, int]:
+        """How many jobs of queue are in each state, exactly; every state named."""
+
+    async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
+        """Remove up to limit final jobs of queue that finished before
+        finished_before, with their request ids; answers how many."""

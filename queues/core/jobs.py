@@ -1,0 +1,118 @@
+"""What the durable core keeps: jobs, each in one queue, and the claims on them.
+
+A job is work the store owns from submission to removal. Workers claim the
+best ready jobs under a lease; each claim starts an attempt, and the attempt's
+number is the claim's fencing token: an outcome is written only under the token
+of the job's current attempt, so a worker whose lease expired (and whose job
+another worker has claimed since) cannot overwrite the new attempt's outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    #: Waiting to be claimed; not before run_at (a retry's backoff), when set.
+    AVAILABLE = "available"
+    #: Claimed under a lease; claimed again by another worker once it expires.
+    RUNNING = "running"
+    #: An attempt succeeded and its result waits for a human decision.
+    HELD = "held"
+    COMPLETED = "completed"
+    #: Every allowed attempt failed: the job is in the dead-letter queue.
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    #: A human refused the held result.
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+    @property
+    def is_unfinished(self) -> bool:
+        """Counts against a queue's bound: work the queue still has to do."""
+        return self is JobState.AVAILABLE or self is JobState.RUNNING
+
+
+FINAL_STATES = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.REJECTED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job as a producer submits it."""
+
+    queue: str
+    #: Anything JSON holds; the store keeps it as JSON.
+    payload: Any
+    #: Higher is claimed first; FIFO within a priority.
+    priority: int
+    #: Attempts allowed before the job fails into the dead-letter queue (at least 1).
+    max_attempts: int
+    #: Makes the submission idempotent within its queue; "" for none.
+    request_id: str = ""
+    #: What the request said, so a reused request_id with a different request is
+    #: told apart from a repeat of the same one.
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as the store holds it now."""
+
+    id: str
+    queue: str
+    #: Submission order across the store: FIFO within a priority, and the paging cursor.
+    seq: int
+    payload: Any
+    priority: int
+    state: JobState
+    max_attempts: int
+    #: Attempts started, ever: the fencing token of the latest claim. Never reset.
+    attempt: int
+    #: Attempts that failed since submission or the last redrive: what the retry policy counts.
+    failures: int
+    created_at: float
+    #: Not claimed before this time (a retry's backoff); None for at once.
+    run_at: float | None
+    #: The worker holding the current claim, and until when; "" and None when unclaimed.
+    lease_owner: str
+    lease_until: float | None
+    result: Any
+    #: The last attempt's error; "" when none failed.
+    error: str
+    finished_at: float | None
+    request_id: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A worker's claim on a job: its outcome is written only with this token."""
+
+    job: Job
+    #: The attempt this claim started (the job's attempt when it was claimed).
+    token: int
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    job: Job
+    #: False when the request_id was seen before and this is the job it made then.
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    jobs: list[Job]
+    #: The seq to list after for the next page; None when this page is the last.
+    next_after: int | None

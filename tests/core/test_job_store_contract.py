@@ -1,0 +1,327 @@
+"""The JobStore contract, which every backend passes alike (the job_store
+fixture, tests/core/conftest.py, runs each test on each backend)."""
+
+import asyncio
+
+import pytest
+
+from queues.core.job_store import JobStore
+from queues.core.jobs import JobState, NewJob
+from queues.errors import (
+    InvalidStateError,
+    LostClaimError,
+    NotFoundError,
+    QueueFullError,
+    RequestConflictError,
+)
+
+LEASE = 30.0
+
+
+def job(name: str = "x", priority: int = 2, request_id: str = "", queue: str = "q") -> NewJob:
+    return NewJob(
+        queue=queue,
+        payload={"name": name},
+        priority=priority,
+        max_attempts=3,
+        request_id=request_id,
+        fingerprint=f"fp-{name}",
+    )
+
+
+async def names_claimed(store: JobStore, limit: int, now: float = 10.0) -> list[str]:
+    claims = await store.claim("q", "w1", limit=limit, lease=LEASE, now=now)
+    return [claim.job.payload["name"] for claim in claims]
+
+
+async def test_a_submitted_job_reads_back_as_submitted(job_store: JobStore) -> None:
+    nested = NewJob("q", {"a": [1, 2.5, None, {"b": "é"}]}, 3, 5, "r1", "fp")
+    [submitted] = await job_store.submit([nested], now=1.5)
+    assert submitted.created
+    read = await job_store.get(submitted.job.id)
+    assert read == submitted.job
+    assert (read.queue, read.payload, read.priority, read.max_attempts) == (
+        "q",
+        {"a": [1, 2.5, None, {"b": "é"}]},
+        3,
+        5,
+    )
+    assert (read.state, read.attempt, read.failures, read.created_at) == (
+        JobState.AVAILABLE,
+        0,
+        0,
+        1.5,
+    )
+    assert (read.request_id, read.fingerprint, read.run_at, read.lease_until) == (
+        "r1",
+        "fp",
+        None,
+        None,
+    )
+
+
+async def test_seq_rises_in_submission_order_across_batches(job_store: JobStore) -> None:
+    first = await job_store.submit([job("a"), job("b")], now=1.0)
+    second = await job_store.submit([job("c")], now=1.0)
+    seqs = [s.job.seq for s in [*first, *second]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+
+
+async def test_claims_take_higher_priority_first_then_fifo(job_store: JobStore) -> None:
+    await job_store.submit(
+        [job("low", 1), job("n1", 2), job("high", 3), job("n2", 2), job("n3", 2)], now=1.0
+    )
+    assert await names_claimed(job_store, 2) == ["high", "n1"]
+    assert await names_claimed(job_store, 10) == ["n2", "n3", "low"]
+    assert await names_claimed(job_store, 10) == []
+
+
+async def test_a_claim_starts_an_attempt_under_a_lease(job_store: JobStore) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [claim] = await job_store.claim("q", "worker-7", limit=1, lease=LEASE, now=10.0)
+    assert claim.token == 1
+    read = await job_store.get(claim.id)
+    assert (read.state, read.attempt, read.lease_owner, read.lease_until) == (
+        JobState.RUNNING,
+        1,
+        "worker-7",
+        10.0 + LEASE,
+    )
+
+
+async def test_concurrent_claims_never_take_a_job_twice(job_store: JobStore) -> None:
+    await job_store.submit([job(f"j{n}") for n in range(20)], now=1.0)
+    rounds = await asyncio.gather(*(names_claimed(job_store, 3) for _ in range(10)))
+    claimed = [name for names in rounds for name in names]
+    assert sorted(claimed) == sorted(f"j{n}" for n in range(20))
+
+
+async def test_a_job_in_backoff_is_not_claimed_before_its_time(job_store: JobStore) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    retried = await job_store.retry(claim, "boom", run_at=20.0, now=11.0)
+    assert (retried.state, retried.failures, retried.error, retried.run_at) == (
+        JobState.AVAILABLE,
+        1,
+        "boom",
+        20.0,
+    )
+    assert retried.lease_owner == "" and retried.lease_until is None
+    assert await names_claimed(job_store, 1, now=19.9) == []
+    assert await names_claimed(job_store, 1, now=20.0) == ["a"]
+
+
+async def test_an_expired_lease_is_claimed_again_and_fences_out_the_old_worker(
+    job_store: JobStore,
+) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [old] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    assert await job_store.claim("q", "w2", limit=1, lease=LEASE, now=10.0 + LEASE - 0.1) == []
+    [new] = await job_store.claim("q", "w2", limit=1, lease=LEASE, now=10.0 + LEASE)
+    assert (new.id, new.token, new.job.lease_owner) == (old.id, 2, "w2")
+    with pytest.raises(LostClaimError, match="is no longer held by attempt 1"):
+        await job_store.complete(old, "late", hold=False, now=50.0)
+    with pytest.raises(LostClaimError):
+        await job_store.retry(old, "late", run_at=50.0, now=50.0)
+    with pytest.raises(LostClaimError):
+        await job_store.fail(old, "late", now=50.0)
+    assert await job_store.extend([old, new], lease=LEASE, now=50.0) == [False, True]
+    done = await job_store.complete(new, {"price": 7}, hold=False, now=51.0)
+    assert (done.state, done.result, done.attempt, done.finished_at) == (
+        JobState.COMPLETED,
+        {"price": 7},
+        2,
+        51.0,
+    )
+
+
+async def test_a_heartbeat_keeps_the_claim(job_store: JobStore) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    assert await job_store.extend([claim], lease=LEASE, now=35.0) == [True]
+    assert (await job_store.get(claim.id)).lease_until == 35.0 + LEASE
+    assert await job_store.claim("q", "w2", limit=1, lease=LEASE, now=10.0 + LEASE) == []
+
+
+async def test_a_late_outcome_is_written_while_no_one_else_claimed_the_job(
+    job_store: JobStore,
+) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    done = await job_store.complete(claim, "r", hold=False, now=10.0 + 2 * LEASE)
+    assert done.state is JobState.COMPLETED
+
+
+async def test_a_last_failure_dead_letters_and_redrive_brings_it_back(job_store: JobStore) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    failed = await job_store.fail(claim, "gave up", now=12.0)
+    assert (failed.state, failed.failures, failed.error, failed.finished_at) == (
+        JobState.FAILED,
+        1,
+        "gave up",
+        12.0,
+    )
+    assert await names_claimed(job_store, 1, now=100.0) == []
+    redriven = await job_store.redrive(failed.id, now=13.0)
+    assert (redriven.state, redriven.failures, redriven.finished_at) == (
+        JobState.AVAILABLE,
+        0,
+        None,
+    )
+    [again] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=14.0)
+    assert again.token == 2, "attempts are counted honestly across a redrive"
+    with pytest.raises(InvalidStateError, match=r"cannot redrive job .*: it is running"):
+        await job_store.redrive(failed.id, now=15.0)
+
+
+async def test_a_held_result_waits_for_a_decision(job_store: JobStore) -> None:
+    await job_store.submit([job("a"), job("b")], now=1.0)
+    first, second = await job_store.claim("q", "w1", limit=2, lease=LEASE, now=10.0)
+    held = await job_store.complete(first, "r1", hold=True, now=11.0)
+    assert (held.state, held.result, held.finished_at, held.lease_until) == (
+        JobState.HELD,
+        "r1",
+        None,
+        None,
+    )
+    approved = await job_store.decide(first.id, approve=True, now=12.0)
+    assert (approved.state, approved.finished_at) == (JobState.COMPLETED, 12.0)
+    await job_store.complete(second, "r2", hold=True, now=11.0)
+    rejected = await job_store.decide(second.id, approve=False, now=13.0)
+    assert rejected.state is JobState.REJECTED
+    with pytest.raises(InvalidStateError, match=r"cannot approve job .*: it is completed"):
+        await job_store.decide(first.id, approve=True, now=14.0)
+
+
+async def test_cancel_refuses_a_running_attempts_outcome_and_final_jobs(
+    job_store: JobStore,
+) -> None:
+    [waiting, running] = await job_store.submit([job("a", 3), job("b", 1)], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    assert claim.id == waiting.job.id
+    cancelled = await job_store.cancel(claim.id, now=11.0)
+    assert (cancelled.state, cancelled.finished_at) == (JobState.CANCELLED, 11.0)
+    with pytest.raises(LostClaimError):
+        await job_store.complete(claim, "late", hold=False, now=12.0)
+    assert (await job_store.cancel(running.job.id, now=12.0)).state is JobState.CANCELLED
+    assert await names_claimed(job_store, 5) == []
+    with pytest.raises(InvalidStateError, match=r"cannot cancel job .*: it is cancelled"):
+        await job_store.cancel(claim.id, now=13.0)
+
+
+async def test_unknown_ids_are_not_found(job_store: JobStore) -> None:
+    for call in (
+        job_store.get("nope"),
+        job_store.cancel("nope", now=1.0),
+        job_store.redrive("nope", now=1.0),
+        job_store.decide("nope", approve=True, now=1.0),
+    ):
+        with pytest.raises(NotFoundError, match="job 'nope' not found"):
+            await call
+
+
+async def test_a_request_id_makes_one_job_and_a_different_request_is_refused(
+    job_store: JobStore,
+) -> None:
+    [first] = await job_store.submit([job("a", request_id="r1")], now=1.0)
+    [again] = await job_store.submit([job("a", request_id="r1")], now=2.0)
+    assert first.created and not again.created and again.job.id == first.job.id
+    with pytest.raises(RequestConflictError, match="'r1' was already used"):
+        await job_store.submit([job("other", request_id="r1")], now=3.0)
+    # Request ids are scoped to their queue.
+    [elsewhere] = await job_store.submit([job("a", request_id="r1", queue="q2")], now=4.0)
+    assert elsewhere.created and elsewhere.job.id != first.job.id
+
+
+async def test_repeats_within_a_batch_make_one_job(job_store: JobStore) -> None:
+    submitted = await job_store.submit(
+        [job("a", request_id="r1"), job("b"), job("a", request_id="r1")], now=1.0
+    )
+    assert [s.created for s in submitted] == [True, True, False]
+    assert submitted[2].job.id == submitted[0].job.id
+    assert (await job_store.stats("q"))[JobState.AVAILABLE] == 2
+
+
+async def test_a_batch_is_all_or_nothing(job_store: JobStore) -> None:
+    await job_store.submit([job("a", request_id="r1")], now=1.0)
+    with pytest.raises(RequestConflictError):
+        await job_store.submit([job("b"), job("other", request_id="r1")], now=2.0)
+    with pytest.raises(RequestConflictError):
+        await job_store.submit([job("c", request_id="r2"), job("d", request_id="r2")], now=2.0)
+    stats = await job_store.stats("q")
+    assert stats[JobState.AVAILABLE] == 1
+
+
+async def test_the_bound_counts_unfinished_jobs_and_admits_all_or_none(
+    job_store: JobStore,
+) -> None:
+    await job_store.submit([job("a"), job("b")], now=1.0, max_unfinished=3)
+    with pytest.raises(QueueFullError):
+        await job_store.submit([job("c"), job("d")], now=2.0, max_unfinished=3)
+    assert (await job_store.stats("q"))[JobState.AVAILABLE] == 2
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    await job_store.complete(claim, "r", hold=False, now=11.0)
+    await job_store.submit([job("c"), job("d")], now=12.0, max_unfinished=3)
+    # A repeat adds nothing, so a full queue still answers it.
+    [repeat] = await job_store.submit([job("a", request_id="r")], now=13.0, max_unfinished=4)
+    assert repeat.created
+    [again] = await job_store.submit([job("a", request_id="r")], now=14.0, max_unfinished=4)
+    assert not again.created
+    # Other queues do not count.
+    await job_store.submit([job("e", queue="q2")], now=15.0, max_unfinished=1)
+
+
+async def test_list_pages_by_seq_with_a_state_filter(job_store: JobStore) -> None:
+    submitted = await job_store.submit([job(f"j{n}") for n in range(5)], now=1.0)
+    await job_store.submit([job("other", queue="q2")], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    page = await job_store.list("q", states=None, after=0, limit=2)
+    assert [j.payload["name"] for j in page.jobs] == ["j0", "j1"]
+    assert page.next_after == page.jobs[-1].seq
+    rest = await job_store.list("q", states=None, after=page.next_after, limit=10)
+    assert [j.payload["name"] for j in rest.jobs] == ["j2", "j3", "j4"]
+    assert rest.next_after is None
+    running = await job_store.list("q", states=frozenset({JobState.RUNNING}), after=0, limit=10)
+    assert [j.id for j in running.jobs] == [claim.id] == [submitted[0].job.id]
+    exact = await job_store.list("q", states=None, after=0, limit=5)
+    assert len(exact.jobs) == 5 and exact.next_after is None
+
+
+async def test_stats_count_every_state_exactly(job_store: JobStore) -> None:
+    await job_store.submit([job(f"j{n}") for n in range(6)], now=1.0)
+    await job_store.submit([job("other", queue="q2")], now=1.0)
+    a, b, c, d = await job_store.claim("q", "w1", limit=4, lease=LEASE, now=10.0)
+    await job_store.complete(a, "r", hold=False, now=11.0)
+    await job_store.complete(b, "r", hold=True, now=11.0)
+    await job_store.fail(c, "e", now=11.0)
+    await job_store.cancel(d.id, now=11.0)
+    stats = await job_store.stats("q")
+    assert stats == {
+        JobState.AVAILABLE: 2,
+        JobState.RUNNING: 0,
+        JobState.HELD: 1,
+        JobState.COMPLETED: 1,
+        JobState.FAILED: 1,
+        JobState.CANCELLED: 1,
+        JobState.REJECTED: 0,
+    }
+
+
+async def test_the_sweep_removes_final_jobs_finished_before_the_cut(job_store: JobStore) -> None:
+    submitted = await job_store.submit(
+        [job(f"j{n}", request_id=f"r{n}") for n in range(4)], now=1.0
+    )
+    claims = await job_store.claim("q", "w1", limit=3, lease=LEASE, now=10.0)
+    for n, claim in enumerate(claims):
+        await job_store.complete(claim, "r", hold=False, now=20.0 + n)
+    assert await job_store.sweep("q", finished_before=21.5, limit=1) == 1
+    assert await job_store.sweep("q", finished_before=21.5, limit=10) == 1
+    assert await job_store.sweep("q", finished_before=21.5, limit=10) == 0
+    with pytest.raises(NotFoundError):
+        await job_store.get(submitted[0].job.id)
+    await job_store.get(submitted[2].job.id)  # finished at 22: kept
+    await job_store.get(submitted[3].job.id)  # unfinished: kept
+    # A swept job's request id is free again.
+    [fresh] = await job_store.submit([job("j0", request_id="r0")], now=30.0)
+    assert fresh.created and fresh.job.id != submitted[0].job.id
