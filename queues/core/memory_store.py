@@ -10,14 +10,13 @@ from typing import Any
 
 import orjson
 
-from queues.core import rules
+from queues.core import rules, submission
 from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
     NotFoundError,
     QueueFullError,
-    RequestConflictError,
 )
 from queues.ids import random_id
 
@@ -44,44 +43,21 @@ class MemoryJobStore:
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
     ) -> list[Submitted]:
-        # Per job: the job its request_id made before, the index of the batch's
-        # earlier job with that request_id, or the job itself, to be added.
-        plan: list[Job | int | NewJob] = []
-        first: dict[tuple[str, str], int] = {}
-        for index, new in enumerate(jobs):
-            key = (new.queue, new.request_id)
-            if new.request_id and key in first:
-                earlier = first[key]
-                _same_request(jobs[earlier].fingerprint, new)
-                plan.append(earlier)
-            elif new.request_id and key in self._requests:
-                job = self._jobs[self._requests[key]]
-                _same_request(job.fingerprint, new)
-                plan.append(job)
-            else:
-                if new.request_id:
-                    first[key] = index
-                plan.append(new)
+        planned = submission.plan(jobs, self._seen)
         if max_unfinished is not None:
-            self._admit([entry for entry in plan if isinstance(entry, NewJob)], max_unfinished)
-        submitted: list[Submitted] = []
-        for entry in plan:
-            if isinstance(entry, Job):
-                submitted.append(Submitted(entry, created=False))
-            elif isinstance(entry, int):
-                submitted.append(Submitted(submitted[entry].job, created=False))
-            else:
-                submitted.append(Submitted(self._add(entry, now), created=True))
-        return submitted
+            for queue, count in submission.adding(planned).items():
+                unfinished = sum(
+                    1
+                    for job in self._jobs.values()
+                    if job.queue == queue and job.state.is_unfinished
+                )
+                if unfinished + count > max_unfinished:
+                    raise QueueFullError(max_unfinished, 0.0)
+        return submission.carry_out(planned, lambda new: self._add(new, now))
 
-    def _admit(self, fresh: list[NewJob], max_unfinished: int) -> None:
-        for queue in {new.queue for new in fresh}:
-            adding = sum(1 for new in fresh if new.queue == queue)
-            unfinished = sum(
-                1 for job in self._jobs.values() if job.queue == queue and job.state.is_unfinished
-            )
-            if unfinished + adding > max_unfinished:
-                raise QueueFullError(max_unfinished, 0.0)
+    def _seen(self, new: NewJob) -> Job | None:
+        job_id = self._requests.get((new.queue, new.request_id))
+        return None if job_id is None else self._jobs[job_id]
 
     def _add(self, new: NewJob, now: float) -> Job:
         self._seq += 1
@@ -252,11 +228,6 @@ class MemoryJobStore:
         changed = dataclasses.replace(job, **changes)
         self._jobs[job.id] = changed
         return changed
-
-
-def _same_request(fingerprint: str, new: NewJob) -> None:
-    if fingerprint != new.fingerprint:
-        raise RequestConflictError(new.request_id)
 
 
 def _unleased() -> dict[str, Any]:

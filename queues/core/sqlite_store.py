@@ -1,0 +1,396 @@
+"""A JobStore in one SQLite file, in WAL mode: the embedded default.
+
+Every statement runs on one thread that owns the connection, and each operation
+is one transaction (BEGIN IMMEDIATE takes the write lock at once), so
+operations are serialised and a claim never takes a job twice. The file admits
+one service (the data-dir lock); worker processes that share it take SQLite's
+lock in turn.
+
+seq is the table's INTEGER PRIMARY KEY AUTOINCREMENT: rising, and never reused
+after a sweep, so a paging cursor never skips a job submitted later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from queues.core import rules, submission
+from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
+from queues.errors import (
+    InvalidStateError,
+    LostClaimError,
+    NotFoundError,
+    QueueFullError,
+)
+from queues.ids import random_id
+from queues.storage import StoreError
+
+T = TypeVar("T")
+
+#: Each schema version's statements, applied in order to reach it.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            queue TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            run_at REAL,
+            lease_owner TEXT NOT NULL,
+            lease_until REAL,
+            result TEXT,
+            error TEXT NOT NULL,
+            finished_at REAL,
+            request_id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX jobs_request ON jobs (queue, request_id) WHERE request_id <> ''",
+        # The claim's order over what it may take.
+        "CREATE INDEX jobs_ready ON jobs (queue, priority DESC, seq) WHERE state = 'available'",
+        "CREATE INDEX jobs_leased ON jobs (queue, lease_until) WHERE state = 'running'",
+        "CREATE INDEX jobs_finished ON jobs (queue, finished_at) WHERE finished_at IS NOT NULL",
+        "CREATE INDEX jobs_state ON jobs (queue, state, seq)",
+    ),
+)
+
+_COLUMNS = (
+    "id, queue, seq, payload, priority, state, max_attempts, attempt, failures, created_at,"
+    " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint"
+)
+_UNLEASED = "lease_owner = '', lease_until = NULL"
+_UNFINISHED = "state IN ('available', 'running')"
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    (job_id, queue, seq, payload, priority, state, max_attempts, attempt, failures) = row[:9]
+    (created_at, run_at, lease_owner, lease_until, result, error, finished_at) = row[9:16]
+    request_id, fingerprint = row[16:]
+    return Job(
+        id=job_id,
+        queue=queue,
+        seq=seq,
+        payload=orjson.loads(payload),
+        priority=priority,
+        state=JobState(state),
+        max_attempts=max_attempts,
+        attempt=attempt,
+        failures=failures,
+        created_at=created_at,
+        run_at=run_at,
+        lease_owner=lease_owner,
+        lease_until=lease_until,
+        result=None if result is None else orjson.loads(result),
+        error=error,
+        finished_at=finished_at,
+        request_id=request_id,
+        fingerprint=fingerprint,
+    )
+
+
+class SqliteJobStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"sqlite-jobs-{path.name}"
+        )
+        self._connection: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        await self._run(self._open, action="open")
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._run(self._connection.close)
+            self._connection = None
+        self._thread.shutdown(wait=True)
+
+    async def submit(
+        self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
+    ) -> list[Submitted]:
+        return await self._transaction(lambda c: _submit(c, jobs, now, max_unfinished))
+
+    async def claim(
+        self, queue: str, owner: str, *, limit: int, lease: float, now: float
+    ) -> list[Claim]:
+        def claim(c: sqlite3.Connection) -> list[Claim]:
+            rows = c.execute(
+                f"""UPDATE jobs SET state = 'running', attempt = attempt + 1,
+                    lease_owner = ?, lease_until = ?, run_at = NULL
+                WHERE seq IN (
+                    SELECT seq FROM jobs WHERE queue = ? AND (
+                        (state = 'available' AND (run_at IS NULL OR run_at <= ?))
+                        OR (state = 'running' AND lease_until <= ?))
+                    ORDER BY priority DESC, seq LIMIT ?)
+                RETURNING {_COLUMNS}""",
+                (owner, now + lease, queue, now, now, limit),
+            ).fetchall()
+            # RETURNING keeps no order.
+            claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
+            return [Claim(job, job.attempt) for job in claimed]
+
+        return await self._transaction(claim)
+
+    async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
+        def extend(c: sqlite3.Connection) -> list[bool]:
+            return [
+                c.execute(
+                    "UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'running'"
+                    " AND attempt = ?",
+                    (now + lease, claim.id, claim.token),
+                ).rowcount
+                == 1
+                for claim in claims
+            ]
+
+        return await self._transaction(extend)
+
+    async def complete(self, claim: Claim, result: Any, *, hold: bool, now: float) -> Job:
+        encoded = orjson.dumps(result).decode()
+        if hold:
+            return await self._fenced(claim, "state = 'held', result = ?", (encoded,))
+        return await self._fenced(
+            claim, "state = 'completed', result = ?, finished_at = ?", (encoded, now)
+        )
+
+    async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
+        return await self._fenced(
+            claim,
+            "state = 'available', failures = failures + 1, error = ?, run_at = ?",
+            (error, run_at),
+        )
+
+    async def fail(self, claim: Claim, error: str, *, now: float) -> Job:
+        return await self._fenced(
+            claim,
+            "state = 'failed', failures = failures + 1, error = ?, finished_at = ?",
+            (error, now),
+        )
+
+    async def cancel(self, job_id: str, *, now: float) -> Job:
+        return await self._transition(
+            job_id, "cancel", f"state = 'cancelled', finished_at = ?, {_UNLEASED}", (now,)
+        )
+
+    async def redrive(self, job_id: str, *, now: float) -> Job:
+        return await self._transition(
+            job_id,
+            "redrive",
+            "state = 'available', failures = 0, run_at = NULL, finished_at = NULL",
+            (),
+        )
+
+    async def decide(self, job_id: str, *, approve: bool, now: float) -> Job:
+        operation = "approve" if approve else "reject"
+        state = rules.TRANSITIONS[operation][1]
+        return await self._transition(
+            job_id, operation, "state = ?, finished_at = ?", (state.value, now)
+        )
+
+    async def get(self, job_id: str) -> Job:
+        def get(c: sqlite3.Connection) -> Job:
+            return _get(c, job_id)
+
+        return await self._read(get)
+
+    async def list(
+        self, queue: str, *, states: frozenset[JobState] | None, after: int, limit: int
+    ) -> Page:
+        def page(c: sqlite3.Connection) -> Page:
+            chosen = sorted(JobState if states is None else states)
+            marks = ", ".join("?" * len(chosen))
+            rows = c.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE queue = ? AND seq > ?"
+                f" AND state IN ({marks}) ORDER BY seq LIMIT ?",
+                (queue, after, *chosen, limit + 1),
+            ).fetchall()
+            jobs = [_job(row) for row in rows[:limit]]
+            return Page(jobs, jobs[-1].seq if len(rows) > limit and jobs else None)
+
+        return await self._read(page)
+
+    async def stats(self, queue: str) -> dict[JobState, int]:
+        def stats(c: sqlite3.Connection) -> dict[JobState, int]:
+            counts = dict.fromkeys(JobState, 0)
+            for state, count in c.execute(
+                "SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state", (queue,)
+            ):
+                counts[JobState(state)] = count
+            return counts
+
+        return await self._read(stats)
+
+    async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
+        def sweep(c: sqlite3.Connection) -> int:
+            finals = [state.value for state in JobState if state.is_final]
+            return c.execute(
+                f"""DELETE FROM jobs WHERE seq IN (
+                    SELECT seq FROM jobs WHERE queue = ? AND finished_at < ?
+                    AND state IN ({", ".join("?" * len(finals))}) ORDER BY seq LIMIT ?)""",
+                (queue, finished_before, *finals, limit),
+            ).rowcount
+
+        return await self._transaction(sweep)
+
+    # -- on the store's thread ----------------------------------------------------
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
+            connection.execute("PRAGMA synchronous=FULL")
+            _migrate(connection)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
+    async def _fenced(self, claim: Claim, changes: str, values: tuple[Any, ...]) -> Job:
+        """Apply changes to the claim's job if the claim still holds it (rules.holds)."""
+
+        def fenced(c: sqlite3.Connection) -> Job:
+            row = c.execute(
+                f"UPDATE jobs SET {changes}, {_UNLEASED} WHERE id = ? AND state = 'running'"
+                f" AND attempt = ? RETURNING {_COLUMNS}",
+                (*values, claim.id, claim.token),
+            ).fetchone()
+            if row is None:
+                raise LostClaimError(claim.id, claim.token)
+            return _job(row)
+
+        return await self._transaction(fenced)
+
+    async def _transition(
+        self, job_id: str, operation: str, changes: str, values: tuple[Any, ...]
+    ) -> Job:
+        def transition(c: sqlite3.Connection) -> Job:
+            job = _get(c, job_id)
+            if job.state not in rules.TRANSITIONS[operation][0]:
+                raise InvalidStateError("job", job_id, job.state.value, operation)
+            row = c.execute(
+                f"UPDATE jobs SET {changes} WHERE id = ? RETURNING {_COLUMNS}",
+                (*values, job_id),
+            ).fetchone()
+            return _job(row)
+
+        return await self._transaction(transition)
+
+    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def transaction() -> T:
+            assert self._connection is not None
+            connection = self._connection
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                raise
+            return result
+
+        return await self._run(transaction)
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def read() -> T:
+            assert self._connection is not None
+            return work(self._connection)
+
+        return await self._run(read)
+
+    async def _run(self, function: Callable[[], T], *, action: str = "use") -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, function)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"cannot {action} store {self.path}: {error}") from error
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+        row = connection.execute("SELECT version FROM schema_version").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this program's {len(MIGRATIONS)}"
+            )
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                connection.execute(statement)
+        if version < len(MIGRATIONS):
+            connection.execute("DELETE FROM schema_version")
+            connection.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _submit(
+    c: sqlite3.Connection,
+    jobs: Sequence[NewJob],
+    now: float,
+    max_unfinished: int | None,
+) -> list[Submitted]:
+    planned = submission.plan(jobs, lambda new: _seen(c, new))
+    if max_unfinished is not None:
+        for queue, count in submission.adding(planned).items():
+            (unfinished,) = c.execute(
+                f"SELECT count(*) FROM jobs WHERE queue = ? AND {_UNFINISHED}", (queue,)
+            ).fetchone()
+            if unfinished + count > max_unfinished:
+                raise QueueFullError(max_unfinished, 0.0)
+    return submission.carry_out(planned, lambda new: _insert(c, new, now))
+
+
+def _get(c: sqlite3.Connection, job_id: str) -> Job:
+    row = c.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise NotFoundError("job", job_id)
+    return _job(row)
+
+
+def _seen(c: sqlite3.Connection, new: NewJob) -> Job | None:
+    row = c.execute(
+        f"SELECT {_COLUMNS} FROM jobs WHERE queue = ? AND request_id = ?",
+        (new.queue, new.request_id),
+    ).fetchone()
+    return None if row is None else _job(row)
+
+
+def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
+    row = c.execute(
+        f"""INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt,
+            failures, created_at, lease_owner, error, request_id, fingerprint)
+        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?) RETURNING {_COLUMNS}""",
+        (
+            random_id(),
+            new.queue,
+            orjson.dumps(new.payload).decode(),
+            new.priority,
+            new.max_attempts,
+            now,
+            new.request_id,
+            new.fingerprint,
+        ),
+    ).fetchone()
+    return _job(row)
