@@ -13,9 +13,11 @@ the same on every backend and tests control the clock.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from queues.core.changes import Subscription
 from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
 
 
@@ -88,6 +90,16 @@ class JobStore(Protocol):
 
     async def stats(self, queue: str) -> dict[JobState, int]:
         """How many jobs of queue are in each state, exactly; every state named."""
+
+    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
+        """While the context lasts, the changes of queue's jobs, made by any
+        process over this store (changes.py): every submission, claim, outcome
+        and transition, each as the job's id and new state."""
+
+    async def next_due(self, queue: str) -> float | None:
+        """The earliest time at which time alone makes a job of queue claimable
+        (a retry's run_at, or a lease's end); None if none will. A worker waits
+        for it or for a change, whichever comes first, and never polls."""
 
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         """Remove up to limit final jobs of queue that finished before

@@ -4,6 +4,7 @@ as a real store keeps them."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 
 from queues.core import rules, submission
+from queues.core.changes import ChangeHub, JobChange, Subscription
 from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
 from queues.errors import (
     InvalidStateError,
@@ -33,6 +35,7 @@ class MemoryJobStore:
         # (queue, request_id) → job id
         self._requests: dict[tuple[str, str], str] = {}
         self._seq = 0
+        self._hub = ChangeHub()
 
     async def open(self) -> None:
         pass
@@ -84,6 +87,7 @@ class MemoryJobStore:
         self._jobs[job.id] = job
         if new.request_id:
             self._requests[(new.queue, new.request_id)] = job.id
+        self._hub.publish(JobChange(job.queue, job.id, job.state))
         return job
 
     async def claim(
@@ -224,9 +228,22 @@ class MemoryJobStore:
             raise InvalidStateError("job", job_id, job.state.value, operation)
         return job
 
+    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
+        return self._hub.subscribe(queue)
+
+    async def next_due(self, queue: str) -> float | None:
+        times = [
+            job.run_at if job.state is JobState.AVAILABLE else job.lease_until
+            for job in self._jobs.values()
+            if job.queue == queue and job.state in (JobState.AVAILABLE, JobState.RUNNING)
+        ]
+        return min((when for when in times if when is not None), default=None)
+
     def _set(self, job: Job, **changes: Any) -> Job:
         changed = dataclasses.replace(job, **changes)
         self._jobs[job.id] = changed
+        if changed.state is not job.state or changed.attempt != job.attempt:
+            self._hub.publish(JobChange(changed.queue, changed.id, changed.state))
         return changed
 
 

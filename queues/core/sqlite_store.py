@@ -16,13 +16,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from queues.core import rules, submission
+from queues.core.changes import ChangeHub, JobChange, Subscription
 from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
 from queues.errors import (
     InvalidStateError,
@@ -109,6 +110,7 @@ class SqliteJobStore:
             max_workers=1, thread_name_prefix=f"sqlite-jobs-{path.name}"
         )
         self._connection: sqlite3.Connection | None = None
+        self._hub = ChangeHub()
 
     async def open(self) -> None:
         await self._run(self._open, action="open")
@@ -122,7 +124,9 @@ class SqliteJobStore:
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
     ) -> list[Submitted]:
-        return await self._transaction(lambda c: _submit(c, jobs, now, max_unfinished))
+        submitted = await self._transaction(lambda c: _submit(c, jobs, now, max_unfinished))
+        self._announce(s.job for s in submitted if s.created)
+        return submitted
 
     async def claim(
         self, queue: str, owner: str, *, limit: int, lease: float, now: float
@@ -143,7 +147,9 @@ class SqliteJobStore:
             claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
             return [Claim(job, job.attempt) for job in claimed]
 
-        return await self._transaction(claim)
+        claims = await self._transaction(claim)
+        self._announce(claim.job for claim in claims)
+        return claims
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         def extend(c: sqlite3.Connection) -> list[bool]:
@@ -275,7 +281,9 @@ class SqliteJobStore:
                 raise LostClaimError(claim.id, claim.token)
             return _job(row)
 
-        return await self._transaction(fenced)
+        job = await self._transaction(fenced)
+        self._announce([job])
+        return job
 
     async def _transition(
         self, job_id: str, operation: str, changes: str, values: tuple[Any, ...]
@@ -290,7 +298,29 @@ class SqliteJobStore:
             ).fetchone()
             return _job(row)
 
-        return await self._transaction(transition)
+        job = await self._transaction(transition)
+        self._announce([job])
+        return job
+
+    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
+        return self._hub.subscribe(queue)
+
+    async def next_due(self, queue: str) -> float | None:
+        def due(c: sqlite3.Connection) -> float | None:
+            (when,) = c.execute(
+                """SELECT min(at) FROM (
+                    SELECT min(run_at) AS at FROM jobs WHERE queue = ? AND state = 'available'
+                    UNION ALL
+                    SELECT min(lease_until) FROM jobs WHERE queue = ? AND state = 'running')""",
+                (queue, queue),
+            ).fetchone()
+            return None if when is None else float(when)
+
+        return await self._read(due)
+
+    def _announce(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self._hub.publish(JobChange(job.queue, job.id, job.state))
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def transaction() -> T:

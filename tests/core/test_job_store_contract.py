@@ -325,3 +325,40 @@ async def test_the_sweep_removes_final_jobs_finished_before_the_cut(job_store: J
     # A swept job's request id is free again.
     [fresh] = await job_store.submit([job("j0", request_id="r0")], now=30.0)
     assert fresh.created and fresh.job.id != submitted[0].job.id
+
+
+async def test_subscribers_hear_every_change_of_their_queue(job_store: JobStore) -> None:
+    with job_store.subscribe("q") as changes, job_store.subscribe("q2") as other:
+        [submitted] = await job_store.submit([job("a")], now=1.0)
+        [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=2.0)
+        await job_store.extend([claim], lease=LEASE, now=3.0)  # no change of state
+        await job_store.retry(claim, "boom", run_at=4.0, now=3.0)
+        [again] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=4.0)
+        await job_store.complete(again, "r", hold=True, now=5.0)
+        await job_store.decide(submitted.job.id, approve=True, now=6.0)
+        heard = [await changes.next_within(10.0) for _ in range(6)]
+        assert [(c.job_id, c.state) for c in heard if c is not None] == [
+            (submitted.job.id, state)
+            for state in (
+                JobState.AVAILABLE,
+                JobState.RUNNING,
+                JobState.AVAILABLE,
+                JobState.RUNNING,
+                JobState.HELD,
+                JobState.COMPLETED,
+            )
+        ]
+        assert await other.next_within(0.05) is None
+
+
+async def test_next_due_is_the_earliest_backoff_or_lease_end(job_store: JobStore) -> None:
+    assert await job_store.next_due("q") is None
+    await job_store.submit([job("a"), job("b"), job("c")], now=1.0)
+    assert await job_store.next_due("q") is None, "ready jobs wait for no time"
+    first, second = await job_store.claim("q", "w1", limit=2, lease=LEASE, now=10.0)
+    assert await job_store.next_due("q") == 10.0 + LEASE
+    await job_store.retry(first, "boom", run_at=25.0, now=11.0)
+    assert await job_store.next_due("q") == 25.0
+    await job_store.complete(second, "r", hold=False, now=12.0)
+    assert await job_store.next_due("q") == 25.0
+    assert await job_store.next_due("q2") is None

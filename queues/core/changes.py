@@ -1,0 +1,75 @@
+"""Change notifications: every write a store makes to a job is announced to the
+subscribers of its queue, so workers wake when there is work and watchers see
+each change, on whichever process (or replica) made it.
+
+A store announces through a ChangeHub: the in-process stores publish to it as
+they commit; PostgresJobStore NOTIFYs in the writing transaction and publishes
+what its LISTEN connection hears, so every replica's hub hears every replica's
+writes. A notification says that a job changed, and to what state; a
+subscriber reads the job itself for the rest. Notifications may be coalesced
+or (on a reconnect) lost, never invented: a subscriber that must not miss a
+state reads it after subscribing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+from queues.core.jobs import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    queue: str
+    job_id: str
+    state: JobState
+
+
+class Subscription:
+    """The changes announced for one queue since the subscription began."""
+
+    def __init__(self) -> None:
+        self._changes: asyncio.Queue[JobChange] = asyncio.Queue()
+
+    def put(self, change: JobChange) -> None:
+        self._changes.put_nowait(change)
+
+    async def next_within(self, seconds: float | None) -> JobChange | None:
+        """The next change, or None if none comes within that many seconds
+        (None: wait as long as it takes)."""
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._changes.get()
+        except TimeoutError:
+            return None
+
+    def __aiter__(self) -> AsyncIterator[JobChange]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[JobChange]:
+        while True:
+            yield await self._changes.get()
+
+
+class ChangeHub:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    def publish(self, change: JobChange) -> None:
+        for subscription in self._subscribers.get(change.queue, ()):
+            subscription.put(change)
+
+    @contextlib.contextmanager
+    def subscribe(self, queue: str) -> Iterator[Subscription]:
+        subscription = Subscription()
+        subscribers = self._subscribers.setdefault(queue, set())
+        subscribers.add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[queue]
