@@ -1,22 +1,29 @@
 """The job_store fixture: each test of the contract runs on every backend."""
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
+from support.postgres import fresh_database
 
 from queues.core.job_store import JobStore
 from queues.core.memory_store import MemoryJobStore
+from queues.core.postgres_store import PostgresJobStore
 from queues.core.sqlite_store import SqliteJobStore
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     store: JobStore
+    resources = AsyncExitStack()
     if request.param == "sqlite":
         store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    elif request.param == "postgres":
+        store = PostgresJobStore(await resources.enter_async_context(fresh_database()))
     else:
         store = MemoryJobStore()
     await store.open()
     yield store
     await store.close()
+    await resources.aclose()

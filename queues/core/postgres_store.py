@@ -1,0 +1,566 @@
+"""A JobStore in a PostgreSQL database, which many replicas share (asyncpg,
+over a connection pool).
+
+Every operation is one statement where it can be, so that the database, not
+this process, decides races: a claim locks the jobs it takes (FOR UPDATE SKIP
+LOCKED, so concurrent claims pass over each other's jobs instead of waiting),
+and an outcome is written only by an UPDATE whose WHERE holds the fencing rule
+(rules.holds). Times come from the caller (`now`), never the database's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from queues.core import rules
+from queues.core.changes import ChangeHub, JobChange, Subscription
+from queues.core.jobs import FINAL_STATES, Claim, Job, JobState, NewJob, Page, Submitted
+from queues.errors import (
+    InvalidStateError,
+    LostClaimError,
+    NotFoundError,
+    QueueFullError,
+    RequestConflictError,
+)
+from queues.ids import random_id
+from queues.storage import StoreError
+
+#: Where the database announces job changes (changes.py), as JSON [queue, id, state].
+CHANNEL = "quoteflow_jobs"
+
+#: Each entry migrates the schema one version up; open() applies those the
+#: database has not seen, in order. Append; never edit a released entry.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE jobs (
+            id text PRIMARY KEY,
+            queue text NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            payload jsonb,
+            priority integer NOT NULL,
+            state text NOT NULL,
+            max_attempts integer NOT NULL,
+            attempt integer NOT NULL,
+            failures integer NOT NULL,
+            created_at double precision NOT NULL,
+            run_at double precision,
+            lease_owner text NOT NULL,
+            lease_until double precision,
+            result jsonb,
+            error text NOT NULL,
+            finished_at double precision,
+            request_id text NOT NULL,
+            fingerprint text NOT NULL
+        )""",
+        """CREATE UNIQUE INDEX jobs_request ON jobs (queue, request_id)
+            WHERE request_id <> ''""",
+        # The claim's two halves: ready jobs in claim order, and expired leases.
+        """CREATE INDEX jobs_available ON jobs (queue, priority DESC, seq)
+            WHERE state = 'available'""",
+        "CREATE INDEX jobs_expiring ON jobs (queue, lease_until) WHERE state = 'running'",
+        # list pages by seq; stats count a queue.
+        "CREATE INDEX jobs_seq ON jobs (queue, seq)",
+        """CREATE INDEX jobs_finished ON jobs (queue, finished_at)
+            WHERE state IN ('completed', 'failed', 'cancelled', 'rejected')""",
+        # next_due's backoff half (its lease half is jobs_expiring).
+        """CREATE INDEX jobs_backoff ON jobs (queue, run_at)
+            WHERE state = 'available' AND run_at IS NOT NULL""",
+        # Every change of a job's state or attempt is announced in the writing
+        # transaction, whichever replica writes: the listeners hear it at commit.
+        f"""CREATE FUNCTION jobs_announce() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' OR NEW.state <> OLD.state OR NEW.attempt <> OLD.attempt THEN
+                PERFORM pg_notify(
+                    '{CHANNEL}', json_build_array(NEW.queue, NEW.id, NEW.state)::text);
+            END IF;
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER jobs_announce AFTER INSERT OR UPDATE ON jobs
+            FOR EACH ROW EXECUTE FUNCTION jobs_announce()""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Advisory lock keys: one for migrating, and a namespace hashed with each queue's
+# name for the bound, so only submits to one queue wait for one another.
+_MIGRATION_LOCK = 0x71_66_6D_69_67  # "qfmig"
+_BOUND_LOCK_PREFIX = "quoteflow.jobs.bound:"
+
+_COLUMNS = (
+    "id, queue, seq, payload, priority, state, max_attempts, attempt, failures, created_at,"
+    " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint"
+)
+_JOBS_COLUMNS = ", ".join(f"jobs.{column.strip()}" for column in _COLUMNS.split(","))
+
+_INSERT = f"""
+    INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
+                      created_at, lease_owner, error, request_id, fingerprint)
+    SELECT id, queue, payload, priority, 'available', max_attempts, 0, 0,
+           $8, '', '', request_id, fingerprint
+    FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::text[],
+                $7::text[]) WITH ORDINALITY
+         AS new(id, queue, payload, priority, max_attempts, request_id, fingerprint, ord)
+    -- seq is drawn in this order, so it rises in the batch's order.
+    ORDER BY ord
+    ON CONFLICT (queue, request_id) WHERE request_id <> '' DO NOTHING
+    RETURNING {_COLUMNS}"""
+
+_EXISTING = f"""
+    SELECT {_JOBS_COLUMNS} FROM jobs
+    JOIN unnest($1::text[], $2::text[]) AS seen(queue, request_id)
+      ON jobs.queue = seen.queue AND jobs.request_id = seen.request_id"""
+
+_LOCK_BOUNDS = f"""
+    SELECT pg_advisory_xact_lock(hashtextextended('{_BOUND_LOCK_PREFIX}' || queue, 0))
+    FROM (SELECT DISTINCT unnest($1::text[]) AS queue ORDER BY queue) AS queues"""
+
+_UNFINISHED = """
+    SELECT queue, count(*) FROM jobs
+    WHERE queue = ANY($1::text[]) AND state IN ('available', 'running')
+    GROUP BY queue"""
+
+# Each half takes at most limit jobs in claim order, skipping jobs a concurrent
+# claim has locked; the best limit of both are claimed. Two halves, since no one
+# index serves "available or expired" in claim order.
+_CLAIM = f"""
+    WITH ready AS (
+        SELECT id, priority, seq FROM jobs
+        WHERE queue = $1 AND state = 'available' AND (run_at IS NULL OR run_at <= $2)
+        ORDER BY priority DESC, seq LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ), expired AS (
+        SELECT id, priority, seq FROM jobs
+        WHERE queue = $1 AND state = 'running' AND lease_until <= $2
+        ORDER BY priority DESC, seq LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ), next AS (
+        SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS claimable
+        ORDER BY priority DESC, seq LIMIT $3
+    )
+    UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $4,
+                    lease_until = $5, run_at = NULL
+    FROM next WHERE jobs.id = next.id
+    RETURNING {_JOBS_COLUMNS}"""
+
+_EXTEND = """
+    UPDATE jobs SET lease_until = $3
+    FROM unnest($1::text[], $2::int[]) AS claim(id, token)
+    WHERE jobs.id = claim.id AND jobs.state = 'running' AND jobs.attempt = claim.token
+    RETURNING jobs.id, jobs.attempt"""
+
+# The fenced writes: $1 the job, $2 the claim's token (rules.holds).
+_FENCE = "WHERE id = $1 AND state = 'running' AND attempt = $2"
+_UNLEASE = "lease_owner = '', lease_until = NULL"
+_COMPLETE = f"""
+    UPDATE jobs SET state = $3, result = $4, finished_at = $5, {_UNLEASE}
+    {_FENCE} RETURNING {_COLUMNS}"""
+_RETRY = f"""
+    UPDATE jobs SET state = 'available', failures = failures + 1, error = $3, run_at = $4,
+                    {_UNLEASE}
+    {_FENCE} RETURNING {_COLUMNS}"""
+_FAIL = f"""
+    UPDATE jobs SET state = 'failed', failures = failures + 1, error = $3, finished_at = $4,
+                    {_UNLEASE}
+    {_FENCE} RETURNING {_COLUMNS}"""
+
+# The transitions: $1 the job, $2 the states it may leave (rules.TRANSITIONS).
+_FROM = "WHERE id = $1 AND state = ANY($2::text[])"
+_CANCEL = f"""
+    UPDATE jobs SET state = 'cancelled', finished_at = $3, {_UNLEASE}
+    {_FROM} RETURNING {_COLUMNS}"""
+_REDRIVE = f"""
+    UPDATE jobs SET state = 'available', failures = 0, run_at = NULL, finished_at = NULL
+    {_FROM} RETURNING {_COLUMNS}"""
+_DECIDE = f"""
+    UPDATE jobs SET state = $3, finished_at = $4
+    {_FROM} RETURNING {_COLUMNS}"""
+
+_GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = $1"
+_STATE = "SELECT state FROM jobs WHERE id = $1"
+_LIST = f"""
+    SELECT {_COLUMNS} FROM jobs
+    WHERE queue = $1 AND seq > $2 AND ($3::text[] IS NULL OR state = ANY($3::text[]))
+    ORDER BY seq LIMIT $4"""
+_NEXT_DUE = """
+    SELECT least(
+        (SELECT min(run_at) FROM jobs WHERE queue = $1 AND state = 'available'),
+        (SELECT min(lease_until) FROM jobs WHERE queue = $1 AND state = 'running'))"""
+_STATS = "SELECT state, count(*) FROM jobs WHERE queue = $1 GROUP BY state"
+_SWEEP = """
+    DELETE FROM jobs WHERE id IN (
+        SELECT id FROM jobs
+        WHERE queue = $1 AND state = ANY($2::text[]) AND finished_at < $3
+        ORDER BY seq LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    )"""
+
+_FINAL = sorted(state.value for state in FINAL_STATES)
+
+#: What asyncpg raises when the database cannot be reached or refuses a statement.
+_DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, to name the database in errors and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}@{host}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+class PostgresJobStore:
+    def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 10) -> None:
+        self.url = url
+        self.name = display_url(url)
+        self._min_connections = min_connections
+        self._max_connections = max_connections
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._hub = ChangeHub()
+        # The connection that LISTENs for every replica's changes, and the task
+        # reconnecting it after it was lost.
+        self._listener: asyncpg.Connection[asyncpg.Record] | None = None
+        self._relisten: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self._min_connections,
+                max_size=self._max_connections,
+                init=_set_codecs,
+            )
+            async with self._pool.acquire() as connection:
+                await _migrate(connection)
+            await self._listen()
+        except (*_DATABASE_ERRORS, _SchemaError) as error:
+            await self.close()
+            raise StoreError(f"cannot open store {self.name}: {_one_line(error)}") from error
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        listener, self._listener = self._listener, None
+        if self._relisten is not None:
+            self._relisten.cancel()
+            self._relisten = None
+        if listener is not None:
+            await listener.close()
+        if pool is not None:
+            await pool.close()
+
+    async def submit(
+        self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
+    ) -> list[Submitted]:
+        if not jobs:
+            return []
+        plan = _Plan(jobs)
+        async with self._connection("write") as connection, connection.transaction():
+            if max_unfinished is not None and plan.fresh:
+                await connection.execute(_LOCK_BOUNDS, [new.queue for new in plan.fresh])
+            rows = await connection.fetch(_INSERT, *plan.columns(), now)
+            made = {row["id"]: _job(row) for row in rows}
+            # A fresh job not inserted has a request_id its queue has seen.
+            existing = await _existing(connection, plan.seen(made))
+            if max_unfinished is not None and made:
+                await _admit(connection, [job.queue for job in made.values()], max_unfinished)
+        return plan.answer(made, existing)
+
+    async def claim(
+        self, queue: str, owner: str, *, limit: int, lease: float, now: float
+    ) -> list[Claim]:
+        async with self._connection("write") as connection:
+            rows = await connection.fetch(_CLAIM, queue, now, limit, owner, now + lease)
+        # UPDATE ... RETURNING answers in no particular order.
+        claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
+        return [Claim(job, job.attempt) for job in claimed]
+
+    async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
+        if not claims:
+            return []
+        async with self._connection("write") as connection:
+            rows = await connection.fetch(
+                _EXTEND, [c.id for c in claims], [c.token for c in claims], now + lease
+            )
+        held = {(row["id"], row["attempt"]) for row in rows}
+        return [(claim.id, claim.token) in held for claim in claims]
+
+    async def complete(self, claim: Claim, result: Any, *, hold: bool, now: float) -> Job:
+        if hold:
+            return await self._fenced(claim, _COMPLETE, JobState.HELD.value, result, None)
+        return await self._fenced(claim, _COMPLETE, JobState.COMPLETED.value, result, now)
+
+    async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
+        return await self._fenced(claim, _RETRY, error, run_at)
+
+    async def fail(self, claim: Claim, error: str, *, now: float) -> Job:
+        return await self._fenced(claim, _FAIL, error, now)
+
+    async def cancel(self, job_id: str, *, now: float) -> Job:
+        return await self._transition(job_id, "cancel", _CANCEL, now)
+
+    async def redrive(self, job_id: str, *, now: float) -> Job:
+        return await self._transition(job_id, "redrive", _REDRIVE)
+
+    async def decide(self, job_id: str, *, approve: bool, now: float) -> Job:
+        operation = "approve" if approve else "reject"
+        state = rules.TRANSITIONS[operation][1]
+        return await self._transition(job_id, operation, _DECIDE, state.value, now)
+
+    async def get(self, job_id: str) -> Job:
+        async with self._connection("read") as connection:
+            row = await connection.fetchrow(_GET, job_id)
+        if row is None:
+            raise NotFoundError("job", job_id)
+        return _job(row)
+
+    async def list(
+        self, queue: str, *, states: frozenset[JobState] | None, after: int, limit: int
+    ) -> Page:
+        wanted = None if states is None else [state.value for state in states]
+        async with self._connection("read") as connection:
+            # One more than the page tells whether another follows.
+            rows = await connection.fetch(_LIST, queue, after, wanted, limit + 1)
+        page = [_job(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(page, page[-1].seq if more and page else None)
+
+    async def stats(self, queue: str) -> dict[JobState, int]:
+        async with self._connection("read") as connection:
+            rows = await connection.fetch(_STATS, queue)
+        counts = dict.fromkeys(JobState, 0)
+        for state, count in rows:
+            counts[JobState(state)] = count
+        return counts
+
+    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
+        return self._hub.subscribe(queue)
+
+    async def next_due(self, queue: str) -> float | None:
+        async with self._connection("read") as connection:
+            when: float | None = await connection.fetchval(_NEXT_DUE, queue)
+        return when
+
+    async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
+        async with self._connection("write") as connection:
+            status = await connection.execute(_SWEEP, queue, _FINAL, finished_before, limit)
+        # The status is "DELETE <count>".
+        return int(status.rpartition(" ")[2])
+
+    async def _fenced(self, claim: Claim, statement: str, *values: Any) -> Job:
+        async with self._connection("write") as connection:
+            row = await connection.fetchrow(statement, claim.id, claim.token, *values)
+        if row is None:
+            raise LostClaimError(claim.id, claim.token)
+        return _job(row)
+
+    async def _transition(self, job_id: str, operation: str, statement: str, *values: Any) -> Job:
+        allowed = [state.value for state in rules.TRANSITIONS[operation][0]]
+        async with self._connection("write") as connection:
+            row = await connection.fetchrow(statement, job_id, allowed, *values)
+            if row is not None:
+                return _job(row)
+            # Only a refusal pays for a second statement, to say why.
+            state = await connection.fetchval(_STATE, job_id)
+        if state is None:
+            raise NotFoundError("job", job_id)
+        raise InvalidStateError("job", job_id, state, operation)
+
+    async def _listen(self) -> None:
+        listener = await asyncpg.connect(self.url)
+        try:
+            await listener.add_listener(CHANNEL, self._heard)
+        except BaseException:
+            await listener.close()
+            raise
+        listener.add_termination_listener(self._lost)
+        self._listener = listener
+
+    def _heard(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        queue, job_id, state = orjson.loads(str(payload))
+        self._hub.publish(JobChange(queue, job_id, JobState(state)))
+
+    def _lost(self, connection: object) -> None:
+        # close() forgets the listener before closing it: only a loss reconnects.
+        if connection is self._listener and self._pool is not None:
+            self._listener = None
+            self._relisten = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        # What is announced until the listener is back is lost (changes.py allows it).
+        delay = 0.1
+        while True:
+            try:
+                await self._listen()
+                return
+            except _DATABASE_ERRORS:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @asynccontextmanager
+    async def _connection(
+        self, action: str
+    ) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]]:
+        if self._pool is None:
+            raise StoreError(f"cannot {action} store {self.name}: it is not open")
+        try:
+            async with self._pool.acquire() as connection:
+                yield connection
+        except _DATABASE_ERRORS as error:
+            raise StoreError(f"cannot {action} store {self.name}: {_one_line(error)}") from error
+
+
+class _SchemaError(Exception):
+    """The database holds a schema this code cannot use."""
+
+
+async def _set_codecs(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    # jsonb's binary form is a version byte, then the JSON text.
+    await connection.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        decoder=lambda data: orjson.loads(data[1:]),
+        format="binary",
+    )
+
+
+async def _migrate(connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
+    async with connection.transaction():
+        # Replicas opening at once take turns; the lock ends with the transaction.
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
+        )
+        version = await connection.fetchval("SELECT max(version) FROM schema_version") or 0
+        if version > SCHEMA_VERSION:
+            raise _SchemaError(
+                f"its schema is version {version}, newer than this code's {SCHEMA_VERSION}"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                await connection.execute(statement)
+        await connection.execute("DELETE FROM schema_version")
+        await connection.execute("INSERT INTO schema_version VALUES ($1)", SCHEMA_VERSION)
+
+
+class _Plan:
+    """What a batch makes: its fresh jobs, each with the id it is inserted
+    under, and its repeats of an earlier job's request_id, which make none."""
+
+    def __init__(self, jobs: Sequence[NewJob]) -> None:
+        self.jobs = jobs
+        self.fresh: list[NewJob] = []
+        self.ids: list[str] = []
+        #: Per job of the batch: the index in fresh of the job it is or repeats.
+        self.slots: list[int] = []
+        first: dict[tuple[str, str], int] = {}
+        for new in jobs:
+            key = (new.queue, new.request_id)
+            if new.request_id and key in first:
+                _same_request(self.fresh[first[key]].fingerprint, new)
+                self.slots.append(first[key])
+                continue
+            if new.request_id:
+                first[key] = len(self.fresh)
+            self.slots.append(len(self.fresh))
+            self.fresh.append(new)
+            self.ids.append(random_id())
+
+    def columns(self) -> tuple[list[Any], ...]:
+        fresh = self.fresh
+        return (
+            self.ids,
+            [new.queue for new in fresh],
+            [new.payload for new in fresh],
+            [new.priority for new in fresh],
+            [new.max_attempts for new in fresh],
+            [new.request_id for new in fresh],
+            [new.fingerprint for new in fresh],
+        )
+
+    def seen(self, made: dict[str, Job]) -> list[NewJob]:
+        return [new for new, job_id in zip(self.fresh, self.ids, strict=True) if job_id not in made]
+
+    def answer(self, made: dict[str, Job], existing: dict[tuple[str, str], Job]) -> list[Submitted]:
+        submitted = []
+        repeated: set[int] = set()
+        for new, slot in zip(self.jobs, self.slots, strict=True):
+            job = made.get(self.ids[slot])
+            if job is None:
+                submitted.append(Submitted(existing[(new.queue, new.request_id)], created=False))
+            else:
+                submitted.append(Submitted(job, created=slot not in repeated))
+            repeated.add(slot)
+        return submitted
+
+
+async def _existing(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], seen: Sequence[NewJob]
+) -> dict[tuple[str, str], Job]:
+    """The jobs seen's request ids made before, by (queue, request_id). Raises
+    RequestConflictError for one made by another request."""
+    if not seen:
+        return {}
+    rows = await connection.fetch(
+        _EXISTING, [new.queue for new in seen], [new.request_id for new in seen]
+    )
+    existing = {(row["queue"], row["request_id"]): _job(row) for row in rows}
+    for new in seen:
+        _same_request(existing[(new.queue, new.request_id)].fingerprint, new)
+    return existing
+
+
+async def _admit(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+    queues: Sequence[str],
+    max_unfinished: int,
+) -> None:
+    """Raise QueueFullError if a queue given jobs now holds more unfinished jobs
+    than max_unfinished; the caller's transaction then adds none."""
+    for _, unfinished in await connection.fetch(_UNFINISHED, sorted(set(queues))):
+        if unfinished > max_unfinished:
+            raise QueueFullError(max_unfinished, 0.0)
+
+
+def _job(row: asyncpg.Record) -> Job:
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        seq=row["seq"],
+        payload=row["payload"],
+        priority=row["priority"],
+        state=JobState(row["state"]),
+        max_attempts=row["max_attempts"],
+        attempt=row["attempt"],
+        failures=row["failures"],
+        created_at=row["created_at"],
+        run_at=row["run_at"],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+        result=row["result"],
+        error=row["error"],
+        finished_at=row["finished_at"],
+        request_id=row["request_id"],
+        fingerprint=row["fingerprint"],
+    )
+
+
+def _same_request(fingerprint: str, new: NewJob) -> None:
+    if fingerprint != new.fingerprint:
+        raise RequestConflictError(new.request_id)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
