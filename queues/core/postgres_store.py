@@ -44,7 +44,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id text PRIMARY KEY,
             queue text NOT NULL,
             seq bigint GENERATED ALWAYS AS IDENTITY,
-            payload jsonb,
+            -- json, not jsonb: json keeps the text as written, so a payload
+            -- reads back exactly (jsonb reorders keys, makes -0.0 0 and refuses
+            -- a string holding U+0000); the store never looks inside it.
+            payload json,
             priority integer NOT NULL,
             state text NOT NULL,
             max_attempts integer NOT NULL,
@@ -54,7 +57,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             run_at double precision,
             lease_owner text NOT NULL,
             lease_until double precision,
-            result jsonb,
+            result json,
             error text NOT NULL,
             finished_at double precision,
             request_id text NOT NULL,
@@ -105,7 +108,7 @@ _INSERT = f"""
                       created_at, lease_owner, error, request_id, fingerprint)
     SELECT id, queue, payload, priority, 'available', max_attempts, 0, 0,
            $8, '', '', request_id, fingerprint
-    FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::text[],
+    FROM unnest($1::text[], $2::text[], $3::json[], $4::int[], $5::int[], $6::text[],
                 $7::text[]) WITH ORDINALITY
          AS new(id, queue, payload, priority, max_attempts, request_id, fingerprint, ord)
     -- seq is drawn in this order, so it rises in the batch's order.
@@ -239,6 +242,7 @@ class PostgresJobStore:
                 min_size=self._min_connections,
                 max_size=self._max_connections,
                 init=_set_codecs,
+                reset=_keep_session,
             )
             async with self._pool.acquire() as connection:
                 await _migrate(connection)
@@ -424,14 +428,19 @@ class _SchemaError(Exception):
 
 
 async def _set_codecs(connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    # jsonb's binary form is a version byte, then the JSON text.
+    # json's binary form is the JSON text itself.
     await connection.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
-        format="binary",
+        "json", schema="pg_catalog", encoder=orjson.dumps, decoder=orjson.loads, format="binary"
     )
+
+
+async def _keep_session(_connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Release a connection to the pool as it is. asyncpg's default reset
+    (unlock advisory locks, close cursors, UNLISTEN, RESET ALL) costs a round
+    trip per operation, and this store leaves nothing it resets: its advisory
+    locks end with their transactions, and it opens no cursor, LISTENs on its
+    own connection and sets nothing. An open transaction is still rolled back
+    (asyncpg does that before calling this)."""
 
 
 async def _migrate(connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
