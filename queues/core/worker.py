@@ -1,0 +1,218 @@
+"""A worker: claims jobs of one queue from a JobStore and runs their attempts.
+
+It claims as many jobs as it has free slots, in one claim, and runs each
+attempt under its timeout. One heartbeat extends every lease it holds at once,
+every `heartbeat` seconds, so a lease outlives an attempt longer than the
+lease; a claim the heartbeat finds lost (cancelled, or taken over after a
+stall) has its attempt cut. An attempt's end is written under its claim's
+token: success completes the job (or holds it for review), failure retries it
+after a backoff or, at the last allowed attempt, fails it into the dead-letter
+queue (rules.after_failure).
+
+Idle, the worker waits for a change of its queue (a submission, a retry, a
+redrive, on any process) or for the store's next_due time, whichever comes
+first: it never polls. Delivery is at least once: an attempt whose worker dies
+runs again once its lease expires, so a job may run twice within one lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from queues.backoff import Backoff
+from queues.core import rules
+from queues.core.job_store import JobStore
+from queues.core.jobs import Claim, Job
+from queues.errors import LostClaimError
+from queues.storage import StoreError
+
+logger = logging.getLogger("queues.core.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What a successful attempt produced."""
+
+    result: Any
+    #: The result waits for a human decision (the job is HELD) rather than completing it.
+    hold: bool = False
+
+
+#: Runs one attempt of a job. Raising fails the attempt.
+Handler = Callable[[Job], Awaitable[Done]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    #: Attempts run at once.
+    concurrency: int = 4
+    #: How long a claim holds a job without a heartbeat.
+    lease: float = 30.0
+    #: How often the leases are extended; well under the lease.
+    heartbeat: float = 10.0
+    backoff: Backoff = field(default_factory=Backoff)
+    #: The longest an attempt may run, in seconds.
+    attempt_timeout: float = 30.0
+    #: The longest the worker waits after a store failure before claiming again.
+    store_retry_cap: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1; got {self.concurrency}")
+        if not 0 < self.heartbeat < self.lease:
+            raise ValueError(
+                f"the heartbeat ({self.heartbeat} s) must be positive and under the lease "
+                f"({self.lease} s)"
+            )
+
+
+class Worker:
+    def __init__(
+        self,
+        store: JobStore,
+        queue: str,
+        handler: Handler,
+        *,
+        owner: str,
+        settings: WorkerSettings = WorkerSettings(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._handler = handler
+        self._owner = owner
+        self._settings = settings
+        self._clock = clock
+        self._running: dict[str, tuple[Claim, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def running(self) -> int:
+        """Attempts running now."""
+        return len(self._running)
+
+    async def start(self) -> None:
+        listening = asyncio.Event()
+        listen = asyncio.create_task(self._listen(listening), name=f"listen-{self._queue}")
+        self._tasks = [listen]
+        # Subscribed before the first claim, so no submission falls in between.
+        subscribed = asyncio.create_task(listening.wait())
+        await asyncio.wait([listen, subscribed], return_when=asyncio.FIRST_COMPLETED)
+        subscribed.cancel()
+        if listen.done():
+            listen.result()  # the subscription failed: raise why
+        self._tasks += [
+            asyncio.create_task(self._claim_loop(), name=f"worker-{self._queue}"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self._queue}"),
+        ]
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Claim nothing more; let running attempts end within grace seconds,
+        then cut them. A cut attempt's job runs again once its lease expires."""
+        self._stopping = True
+        self._wake.set()
+        attempts = [task for _, task in self._running.values()]
+        if attempts:
+            await asyncio.wait(attempts, timeout=grace)
+        for task in [*attempts, *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*attempts, *self._tasks, return_exceptions=True)
+
+    async def _listen(self, listening: asyncio.Event) -> None:
+        with self._store.subscribe(self._queue) as changes:
+            listening.set()
+            async for _ in changes:
+                self._wake.set()
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self._claim()
+                wait = await self._idle_for()
+                failures = 0
+            except StoreError as error:
+                failures += 1
+                wait = min(self._settings.store_retry_cap, 0.1 * 2**failures)
+                if failures == 1:
+                    logger.warning("cannot claim jobs of %s: %s", self._queue, error)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _claim(self) -> None:
+        free = self._settings.concurrency - len(self._running)
+        if free <= 0:
+            return
+        claims = await self._store.claim(
+            self._queue, self._owner, limit=free, lease=self._settings.lease, now=self._clock()
+        )
+        for claim in claims:
+            task = asyncio.create_task(self._attempt(claim), name=f"attempt-{claim.id}")
+            self._running[claim.id] = (claim, task)
+
+    async def _idle_for(self) -> float | None:
+        """How long to wait for a change before claiming again: until next_due,
+        or, with every slot taken, until an attempt ends (which wakes us)."""
+        if len(self._running) >= self._settings.concurrency:
+            return None
+        due = await self._store.next_due(self._queue)
+        return None if due is None else max(0.0, due - self._clock())
+
+    async def _attempt(self, claim: Claim) -> None:
+        try:
+            await self._run(claim)
+        except LostClaimError:
+            logger.info(
+                "job %s was taken from attempt %d; its outcome is dropped", claim.id, claim.token
+            )
+        except StoreError as error:
+            # Its lease expires, and the job runs again: at least once.
+            logger.warning("cannot record the attempt of job %s: %s", claim.id, error)
+        finally:
+            self._running.pop(claim.id, None)
+            self._wake.set()
+
+    async def _run(self, claim: Claim) -> None:
+        job = claim.job
+        try:
+            async with asyncio.timeout(self._settings.attempt_timeout):
+                done = await self._handler(job)
+        except TimeoutError:
+            error = f"the attempt timed out after {self._settings.attempt_timeout:g} s"
+        except Exception as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        else:
+            await self._store.complete(claim, done.result, hold=done.hold, now=self._clock())
+            return
+        now = self._clock()
+        match rules.after_failure(job.failures + 1, job.max_attempts, self._settings.backoff, now):
+            case rules.RetryAt(run_at):
+                await self._store.retry(claim, error, run_at=run_at, now=now)
+            case rules.DeadLetter():
+                await self._store.fail(claim, error, now=now)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.heartbeat)
+            held = [claim for claim, _ in self._running.values()]
+            if not held:
+                continue
+            try:
+                kept = await self._store.extend(held, lease=self._settings.lease, now=self._clock())
+            except StoreError as error:
+                logger.warning("cannot extend the leases of %s: %s", self._queue, error)
+                continue
+            for claim, ok in zip(held, kept, strict=True):
+                running = self._running.get(claim.id)
+                if not ok and running is not None:
+                    running[1].cancel()
