@@ -47,7 +47,8 @@ class JobStore(Protocol):
     ) -> list[Claim]:
         """Claim up to limit claimable jobs of queue (rules.is_claimable) in
         claim order (rules.claim_order), each starting its next attempt, leased
-        to owner until now + lease. Concurrent claims never take one job twice."""
+        to owner until now + lease, started at now. Concurrent claims never
+        take one job twice."""
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         """Extend each claim's lease to now + lease (the heartbeat); False for a
@@ -75,9 +76,10 @@ class JobStore(Protocol):
         """Move a FAILED job back to AVAILABLE with its failures reset. Raises
         NotFoundError, or InvalidStateError for a job that is not FAILED."""
 
-    async def decide(self, job_id: str, *, approve: bool, now: float) -> Job:
+    async def decide(self, job_id: str, *, approve: bool, review: Any, now: float) -> Job:
         """A human's decision on a HELD job: COMPLETED if approve, else
-        REJECTED. Raises NotFoundError, or InvalidStateError if not HELD."""
+        REJECTED, keeping review (JSON: who decided, and why). Raises
+        NotFoundError, or InvalidStateError if not HELD."""
 
     async def get(self, job_id: str) -> Job:
         """The job as it is now. Raises NotFoundError."""

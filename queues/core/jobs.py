@@ -59,6 +59,8 @@ class NewJob:
     #: What the request said, so a reused request_id with a different request is
     #: told apart from a repeat of the same one.
     fingerprint: str = ""
+    #: The longest one attempt may run, in seconds; None for the worker's default.
+    attempt_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,11 @@ class Job:
     finished_at: float | None
     request_id: str
     fingerprint: str
+    attempt_timeout: float | None
+    #: When the latest attempt was claimed; None before the first.
+    started_at: float | None
+    #: What the human decision on a held result recorded (who, why); None before one.
+    review: Any
 
 
 @dataclass(frozen=True, slots=True)

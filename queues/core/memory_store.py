@@ -83,6 +83,9 @@ class MemoryJobStore:
             finished_at=None,
             request_id=new.request_id,
             fingerprint=new.fingerprint,
+            attempt_timeout=new.attempt_timeout,
+            started_at=None,
+            review=None,
         )
         self._jobs[job.id] = job
         if new.request_id:
@@ -110,6 +113,7 @@ class MemoryJobStore:
                 lease_owner=owner,
                 lease_until=now + lease,
                 run_at=None,
+                started_at=now,
             )
             claims.append(Claim(claimed, claimed.attempt))
         return claims
@@ -162,10 +166,11 @@ class MemoryJobStore:
         job = self._transition(job_id, "redrive")
         return self._set(job, state=JobState.AVAILABLE, failures=0, run_at=None, finished_at=None)
 
-    async def decide(self, job_id: str, *, approve: bool, now: float) -> Job:
+    async def decide(self, job_id: str, *, approve: bool, review: Any, now: float) -> Job:
         operation = "approve" if approve else "reject"
         job = self._transition(job_id, operation)
-        return self._set(job, state=rules.TRANSITIONS[operation][1], finished_at=now)
+        state = rules.TRANSITIONS[operation][1]
+        return self._set(job, state=state, finished_at=now, review=_copy(review))
 
     async def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)

@@ -61,7 +61,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error text NOT NULL,
             finished_at double precision,
             request_id text NOT NULL,
-            fingerprint text NOT NULL
+            fingerprint text NOT NULL,
+            attempt_timeout double precision,
+            started_at double precision,
+            review json
         )""",
         """CREATE UNIQUE INDEX jobs_request ON jobs (queue, request_id)
             WHERE request_id <> ''""",
@@ -99,18 +102,20 @@ _BOUND_LOCK_PREFIX = "quoteflow.jobs.bound:"
 
 _COLUMNS = (
     "id, queue, seq, payload, priority, state, max_attempts, attempt, failures, created_at,"
-    " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint"
+    " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint,"
+    " attempt_timeout, started_at, review"
 )
 _JOBS_COLUMNS = ", ".join(f"jobs.{column.strip()}" for column in _COLUMNS.split(","))
 
 _INSERT = f"""
     INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
-                      created_at, lease_owner, error, request_id, fingerprint)
+                      created_at, lease_owner, error, request_id, fingerprint, attempt_timeout)
     SELECT id, queue, payload, priority, 'available', max_attempts, 0, 0,
-           $8, '', '', request_id, fingerprint
+           $9, '', '', request_id, fingerprint, attempt_timeout
     FROM unnest($1::text[], $2::text[], $3::json[], $4::int[], $5::int[], $6::text[],
-                $7::text[]) WITH ORDINALITY
-         AS new(id, queue, payload, priority, max_attempts, request_id, fingerprint, ord)
+                $7::text[], $8::float8[]) WITH ORDINALITY
+         AS new(id, queue, payload, priority, max_attempts, request_id, fingerprint,
+                attempt_timeout, ord)
     -- seq is drawn in this order, so it rises in the batch's order.
     ORDER BY ord
     ON CONFLICT (queue, request_id) WHERE request_id <> '' DO NOTHING
@@ -149,7 +154,7 @@ _CLAIM = f"""
         ORDER BY priority DESC, seq LIMIT $3
     )
     UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $4,
-                    lease_until = $5, run_at = NULL
+                    lease_until = $5, run_at = NULL, started_at = $2
     FROM next WHERE jobs.id = next.id
     RETURNING {_JOBS_COLUMNS}"""
 
@@ -183,7 +188,7 @@ _REDRIVE = f"""
     UPDATE jobs SET state = 'available', failures = 0, run_at = NULL, finished_at = NULL
     {_FROM} RETURNING {_COLUMNS}"""
 _DECIDE = f"""
-    UPDATE jobs SET state = $3, finished_at = $4
+    UPDATE jobs SET state = $3, finished_at = $4, review = $5
     {_FROM} RETURNING {_COLUMNS}"""
 
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = $1"
@@ -315,10 +320,10 @@ class PostgresJobStore:
     async def redrive(self, job_id: str, *, now: float) -> Job:
         return await self._transition(job_id, "redrive", _REDRIVE)
 
-    async def decide(self, job_id: str, *, approve: bool, now: float) -> Job:
+    async def decide(self, job_id: str, *, approve: bool, review: Any, now: float) -> Job:
         operation = "approve" if approve else "reject"
         state = rules.TRANSITIONS[operation][1]
-        return await self._transition(job_id, operation, _DECIDE, state.value, now)
+        return await self._transition(job_id, operation, _DECIDE, state.value, now, review)
 
     async def get(self, job_id: str) -> Job:
         async with self._connection("read") as connection:
@@ -497,6 +502,7 @@ class _Plan:
             [new.max_attempts for new in fresh],
             [new.request_id for new in fresh],
             [new.fingerprint for new in fresh],
+            [new.attempt_timeout for new in fresh],
         )
 
     def seen(self, made: dict[str, Job]) -> list[NewJob]:
@@ -563,6 +569,9 @@ def _job(row: asyncpg.Record) -> Job:
         finished_at=row["finished_at"],
         request_id=row["request_id"],
         fingerprint=row["fingerprint"],
+        attempt_timeout=row["attempt_timeout"],
+        started_at=row["started_at"],
+        review=row["review"],
     )
 
 

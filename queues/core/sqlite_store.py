@@ -57,7 +57,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error TEXT NOT NULL,
             finished_at REAL,
             request_id TEXT NOT NULL,
-            fingerprint TEXT NOT NULL
+            fingerprint TEXT NOT NULL,
+            attempt_timeout REAL,
+            started_at REAL,
+            review TEXT
         )""",
         "CREATE UNIQUE INDEX jobs_request ON jobs (queue, request_id) WHERE request_id <> ''",
         # The claim's order over what it may take.
@@ -70,7 +73,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 _COLUMNS = (
     "id, queue, seq, payload, priority, state, max_attempts, attempt, failures, created_at,"
-    " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint"
+    " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint,"
+    " attempt_timeout, started_at, review"
 )
 _UNLEASED = "lease_owner = '', lease_until = NULL"
 _UNFINISHED = "state IN ('available', 'running')"
@@ -79,7 +83,7 @@ _UNFINISHED = "state IN ('available', 'running')"
 def _job(row: tuple[Any, ...]) -> Job:
     (job_id, queue, seq, payload, priority, state, max_attempts, attempt, failures) = row[:9]
     (created_at, run_at, lease_owner, lease_until, result, error, finished_at) = row[9:16]
-    request_id, fingerprint = row[16:]
+    request_id, fingerprint, attempt_timeout, started_at, review = row[16:]
     return Job(
         id=job_id,
         queue=queue,
@@ -99,6 +103,9 @@ def _job(row: tuple[Any, ...]) -> Job:
         finished_at=finished_at,
         request_id=request_id,
         fingerprint=fingerprint,
+        attempt_timeout=attempt_timeout,
+        started_at=started_at,
+        review=None if review is None else orjson.loads(review),
     )
 
 
@@ -134,14 +141,14 @@ class SqliteJobStore:
         def claim(c: sqlite3.Connection) -> list[Claim]:
             rows = c.execute(
                 f"""UPDATE jobs SET state = 'running', attempt = attempt + 1,
-                    lease_owner = ?, lease_until = ?, run_at = NULL
+                    lease_owner = ?, lease_until = ?, run_at = NULL, started_at = ?
                 WHERE seq IN (
                     SELECT seq FROM jobs WHERE queue = ? AND (
                         (state = 'available' AND (run_at IS NULL OR run_at <= ?))
                         OR (state = 'running' AND lease_until <= ?))
                     ORDER BY priority DESC, seq LIMIT ?)
                 RETURNING {_COLUMNS}""",
-                (owner, now + lease, queue, now, now, limit),
+                (owner, now + lease, now, queue, now, now, limit),
             ).fetchall()
             # RETURNING keeps no order.
             claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
@@ -200,11 +207,14 @@ class SqliteJobStore:
             (),
         )
 
-    async def decide(self, job_id: str, *, approve: bool, now: float) -> Job:
+    async def decide(self, job_id: str, *, approve: bool, review: Any, now: float) -> Job:
         operation = "approve" if approve else "reject"
         state = rules.TRANSITIONS[operation][1]
         return await self._transition(
-            job_id, operation, "state = ?, finished_at = ?", (state.value, now)
+            job_id,
+            operation,
+            "state = ?, finished_at = ?, review = ?",
+            (state.value, now, orjson.dumps(review).decode()),
         )
 
     async def get(self, job_id: str) -> Job:
@@ -410,8 +420,8 @@ def _seen(c: sqlite3.Connection, new: NewJob) -> Job | None:
 def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
     row = c.execute(
         f"""INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt,
-            failures, created_at, lease_owner, error, request_id, fingerprint)
-        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?) RETURNING {_COLUMNS}""",
+            failures, created_at, lease_owner, error, request_id, fingerprint, attempt_timeout)
+        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?, ?) RETURNING {_COLUMNS}""",
         (
             random_id(),
             new.queue,
@@ -421,6 +431,7 @@ def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
             now,
             new.request_id,
             new.fingerprint,
+            new.attempt_timeout,
         ),
     ).fetchone()
     return _job(row)

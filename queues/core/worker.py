@@ -57,7 +57,7 @@ class WorkerSettings:
     #: How often the leases are extended; well under the lease.
     heartbeat: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
-    #: The longest an attempt may run, in seconds.
+    #: The longest an attempt may run, in seconds, unless its job says otherwise.
     attempt_timeout: float = 30.0
     #: The longest the worker waits after a store failure before claiming again.
     store_retry_cap: float = 5.0
@@ -184,11 +184,12 @@ class Worker:
 
     async def _run(self, claim: Claim) -> None:
         job = claim.job
+        timeout = job.attempt_timeout or self._settings.attempt_timeout
         try:
-            async with asyncio.timeout(self._settings.attempt_timeout):
+            async with asyncio.timeout(timeout):
                 done = await self._handler(job)
         except TimeoutError:
-            error = f"the attempt timed out after {self._settings.attempt_timeout:g} s"
+            error = f"the attempt timed out after {timeout:g} s"
         except Exception as failure:
             error = f"{type(failure).__name__}: {failure}"
         else:

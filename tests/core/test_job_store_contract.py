@@ -35,7 +35,7 @@ async def names_claimed(store: JobStore, limit: int, now: float = 10.0) -> list[
 
 
 async def test_a_submitted_job_reads_back_as_submitted(job_store: JobStore) -> None:
-    nested = NewJob("q", {"a": [1, 2.5, None, {"b": "é"}]}, 3, 5, "r1", "fp")
+    nested = NewJob("q", {"a": [1, 2.5, None, {"b": "é"}]}, 3, 5, "r1", "fp", 7.5)
     [submitted] = await job_store.submit([nested], now=1.5)
     assert submitted.created
     read = await job_store.get(submitted.job.id)
@@ -58,6 +58,7 @@ async def test_a_submitted_job_reads_back_as_submitted(job_store: JobStore) -> N
         None,
         None,
     )
+    assert (read.attempt_timeout, read.started_at, read.review) == (7.5, None, None)
 
 
 async def test_seq_rises_in_submission_order_across_batches(job_store: JobStore) -> None:
@@ -81,11 +82,12 @@ async def test_a_claim_starts_an_attempt_under_a_lease(job_store: JobStore) -> N
     [claim] = await job_store.claim("q", "worker-7", limit=1, lease=LEASE, now=10.0)
     assert claim.token == 1
     read = await job_store.get(claim.id)
-    assert (read.state, read.attempt, read.lease_owner, read.lease_until) == (
+    assert (read.state, read.attempt, read.lease_owner, read.lease_until, read.started_at) == (
         JobState.RUNNING,
         1,
         "worker-7",
         10.0 + LEASE,
+        10.0,
     )
 
 
@@ -185,13 +187,18 @@ async def test_a_held_result_waits_for_a_decision(job_store: JobStore) -> None:
         None,
         None,
     )
-    approved = await job_store.decide(first.id, approve=True, now=12.0)
-    assert (approved.state, approved.finished_at) == (JobState.COMPLETED, 12.0)
+    review = {"reviewer": "ana", "note": "fine"}
+    approved = await job_store.decide(first.id, approve=True, review=review, now=12.0)
+    assert (approved.state, approved.finished_at, approved.review) == (
+        JobState.COMPLETED,
+        12.0,
+        review,
+    )
     await job_store.complete(second, "r2", hold=True, now=11.0)
-    rejected = await job_store.decide(second.id, approve=False, now=13.0)
+    rejected = await job_store.decide(second.id, approve=False, review=None, now=13.0)
     assert rejected.state is JobState.REJECTED
     with pytest.raises(InvalidStateError, match=r"cannot approve job .*: it is completed"):
-        await job_store.decide(first.id, approve=True, now=14.0)
+        await job_store.decide(first.id, approve=True, review=None, now=14.0)
 
 
 async def test_cancel_refuses_a_running_attempts_outcome_and_final_jobs(
@@ -215,7 +222,7 @@ async def test_unknown_ids_are_not_found(job_store: JobStore) -> None:
         job_store.get("nope"),
         job_store.cancel("nope", now=1.0),
         job_store.redrive("nope", now=1.0),
-        job_store.decide("nope", approve=True, now=1.0),
+        job_store.decide("nope", approve=True, review=None, now=1.0),
     ):
         with pytest.raises(NotFoundError, match="job 'nope' not found"):
             await call
@@ -335,7 +342,7 @@ async def test_subscribers_hear_every_change_of_their_queue(job_store: JobStore)
         await job_store.retry(claim, "boom", run_at=4.0, now=3.0)
         [again] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=4.0)
         await job_store.complete(again, "r", hold=True, now=5.0)
-        await job_store.decide(submitted.job.id, approve=True, now=6.0)
+        await job_store.decide(submitted.job.id, approve=True, review=None, now=6.0)
         heard = [await changes.next_within(10.0) for _ in range(6)]
         assert [(c.job_id, c.state) for c in heard if c is not None] == [
             (submitted.job.id, state)

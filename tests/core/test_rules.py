@@ -27,6 +27,9 @@ BASE = Job(
     finished_at=None,
     request_id="",
     fingerprint="",
+    attempt_timeout=None,
+    started_at=None,
+    review=None,
 )
 
 

@@ -57,8 +57,10 @@ class Handler:
         return Done(f"done {name}", hold=name in self.hold)
 
 
-def job(name: str, priority: int = 2, max_attempts: int = 3) -> NewJob:
-    return NewJob("q", {"name": name}, priority, max_attempts)
+def job(
+    name: str, priority: int = 2, max_attempts: int = 3, timeout: float | None = None
+) -> NewJob:
+    return NewJob("q", {"name": name}, priority, max_attempts, attempt_timeout=timeout)
 
 
 @pytest.fixture
@@ -129,11 +131,17 @@ async def test_failures_retry_with_backoff_then_dead_letter(
 async def test_an_attempt_is_cut_at_its_timeout(job_store: JobStore, start_worker) -> None:
     handler = Handler()
     handler.gate("slow")
-    settings = WorkerSettings(concurrency=1, lease=5.0, heartbeat=1.0, attempt_timeout=0.05)
+    handler.gate("own")
+    settings = WorkerSettings(concurrency=2, lease=5.0, heartbeat=1.0, attempt_timeout=0.05)
     await start_worker(handler, settings)
-    [slow] = await job_store.submit([job("slow", max_attempts=1)], now=1.0)
+    [slow, own] = await job_store.submit(
+        [job("slow", max_attempts=1), job("own", max_attempts=1, timeout=0.08)], now=1.0
+    )
     ended = await final(job_store, slow.job.id)
     assert (ended.state, ended.error) == (JobState.FAILED, "the attempt timed out after 0.05 s")
+    # A job's own timeout overrides the worker's.
+    ended = await final(job_store, own.job.id)
+    assert ended.error == "the attempt timed out after 0.08 s"
 
 
 async def test_a_result_for_review_holds_the_job(job_store: JobStore, start_worker) -> None:
