@@ -36,7 +36,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Generic
 
@@ -66,7 +66,7 @@ from queues.message_stats import MessageCounters, QueueStats
 from queues.records import load_records
 from queues.shielded import ShieldedSteps
 from queues.state_watch import StateWatch
-from queues.storage import MemoryStore, Store, StoreError
+from queues.storage import MemoryStore, Put, Store, StoreError
 from queues.store_outage import StoreOutage
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,27 @@ class Submitted(Generic[P, R]):
     estimated_seconds: float
     #: True when a repeated request_id returned an earlier submission.
     duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage(Generic[P]):
+    """One submission of a batch (submit_many): submit()'s arguments."""
+
+    payload: P
+    priority: Priority
+    request_id: str = ""
+    max_retries: int | None = None
+    attempt_timeout: float | None = None
+
+
+class BatchRequestConflictError(RequestConflictError):
+    """A batch item's request_id was used before for a different submission."""
+
+    def __init__(self, request_id: str, index: int) -> None:
+        super().__init__(request_id)
+        self.args = (f"item {index}: {self}",)
+        #: The item's place in the batch, from 0.
+        self.index = index
 
 
 @dataclass(slots=True)
@@ -331,16 +352,25 @@ class MessageQueue(Generic[P, R]):
     ) -> None:
         """Queue a submitted message once it is committed; its caller may have gone."""
         self._reserved -= 1
-        request = self._requests.get(message.request_id) if message.request_id else None
         error = step.exception()
+        self._settle_submission(message, error)
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(Submitted(message.copy(), position, estimate))
+
+    def _settle_submission(self, message: Message[P, R], error: BaseException | None) -> None:
+        """Queue a message whose commit succeeded, or forget the request_id of one
+        whose commit failed; either way, repeats waiting on it are told."""
+        request = self._requests.get(message.request_id) if message.request_id else None
         if error is not None:
             if request is not None:
                 del self._requests[message.request_id]
                 request.committed.set_exception(error)
                 # Repeats waiting on it re-raise it; with none, it is not "lost".
                 request.committed.exception()
-            if not answer.done():
-                answer.set_exception(error)
             return
         if self._outage.active:
             self._outage.ended()
@@ -348,8 +378,110 @@ class MessageQueue(Generic[P, R]):
         self._make_ready(message)
         if request is not None:
             request.committed.set_result(None)
-        if not answer.done():
-            answer.set_result(Submitted(message.copy(), position, estimate))
+
+    async def submit_many(self, items: Sequence[NewMessage[P]]) -> list[Submitted[P, R]]:
+        """Queue every item, all or none, in one store commit; answers in items'
+        order once it is committed. Items are queued in their order, so within
+        a priority each goes after the one before it.
+
+        An item whose request_id was used before answers as submit() does for
+        a repeat (duplicate=True), and takes no room. Raises, queueing nothing:
+        BatchRequestConflictError (a RequestConflictError naming the item) when
+        an item's request_id was used for a different submission; QueueFullError
+        when the queue has no room for every new item; ClosedError after stop();
+        StoreError if the commit failed; ValueError when two items share a
+        request_id.
+        """
+        repeats: dict[int, tuple[_Request, str]] = {}
+        fresh: list[tuple[int, NewMessage[P], str]] = []
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            request_id = item.request_id
+            fingerprint = ""
+            if request_id:
+                if request_id in seen:
+                    raise ValueError(f"item {index} repeats request_id {request_id!r}")
+                seen.add(request_id)
+                fingerprint = self._codec.fingerprint(
+                    item.payload, item.priority, item.max_retries, item.attempt_timeout
+                )
+                earlier = self._requests.get(request_id)
+                if earlier is not None:
+                    if earlier.facts.fingerprint != fingerprint:
+                        raise BatchRequestConflictError(request_id, index)
+                    repeats[index] = (earlier, fingerprint)
+                    continue
+            fresh.append((index, item, fingerprint))
+        answers: dict[int, Submitted[P, R]] = {}
+        if fresh:
+            self._check_capacity(len(fresh))
+            queued = await self._submit_fresh(fresh)
+            answers = {index: each for (index, _, _), each in zip(fresh, queued, strict=True)}
+        # After the commit: a repeat of a request still being committed waits for it.
+        for index, (earlier, fingerprint) in repeats.items():
+            answers[index] = await self._repeat(items[index].request_id, earlier, fingerprint)
+        return [answers[index] for index in range(len(items))]
+
+    def _submit_fresh(
+        self, fresh: Sequence[tuple[int, NewMessage[P], str]]
+    ) -> asyncio.Future[list[Submitted[P, R]]]:
+        """Commit the new messages of a batch, checked and with room for them, in
+        one commit; the future answers once they are queued."""
+        # Earlier items of the batch go ahead of later ones of their priority or lower.
+        ahead = {p: self._counters.pending(p) for p in Priority}
+        messages: list[Message[P, R]] = []
+        answers: list[Submitted[P, R]] = []
+        records: list[Put] = []
+        facts: list[RequestFacts | None] = []
+        for _, item, fingerprint in fresh:
+            position = sum(count for p, count in ahead.items() if p >= item.priority)
+            ahead[item.priority] += 1
+            estimate = self._estimate(position)
+            message = self._new_message(
+                item.payload,
+                item.priority,
+                MessageStatus.PENDING,
+                item.request_id,
+                item.max_retries,
+                item.attempt_timeout,
+            )
+            fact = RequestFacts(fingerprint, position, estimate) if item.request_id else None
+            records.append(self._codec.put(message, fact))
+            messages.append(message)
+            facts.append(fact)
+            answers.append(Submitted(message, position, estimate))
+        # Only once every record is made: a payload the codec refuses leaves nothing behind.
+        loop = asyncio.get_running_loop()
+        for message, fact in zip(messages, facts, strict=True):
+            if fact is not None:
+                self._requests[message.request_id] = _Request(
+                    message.id, fact, loop.create_future()
+                )
+        self._reserved += len(messages)
+        answer: asyncio.Future[list[Submitted[P, R]]] = loop.create_future()
+        step = self._steps.track(self._store.commit(records))
+        step.add_done_callback(functools.partial(self._batch_committed, answers, answer))
+        return answer
+
+    def _batch_committed(
+        self,
+        submitted: list[Submitted[P, R]],
+        answer: asyncio.Future[list[Submitted[P, R]]],
+        step: asyncio.Future[None],
+    ) -> None:
+        """Queue a batch's new messages once committed; its caller may have gone."""
+        self._reserved -= len(submitted)
+        error = step.exception()
+        for each in submitted:
+            self._settle_submission(each.message, error)
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(
+                [Submitted(s.message.copy(), s.position, s.estimated_seconds) for s in submitted]
+            )
 
     async def run_inline(
         self,
@@ -695,10 +827,11 @@ class MessageQueue(Generic[P, R]):
         facts = earlier.facts
         return Submitted(message.copy(), facts.position, facts.estimated_seconds, duplicate=True)
 
-    def _check_capacity(self) -> None:
+    def _check_capacity(self, count: int = 1) -> None:
+        """Refuse unless the queue is open and has room for count more messages."""
         if self._stopped:
             raise ClosedError("message queue")
-        if self._counters.unfinished + self._reserved >= self.max_size:
+        if self._counters.unfinished + self._reserved + count > self.max_size:
             retry_after = max(_MIN_RETRY_AFTER, self._attempt_estimate / self.workers)
             raise QueueFullError(self.max_size, retry_after)
 

@@ -12,11 +12,13 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from queues.message import Message, MessageStatus, Priority, ReviewDecision
+from queues.message_queue import NewMessage, Submitted
 from queues.message_stats import QueueStats
 from quote_svc.domain import PropertyType, QuoteResult, Submission
 from quote_svc.pricing import QuoteJob
 from quote_svc.priority_rules import automatic_priority_level
 from quoteflow.quote.v1 import quote_service_pb2 as pb
+from service_runtime.errors import InvalidArgumentError
 from service_runtime.submission_limits import submission_violations
 from service_runtime.validation import Violations
 
@@ -24,6 +26,8 @@ from service_runtime.validation import Violations
 MAX_RETRIES_LIMIT = 10
 #: Longest per-request attempt timeout, in seconds.
 ATTEMPT_TIMEOUT_LIMIT = 3600.0
+#: Most requests in one BatchSubmitQuotes.
+MAX_BATCH_SIZE = 1000
 REVIEWER_MAX_CHARS = 200
 NOTE_MAX_CHARS = 2000
 
@@ -136,6 +140,39 @@ def submit_args(request: pb.SubmitQuoteRequest | pb.RunQuoteRequest) -> SubmitAr
     )
 
 
+def batch_submit_items(request: pb.BatchSubmitQuotesRequest) -> list[NewMessage[QuoteJob]]:
+    """Every item of a batch, checked as submit_args checks one; the violations
+    of all items are raised together, each field named under requests[i]."""
+    problems = Violations()
+    requests = request.requests
+    if not 1 <= len(requests) <= MAX_BATCH_SIZE:
+        problems.add(
+            "requests", f"must hold 1 to {MAX_BATCH_SIZE:,} requests; got {len(requests):,}"
+        )
+        problems.raise_if_any()
+    items: list[NewMessage[QuoteJob]] = []
+    first_with: dict[str, int] = {}
+    for index, item in enumerate(requests):
+        path = f"requests[{index}]"
+        request_id = item.request_id
+        if request_id:
+            first = first_with.setdefault(request_id, index)
+            if first != index:
+                problems.add(f"{path}.request_id", f"repeats requests[{first}].request_id")
+        try:
+            args = submit_args(item)
+        except InvalidArgumentError as error:
+            problems.add_under(path, error.violations)
+            continue
+        items.append(
+            NewMessage(
+                args.job, args.priority, args.request_id, args.max_retries, args.attempt_timeout
+            )
+        )
+    problems.raise_if_any()
+    return items
+
+
 def list_args(request: pb.ListMessagesRequest, *, default_size: int, max_size: int) -> ListArgs:
     problems = Violations()
     status = None
@@ -237,6 +274,13 @@ def set_duration(span: Duration, seconds: float) -> None:
         nanos -= _NANOS_PER_SECOND
     span.seconds = whole
     span.nanos = nanos
+
+
+def set_submitted(out: pb.SubmitQuoteResponse, submitted: Submitted[QuoteJob, QuoteResult]) -> None:
+    """Write a submission's answer into out, an empty SubmitQuoteResponse."""
+    out.queue_position = submitted.position
+    set_duration(out.estimated_processing_time, submitted.estimated_seconds)
+    set_message(out.message, submitted.message)
 
 
 class _HasMessage(Protocol):

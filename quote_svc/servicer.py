@@ -51,9 +51,23 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
             max_retries=args.max_retries,
             attempt_timeout=args.attempt_timeout,
         )
-        response = pb.SubmitQuoteResponse(queue_position=submitted.position)
-        convert.set_duration(response.estimated_processing_time, submitted.estimated_seconds)
-        return convert.with_message(response, submitted.message)
+        response = pb.SubmitQuoteResponse()
+        convert.set_submitted(response, submitted)
+        return response
+
+    async def BatchSubmitQuotes(
+        self,
+        request: pb.BatchSubmitQuotesRequest,
+        context: grpc.aio.ServicerContext[
+            pb.BatchSubmitQuotesRequest, pb.BatchSubmitQuotesResponse
+        ],
+    ) -> pb.BatchSubmitQuotesResponse:
+        submitted = await self._queue.submit_many(convert.batch_submit_items(request))
+        response = pb.BatchSubmitQuotesResponse()
+        add = response.responses.add
+        for each in submitted:
+            convert.set_submitted(add(), each)
+        return response
 
     async def RunQuote(
         self,

@@ -20,6 +20,7 @@ BLANK) is refused as blank.
 """
 
 import unicodedata
+from collections.abc import Iterable
 from typing import Final
 
 from google.protobuf.duration_pb2 import Duration
@@ -59,6 +60,11 @@ class Violations:
 
     def add(self, field: str, description: str) -> None:
         self.items.append(FieldViolation(field, description))
+
+    def add_under(self, path: str, found: Iterable[FieldViolation]) -> None:
+        """Add violations found in a part of the request, the part at path (for
+        example "requests[3]"), their fields named from the request's top."""
+        self.items.extend(FieldViolation(f"{path}.{v.field}", v.description) for v in found)
 
     def check_id(self, field: str, value: str, *, required: bool = True) -> None:
         """An id (see the module's rule): required unless told otherwise."""

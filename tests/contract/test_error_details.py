@@ -132,6 +132,27 @@ async def quote_resource_exhausted(services: Services) -> grpc.aio.AioRpcError:
     return await refusal(submit_quote(quote, "overflow"))
 
 
+async def submit_batch(quote: QuoteHarness, *names: str, **fields: object) -> object:
+    requests = [quote_pb.SubmitQuoteRequest(submission=submission(n), **fields) for n in names]
+    return await quote.stub.BatchSubmitQuotes(quote_pb.BatchSubmitQuotesRequest(requests=requests))
+
+
+async def quote_batch_invalid_argument(services: Services) -> grpc.aio.AioRpcError:
+    quote = await services.quote()
+    return await refusal(submit_batch(quote))
+
+
+async def quote_batch_already_exists(services: Services) -> grpc.aio.AioRpcError:
+    quote = await services.quote()
+    await submit_quote(quote, "first", request_id="req-1")
+    return await refusal(submit_batch(quote, "other", request_id="req-1"))
+
+
+async def quote_batch_resource_exhausted(services: Services) -> grpc.aio.AioRpcError:
+    quote = await services.quote(max_size=2)
+    return await refusal(submit_batch(quote, "one", "two", "three"))
+
+
 async def quote_unavailable(services: Services) -> grpc.aio.AioRpcError:
     quote = await services.quote()
     quote.server.refuse_new_calls()
@@ -333,6 +354,9 @@ CASES: list[tuple[Provoke, Code, str]] = [
     (quote_failed_precondition, Code.FAILED_PRECONDITION, "MESSAGE_INVALID_STATE"),
     (quote_already_exists, Code.ALREADY_EXISTS, "REQUEST_ID_REUSED"),
     (quote_resource_exhausted, Code.RESOURCE_EXHAUSTED, "QUEUE_FULL"),
+    (quote_batch_invalid_argument, Code.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
+    (quote_batch_already_exists, Code.ALREADY_EXISTS, "REQUEST_ID_REUSED"),
+    (quote_batch_resource_exhausted, Code.RESOURCE_EXHAUSTED, "QUEUE_FULL"),
     (quote_unavailable, Code.UNAVAILABLE, "SHUTTING_DOWN"),
     (quote_internal, Code.INTERNAL, "INTERNAL"),
     (processor_invalid_argument, Code.INVALID_ARGUMENT, "INVALID_ARGUMENT"),

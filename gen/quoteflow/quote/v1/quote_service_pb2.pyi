@@ -195,6 +195,18 @@ class SubmitQuoteResponse(_message.Message):
     estimated_processing_time: _duration_pb2.Duration
     def __init__(self, message: _Optional[_Union[QueueMessage, _Mapping]] = ..., queue_position: _Optional[int] = ..., estimated_processing_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
+class BatchSubmitQuotesRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[SubmitQuoteRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[SubmitQuoteRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchSubmitQuotesResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[SubmitQuoteResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[SubmitQuoteResponse, _Mapping]]] = ...) -> None: ...
+
 class RunQuoteRequest(_message.Message):
     __slots__ = ("submission", "use_agentic", "priority", "attempt_timeout")
     SUBMISSION_FIELD_NUMBER: _ClassVar[int]

@@ -61,6 +61,11 @@ class QuoteServiceStub:
                 request_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SubmitQuoteRequest.SerializeToString,
                 response_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SubmitQuoteResponse.FromString,
                 _registered_method=True)
+        self.BatchSubmitQuotes = channel.unary_unary(
+                '/quoteflow.quote.v1.QuoteService/BatchSubmitQuotes',
+                request_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.BatchSubmitQuotesRequest.SerializeToString,
+                response_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.BatchSubmitQuotesResponse.FromString,
+                _registered_method=True)
         self.RunQuote = channel.unary_unary(
                 '/quoteflow.quote.v1.QuoteService/RunQuote',
                 request_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.RunQuoteRequest.SerializeToString,
@@ -134,6 +139,34 @@ class QuoteServiceServicer:
         will have been processed. A full queue answers RESOURCE_EXHAUSTED with a
         RetryInfo; nothing already accepted is dropped to make room. A repeated
         request_id answers with the message the first request created.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchSubmitQuotes(self, request, context):
+        """BatchSubmitQuotes queues 1 to 1,000 submissions at once (AIP-233), each
+        as SubmitQuote would, and answers with one SubmitQuoteResponse per
+        request, in request order. It is all or nothing: when it fails, nothing
+        was queued.
+
+        Every item is checked as SubmitQuote checks it, and one bad field of any
+        item fails the call with INVALID_ARGUMENT, one field violation per bad
+        field, its path prefixed by the item's index (for example
+        "requests[3].submission.coverage_amount"). An empty batch, or one of
+        more than 1,000 items, is a violation of "requests"; an item repeating
+        the request_id of an earlier item of the batch is a violation of its
+        "requests[i].request_id".
+
+        An item whose request_id was used before answers with the message the
+        first request created, as SubmitQuote does, and takes no room in the
+        queue; the same request_id with a different request fails the call with
+        ALREADY_EXISTS, as SubmitQuote does, its message naming the item's
+        index. When the queue has no room for every new item, the call answers
+        RESOURCE_EXHAUSTED with the RetryInfo SubmitQuote gives; a batch of more
+        new items than GetStatsResponse.max_size never fits. The new items are
+        recorded in one durable commit, and queued in request order: within a
+        priority each is processed after the items before it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -233,6 +266,11 @@ def add_QuoteServiceServicer_to_server(servicer, server):
                     request_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SubmitQuoteRequest.FromString,
                     response_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SubmitQuoteResponse.SerializeToString,
             ),
+            'BatchSubmitQuotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchSubmitQuotes,
+                    request_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.BatchSubmitQuotesRequest.FromString,
+                    response_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.BatchSubmitQuotesResponse.SerializeToString,
+            ),
             'RunQuote': grpc.unary_unary_rpc_method_handler(
                     servicer.RunQuote,
                     request_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.RunQuoteRequest.FromString,
@@ -323,6 +361,33 @@ class QuoteService:
             '/quoteflow.quote.v1.QuoteService/SubmitQuote',
             quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SubmitQuoteRequest.SerializeToString,
             quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SubmitQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchSubmitQuotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quoteflow.quote.v1.QuoteService/BatchSubmitQuotes',
+            quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.BatchSubmitQuotesRequest.SerializeToString,
+            quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.BatchSubmitQuotesResponse.FromString,
             options,
             channel_credentials,
             insecure,
