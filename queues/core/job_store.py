@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from queues.core.changes import Subscription
-from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
+from queues.core.jobs import Claim, Job, JobState, NewJob, Page, QueueCounts, Submitted
 
 
 class JobStore(Protocol):
@@ -90,8 +90,9 @@ class JobStore(Protocol):
         """Up to limit jobs of queue in one of states (any, for None) whose seq
         is above after, in seq order."""
 
-    async def stats(self, queue: str) -> dict[JobState, int]:
-        """How many jobs of queue are in each state, exactly; every state named."""
+    async def stats(self, queue: str) -> QueueCounts:
+        """How many jobs of queue are in each state and priority, exactly, with
+        the oldest available job's creation and the longest attempt's start."""
 
     def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
         """While the context lasts, the changes of queue's jobs, made by any

@@ -119,6 +119,46 @@ class Submitted:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """A queue's jobs counted exactly, at one moment."""
+
+    #: Jobs per (state, priority); a pair that is absent counts 0.
+    by_state_priority: dict[tuple[JobState, int], int]
+    #: created_at of the oldest AVAILABLE job; None when none is.
+    oldest_available: float | None
+    #: started_at of the attempt running longest; None when none runs.
+    earliest_started: float | None
+
+    def count(self, state: JobState) -> int:
+        return sum(n for (s, _), n in self.by_state_priority.items() if s is state)
+
+    def by_state(self) -> dict[JobState, int]:
+        """Every state, with its count."""
+        return {state: self.count(state) for state in JobState}
+
+    def ahead_of(self, priority: int) -> int:
+        """AVAILABLE jobs a new job of priority waits behind: those of its
+        priority or higher."""
+        return sum(
+            n
+            for (s, p), n in self.by_state_priority.items()
+            if s is JobState.AVAILABLE and p >= priority
+        )
+
+
+def counts_from_groups(groups: list[tuple[Any, ...]]) -> QueueCounts:
+    """QueueCounts from rows of (state, priority, count, min created_at, min
+    started_at), one per group: what a store's GROUP BY state, priority reads."""
+    available = [row[3] for row in groups if row[0] == JobState.AVAILABLE.value]
+    running = [row[4] for row in groups if row[0] == JobState.RUNNING.value and row[4]]
+    return QueueCounts(
+        {(JobState(state), priority): count for state, priority, count, _, _ in groups},
+        min(available, default=None),
+        min(running, default=None),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     jobs: list[Job]
     #: The seq to list after for the next page; None when this page is the last.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ import orjson
 
 from queues.core import rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
-from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
+from queues.core.jobs import Claim, Job, JobState, NewJob, Page, QueueCounts, Submitted
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -195,12 +196,16 @@ class MemoryJobStore:
         more = len(matching) > limit
         return Page(page, page[-1].seq if more and page else None)
 
-    async def stats(self, queue: str) -> dict[JobState, int]:
-        counts = dict.fromkeys(JobState, 0)
-        for job in self._jobs.values():
-            if job.queue == queue:
-                counts[job.state] += 1
-        return counts
+    async def stats(self, queue: str) -> QueueCounts:
+        jobs = [job for job in self._jobs.values() if job.queue == queue]
+        return QueueCounts(
+            dict(Counter((job.state, job.priority) for job in jobs)),
+            min((j.created_at for j in jobs if j.state is JobState.AVAILABLE), default=None),
+            min(
+                (j.started_at for j in jobs if j.state is JobState.RUNNING and j.started_at),
+                default=None,
+            ),
+        )
 
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         expired = sorted(

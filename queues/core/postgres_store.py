@@ -22,7 +22,17 @@ import orjson
 
 from queues.core import rules
 from queues.core.changes import ChangeHub, JobChange, Subscription
-from queues.core.jobs import FINAL_STATES, Claim, Job, JobState, NewJob, Page, Submitted
+from queues.core.jobs import (
+    FINAL_STATES,
+    Claim,
+    Job,
+    JobState,
+    NewJob,
+    Page,
+    QueueCounts,
+    Submitted,
+    counts_from_groups,
+)
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -201,7 +211,9 @@ _NEXT_DUE = """
     SELECT least(
         (SELECT min(run_at) FROM jobs WHERE queue = $1 AND state = 'available'),
         (SELECT min(lease_until) FROM jobs WHERE queue = $1 AND state = 'running'))"""
-_STATS = "SELECT state, count(*) FROM jobs WHERE queue = $1 GROUP BY state"
+_STATS = """
+    SELECT state, priority, count(*), min(created_at), min(started_at)
+    FROM jobs WHERE queue = $1 GROUP BY state, priority"""
 _SWEEP = """
     DELETE FROM jobs WHERE id IN (
         SELECT id FROM jobs
@@ -343,13 +355,10 @@ class PostgresJobStore:
         more = len(rows) > limit
         return Page(page, page[-1].seq if more and page else None)
 
-    async def stats(self, queue: str) -> dict[JobState, int]:
+    async def stats(self, queue: str) -> QueueCounts:
         async with self._connection("read") as connection:
             rows = await connection.fetch(_STATS, queue)
-        counts = dict.fromkeys(JobState, 0)
-        for state, count in rows:
-            counts[JobState(state)] = count
-        return counts
+        return counts_from_groups([tuple(row) for row in rows])
 
     def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
         return self._hub.subscribe(queue)

@@ -24,7 +24,8 @@ import orjson
 
 from queues.core import rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
-from queues.core.jobs import Claim, Job, JobState, NewJob, Page, Submitted
+from queues.core.jobs import Claim, Job, JobState, NewJob, Page, QueueCounts, Submitted
+from queues.core.jobs import counts_from_groups as _counts
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -239,14 +240,15 @@ class SqliteJobStore:
 
         return await self._read(page)
 
-    async def stats(self, queue: str) -> dict[JobState, int]:
-        def stats(c: sqlite3.Connection) -> dict[JobState, int]:
-            counts = dict.fromkeys(JobState, 0)
-            for state, count in c.execute(
-                "SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state", (queue,)
-            ):
-                counts[JobState(state)] = count
-            return counts
+    async def stats(self, queue: str) -> QueueCounts:
+        def stats(c: sqlite3.Connection) -> QueueCounts:
+            return _counts(
+                c.execute(
+                    "SELECT state, priority, count(*), min(created_at), min(started_at)"
+                    " FROM jobs WHERE queue = ? GROUP BY state, priority",
+                    (queue,),
+                ).fetchall()
+            )
 
         return await self._read(stats)
 

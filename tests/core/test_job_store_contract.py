@@ -247,7 +247,7 @@ async def test_repeats_within_a_batch_make_one_job(job_store: JobStore) -> None:
     )
     assert [s.created for s in submitted] == [True, True, False]
     assert submitted[2].job.id == submitted[0].job.id
-    assert (await job_store.stats("q"))[JobState.AVAILABLE] == 2
+    assert (await job_store.stats("q")).count(JobState.AVAILABLE) == 2
 
 
 async def test_a_batch_is_all_or_nothing(job_store: JobStore) -> None:
@@ -257,7 +257,7 @@ async def test_a_batch_is_all_or_nothing(job_store: JobStore) -> None:
     with pytest.raises(RequestConflictError):
         await job_store.submit([job("c", request_id="r2"), job("d", request_id="r2")], now=2.0)
     stats = await job_store.stats("q")
-    assert stats[JobState.AVAILABLE] == 1
+    assert stats.count(JobState.AVAILABLE) == 1
 
 
 async def test_the_bound_counts_unfinished_jobs_and_admits_all_or_none(
@@ -266,7 +266,7 @@ async def test_the_bound_counts_unfinished_jobs_and_admits_all_or_none(
     await job_store.submit([job("a"), job("b")], now=1.0, max_unfinished=3)
     with pytest.raises(QueueFullError):
         await job_store.submit([job("c"), job("d")], now=2.0, max_unfinished=3)
-    assert (await job_store.stats("q"))[JobState.AVAILABLE] == 2
+    assert (await job_store.stats("q")).count(JobState.AVAILABLE) == 2
     [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
     await job_store.complete(claim, "r", hold=False, now=11.0)
     await job_store.submit([job("c"), job("d")], now=12.0, max_unfinished=3)
@@ -304,7 +304,7 @@ async def test_stats_count_every_state_exactly(job_store: JobStore) -> None:
     await job_store.fail(c, "e", now=11.0)
     await job_store.cancel(d.id, now=11.0)
     stats = await job_store.stats("q")
-    assert stats == {
+    assert stats.by_state() == {
         JobState.AVAILABLE: 2,
         JobState.RUNNING: 0,
         JobState.HELD: 1,
@@ -369,3 +369,27 @@ async def test_next_due_is_the_earliest_backoff_or_lease_end(job_store: JobStore
     await job_store.complete(second, "r", hold=False, now=12.0)
     assert await job_store.next_due("q") == 25.0
     assert await job_store.next_due("q2") is None
+
+
+async def test_stats_count_by_priority_with_the_oldest_waiting_and_running(
+    job_store: JobStore,
+) -> None:
+    await job_store.submit([job("h1", 3), job("n1", 2)], now=1.0)
+    await job_store.submit([job("h2", 3), job("l1", 1)], now=2.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=5.0)
+    assert claim.job.payload["name"] == "h1"
+    stats = await job_store.stats("q")
+    assert stats.by_state_priority == {
+        (JobState.RUNNING, 3): 1,
+        (JobState.AVAILABLE, 3): 1,
+        (JobState.AVAILABLE, 2): 1,
+        (JobState.AVAILABLE, 1): 1,
+    }
+    assert (stats.oldest_available, stats.earliest_started) == (1.0, 5.0)
+    assert (stats.ahead_of(3), stats.ahead_of(2), stats.ahead_of(1)) == (1, 2, 3)
+    empty = await job_store.stats("q2")
+    assert (empty.by_state_priority, empty.oldest_available, empty.earliest_started) == (
+        {},
+        None,
+        None,
+    )
