@@ -24,8 +24,16 @@ import orjson
 
 from queues.core import rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
-from queues.core.jobs import Claim, Job, JobState, NewJob, Page, QueueCounts, Submitted
-from queues.core.jobs import counts_from_groups as _counts
+from queues.core.jobs import (
+    Claim,
+    Job,
+    JobState,
+    NewJob,
+    Page,
+    QueueCounts,
+    Submitted,
+    counts_from_groups,
+)
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -242,7 +250,7 @@ class SqliteJobStore:
 
     async def stats(self, queue: str) -> QueueCounts:
         def stats(c: sqlite3.Connection) -> QueueCounts:
-            return _counts(
+            return counts_from_groups(
                 c.execute(
                     "SELECT state, priority, count(*), min(created_at), min(started_at)"
                     " FROM jobs WHERE queue = ? GROUP BY state, priority",
