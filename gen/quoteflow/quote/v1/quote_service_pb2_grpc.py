@@ -167,6 +167,13 @@ class QuoteServiceServicer:
         new items than GetStatsResponse.max_size never fits. The new items are
         recorded in one durable commit, and queued in request order: within a
         priority each is processed after the items before it.
+
+        A full batch stays under gRPC's default 4 MiB message limit both ways:
+        1,000 items of the longest texts in 4-byte characters make a 3.34 MB
+        request and, newly queued, a 3.41 MB response. A repeated item answers
+        its message as it is now, so a finished one brings its result (up to
+        24 KB: see ListMessages): a batch repeating many finished messages can
+        answer more than 4 MiB, which a client must raise its receive limit for.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
