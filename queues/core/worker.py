@@ -189,7 +189,7 @@ class Worker:
             async with asyncio.timeout(timeout):
                 done = await self._handler(job)
         except TimeoutError:
-            error = f"the attempt timed out after {timeout:g} s"
+            error = f"attempt timed out after {timeout:g}s"
         except Exception as failure:
             error = f"{type(failure).__name__}: {failure}"
         else:

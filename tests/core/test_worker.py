@@ -138,10 +138,10 @@ async def test_an_attempt_is_cut_at_its_timeout(job_store: JobStore, start_worke
         [job("slow", max_attempts=1), job("own", max_attempts=1, timeout=0.08)], now=1.0
     )
     ended = await final(job_store, slow.job.id)
-    assert (ended.state, ended.error) == (JobState.FAILED, "the attempt timed out after 0.05 s")
+    assert (ended.state, ended.error) == (JobState.FAILED, "attempt timed out after 0.05s")
     # A job's own timeout overrides the worker's.
     ended = await final(job_store, own.job.id)
-    assert ended.error == "the attempt timed out after 0.08 s"
+    assert ended.error == "attempt timed out after 0.08s"
 
 
 async def test_a_result_for_review_holds_the_job(job_store: JobStore, start_worker) -> None:
