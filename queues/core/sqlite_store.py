@@ -1,10 +1,11 @@
 """A JobStore in one SQLite file, in WAL mode: the embedded default.
 
-Every statement runs on one thread that owns the connection, and each operation
-is one transaction (BEGIN IMMEDIATE takes the write lock at once), so
-operations are serialised and a claim never takes a job twice. The file admits
-one service (the data-dir lock); worker processes that share it take SQLite's
-lock in turn.
+The file, its checks on opening, its schema's migrations and its handling of a
+full disk are sqlite_file.SqliteFile's. Every statement runs on the file's
+thread, which owns the connection, and each operation is one transaction
+(BEGIN IMMEDIATE takes the write lock at once), so operations are serialised
+and a claim never takes a job twice. The file admits one service (the data-dir
+lock); worker processes that share it take SQLite's lock in turn.
 
 seq is the table's INTEGER PRIMARY KEY AUTOINCREMENT: rising, and never reused
 after a sweep, so a paging cursor never skips a job submitted later.
@@ -12,8 +13,6 @@ after a sweep, so a paging cursor never skips a job submitted later.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -41,12 +40,12 @@ from queues.errors import (
     QueueFullError,
 )
 from queues.ids import random_id
-from queues.storage import StoreError
+from queues.sqlite_file import Migrations, SqliteFile
 
 T = TypeVar("T")
 
 #: Each schema version's statements, applied in order to reach it.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+MIGRATIONS: Migrations = (
     (
         """CREATE TABLE jobs (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -122,20 +121,16 @@ class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
-        self._thread = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"sqlite-jobs-{path.name}"
+        self._file = SqliteFile(
+            path, MIGRATIONS, synchronous="FULL", thread_name=f"sqlite-jobs-{path.name}"
         )
-        self._connection: sqlite3.Connection | None = None
         self._hub = ChangeHub()
 
     async def open(self) -> None:
-        await self._run(self._open, action="open")
+        await self._file.open()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._run(self._connection.close)
-            self._connection = None
-        self._thread.shutdown(wait=True)
+        await self._file.close()
 
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
@@ -272,22 +267,6 @@ class SqliteJobStore:
 
         return await self._transaction(sweep)
 
-    # -- on the store's thread ----------------------------------------------------
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise sqlite3.OperationalError(f"cannot use WAL journal mode (got {mode})")
-            connection.execute("PRAGMA synchronous=FULL")
-            _migrate(connection)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
-
     async def _fenced(self, claim: Claim, changes: str, values: tuple[Any, ...]) -> Job:
         """Apply changes to the claim's job if the claim still holds it (rules.holds)."""
 
@@ -343,56 +322,20 @@ class SqliteJobStore:
             self._hub.publish(JobChange(job.queue, job.id, job.state))
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def transaction() -> T:
-            assert self._connection is not None
-            connection = self._connection
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(connection)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        connection.execute("ROLLBACK")
-                raise
-            return result
-
-        return await self._run(transaction)
+        try:
+            return await self._file.run(self._file.transaction, work)
+        except sqlite3.Error as error:
+            raise self._file.error("write", error) from error
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def read() -> T:
-            assert self._connection is not None
-            return work(self._connection)
+            assert self._file.connection is not None
+            return work(self._file.connection)
 
-        return await self._run(read)
-
-    async def _run(self, function: Callable[[], T], *, action: str = "use") -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, function)
-        except (sqlite3.Error, OSError) as error:
-            raise StoreError(f"cannot {action} store {self.path}: {error}") from error
-
-
-def _migrate(connection: sqlite3.Connection) -> None:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-        row = connection.execute("SELECT version FROM schema_version").fetchone()
-        version = 0 if row is None else int(row[0])
-        if version > len(MIGRATIONS):
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this program's {len(MIGRATIONS)}"
-            )
-        for statements in MIGRATIONS[version:]:
-            for statement in statements:
-                connection.execute(statement)
-        if version < len(MIGRATIONS):
-            connection.execute("DELETE FROM schema_version")
-            connection.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
+            return await self._file.run(read)
+        except sqlite3.Error as error:
+            raise self._file.error("read", error) from error
 
 
 def _submit(

@@ -1,6 +1,8 @@
 """What SqliteJobStore adds to the contract: its file outlives the process."""
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from queues.core.jobs import JobState, NewJob
 from queues.core.sqlite_store import SqliteJobStore
 from queues.storage import StoreError
+from queues.storage_sqlite import SqliteStore
 
 
 async def test_jobs_and_claims_survive_a_reopen(tmp_path: Path) -> None:
@@ -43,3 +46,120 @@ async def test_a_newer_schema_is_refused_naming_the_file(tmp_path: Path) -> None
     with pytest.raises(StoreError, match=f"cannot open store {path}: schema version 99 is newer"):
         await newer.open()
     await newer.close()
+
+
+async def a_store_of_jobs(path: Path) -> None:
+    store = SqliteJobStore(path)
+    await store.open()
+    await store.submit([NewJob("q", "x" * 500, 1, 3) for _ in range(100)], now=1.0)
+    await store.close()
+
+
+async def assert_refused(path: Path, reason: str) -> None:
+    """SqliteJobStore refuses to open path for reason, leaving the file as it was."""
+    found = await asyncio.to_thread(path.read_bytes)
+    store = SqliteJobStore(path)
+    with pytest.raises(StoreError, match=f"^cannot open store {path}: {reason}"):
+        await store.open()
+    await store.close()
+    assert await asyncio.to_thread(path.read_bytes) == found
+
+
+def names_in(directory: Path) -> list[str]:
+    return sorted(entry.name for entry in directory.iterdir())
+
+
+def execute(path: Path, statement: str) -> None:
+    """statement, committed, by another connection to the file."""
+    side = sqlite3.connect(path)
+    with side:
+        side.execute(statement)
+    side.close()
+
+
+def overwrite_a_page(path: Path) -> None:
+    content = bytearray(path.read_bytes())
+    content[3 * 4096 : 4 * 4096] = b"\x5a" * 4096
+    path.write_bytes(content)
+
+
+def replace_with_another_programs_database(path: Path) -> None:
+    path.unlink()
+    execute(path, "CREATE TABLE invoices (id INTEGER)")
+
+
+def make_its_schema_newer(path: Path) -> None:
+    execute(path, "UPDATE schema_version SET version = 7")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (overwrite_a_page, "the file is damaged"),
+        (replace_with_another_programs_database, r"it holds tables \(invoices\) but no schema"),
+        (make_its_schema_newer, "schema version 7 is newer than this program's 1"),
+    ],
+)
+async def test_a_file_the_store_cannot_use_is_refused_as_it_was_found(
+    tmp_path: Path, spoil: Callable[[Path], None], reason: str
+) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    await a_store_of_jobs(path)
+    spoil(path)
+    await assert_refused(path, reason)
+    assert names_in(tmp_path) == ["jobs.sqlite3"], "no -wal or -shm is left"
+
+
+async def test_a_records_store_is_not_taken_for_a_job_store(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    records = SqliteStore(path)
+    await records.open()
+    await records.close()
+    await assert_refused(
+        path, r"it holds tables \(records, schema_version\) but not jobs, sqlite_sequence:"
+    )
+
+
+async def test_an_empty_file_beside_the_wal_of_a_job_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    running = SqliteJobStore(path)
+    await running.open()
+    await running.submit([NewJob("q", "only in the WAL", 1, 3)], now=1.0)
+    wal = path.with_name("jobs.sqlite3-wal")
+    kept = wal.read_bytes()
+    await running.close()  # the last connection's close checkpoints the WAL
+    path.write_bytes(b"")
+    wal.write_bytes(kept)
+    await assert_refused(path, r"the file is empty, but an earlier run left jobs\.sqlite3-wal")
+    assert wal.read_bytes() == kept
+
+
+async def limit_pages(store: SqliteJobStore, pages: int | None = None) -> None:
+    """Let the store's file grow to pages pages (None: no more than it has),
+    as a full disk would."""
+    connection = store._file.connection
+    assert connection is not None
+    # The answer is read at once: a cursor left unread would keep a read
+    # transaction open, and no checkpoint could truncate the WAL.
+    await store._file.run(
+        lambda: connection.execute(f"PRAGMA max_page_count={pages or 1}").fetchall()
+    )
+
+
+async def test_a_full_disk_is_reported_as_full_and_writes_go_on_once_space_is_freed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    store = SqliteJobStore(path)
+    await store.open()
+    [small] = await store.submit([NewJob("q", "small", 1, 3)], now=1.0)
+    await limit_pages(store)
+    with pytest.raises(StoreError, match=f"^cannot write store {path}: database or disk is full$"):
+        await store.submit([NewJob("q", "x" * 5000, 1, 3) for _ in range(20)], now=2.0)
+    # The failed transaction was checkpointed, and its WAL truncated.
+    assert path.with_name("jobs.sqlite3-wal").stat().st_size == 0
+    await limit_pages(store, 1_000_000)
+    [big] = await store.submit([NewJob("q", "x" * 5000, 1, 3)], now=3.0)
+    page = await store.list("q", states=None, after=0, limit=10)
+    assert [job.id for job in page.jobs] == [small.job.id, big.job.id]
+    await store.close()
