@@ -5,12 +5,15 @@
 arq's defaults (max_jobs 10, poll_delay 0.5 s) cap a worker at a few dozen
 no-op jobs a second, which would flatter quoteflow; the bench runs it with
 the settings that gave arq its best throughput here (see docs/benchmarks.md).
-Nothing is logged per job, as the quote service logs nothing per message at
-WARNING. It runs on uvloop, as the quote service does by default.
+It prints {"ready": true} on stdout once connected. Nothing is logged per
+job, as the quote service logs nothing per message at WARNING. It runs on
+uvloop, as the quote service does by default.
 """
 
 import argparse
 import asyncio
+import json
+import sys
 from typing import Any
 
 import uvloop
@@ -22,6 +25,12 @@ from bench.procs import set_parent_death_signal
 
 async def noop(ctx: dict[str, Any]) -> None:
     """The job: nothing, as the quote service's bench.noop_processor prices nothing."""
+
+
+async def ready(ctx: dict[str, Any]) -> None:
+    # Once connected: the bench measures the round's CPU from here on, not the imports.
+    sys.stdout.write(json.dumps({"ready": True}) + "\n")
+    sys.stdout.flush()
 
 
 def main() -> None:
@@ -41,6 +50,7 @@ def main() -> None:
         poll_delay=options.poll_delay,
         handle_signals=True,
         health_check_interval=3600,
+        on_startup=ready,
     )
     worker.run()
 

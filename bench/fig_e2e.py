@@ -1,180 +1,284 @@
 """Figure 3: 10,000 quotes submitted at concurrency 64 and all COMPLETED, against
-arq doing 10,000 no-op jobs, enqueued and completed, on the same machine.
+two job queues doing 10,000 no-op jobs, enqueued and completed, on the same
+machine: arq and dramatiq (Redis).
 
 Each round starts a fresh quote service (SQLite, memory, and SQLite on
-asyncio's own event loop rather than uvloop: a lever) and a fresh arq worker
-on a queue of its own, and drives each with the same load generator
-loop: 64 callers sharing the count, then polling until every job is done
-(GetStats for the quote service, the queue's sorted set for arq). Throughput is
-jobs over the seconds from the first submission to the last completion.
+asyncio's own event loop rather than uvloop: a lever) and fresh peer workers
+on a queue of their own, and drives each with the same load generator loop:
+64 callers sharing the count, then polling until every job is done (GetStats
+for the quote service; the queue's own record of open jobs for the peers).
+Throughput is jobs over the seconds from the first submission to the last
+completion. CPU per job is every process of the system (the load generator,
+the service or the workers, the broker: see bench/cpu_meter.py) over the same
+span, divided by the jobs.
 """
 
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from typing import Any
 
 from bench import servers
 from bench.context import Run
+from bench.cpu_meter import CpuMeter
 from bench.redis_peer import find_redis, redis_version
 from bench.results import Figure, Target
 from bench.stats import median
+from tools.launcher import Launched
 
 CONCURRENCY = 64
 PEER_TARGET = Target("ratio", ">=", 1.5)
-#: arq's settings: its best throughput here (its defaults, max_jobs=10 and
-#: poll_delay=0.5 s, managed about 200 no-op jobs/s on this machine).
-ARQ_MAX_JOBS = 64
-ARQ_POLL_DELAY = 0.001
+#: Each peer at the settings that gave it its best throughput here.
+#: arq: its defaults, max_jobs=10 and poll_delay=0.5 s, managed about 200
+#: no-op jobs/s on this machine.
+ARQ = {"max_jobs": 64, "poll_delay": 0.001}
+#: dramatiq: worker processes x threads each (its CLI's defaults are a
+#: process per core, 8 threads, and a 1 s idle poll).
+DRAMATIQ = {"processes": 2, "threads": 8, "timeout_ms": 20}
 DEADLINE = 300.0
+QUOTEFLOW = ("sqlite", "memory", "sqlite-asyncio")
+PEERS = ("arq", "dramatiq")
 E2E_NAMES = (
     "e2e.sqlite.jobs_per_s",
     "e2e.memory.jobs_per_s",
     "e2e.arq.jobs_per_s",
+    "e2e.dramatiq.jobs_per_s",
+    "e2e.sqlite.vs_fastest_peer.jobs_per_s",
+    "e2e.sqlite.cpu_us_per_job",
+    "e2e.memory.cpu_us_per_job",
+    "e2e.arq.cpu_us_per_job",
+    "e2e.dramatiq.cpu_us_per_job",
     "levers.asyncio_loop.e2e.jobs_per_s",
 )
 
 
-async def _drive(run: Run, command: dict[str, object]) -> dict[str, object]:
+@dataclass
+class PeerBackends:
+    """What the peers run on this run: a Redis, or why not."""
+
+    redis: str | None
+    redis_found: str
+    #: peer -> why it is not run (missing from the rounds).
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+async def _drive(run: Run, command: dict[str, object], meter: CpuMeter) -> dict[str, Any]:
+    """One round: the load generator's answer, with the system's CPU seconds by part."""
     loadgen = run.loadgens[0]
+    meter.processes["client"] = loadgen.pid
     await loadgen.send(json.dumps(command))
     ready = await loadgen.read_json()
     if "error" in ready:
         raise RuntimeError(f"load generator: {ready['error']}")
+    await meter.start()
     await loadgen.send('{"cmd": "go"}')
     answer = await loadgen.read_json(within=DEADLINE + 30)
+    cpu = await meter.stop()
     if "error" in answer:
         raise RuntimeError(f"load generator: {answer['error']}")
-    return answer
+    return {**answer, "cpu_seconds": {part: round(s, 3) for part, s in cpu.items()}}
 
 
-async def _quote_round(run: Run, peer: str) -> dict[str, object]:
+def _load(cmd: str, run: Run, **fields: object) -> dict[str, object]:
+    return {
+        "cmd": cmd,
+        "count": run.sizes.e2e_count,
+        "concurrency": CONCURRENCY,
+        "deadline": DEADLINE,
+        **fields,
+    }
+
+
+async def _quote_round(run: Run, peer: str) -> dict[str, Any]:
     store, _, loop = peer.partition("-")
     args = ("--event-loop", loop) if loop else ()
     (service,) = await run.servers.start_all(servers.quote(f"e2e-{peer}", store=store, args=args))
     try:
-        return await _drive(
-            run,
-            {
-                "cmd": "quotes",
-                "target": service.address,
-                "count": run.sizes.e2e_count,
-                "concurrency": CONCURRENCY,
-                "deadline": DEADLINE,
-            },
-        )
+        meter = CpuMeter({"service": service.pid})
+        return await _drive(run, _load("quotes", run, target=service.address), meter)
     finally:
         await run.servers.stop(service)
 
 
-async def _arq_round(run: Run, url: str) -> dict[str, object]:
-    queue = f"quoteflow-bench-{uuid.uuid4().hex[:12]}"
-    worker = await run.processes.start(
-        "arq-worker",
-        [
-            "-m",
-            "bench.arq_worker",
-            "--redis",
-            url,
-            "--queue",
-            queue,
-            "--max-jobs",
-            str(ARQ_MAX_JOBS),
-            "--poll-delay",
-            str(ARQ_POLL_DELAY),
-        ],
-    )
+@contextlib.asynccontextmanager
+async def _workers(run: Run, name: str, argvs: list[list[str]]) -> AsyncIterator[list[Launched]]:
+    """Peer worker processes, each ready (it says so on stdout), stopped after."""
+    started: list[Launched] = []
     try:
-        return await _drive(
-            run,
-            {
-                "cmd": "arq",
-                "redis": url,
-                "queue": queue,
-                "count": run.sizes.e2e_count,
-                "concurrency": CONCURRENCY,
-                "deadline": DEADLINE,
-            },
-        )
+        for argv in argvs:
+            started.append(await run.processes.start(name, argv, talk=True))
+        for worker in started:
+            await worker.read_json()
+        yield started
     finally:
-        await run.processes.stop(worker)
+        for worker in started:
+            await run.processes.stop(worker)
 
 
-def _rate(answer: dict[str, object], count: int) -> float | None:
+def _worker_meter(workers: list[Launched], **options: Any) -> CpuMeter:
+    return CpuMeter({f"worker{n}": w.pid for n, w in enumerate(workers)}, **options)
+
+
+async def _arq_round(run: Run, url: str) -> dict[str, Any]:
+    queue = f"quoteflow-bench-{uuid.uuid4().hex[:12]}"
+    argv = ["-m", "bench.arq_worker", "--redis", url, "--queue", queue]
+    argv += ["--max-jobs", str(ARQ["max_jobs"]), "--poll-delay", str(ARQ["poll_delay"])]
+    async with _workers(run, "arq-worker", [argv]) as workers:
+        command = _load("arq", run, redis=url, queue=queue)
+        return await _drive(run, command, _worker_meter(workers, redis_url=url))
+
+
+async def _dramatiq_round(run: Run, url: str) -> dict[str, Any]:
+    queue = f"quoteflow-bench-{uuid.uuid4().hex[:12]}"
+    argv = ["-m", "bench.dramatiq_worker", "--redis", url, "--queue", queue]
+    argv += ["--threads", str(DRAMATIQ["threads"]), "--timeout-ms", str(DRAMATIQ["timeout_ms"])]
+    async with _workers(run, "dramatiq-worker", [argv] * DRAMATIQ["processes"]) as workers:
+        command = _load("dramatiq", run, redis=url, queue=queue)
+        return await _drive(run, command, _worker_meter(workers, redis_url=url))
+
+
+def _rate(answer: dict[str, Any], count: int) -> float | None:
     """Jobs per second, or None unless every job completed."""
     if not answer["finished"] or answer["completed"] != count or answer["errors"]:
         return None
-    return count / float(answer["total_seconds"])  # type: ignore[arg-type]
+    return count / float(answer["total_seconds"])
+
+
+def _cpu_us_per_job(answer: dict[str, Any], count: int) -> float | None:
+    if _rate(answer, count) is None:
+        return None
+    return sum(answer["cpu_seconds"].values()) / count * 1e6
+
+
+@contextlib.asynccontextmanager
+async def _backends(run: Run) -> AsyncIterator[PeerBackends]:
+    url, found = await find_redis(run)
+    missing = {peer: f"skipped: {peer} is not installed (the bench extra)" for peer in PEERS}
+    backends = PeerBackends(url, found)
+    for peer in PEERS:
+        if find_spec(peer) is None:
+            backends.skipped[peer] = missing[peer]
+        if url is None:
+            backends.skipped.setdefault(peer, found)
+    yield backends
+
+
+async def _round(run: Run, peer: str, backends: PeerBackends) -> dict[str, Any]:
+    if peer == "arq":
+        assert backends.redis is not None
+        return await _arq_round(run, backends.redis)
+    if peer == "dramatiq":
+        assert backends.redis is not None
+        return await _dramatiq_round(run, backends.redis)
+    return await _quote_round(run, peer)
 
 
 async def figure_e2e(run: Run) -> None:
     count = run.sizes.e2e_count
-    url, found = await find_redis(run)
-    run.notes["e2e"] = {
-        "redis": found,
-        "redis_version": await redis_version(url) if url else None,
-        "arq": {"max_jobs": ARQ_MAX_JOBS, "poll_delay": ARQ_POLL_DELAY},
-        "rounds": [],
+    async with _backends(run) as backends:
+        url = backends.redis
+        run.notes["e2e"] = {
+            "redis": backends.redis_found,
+            "redis_version": await redis_version(url) if url else None,
+            "arq": ARQ,
+            "dramatiq": DRAMATIQ,
+            "skipped": backends.skipped,
+            "rounds": [],
+        }
+        # sqlite-asyncio: the lever of the services' event loop, end to end.
+        order = ["sqlite", "arq", "dramatiq", "memory", "sqlite-asyncio"]
+        peers = [peer for peer in order if peer not in backends.skipped]
+        answers: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
+        for number in range(run.sizes.e2e_rounds):
+            shift = number % len(peers)
+            for peer in peers[shift:] + peers[:shift]:
+                run.say(f"figure 3: round {number + 1}, {count:,} jobs through {peer}")
+                answer = await _round(run, peer, backends)
+                run.notes["e2e"]["rounds"].append({"peer": peer, **answer})
+                answers[peer].append(answer)
+    _add_figures(run, answers, backends.skipped)
+
+
+def _summary(measured: list[float | None]) -> float | None:
+    if not measured or None in measured:
+        return None
+    return median([value for value in measured if value is not None])
+
+
+def _add_figures(
+    run: Run, answers: dict[str, list[dict[str, Any]]], skipped: dict[str, str]
+) -> None:
+    count = run.sizes.e2e_count
+    rate = {
+        p: _summary([_rate(a, count) for a in answers.get(p, [])]) for p in (*QUOTEFLOW, *PEERS)
     }
-    # sqlite-asyncio: the lever of the services' event loop, end to end.
-    peers = ["sqlite", "arq", "memory", "sqlite-asyncio"]
-    if not url:
-        peers.remove("arq")
-    rates: dict[str, list[float | None]] = {peer: [] for peer in peers}
-    for number in range(run.sizes.e2e_rounds):
-        shift = number % len(peers)
-        for peer in peers[shift:] + peers[:shift]:
-            run.say(f"figure 3: round {number + 1}, {count:,} jobs through {peer}")
-            if peer == "arq":
-                assert url is not None
-                answer = await _arq_round(run, url)
-            else:
-                answer = await _quote_round(run, peer)
-            run.notes["e2e"]["rounds"].append({"peer": peer, **answer})
-            rates[peer].append(_rate(answer, count))
-
-    def summary(peer: str) -> float | None:
-        measured = rates.get(peer, [])
-        if not measured or None in measured:
-            return None
-        return median([rate for rate in measured if rate is not None])
-
-    arq = summary("arq")
-    skipped = "" if url else found
+    cpu = {p: _summary([_cpu_us_per_job(a, count) for a in answers.get(p, [])]) for p in rate}
     params = {"jobs": count, "concurrency": CONCURRENCY, "rounds": run.sizes.e2e_rounds}
-    label = f"arq {ARQ_MAX_JOBS} jobs at a time, poll {ARQ_POLL_DELAY:g}s, no-op jobs"
+    settings = {"arq": ARQ, "dramatiq": DRAMATIQ}
+    measured = [(rate[p], p) for p in PEERS if rate[p] is not None]
+    fastest = max(measured)[1] if measured else None
+    fastest_label = f"{fastest}, the fastest peer" if fastest else "no peer measured"
+    arq = rate["arq"]
+    arq_skipped = skipped.get("arq", "")
+    label = f"arq {ARQ['max_jobs']} jobs at a time, poll {ARQ['poll_delay']:g}s, no-op jobs"
     run.add(
         Figure(
             "e2e.sqlite.jobs_per_s",
-            summary("sqlite"),
+            rate["sqlite"],
             "jobs/s",
             arq,
             label,
             PEER_TARGET,
-            skipped or "durable (SQLite) store, the default",
+            arq_skipped or "durable (SQLite) store, the default",
             params,
         ),
         Figure(
             "e2e.memory.jobs_per_s",
-            summary("memory"),
+            rate["memory"],
             "jobs/s",
             arq,
             label,
-            note=skipped or "in-memory store; informational, the target is on SQLite",
+            note=arq_skipped or "in-memory store; informational, the target is on SQLite",
+            params=params,
+        ),
+        Figure(
+            "e2e.sqlite.vs_fastest_peer.jobs_per_s",
+            rate["sqlite"],
+            "jobs/s",
+            rate[fastest] if fastest else None,
+            fastest_label,
+            note="quoteflow (SQLite) against whichever peer was fastest in this run",
             params=params,
         ),
         Figure(
             "levers.asyncio_loop.e2e.jobs_per_s",
-            summary("sqlite-asyncio"),
+            rate["sqlite-asyncio"],
             "jobs/s",
-            summary("sqlite"),
+            rate["sqlite"],
             "the same (SQLite) on uvloop, the services' default",
             note="the quote service on asyncio's own event loop (--event-loop asyncio)",
             params=params,
         ),
-        Figure(
-            "e2e.arq.jobs_per_s",
-            arq,
-            "jobs/s",
-            note=skipped or found,
-            params={**params, "max_jobs": ARQ_MAX_JOBS, "poll_delay": ARQ_POLL_DELAY},
-        ),
     )
+    for peer in PEERS:
+        note = skipped.get(peer) or run.notes["e2e"]["redis"]
+        peer_params = {**params, **settings[peer]}
+        run.add(
+            Figure(f"e2e.{peer}.jobs_per_s", rate[peer], "jobs/s", note=note, params=peer_params)
+        )
+    for name in ("sqlite", "memory", *PEERS):
+        reference = cpu[fastest] if fastest and name in QUOTEFLOW else None
+        run.add(
+            Figure(
+                f"e2e.{name}.cpu_us_per_job",
+                cpu[name],
+                "µs CPU/job",
+                reference,
+                fastest_label if reference is not None else "",
+                note=skipped.get(name, "every process of the system, over the jobs"),
+                params=params,
+            )
+        )

@@ -15,7 +15,8 @@ and gRPC for each run would cost more than a smoke run has). Commands:
   {"cmd": "arq", "redis", "queue", "count", "concurrency", "deadline"}: after
   "ready"/"go", `concurrency` callers share `count` submissions; then it polls
   until every job has completed and answers the submit and total seconds.
-  Both peers are driven by the same loop.
+  Both peers are driven by the same loop; so is {"cmd": "dramatiq", "redis",
+  "queue", ...} (whose client is synchronous: the callers are threads).
 - {"cmd": "proposals", "target", "orders", "count" | "rate" + "seconds", ...}:
   SubmitProposal to the processor, closed-loop (concurrency) or open-loop at
   a fixed rate; the proposal id carries the send time for the stream clients.
@@ -30,10 +31,12 @@ import asyncio
 import itertools
 import json
 import sys
+import threading
 import time
 import uuid
 from array import array
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -265,6 +268,62 @@ async def arq_jobs(command: Command) -> dict[str, Any]:
         await pool.aclose()
 
 
+async def dramatiq_jobs(command: Command) -> dict[str, Any]:
+    """dramatiq's client is synchronous: the callers are threads sharing the count."""
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    queue = command["queue"]
+    broker = RedisBroker(url=command["redis"])
+    actor = dramatiq.actor(lambda: None, broker=broker, actor_name="noop", queue_name=queue)
+    numbers = iter(range(command["count"]))
+    take = threading.Lock()
+
+    def caller() -> int:
+        errors = 0
+        while True:
+            with take:
+                if next(numbers, None) is None:
+                    return errors
+            try:
+                actor.send()
+            except Exception:
+                errors += 1
+
+    try:
+        concurrency = command["concurrency"]
+        executor = ThreadPoolExecutor(concurrency)
+        emit({"ready": True})
+        await wait_for_go()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        callers = [asyncio.wrap_future(executor.submit(caller)) for _ in range(concurrency)]
+        errors = sum(await asyncio.gather(*callers))
+        executor.shutdown()
+        submitted = loop.time() - began
+        messages, dead = f"dramatiq:{queue}.msgs", f"dramatiq:{queue}.XQ"
+
+        # A worker's ack deletes the message from the queue's hash (a failure
+        # moves it to the dead-letter queue, .XQ), so an empty hash is "all done".
+        async def all_done() -> bool:
+            return int(broker.client.hlen(messages)) == 0
+
+        finished = await poll_until(all_done, began + command["deadline"])
+        total = loop.time() - began
+        failed = int(broker.client.zcard(dead))
+        return {
+            "submit_seconds": submitted,
+            "total_seconds": total,
+            "errors": errors,
+            "finished": finished,
+            "completed": command["count"] - errors - failed if finished else 0,
+        }
+    finally:
+        for key in broker.client.scan_iter(match=f"dramatiq:{queue}*", count=1000):
+            broker.client.delete(key)
+        broker.close()
+
+
 def _proposal(order: str, number: int) -> bytes:
     # The send time rides in the proposal id, so the watcher that receives the
     # event can tell the end-to-end latency without talking to this process.
@@ -339,6 +398,7 @@ COMMANDS: dict[str, Callable[[Command], Awaitable[dict[str, Any]]]] = {
     "unary": unary,
     "quotes": quotes,
     "arq": arq_jobs,
+    "dramatiq": dramatiq_jobs,
     "proposals": proposals,
 }
 

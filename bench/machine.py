@@ -8,7 +8,16 @@ from typing import Any
 
 import psutil
 
-PACKAGES = ("grpcio", "protobuf", "arq", "redis", "uvloop", "pyinstrument", "psutil")
+PACKAGES = (
+    "grpcio",
+    "protobuf",
+    "arq",
+    "redis",
+    "dramatiq",
+    "uvloop",
+    "pyinstrument",
+    "psutil",
+)
 
 
 def _cpu_model() -> str:

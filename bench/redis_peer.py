@@ -1,4 +1,4 @@
-"""Finding a Redis for the arq peer: REDIS_URL's, else one started here, else none."""
+"""Finding a Redis for the arq and dramatiq peers: REDIS_URL's, else one started here."""
 
 import asyncio
 import contextlib
@@ -27,13 +27,26 @@ async def answers(url: str) -> bool:
 
 
 async def find_redis(run: Run) -> tuple[str | None, str]:
-    """(url, how it was found); url None when there is no Redis to use."""
-    url = os.environ.get("REDIS_URL", DEFAULT_URL)
-    if await answers(url):
-        return url, f"the Redis at {url} (REDIS_URL or the default)"
+    """(url, how it was found); url None when there is no Redis to use.
+
+    REDIS_URL's Redis if it is set; else a redis-server started here, so that
+    its CPU is the peers' alone; else the default URL's, if one answers there.
+    """
+    url = os.environ.get("REDIS_URL")
+    if url and await answers(url):
+        return url, f"the Redis at {url} (REDIS_URL; its CPU is server-wide)"
     server = shutil.which("redis-server")
-    if server is None:
-        return None, f"skipped: no Redis answered at {url} and redis-server is not installed"
+    if server is not None:
+        return await _start_redis(run, server)
+    if await answers(DEFAULT_URL):
+        return DEFAULT_URL, f"the Redis at {DEFAULT_URL} (the default; its CPU is server-wide)"
+    return (
+        None,
+        f"skipped: no Redis answered at {url or DEFAULT_URL} and redis-server is not installed",
+    )
+
+
+async def _start_redis(run: Run, server: str) -> tuple[str | None, str]:
     port = free_port()
     child = await run.processes.start(
         "redis-server",

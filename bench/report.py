@@ -116,7 +116,8 @@ class Markdown:
             "- **Log level**: WARNING for every server in every figure, so no per-RPC log",
             "  line is written; INFO is a lever, measured below on both sides.",
             "- **Event loop**: uvloop, the services' default, on every server (the no-op",
-            "  included) and on the arq worker; asyncio's own loop is a lever below.",
+            "  included) and on the arq worker (dramatiq's workers are threads);",
+            "  asyncio's own loop is a lever below.",
             "- **Unary runs** are closed loops: c callers, each calling again as soon as",
             f"  its answer arrives, for {self.run.sizes.unary_seconds:g} s after a",
             f"  {self.run.sizes.unary_warmup:g} s warm-up, over one HTTP/2 connection,",
@@ -239,39 +240,66 @@ class Markdown:
     def e2e(self) -> None:
         notes = self.run.notes.get("e2e", {})
         self.add(
-            "## 3. End to end against arq",
+            "## 3. End to end against arq and dramatiq",
             "",
             f"{self.run.sizes.e2e_count:,} jobs per peer per round, submitted by 64 callers",
-            "sharing the count (the same loop for both peers), then polled until all are",
-            "done: GetStats' completed count for quoteflow, the queue's sorted set for arq",
-            "(arq removes a job from it when its worker finishes it). Throughput = jobs /",
-            "seconds from the first submission to the last completion; median over",
-            f"{self.run.sizes.e2e_rounds} interleaved rounds, each on a fresh service / a",
-            "fresh arq queue. Peer: "
-            f"{notes.get('redis', '?')}, Redis {notes.get('redis_version', '?')}; arq worker",
-            f"in its own process, `{notes.get('arq')}`, no-op job, no per-job logging.",
+            "sharing the count (the same loop for every peer; dramatiq's client is",
+            "synchronous, so its callers are threads), then polled until all are done:",
+            "GetStats' completed count for quoteflow, the queue's sorted set for arq (arq",
+            "removes a job from it when its worker finishes it), the queue's message hash",
+            "for dramatiq (an ack deletes the message). Throughput = jobs / seconds from",
+            "the first submission to the last completion; median over",
+            f"{self.run.sizes.e2e_rounds} interleaved rounds,",
+            "each on a fresh service / a fresh peer queue with fresh workers, every peer's",
+            "workers in processes of their own, no-op jobs, no per-job logging.",
+            "",
+            "CPU per job is the CPU of every process of the system over the same span,",
+            "divided by the jobs: the load generator (the client), the quote service or",
+            "the peer's workers, and the broker: Redis's own CPU (INFO cpu). Where the",
+            "machine is loaded, CPU time grows too: compare within a run.",
+            "",
+            f"- Redis: {notes.get('redis', '?')}, Redis {notes.get('redis_version', '?')}.",
+            f"- arq `{notes.get('arq')}`; dramatiq `{notes.get('dramatiq')}` (Redis broker,",
+            "  default middleware).",
             "",
         )
         rows = []
         for name, label in [
-            ("e2e.sqlite.jobs_per_s", "quoteflow, SQLite (default)"),
-            ("e2e.memory.jobs_per_s", "quoteflow, memory"),
-            ("e2e.arq.jobs_per_s", "arq (Redis)"),
-            (
-                "levers.asyncio_loop.e2e.jobs_per_s",
-                "quoteflow, SQLite, asyncio's loop (x: to uvloop)",
-            ),
+            ("sqlite", "quoteflow, SQLite (default)"),
+            ("memory", "quoteflow, memory"),
+            ("arq", "arq (Redis)"),
+            ("dramatiq", "dramatiq (Redis)"),
         ]:
-            figure = self.fig(name)
+            figure = self.fig(f"e2e.{name}.jobs_per_s")
+            on_arq = name in ("sqlite", "memory")
             rows.append(
                 [
                     label,
-                    self.value(name),
-                    _ratio(figure),
+                    self.value(f"e2e.{name}.jobs_per_s"),
+                    self.value(f"e2e.{name}.cpu_us_per_job"),
+                    _ratio(figure) if on_arq else "",
                     _met(figure) if figure and figure.target else "",
                 ]
             )
-        self.add(*_table(["peer", "jobs/s", "x arq", "≥ 1.5x arq"], rows))
+        lever = "levers.asyncio_loop.e2e.jobs_per_s"
+        rows.append(
+            [
+                "quoteflow, SQLite, asyncio's loop (x: to uvloop)",
+                self.value(lever),
+                "",
+                _ratio(self.fig(lever)),
+                "",
+            ]
+        )
+        self.add(*_table(["peer", "jobs/s", "CPU µs/job", "x arq", "≥ 1.5x arq"], rows))
+        fastest = self.fig("e2e.sqlite.vs_fastest_peer.jobs_per_s")
+        cpu = self.fig("e2e.sqlite.cpu_us_per_job")
+        if fastest is not None and fastest.ratio is not None and cpu is not None:
+            self.add(
+                f"Against {fastest.reference_label}: quoteflow on SQLite "
+                f"ran at {fastest.ratio:.2f}x its throughput, at {_ratio(cpu)}x its CPU per job.",
+                "",
+            )
         per_round = [
             [
                 r["peer"],
@@ -279,11 +307,16 @@ class Markdown:
                 f"{r['submit_seconds']:.2f}",
                 str(r["completed"]),
                 str(r["errors"]),
+                ", ".join(
+                    f"{part} {seconds / max(r['completed'], 1) * 1e6:,.0f}"
+                    for part, seconds in r.get("cpu_seconds", {}).items()
+                ),
             ]
             for r in notes.get("rounds", [])
         ]
-        self.add("Rounds:", "")
-        self.add(*_table(["peer", "total s", "submit s", "completed", "errors"], per_round))
+        self.add("Rounds (CPU in µs per completed job, by process):", "")
+        header = ["peer", "total s", "submit s", "completed", "errors", "CPU µs/job by part"]
+        self.add(*_table(header, per_round))
 
     def streams(self) -> None:
         notes = self.run.notes.get("streams", {})

@@ -6,6 +6,7 @@ markdown is written.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 # The bench's own dependencies are the `bench` extra (pip install -e ".[dev,bench]").
-for module in ("arq", "psutil", "pyinstrument", "uvloop"):
+for module in ("arq", "dramatiq", "psutil", "pyinstrument", "uvloop"):
     pytest.importorskip(module, reason=f"{module} is in the bench extra: pip install -e '.[bench]'")
 
 from bench.catalog import figure_names  # noqa: E402
@@ -22,6 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 KEYS = {"name", "value", "unit", "reference", "ratio", "target", "met"}
 #: The smoke run takes about half a minute on a quiet machine; the machine is shared.
 SMOKE_TIMEOUT = 240
+#: Figures that name a peer the machine may lack (no Redis): they may be null,
+#: saying why, and so may the comparison with the fastest peer.
+PEER_FIGURES = ("e2e.arq.", "e2e.dramatiq.", "e2e.sqlite.vs_fastest_peer.")
 
 
 @pytest.mark.timeout(SMOKE_TIMEOUT + 30)
@@ -42,15 +46,24 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     for figure in figures:
         assert figure.keys() >= KEYS, figure
         value = figure["value"]
-        # Only the arq peer may be missing (no Redis here), and then it says so.
+        # Only a peer may be missing (no Redis here), and then it says so.
         if value is None:
-            assert figure["name"].startswith("e2e.arq") and figure["note"], figure
+            assert figure["name"].startswith(PEER_FIGURES) and figure["note"], figure
         else:
             assert isinstance(value, int | float), figure
         for key in ("reference", "ratio"):
             assert figure[key] is None or isinstance(figure[key], int | float), figure
         assert figure["met"] in (True, False, None), figure
 
+    # Where their servers are, the peers must have run.
+    present = {"arq": shutil.which("redis-server"), "dramatiq": shutil.which("redis-server")}
+    for peer, there in present.items():
+        if there:
+            for stat in ("jobs_per_s", "cpu_us_per_job"):
+                figure = by_name[f"e2e.{peer}.{stat}"]
+                assert figure["value"] is not None, figure
+
     markdown = (tmp_path / "benchmarks.md").read_text()
     assert markdown.startswith("# Benchmarks")
     assert "## 1. Unary ceiling" in markdown
+    assert "dramatiq (Redis)" in markdown
