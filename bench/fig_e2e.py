@@ -1,6 +1,6 @@
 """Figure 3: 10,000 quotes submitted at concurrency 64 and all COMPLETED, against
-two job queues doing 10,000 no-op jobs, enqueued and completed, on the same
-machine: arq and dramatiq (Redis).
+three job queues doing 10,000 no-op jobs, enqueued and completed, on the same
+machine: arq and dramatiq (Redis) and procrastinate (PostgreSQL).
 
 Each round starts a fresh quote service (SQLite, memory, and SQLite on
 asyncio's own event loop rather than uvloop: a lever) and fresh peer workers
@@ -9,8 +9,8 @@ on a queue of their own, and drives each with the same load generator loop:
 for the quote service; the queue's own record of open jobs for the peers).
 Throughput is jobs over the seconds from the first submission to the last
 completion. CPU per job is every process of the system (the load generator,
-the service or the workers, the broker: see bench/cpu_meter.py) over the same
-span, divided by the jobs.
+the service or the workers, the broker or the database's backends: see
+bench/cpu_meter.py) over the same span, divided by the jobs.
 """
 
 import contextlib
@@ -24,6 +24,7 @@ from typing import Any
 from bench import servers
 from bench.context import Run
 from bench.cpu_meter import CpuMeter
+from bench.pg_peer import Database, fresh_database
 from bench.redis_peer import find_redis, redis_version
 from bench.results import Figure, Target
 from bench.stats import median
@@ -38,29 +39,37 @@ ARQ = {"max_jobs": 64, "poll_delay": 0.001}
 #: dramatiq: worker processes x threads each (its CLI's defaults are a
 #: process per core, 8 threads, and a 1 s idle poll).
 DRAMATIQ = {"processes": 2, "threads": 8, "timeout_ms": 20}
-DEADLINE = 300.0
+#: procrastinate: one worker process, jobs in hand at once (its default is 1;
+#: 1, 4, 8 and 64 measured within noise of one another here, 4 best), and the
+#: client's connection pool.
+PROCRASTINATE = {"concurrency": 4, "client_pool": 16}
+#: A round's limit: procrastinate takes a few minutes over 10,000 jobs here.
+DEADLINE = 600.0
 QUOTEFLOW = ("sqlite", "memory", "sqlite-asyncio")
-PEERS = ("arq", "dramatiq")
+PEERS = ("arq", "dramatiq", "procrastinate")
 E2E_NAMES = (
     "e2e.sqlite.jobs_per_s",
     "e2e.memory.jobs_per_s",
     "e2e.arq.jobs_per_s",
     "e2e.dramatiq.jobs_per_s",
+    "e2e.procrastinate.jobs_per_s",
     "e2e.sqlite.vs_fastest_peer.jobs_per_s",
     "e2e.sqlite.cpu_us_per_job",
     "e2e.memory.cpu_us_per_job",
     "e2e.arq.cpu_us_per_job",
     "e2e.dramatiq.cpu_us_per_job",
+    "e2e.procrastinate.cpu_us_per_job",
     "levers.asyncio_loop.e2e.jobs_per_s",
 )
 
 
 @dataclass
 class PeerBackends:
-    """What the peers run on this run: a Redis, or why not."""
+    """What the peers run on this run: a Redis, a database, or why not."""
 
     redis: str | None
     redis_found: str
+    database: Database
     #: peer -> why it is not run (missing from the rounds).
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -140,6 +149,22 @@ async def _dramatiq_round(run: Run, url: str) -> dict[str, Any]:
         return await _drive(run, command, _worker_meter(workers, redis_url=url))
 
 
+async def _procrastinate_round(run: Run, database: Database) -> dict[str, Any]:
+    assert database.url is not None
+    queue = f"bench_{uuid.uuid4().hex[:12]}"
+    argv = ["-m", "bench.procrastinate_worker", "--database", database.url, "--queue", queue]
+    argv += ["--concurrency", str(PROCRASTINATE["concurrency"])]
+    async with _workers(run, "procrastinate-worker", [argv]) as workers:
+        command = _load(
+            "procrastinate",
+            run,
+            database=database.url,
+            queue=queue,
+            pool_size=PROCRASTINATE["client_pool"],
+        )
+        return await _drive(run, command, _worker_meter(workers, backends=database.backends()))
+
+
 def _rate(answer: dict[str, Any], count: int) -> float | None:
     """Jobs per second, or None unless every job completed."""
     if not answer["finished"] or answer["completed"] != count or answer["errors"]:
@@ -157,13 +182,17 @@ def _cpu_us_per_job(answer: dict[str, Any], count: int) -> float | None:
 async def _backends(run: Run) -> AsyncIterator[PeerBackends]:
     url, found = await find_redis(run)
     missing = {peer: f"skipped: {peer} is not installed (the bench extra)" for peer in PEERS}
-    backends = PeerBackends(url, found)
-    for peer in PEERS:
-        if find_spec(peer) is None:
-            backends.skipped[peer] = missing[peer]
-        if url is None:
-            backends.skipped.setdefault(peer, found)
-    yield backends
+    async with fresh_database() as database:
+        backends = PeerBackends(url, found, database)
+        for peer in PEERS:
+            if find_spec(peer) is None:
+                backends.skipped[peer] = missing[peer]
+        for peer in ("arq", "dramatiq"):
+            if url is None:
+                backends.skipped.setdefault(peer, found)
+        if database.url is None:
+            backends.skipped.setdefault("procrastinate", database.found)
+        yield backends
 
 
 async def _round(run: Run, peer: str, backends: PeerBackends) -> dict[str, Any]:
@@ -173,6 +202,8 @@ async def _round(run: Run, peer: str, backends: PeerBackends) -> dict[str, Any]:
     if peer == "dramatiq":
         assert backends.redis is not None
         return await _dramatiq_round(run, backends.redis)
+    if peer == "procrastinate":
+        return await _procrastinate_round(run, backends.database)
     return await _quote_round(run, peer)
 
 
@@ -183,13 +214,16 @@ async def figure_e2e(run: Run) -> None:
         run.notes["e2e"] = {
             "redis": backends.redis_found,
             "redis_version": await redis_version(url) if url else None,
+            "postgres": backends.database.found,
+            "postgres_version": backends.database.version,
             "arq": ARQ,
             "dramatiq": DRAMATIQ,
+            "procrastinate": PROCRASTINATE,
             "skipped": backends.skipped,
             "rounds": [],
         }
         # sqlite-asyncio: the lever of the services' event loop, end to end.
-        order = ["sqlite", "arq", "dramatiq", "memory", "sqlite-asyncio"]
+        order = ["sqlite", "arq", "dramatiq", "memory", "procrastinate", "sqlite-asyncio"]
         peers = [peer for peer in order if peer not in backends.skipped]
         answers: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
         for number in range(run.sizes.e2e_rounds):
@@ -217,7 +251,7 @@ def _add_figures(
     }
     cpu = {p: _summary([_cpu_us_per_job(a, count) for a in answers.get(p, [])]) for p in rate}
     params = {"jobs": count, "concurrency": CONCURRENCY, "rounds": run.sizes.e2e_rounds}
-    settings = {"arq": ARQ, "dramatiq": DRAMATIQ}
+    settings = {"arq": ARQ, "dramatiq": DRAMATIQ, "procrastinate": PROCRASTINATE}
     measured = [(rate[p], p) for p in PEERS if rate[p] is not None]
     fastest = max(measured)[1] if measured else None
     fastest_label = f"{fastest}, the fastest peer" if fastest else "no peer measured"
@@ -264,7 +298,10 @@ def _add_figures(
         ),
     )
     for peer in PEERS:
-        note = skipped.get(peer) or run.notes["e2e"]["redis"]
+        note = (
+            skipped.get(peer)
+            or run.notes["e2e"]["postgres" if peer == "procrastinate" else "redis"]
+        )
         peer_params = {**params, **settings[peer]}
         run.add(
             Figure(f"e2e.{peer}.jobs_per_s", rate[peer], "jobs/s", note=note, params=peer_params)

@@ -15,8 +15,9 @@ and gRPC for each run would cost more than a smoke run has). Commands:
   {"cmd": "arq", "redis", "queue", "count", "concurrency", "deadline"}: after
   "ready"/"go", `concurrency` callers share `count` submissions; then it polls
   until every job has completed and answers the submit and total seconds.
-  Both peers are driven by the same loop; so is {"cmd": "dramatiq", "redis",
-  "queue", ...} (whose client is synchronous: the callers are threads).
+  Both peers are driven by the same loop; so are {"cmd": "dramatiq", "redis",
+  "queue", ...} (whose client is synchronous: the callers are threads) and
+  {"cmd": "procrastinate", "database", "queue", "pool_size", ...}.
 - {"cmd": "proposals", "target", "orders", "count" | "rate" + "seconds", ...}:
   SubmitProposal to the processor, closed-loop (concurrency) or open-loop at
   a fixed rate; the proposal id carries the send time for the stream clients.
@@ -324,6 +325,49 @@ async def dramatiq_jobs(command: Command) -> dict[str, Any]:
         broker.close()
 
 
+async def procrastinate_jobs(command: Command) -> dict[str, Any]:
+    from procrastinate import App, PsycopgConnector
+
+    queue, size = command["queue"], command["pool_size"]
+    app = App(
+        connector=PsycopgConnector(conninfo=command["database"], min_size=size, max_size=size)
+    )
+    async with app.open_async():
+        deferrer = app.configure_task("noop", queue=queue)
+        emit({"ready": True})
+        await wait_for_go()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        errors = await shared_count(
+            lambda _: deferrer.defer_async(), command["count"], command["concurrency"]
+        )
+        submitted = loop.time() - began
+        connector = app.connector
+        where = "FROM procrastinate_jobs WHERE queue_name = %(queue)s"
+
+        # Jobs stay in the table (procrastinate's default); one still todo or
+        # doing means the run is not done (a partial index covers that test).
+        async def all_done() -> bool:
+            row = await connector.execute_query_one_async(
+                f"SELECT EXISTS (SELECT 1 {where} AND status IN ('todo', 'doing')) AS open",
+                queue=queue,
+            )
+            return not row["open"]
+
+        finished = await poll_until(all_done, began + command["deadline"])
+        total = loop.time() - began
+        row = await connector.execute_query_one_async(
+            f"SELECT count(*) AS done {where} AND status = 'succeeded'", queue=queue
+        )
+        return {
+            "submit_seconds": submitted,
+            "total_seconds": total,
+            "errors": errors,
+            "finished": finished,
+            "completed": int(row["done"]),
+        }
+
+
 def _proposal(order: str, number: int) -> bytes:
     # The send time rides in the proposal id, so the watcher that receives the
     # event can tell the end-to-end latency without talking to this process.
@@ -399,6 +443,7 @@ COMMANDS: dict[str, Callable[[Command], Awaitable[dict[str, Any]]]] = {
     "quotes": quotes,
     "arq": arq_jobs,
     "dramatiq": dramatiq_jobs,
+    "procrastinate": procrastinate_jobs,
     "proposals": proposals,
 }
 

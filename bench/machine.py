@@ -14,6 +14,8 @@ PACKAGES = (
     "arq",
     "redis",
     "dramatiq",
+    "procrastinate",
+    "psycopg",
     "uvloop",
     "pyinstrument",
     "psutil",

@@ -116,7 +116,7 @@ class Markdown:
             "- **Log level**: WARNING for every server in every figure, so no per-RPC log",
             "  line is written; INFO is a lever, measured below on both sides.",
             "- **Event loop**: uvloop, the services' default, on every server (the no-op",
-            "  included) and on the arq worker (dramatiq's workers are threads);",
+            "  included) and on the arq and procrastinate workers (dramatiq's are threads);",
             "  asyncio's own loop is a lever below.",
             "- **Unary runs** are closed loops: c callers, each calling again as soon as",
             f"  its answer arrives, for {self.run.sizes.unary_seconds:g} s after a",
@@ -240,27 +240,31 @@ class Markdown:
     def e2e(self) -> None:
         notes = self.run.notes.get("e2e", {})
         self.add(
-            "## 3. End to end against arq and dramatiq",
+            "## 3. End to end against arq, dramatiq and procrastinate",
             "",
             f"{self.run.sizes.e2e_count:,} jobs per peer per round, submitted by 64 callers",
             "sharing the count (the same loop for every peer; dramatiq's client is",
             "synchronous, so its callers are threads), then polled until all are done:",
             "GetStats' completed count for quoteflow, the queue's sorted set for arq (arq",
             "removes a job from it when its worker finishes it), the queue's message hash",
-            "for dramatiq (an ack deletes the message). Throughput = jobs / seconds from",
-            "the first submission to the last completion; median over",
-            f"{self.run.sizes.e2e_rounds} interleaved rounds,",
+            "for dramatiq (an ack deletes the message), the jobs still todo or doing for",
+            "procrastinate. Throughput = jobs / seconds from the first submission to the",
+            f"last completion; median over {self.run.sizes.e2e_rounds} interleaved rounds,",
             "each on a fresh service / a fresh peer queue with fresh workers, every peer's",
             "workers in processes of their own, no-op jobs, no per-job logging.",
             "",
             "CPU per job is the CPU of every process of the system over the same span,",
             "divided by the jobs: the load generator (the client), the quote service or",
-            "the peer's workers, and the broker: Redis's own CPU (INFO cpu). Where the",
-            "machine is loaded, CPU time grows too: compare within a run.",
+            "the peer's workers, and the broker: Redis's own CPU (INFO cpu) for arq and",
+            "dramatiq; for procrastinate the PostgreSQL backends serving the run's",
+            "database (the server is shared, so its WAL writer and checkpointer are left",
+            "out). Where the machine is loaded, CPU time grows too: compare within a run.",
             "",
             f"- Redis: {notes.get('redis', '?')}, Redis {notes.get('redis_version', '?')}.",
+            f"- PostgreSQL: {notes.get('postgres', '?')}; {notes.get('postgres_version', '?')}.",
             f"- arq `{notes.get('arq')}`; dramatiq `{notes.get('dramatiq')}` (Redis broker,",
-            "  default middleware).",
+            "  default middleware); procrastinate "
+            f"`{notes.get('procrastinate')}` (psycopg connector, LISTEN/NOTIFY).",
             "",
         )
         rows = []
@@ -269,6 +273,7 @@ class Markdown:
             ("memory", "quoteflow, memory"),
             ("arq", "arq (Redis)"),
             ("dramatiq", "dramatiq (Redis)"),
+            ("procrastinate", "procrastinate (PostgreSQL)"),
         ]:
             figure = self.fig(f"e2e.{name}.jobs_per_s")
             on_arq = name in ("sqlite", "memory")

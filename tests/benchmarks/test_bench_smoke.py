@@ -6,6 +6,7 @@ markdown is written.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # The bench's own dependencies are the `bench` extra (pip install -e ".[dev,bench]").
-for module in ("arq", "dramatiq", "psutil", "pyinstrument", "uvloop"):
+for module in ("arq", "dramatiq", "procrastinate", "psutil", "pyinstrument", "uvloop"):
     pytest.importorskip(module, reason=f"{module} is in the bench extra: pip install -e '.[bench]'")
 
 from bench.catalog import figure_names  # noqa: E402
@@ -23,9 +24,22 @@ REPO = Path(__file__).resolve().parents[2]
 KEYS = {"name", "value", "unit", "reference", "ratio", "target", "met"}
 #: The smoke run takes about half a minute on a quiet machine; the machine is shared.
 SMOKE_TIMEOUT = 240
-#: Figures that name a peer the machine may lack (no Redis): they may be null,
-#: saying why, and so may the comparison with the fastest peer.
-PEER_FIGURES = ("e2e.arq.", "e2e.dramatiq.", "e2e.sqlite.vs_fastest_peer.")
+#: Figures that name a peer the machine may lack (no Redis, no PostgreSQL): they
+#: may be null, saying why, and so may the comparison with the fastest peer.
+PEER_FIGURES = ("e2e.arq.", "e2e.dramatiq.", "e2e.procrastinate.", "e2e.sqlite.vs_fastest_peer.")
+
+
+def _postgres_answers() -> bool:
+    import psycopg
+
+    from bench.pg_peer import DEFAULT_URL
+
+    url = os.environ.get("QUOTEFLOW_BENCH_DATABASE_URL", DEFAULT_URL)
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error:
+        return False
+    return True
 
 
 @pytest.mark.timeout(SMOKE_TIMEOUT + 30)
@@ -46,7 +60,7 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     for figure in figures:
         assert figure.keys() >= KEYS, figure
         value = figure["value"]
-        # Only a peer may be missing (no Redis here), and then it says so.
+        # Only a peer may be missing (no Redis or PostgreSQL here), and then it says so.
         if value is None:
             assert figure["name"].startswith(PEER_FIGURES) and figure["note"], figure
         else:
@@ -57,6 +71,7 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
 
     # Where their servers are, the peers must have run.
     present = {"arq": shutil.which("redis-server"), "dramatiq": shutil.which("redis-server")}
+    present["procrastinate"] = _postgres_answers()
     for peer, there in present.items():
         if there:
             for stat in ("jobs_per_s", "cpu_us_per_job"):
@@ -66,4 +81,4 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     markdown = (tmp_path / "benchmarks.md").read_text()
     assert markdown.startswith("# Benchmarks")
     assert "## 1. Unary ceiling" in markdown
-    assert "dramatiq (Redis)" in markdown
+    assert "dramatiq (Redis)" in markdown and "procrastinate (PostgreSQL)" in markdown
