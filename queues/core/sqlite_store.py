@@ -2,10 +2,17 @@
 
 The file, its checks on opening, its schema's migrations and its handling of a
 full disk are sqlite_file.SqliteFile's. Every statement runs on the file's
-thread, which owns the connection, and each operation is one transaction
-(BEGIN IMMEDIATE takes the write lock at once), so operations are serialised
-and a claim never takes a job twice. The file admits one service (the data-dir
-lock); worker processes that share it take SQLite's lock in turn.
+thread, which owns the connection, so operations are serialised and a claim
+never takes a job twice. The file admits one service (the data-dir lock);
+worker processes that share it take SQLite's lock in turn (BEGIN IMMEDIATE).
+
+Writes are group-committed: those queued while a transaction is written run
+together in the next one, each in its own SAVEPOINT, so that one operation's
+error (a lost claim, a full queue, a conflicting request id) undoes only what
+it wrote and is raised to its caller alone, while the batch shares one COMMIT
+and one fsync. A failed COMMIT fails every operation of the batch. Changes are
+announced only once their batch is committed. Reads run on the thread between
+batches.
 
 seq is the table's INTEGER PRIMARY KEY AUTOINCREMENT: rising, and never reused
 after a sweep, so a paging cursor never skips a job submitted later.
@@ -13,11 +20,13 @@ after a sweep, so a paging cursor never skips a job submitted later.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -40,7 +49,7 @@ from queues.errors import (
     QueueFullError,
 )
 from queues.ids import random_id
-from queues.sqlite_file import Migrations, SqliteFile
+from queues.sqlite_file import GroupCommit, Migrations, SqliteFile
 
 T = TypeVar("T")
 
@@ -117,6 +126,19 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
+@dataclass(slots=True)
+class _Operation(Generic[T]):
+    """One write, waiting for a batch (sqlite_file.GroupCommit)."""
+
+    work: Callable[[sqlite3.Connection], T]
+    #: The jobs work changed, from its answer: announced once committed.
+    changed: Callable[[T], Iterable[Job]]
+    done: asyncio.Future[T]
+    #: work's answer or its error, set on the file's thread.
+    answer: Any = None
+    error: Exception | None = None
+
+
 class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -125,19 +147,26 @@ class SqliteJobStore:
             path, MIGRATIONS, synchronous="FULL", thread_name=f"sqlite-jobs-{path.name}"
         )
         self._hub = ChangeHub()
+        self._writes = GroupCommit[_Operation[Any]](
+            self._file,
+            lambda batch: self._file.transaction(lambda c: _each_in_a_savepoint(c, batch)),
+            lambda batch: _answer(self._hub, batch),
+        )
 
     async def open(self) -> None:
         await self._file.open()
 
     async def close(self) -> None:
+        await self._writes.finish()
         await self._file.close()
 
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
     ) -> list[Submitted]:
-        submitted = await self._transaction(lambda c: _submit(c, jobs, now, max_unfinished))
-        self._announce(s.job for s in submitted if s.created)
-        return submitted
+        return await self._write(
+            lambda c: _submit(c, jobs, now, max_unfinished),
+            lambda submitted: (s.job for s in submitted if s.created),
+        )
 
     async def claim(
         self, queue: str, owner: str, *, limit: int, lease: float, now: float
@@ -158,9 +187,7 @@ class SqliteJobStore:
             claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
             return [Claim(job, job.attempt) for job in claimed]
 
-        claims = await self._transaction(claim)
-        self._announce(claim.job for claim in claims)
-        return claims
+        return await self._write(claim, lambda claims: (claim.job for claim in claims))
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         def extend(c: sqlite3.Connection) -> list[bool]:
@@ -174,7 +201,7 @@ class SqliteJobStore:
                 for claim in claims
             ]
 
-        return await self._transaction(extend)
+        return await self._write(extend)
 
     async def complete(self, claim: Claim, result: Any, *, hold: bool, now: float) -> Job:
         encoded = orjson.dumps(result).decode()
@@ -265,7 +292,7 @@ class SqliteJobStore:
                 (queue, finished_before, *finals, limit),
             ).rowcount
 
-        return await self._transaction(sweep)
+        return await self._write(sweep)
 
     async def _fenced(self, claim: Claim, changes: str, values: tuple[Any, ...]) -> Job:
         """Apply changes to the claim's job if the claim still holds it (rules.holds)."""
@@ -280,9 +307,7 @@ class SqliteJobStore:
                 raise LostClaimError(claim.id, claim.token)
             return _job(row)
 
-        job = await self._transaction(fenced)
-        self._announce([job])
-        return job
+        return await self._write(fenced, _itself)
 
     async def _transition(
         self, job_id: str, operation: str, changes: str, values: tuple[Any, ...]
@@ -297,9 +322,7 @@ class SqliteJobStore:
             ).fetchone()
             return _job(row)
 
-        job = await self._transaction(transition)
-        self._announce([job])
-        return job
+        return await self._write(transition, _itself)
 
     def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
         return self._hub.subscribe(queue)
@@ -317,15 +340,18 @@ class SqliteJobStore:
 
         return await self._read(due)
 
-    def _announce(self, jobs: Iterable[Job]) -> None:
-        for job in jobs:
-            self._hub.publish(JobChange(job.queue, job.id, job.state))
-
-    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            return await self._file.run(self._file.transaction, work)
-        except sqlite3.Error as error:
-            raise self._file.error("write", error) from error
+    async def _write(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        changed: Callable[[T], Iterable[Job]] = lambda _: (),
+    ) -> T:
+        """work's answer, once the transaction it ran in is committed; the jobs
+        changed(answer) names are announced then."""
+        operation: _Operation[T] = _Operation(
+            work, changed, asyncio.get_running_loop().create_future()
+        )
+        self._writes.add(operation)
+        return await operation.done
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def read() -> T:
@@ -336,6 +362,41 @@ class SqliteJobStore:
             return await self._file.run(read)
         except sqlite3.Error as error:
             raise self._file.error("read", error) from error
+
+
+def _each_in_a_savepoint(c: sqlite3.Connection, batch: list[_Operation[Any]]) -> None:
+    """Run each operation of the batch in its own savepoint, so that one's error
+    undoes only what it wrote, and is kept for its caller alone. A database
+    error is the file's, not the operation's: it fails the whole batch."""
+    for operation in batch:
+        c.execute("SAVEPOINT operation")
+        try:
+            operation.answer = operation.work(c)
+        except sqlite3.Error:
+            raise
+        except Exception as error:
+            c.execute("ROLLBACK TO operation")
+            operation.error = error
+        c.execute("RELEASE operation")
+
+
+def _answer(hub: ChangeHub, batch: list[_Operation[Any]]) -> None:
+    """After the batch's COMMIT: each operation's changes are announced, and
+    its answer or its own error given to its caller, if it still waits."""
+    for operation in batch:
+        waiting = not operation.done.done()
+        if operation.error is not None:
+            if waiting:
+                operation.done.set_exception(operation.error)
+            continue
+        for job in operation.changed(operation.answer):
+            hub.publish(JobChange(job.queue, job.id, job.state))
+        if waiting:
+            operation.done.set_result(operation.answer)
+
+
+def _itself(job: Job) -> list[Job]:
+    return [job]
 
 
 def _submit(

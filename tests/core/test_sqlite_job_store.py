@@ -2,13 +2,14 @@
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from queues.core.jobs import JobState, NewJob
 from queues.core.sqlite_store import SqliteJobStore
+from queues.errors import RequestConflictError
 from queues.storage import StoreError
 from queues.storage_sqlite import SqliteStore
 
@@ -46,6 +47,14 @@ async def test_a_newer_schema_is_refused_naming_the_file(tmp_path: Path) -> None
     with pytest.raises(StoreError, match=f"cannot open store {path}: schema version 99 is newer"):
         await newer.open()
     await newer.close()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
+    opened = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 async def a_store_of_jobs(path: Path) -> None:
@@ -147,11 +156,9 @@ async def limit_pages(store: SqliteJobStore, pages: int | None = None) -> None:
 
 
 async def test_a_full_disk_is_reported_as_full_and_writes_go_on_once_space_is_freed(
-    tmp_path: Path,
+    store: SqliteJobStore,
 ) -> None:
-    path = tmp_path / "jobs.sqlite3"
-    store = SqliteJobStore(path)
-    await store.open()
+    path = store.path
     [small] = await store.submit([NewJob("q", "small", 1, 3)], now=1.0)
     await limit_pages(store)
     with pytest.raises(StoreError, match=f"^cannot write store {path}: database or disk is full$"):
@@ -162,4 +169,65 @@ async def test_a_full_disk_is_reported_as_full_and_writes_go_on_once_space_is_fr
     [big] = await store.submit([NewJob("q", "x" * 5000, 1, 3)], now=3.0)
     page = await store.list("q", states=None, after=0, limit=10)
     assert [job.id for job in page.jobs] == [small.job.id, big.job.id]
-    await store.close()
+
+
+async def traced(store: SqliteJobStore) -> list[str]:
+    """The statements the store runs from now on, as it runs them."""
+    statements: list[str] = []
+    connection = store._file.connection
+    assert connection is not None
+    await store._file.run(connection.set_trace_callback, statements.append)
+    return statements
+
+
+async def test_concurrent_submits_share_commits_and_a_conflict_fails_only_its_own(
+    store: SqliteJobStore,
+) -> None:
+    await store.submit([NewJob("q", "first", 1, 3, "r1", "fp")], now=1.0)
+    statements = await traced(store)
+    answers = await asyncio.gather(
+        *(store.submit([NewJob("q", n, 1, 3)], now=2.0) for n in range(25)),
+        store.submit([NewJob("q", "again", 1, 3, "r1", "another")], now=2.0),
+        *(store.submit([NewJob("q", n, 1, 3)], now=2.0) for n in range(25, 49)),
+        return_exceptions=True,
+    )
+    assert isinstance(answers.pop(25), RequestConflictError)
+    assert [answer[0].job.payload for answer in answers] == list(range(49))
+    transactions = statements.count("BEGIN IMMEDIATE")
+    assert 1 <= transactions < 50
+    assert statements.count("COMMIT") == transactions
+    assert (await store.stats("q")).count(JobState.AVAILABLE) == 50
+
+
+async def test_an_operation_that_fails_in_a_batch_undoes_only_what_it_wrote(
+    store: SqliteJobStore,
+) -> None:
+    statements = await traced(store)
+    answers = await asyncio.gather(
+        store.submit([NewJob("q", "before", 1, 3)], now=1.0),
+        # Its first job is written before its second fails: JSON cannot hold an object().
+        store.submit([NewJob("q", "undone", 1, 3), NewJob("q", object(), 1, 3)], now=1.0),
+        store.submit([NewJob("q", "after", 1, 3)], now=1.0),
+        return_exceptions=True,
+    )
+    assert isinstance(answers[1], TypeError)
+    assert statements.count("COMMIT") == 1, "the three ran in one transaction"
+    page = await store.list("q", states=None, after=0, limit=10)
+    assert [job.payload for job in page.jobs] == ["before", "after"]
+
+
+async def test_a_batch_that_cannot_be_committed_fails_all_of_it_and_announces_nothing(
+    store: SqliteJobStore,
+) -> None:
+    path = store.path
+    await limit_pages(store)
+    with store.subscribe("q") as changes:
+        answers = await asyncio.gather(
+            *(store.submit([NewJob("q", "x" * 5000, 1, 3)], now=1.0) for _ in range(10)),
+            return_exceptions=True,
+        )
+        assert {str(answer) for answer in answers} == {
+            f"cannot write store {path}: database or disk is full"
+        }
+        assert all(isinstance(answer, StoreError) for answer in answers)
+        assert await changes.next_within(0) is None
