@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -49,6 +49,7 @@ from queues.errors import (
     QueueFullError,
 )
 from queues.ids import random_id
+from queues.records import FieldError, RecordError, check
 from queues.sqlite_file import GroupCommit, Migrations, SqliteFile
 
 T = TypeVar("T")
@@ -97,7 +98,23 @@ _UNLEASED = "lease_owner = '', lease_until = NULL"
 _UNFINISHED = "state IN ('available', 'running')"
 
 
+class _BrokenRowError(Exception):
+    """A job row that cannot be decoded; the store makes it a RecordError naming itself."""
+
+    def __init__(self, job_id: str, error: FieldError) -> None:
+        super().__init__(job_id, error)
+        self.job_id = job_id
+        self.error = error
+
+
 def _job(row: tuple[Any, ...]) -> Job:
+    try:
+        return _decode(row)
+    except FieldError as error:
+        raise _BrokenRowError(row[0], error) from error
+
+
+def _decode(row: tuple[Any, ...]) -> Job:
     (job_id, queue, seq, payload, priority, state, max_attempts, attempt, failures) = row[:9]
     (created_at, run_at, lease_owner, lease_until, result, error, finished_at) = row[9:16]
     request_id, fingerprint, attempt_timeout, started_at, review = row[16:]
@@ -105,9 +122,9 @@ def _job(row: tuple[Any, ...]) -> Job:
         id=job_id,
         queue=queue,
         seq=seq,
-        payload=orjson.loads(payload),
+        payload=_json(payload, "payload"),
         priority=priority,
-        state=JobState(state),
+        state=check(state, JobState, "state"),
         max_attempts=max_attempts,
         attempt=attempt,
         failures=failures,
@@ -115,15 +132,22 @@ def _job(row: tuple[Any, ...]) -> Job:
         run_at=run_at,
         lease_owner=lease_owner,
         lease_until=lease_until,
-        result=None if result is None else orjson.loads(result),
+        result=None if result is None else _json(result, "result"),
         error=error,
         finished_at=finished_at,
         request_id=request_id,
         fingerprint=fingerprint,
         attempt_timeout=attempt_timeout,
         started_at=started_at,
-        review=None if review is None else orjson.loads(review),
+        review=None if review is None else _json(review, "review"),
     )
+
+
+def _json(text: str, name: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise FieldError(f"field {name!r} is not JSON: {error}") from error
 
 
 @dataclass(slots=True)
@@ -351,7 +375,8 @@ class SqliteJobStore:
             work, changed, asyncio.get_running_loop().create_future()
         )
         self._writes.add(operation)
-        return await operation.done
+        with self._naming_broken_rows():
+            return await operation.done
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def read() -> T:
@@ -359,9 +384,19 @@ class SqliteJobStore:
             return work(self._file.connection)
 
         try:
-            return await self._file.run(read)
+            with self._naming_broken_rows():
+                return await self._file.run(read)
         except sqlite3.Error as error:
             raise self._file.error("read", error) from error
+
+    @contextlib.contextmanager
+    def _naming_broken_rows(self) -> Iterator[None]:
+        """A row that cannot be decoded is raised as the RecordError naming the
+        store, the collection and the job, in one line."""
+        try:
+            yield
+        except _BrokenRowError as broken:
+            raise RecordError.broken(self.name, "jobs", broken.job_id, broken.error) from broken
 
 
 def _each_in_a_savepoint(c: sqlite3.Connection, batch: list[_Operation[Any]]) -> None:

@@ -10,6 +10,7 @@ import pytest
 from queues.core.jobs import JobState, NewJob
 from queues.core.sqlite_store import SqliteJobStore
 from queues.errors import RequestConflictError
+from queues.records import RecordError
 from queues.storage import StoreError
 from queues.storage_sqlite import SqliteStore
 
@@ -231,3 +232,44 @@ async def test_a_batch_that_cannot_be_committed_fails_all_of_it_and_announces_no
         }
         assert all(isinstance(answer, StoreError) for answer in answers)
         assert await changes.next_within(0) is None
+
+
+@pytest.mark.parametrize(
+    ("column", "stored", "reason"),
+    [
+        ("payload", '{"cut', "field 'payload' is not JSON: unexpected end of data"),
+        ("result", "[1,", "field 'result' is not JSON"),
+        ("review", "not json", "field 'review' is not JSON"),
+        ("state", "lost", "field 'state' must be one of 'available', .*, not a string 'lost'"),
+    ],
+)
+async def test_a_job_row_that_cannot_be_read_is_named_in_one_line(
+    store: SqliteJobStore, column: str, stored: str, reason: str
+) -> None:
+    [broken, fine] = await store.submit([NewJob("q", "a", 2, 3), NewJob("q", "b", 1, 3)], now=1.0)
+    execute(store.path, f"UPDATE jobs SET {column} = '{stored}' WHERE id = '{broken.job.id}'")
+    expected = (
+        f"^cannot read store {store.path}: record '{broken.job.id}' of collection 'jobs'"
+        f" is broken: {reason}"
+    )
+    with pytest.raises(RecordError, match=expected) as raised:
+        await store.get(broken.job.id)
+    assert "\n" not in str(raised.value)
+    assert (await store.get(fine.job.id)).payload == "b"
+
+
+async def test_a_write_that_meets_a_broken_row_fails_alone_naming_it(store: SqliteJobStore) -> None:
+    [broken] = await store.submit([NewJob("q", "a", 1, 3)], now=1.0)
+    execute(store.path, f"UPDATE jobs SET payload = '{{' WHERE id = '{broken.job.id}'")
+    claiming, other = await asyncio.gather(
+        store.claim("q", "w", limit=1, lease=30.0, now=2.0),
+        store.submit([NewJob("other", "b", 1, 3)], now=2.0),
+        return_exceptions=True,
+    )
+    assert isinstance(claiming, RecordError) and claiming.key == broken.job.id
+    assert isinstance(other, list) and other[0].created
+    # The claim was undone: the row is as it was, claimed by no one.
+    side = sqlite3.connect(store.path)
+    undone = side.execute("SELECT state, attempt FROM jobs WHERE queue = 'q'").fetchall()
+    side.close()
+    assert undone == [("available", 0)]
