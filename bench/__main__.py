@@ -1,4 +1,7 @@
-"""python -m bench [--smoke] [--out DIR]: run every figure, write results.json and the doc.
+"""python -m bench [--smoke] [--out DIR] [--only ...] [--e2e-peers ...]: run the figures.
+
+It writes results.json and the doc; --only runs some sections, --e2e-peers
+some of figure 3's systems.
 
 Without --out the results go where the repository keeps them, bench/results.json
 and docs/benchmarks.md; with --out DIR, to DIR/results.json and DIR/benchmarks.md.
@@ -101,6 +104,7 @@ async def bench(options: argparse.Namespace) -> int:
             run = Run(
                 REPO, work, sizes, options.smoke, processes, Servers(processes, work), loadgens
             )
+            run.e2e_peers = options.e2e_peers
             run.say(f"{'smoke' if options.smoke else 'full'} run; work in {work}")
             deadline = SMOKE_DEADLINE if options.smoke else FULL_DEADLINE
             try:
@@ -133,6 +137,12 @@ def main() -> None:
     parser.add_argument("--out", help="write results.json and benchmarks.md here instead")
     parser.add_argument(
         "--only", type=lambda text: text.split(","), help=f"comma-separated of {SECTIONS}"
+    )
+    parser.add_argument(
+        "--e2e-peers",
+        type=lambda text: text.split(","),
+        help="comma-separated of figure 3's systems (sqlite,memory,sqlite-asyncio,arq,dramatiq,"
+        "procrastinate); the others' figures are null, saying so",
     )
     parser.add_argument("--keep-work", action="store_true", help="keep logs, data and profiles")
     options = parser.parse_args()

@@ -24,6 +24,8 @@ class Run:
     servers: Servers
     #: Persistent load-generator processes (bench.loadgen), at least two.
     loadgens: list[Launched]
+    #: Figure 3's systems to run (--e2e-peers); None for all of them.
+    e2e_peers: list[str] | None = None
     figures: list[Figure] = field(default_factory=list)
     #: Per section, what the report shows beyond figures (tables, settings, profiles).
     notes: dict[str, Any] = field(default_factory=dict)

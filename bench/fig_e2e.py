@@ -224,6 +224,9 @@ async def figure_e2e(run: Run) -> None:
         }
         # sqlite-asyncio: the lever of the services' event loop, end to end.
         order = ["sqlite", "arq", "dramatiq", "memory", "procrastinate", "sqlite-asyncio"]
+        for peer in order:
+            if run.e2e_peers is not None and peer not in run.e2e_peers:
+                backends.skipped.setdefault(peer, "skipped: not among --e2e-peers")
         peers = [peer for peer in order if peer not in backends.skipped]
         answers: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
         for number in range(run.sizes.e2e_rounds):
@@ -266,7 +269,7 @@ def _add_figures(
             arq,
             label,
             PEER_TARGET,
-            arq_skipped or "durable (SQLite) store, the default",
+            skipped.get("sqlite") or arq_skipped or "durable (SQLite) store, the default",
             params,
         ),
         Figure(
@@ -275,7 +278,9 @@ def _add_figures(
             "jobs/s",
             arq,
             label,
-            note=arq_skipped or "in-memory store; informational, the target is on SQLite",
+            note=skipped.get("memory")
+            or arq_skipped
+            or "in-memory store; informational, the target is on SQLite",
             params=params,
         ),
         Figure(
@@ -293,7 +298,8 @@ def _add_figures(
             "jobs/s",
             rate["sqlite"],
             "the same (SQLite) on uvloop, the services' default",
-            note="the quote service on asyncio's own event loop (--event-loop asyncio)",
+            note=skipped.get("sqlite-asyncio")
+            or "the quote service on asyncio's own event loop (--event-loop asyncio)",
             params=params,
         ),
     )
