@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Generic
 
 from queues.backoff import Backoff
@@ -31,7 +31,14 @@ from queues.core.changes import JobChange, Subscription
 from queues.core.job_store import JobStore
 from queues.core.jobs import Job, JobState, NewJob, QueueCounts
 from queues.core.worker import Done, Worker, WorkerSettings
-from queues.errors import ClosedError, InvalidStateError, QueueFullError, RequestConflictError
+from queues.errors import (
+    ClosedError,
+    InvalidStateError,
+    LostClaimError,
+    NotFoundError,
+    QueueFullError,
+    RequestConflictError,
+)
 from queues.ids import random_id
 from queues.message import Message, MessageStatus, P, Priority, R, Review, ReviewDecision
 from queues.message_queue import BatchRequestConflictError, Handler, NewMessage, Submitted
@@ -103,14 +110,17 @@ class StoreMessageQueue(Generic[P, R]):
         self._results: Codec[R] = result_codec or JsonCodec()
         self._clock = clock
         self._settings = WorkerSettings(
-            concurrency=max(workers, 1),
+            concurrency=workers,
             lease=lease,
             heartbeat=heartbeat,
             backoff=backoff or Backoff(),
             attempt_timeout=attempt_timeout,
         )
         self._owner = owner or random_id()
-        self._worker: Worker | None = None
+        # Claims and runs workers' attempts (none with workers=0), and keeps the
+        # leases of inline runs too.
+        self._worker = Worker(store, queue, self._run, owner=self._owner, settings=self._settings)
+        self._running = False
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = False
         self._attempt_estimate = _INITIAL_ATTEMPT_ESTIMATE
@@ -121,11 +131,9 @@ class StoreMessageQueue(Generic[P, R]):
         """Start the workers (none with workers=0: this process only serves
         calls) and the retention sweep. The store is opened by the caller."""
         self._stopped = False
-        if self.workers and self._worker is None:
-            self._worker = Worker(
-                self._store, self._queue, self._run, owner=self._owner, settings=self._settings
-            )
+        if not self._running:
             await self._worker.start()
+            self._running = True
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_periodically(), name="queue-sweep")
 
@@ -134,9 +142,9 @@ class StoreMessageQueue(Generic[P, R]):
         grace seconds (none given: as long as they take), then cut them: their
         jobs run again, here or elsewhere, once their leases expire."""
         self._stopped = True
-        if self._worker is not None:
+        if self._running:
             await self._worker.stop(self.attempt_timeout if grace is None else grace)
-            self._worker = None
+            self._running = False
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -185,46 +193,56 @@ class StoreMessageQueue(Generic[P, R]):
     async def run_inline(
         self, payload: P, *, priority: Priority, attempt_timeout: float | None = None
     ) -> Message[P, R]:
-        """Queue a message for one attempt and answer once it has ended:
+        """Process a message in the caller's task, bypassing the queue (busy
+        workers do not delay it), and answer it after its one attempt:
         COMPLETED, AWAITING_REVIEW, FAILED (not dead-lettered: the caller is
-        there to retry) or CANCELLED. Whichever process has a free worker runs
-        it, at its priority."""
-        item = NewMessage(payload, priority, "", 0, attempt_timeout)
-        [submitted] = await self._submit([item], inline=True)
-        async for message in self.watch(submitted.message.id):
-            if message.status.is_final or message.status is MessageStatus.AWAITING_REVIEW:
-                return message
-        raise AssertionError("a watch ends only after a final state")
+        there to retry) or CANCELLED. It is in the store, claimed by this
+        process, from the start, so it is listed and counted while it runs."""
+        if self._stopped:
+            raise ClosedError("message queue")
+        job = self._new_job(NewMessage(payload, priority, "", 0, attempt_timeout), inline=True)
+        try:
+            claim = await self._store.claim_new(
+                job,
+                owner=self._owner,
+                lease=self._settings.lease,
+                now=self._clock(),
+                max_unfinished=self.max_size,
+            )
+        except QueueFullError:
+            raise QueueFullError(self.max_size, self._retry_after()) from None
+        with contextlib.suppress(LostClaimError):  # cancelled meanwhile: answered as it is
+            await self._worker.run_claimed(claim)
+        return await self.get(claim.id)
 
     async def cancel(self, message_id: str) -> Message[P, R]:
         """Cancel a PENDING, PROCESSING or AWAITING_REVIEW message."""
-        return self._message(await self._store.cancel(message_id, now=self._clock()))
+        with _as_message(message_id):
+            return self._message(await self._store.cancel(message_id, now=self._clock()))
 
     async def redrive(self, message_id: str) -> Message[P, R]:
         """Put a dead-lettered message back in the queue with its retries reset."""
-        job = await self._store.get(message_id)
-        message = self._message(job)
+        message = await self.get(message_id)
         if not message.dead_lettered:
             raise InvalidStateError("message", message_id, _describe(message), "redrive")
         counts = await self._store.stats(self._queue)
         self._check_room(counts, 1)
-        return self._message(await self._store.redrive(message_id, now=self._clock()))
+        with _as_message(message_id):
+            return self._message(await self._store.redrive(message_id, now=self._clock()))
 
     async def review(
         self, message_id: str, decision: ReviewDecision, reviewer: str, note: str = ""
     ) -> Message[P, R]:
         """Record a human decision on a message AWAITING_REVIEW."""
         now = self._clock()
-        try:
+        # The store names its operation approve or reject; the caller asked to review.
+        with _as_message(message_id, "review"):
             job = await self._store.decide(
                 message_id,
                 approve=decision is ReviewDecision.APPROVE,
                 review=[decision.value, reviewer, note, now],
                 now=now,
             )
-        except InvalidStateError as error:
-            # The store names its operation; the caller asked to review.
-            raise InvalidStateError("message", message_id, error.state, "review") from None
         return self._message(job)
 
     async def sweep_expired(self) -> int:
@@ -240,7 +258,8 @@ class StoreMessageQueue(Generic[P, R]):
 
     async def get(self, message_id: str) -> Message[P, R]:
         """The message as the store holds it; NotFoundError if unknown or expired."""
-        return self._message(await self._store.get(message_id))
+        with _as_message(message_id):
+            return self._message(await self._store.get(message_id))
 
     async def watch(self, message_id: str) -> AsyncIterator[Message[P, R]]:
         """Yield the message as it is now, then after every change of its state
@@ -464,6 +483,19 @@ async def _next_of(changes: Subscription, message_id: str) -> JobChange | None:
     """The next change of message_id, or None for a change of another message."""
     change = await changes.next_within(None)
     return change if change is not None and change.job_id == message_id else None
+
+
+@contextlib.contextmanager
+def _as_message(message_id: str, operation: str = "") -> Iterator[None]:
+    """The store's errors about a job, said of the message it is."""
+    try:
+        yield
+    except NotFoundError:
+        raise NotFoundError("message", message_id) from None
+    except InvalidStateError as error:
+        raise InvalidStateError(
+            "message", message_id, error.state, operation or error.operation
+        ) from None
 
 
 def _describe(message: Message[Any, Any]) -> str:

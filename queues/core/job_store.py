@@ -42,6 +42,13 @@ class JobStore(Protocol):
         queue's unfinished jobs past max_unfinished (the job's queue; retry_after
         0, for the caller to fill in)."""
 
+    async def claim_new(
+        self, job: NewJob, *, owner: str, lease: float, now: float, max_unfinished: int | None
+    ) -> Claim:
+        """Add job claimed at once by owner, its first attempt started now (an
+        inline run, in the caller). Raises QueueFullError as submit does; job
+        has no request_id."""
+
     async def claim(
         self, queue: str, owner: str, *, limit: int, lease: float, now: float
     ) -> list[Claim]:

@@ -94,6 +94,20 @@ class MemoryJobStore:
         self._hub.publish(JobChange(job.queue, job.id, job.state))
         return job
 
+    async def claim_new(
+        self, job: NewJob, *, owner: str, lease: float, now: float, max_unfinished: int | None
+    ) -> Claim:
+        [submitted] = await self.submit([job], now=now, max_unfinished=max_unfinished)
+        claimed = self._set(
+            submitted.job,
+            state=JobState.RUNNING,
+            attempt=1,
+            lease_owner=owner,
+            lease_until=now + lease,
+            started_at=now,
+        )
+        return Claim(claimed, claimed.attempt)
+
     async def claim(
         self, queue: str, owner: str, *, limit: int, lease: float, now: float
     ) -> list[Claim]:

@@ -131,6 +131,13 @@ _INSERT = f"""
     ON CONFLICT (queue, request_id) WHERE request_id <> '' DO NOTHING
     RETURNING {_COLUMNS}"""
 
+_CLAIM_NEW = f"""
+    INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
+                      created_at, lease_owner, lease_until, started_at, error, request_id,
+                      fingerprint, attempt_timeout)
+    VALUES ($1, $2, $3, $4, 'running', $5, 1, 0, $6, $7, $8, $6, '', '', $9, $10)
+    RETURNING {_COLUMNS}"""
+
 _EXISTING = f"""
     SELECT {_JOBS_COLUMNS} FROM jobs
     JOIN unnest($1::text[], $2::text[]) AS seen(queue, request_id)
@@ -295,6 +302,31 @@ class PostgresJobStore:
             if max_unfinished is not None and made:
                 await _admit(connection, [job.queue for job in made.values()], max_unfinished)
         return plan.answer(made, existing)
+
+    async def claim_new(
+        self, job: NewJob, *, owner: str, lease: float, now: float, max_unfinished: int | None
+    ) -> Claim:
+        async with self._connection("write") as connection, connection.transaction():
+            if max_unfinished is not None:
+                await connection.execute(_LOCK_BOUNDS, [job.queue])
+            row = await connection.fetchrow(
+                _CLAIM_NEW,
+                random_id(),
+                job.queue,
+                job.payload,
+                job.priority,
+                job.max_attempts,
+                now,
+                owner,
+                now + lease,
+                job.fingerprint,
+                job.attempt_timeout,
+            )
+            if max_unfinished is not None:
+                await _admit(connection, [job.queue], max_unfinished)
+        assert row is not None  # an INSERT ... RETURNING answers its row
+        claimed = _job(row)
+        return Claim(claimed, claimed.attempt)
 
     async def claim(
         self, queue: str, owner: str, *, limit: int, lease: float, now: float

@@ -192,6 +192,22 @@ class SqliteJobStore:
             lambda submitted: (s.job for s in submitted if s.created),
         )
 
+    async def claim_new(
+        self, job: NewJob, *, owner: str, lease: float, now: float, max_unfinished: int | None
+    ) -> Claim:
+        def claim_new(c: sqlite3.Connection) -> Claim:
+            [submitted] = _submit(c, [job], now, max_unfinished)
+            row = c.execute(
+                f"""UPDATE jobs SET state = 'running', attempt = 1, lease_owner = ?,
+                    lease_until = ?, started_at = ?
+                WHERE id = ? RETURNING {_COLUMNS}""",
+                (owner, now + lease, now, submitted.job.id),
+            ).fetchone()
+            claimed = _job(row)
+            return Claim(claimed, claimed.attempt)
+
+        return await self._write(claim_new, lambda claim: [claim.job])
+
     async def claim(
         self, queue: str, owner: str, *, limit: int, lease: float, now: float
     ) -> list[Claim]:

@@ -50,7 +50,7 @@ Handler = Callable[[Job], Awaitable[Done]]
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    #: Attempts run at once.
+    #: Attempts claimed and run at once; 0 claims none (a process serving calls only).
     concurrency: int = 4
     #: How long a claim holds a job without a heartbeat.
     lease: float = 30.0
@@ -63,8 +63,8 @@ class WorkerSettings:
     store_retry_cap: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1; got {self.concurrency}")
+        if self.concurrency < 0:
+            raise ValueError(f"concurrency must not be negative; got {self.concurrency}")
         if not 0 < self.heartbeat < self.lease:
             raise ValueError(
                 f"the heartbeat ({self.heartbeat} s) must be positive and under the lease "
@@ -90,6 +90,8 @@ class Worker:
         self._settings = settings
         self._clock = clock
         self._running: dict[str, tuple[Claim, asyncio.Task[None]]] = {}
+        # Claims its callers run in their own tasks (run_claimed): heartbeated too.
+        self._inline: dict[str, Claim] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,19 +102,32 @@ class Worker:
         return len(self._running)
 
     async def start(self) -> None:
+        """Start the heartbeat and, with a concurrency above 0, claiming."""
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self._queue}")]
+        if self._settings.concurrency == 0:
+            return
         listening = asyncio.Event()
         listen = asyncio.create_task(self._listen(listening), name=f"listen-{self._queue}")
-        self._tasks = [listen]
+        self._tasks.append(listen)
         # Subscribed before the first claim, so no submission falls in between.
         subscribed = asyncio.create_task(listening.wait())
         await asyncio.wait([listen, subscribed], return_when=asyncio.FIRST_COMPLETED)
         subscribed.cancel()
         if listen.done():
             listen.result()  # the subscription failed: raise why
-        self._tasks += [
-            asyncio.create_task(self._claim_loop(), name=f"worker-{self._queue}"),
-            asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self._queue}"),
-        ]
+        self._tasks.append(asyncio.create_task(self._claim_loop(), name=f"worker-{self._queue}"))
+
+    async def run_claimed(self, claim: Claim) -> None:
+        """Run the attempt of a job its caller claimed (an inline run), in the
+        caller's task, its lease kept by the heartbeat. Raises LostClaimError
+        if the job was taken meanwhile (cancelled, say), and StoreError if its
+        end could not be written."""
+        self._inline[claim.id] = claim
+        try:
+            await self._run(claim)
+        finally:
+            self._inline.pop(claim.id, None)
 
     async def stop(self, grace: float = 0.0) -> None:
         """Claim nothing more; let running attempts end within grace seconds,
@@ -205,7 +220,7 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self._settings.heartbeat)
-            held = [claim for claim, _ in self._running.values()]
+            held = [claim for claim, _ in self._running.values()] + list(self._inline.values())
             if not held:
                 continue
             try:

@@ -393,3 +393,29 @@ async def test_stats_count_by_priority_with_the_oldest_waiting_and_running(
         None,
         None,
     )
+
+
+async def test_a_job_claimed_as_it_is_added_runs_its_first_attempt(job_store: JobStore) -> None:
+    with job_store.subscribe("q") as changes:
+        claim = await job_store.claim_new(
+            job("inline", 3), owner="api-1", lease=LEASE, now=5.0, max_unfinished=None
+        )
+        heard = await changes.next_within(10.0)
+    assert (claim.token, claim.job.state, claim.job.lease_owner) == (1, JobState.RUNNING, "api-1")
+    assert (claim.job.started_at, claim.job.lease_until, claim.job.created_at) == (
+        5.0,
+        5.0 + LEASE,
+        5.0,
+    )
+    assert heard is not None and heard.job_id == claim.id
+    assert await names_claimed(job_store, 5) == [], "no worker takes it"
+    done = await job_store.complete(claim, "r", hold=False, now=6.0)
+    assert done.state is JobState.COMPLETED
+
+
+async def test_a_job_claimed_as_it_is_added_counts_against_the_bound(job_store: JobStore) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    with pytest.raises(QueueFullError):
+        await job_store.claim_new(job("b"), owner="api", lease=LEASE, now=2.0, max_unfinished=1)
+    assert (await job_store.stats("q")).by_state()[JobState.AVAILABLE] == 1
+    assert (await job_store.stats("q")).count(JobState.RUNNING) == 0
