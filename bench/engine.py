@@ -33,6 +33,7 @@ from queues.storage import MemoryStore
 from quote_svc.codecs import QuoteJobCodec, QuoteResultCodec
 from quote_svc.domain import QuoteResult, Submission
 from quote_svc.pricing import QuoteJob
+from quote_svc.quote_queue import JournalQueue
 from quote_svc.servicer import QuoteServicer
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 
@@ -118,7 +119,7 @@ async def filled_servicer(pending: int) -> QuoteServicer:
     for _ in range(pending):
         await queue.submit(JOB, priority=Priority.NORMAL)
     assert queue.stats().pending == pending
-    return QuoteServicer(queue)
+    return QuoteServicer(JournalQueue(queue))
 
 
 async def get_stats_times(pending: int, calls: int) -> dict[str, float]:

@@ -11,10 +11,8 @@ from typing import Final
 
 import grpc
 
-from queues.message_queue import MessageQueue
 from quote_svc import convert, page_token
-from quote_svc.domain import QuoteResult
-from quote_svc.pricing import QuoteJob
+from quote_svc.quote_queue import QuoteQueue
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 from service_runtime.validation import require_id
@@ -31,11 +29,9 @@ MAX_PAGE_SIZE = 1000
 # ListMessagesResponse later does not push a full page over.
 MAX_PAGE_BYTES: Final = 4 * 1024 * 1024 - 256 * 1024
 
-Queue = MessageQueue[QuoteJob, QuoteResult]
-
 
 class QuoteServicer(pb_grpc.QuoteServiceServicer):
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: QuoteQueue) -> None:
         self._queue = queue
 
     async def SubmitQuote(
@@ -85,7 +81,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         request: pb.GetMessageRequest,
         context: grpc.aio.ServicerContext[pb.GetMessageRequest, pb.GetMessageResponse],
     ) -> pb.GetMessageResponse:
-        message = self._queue.get(require_id("id", request.id))
+        message = await self._queue.get(require_id("id", request.id))
         return convert.with_message(pb.GetMessageResponse(), message)
 
     async def WatchMessage(
@@ -103,7 +99,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
     ) -> pb.ListMessagesResponse:
         args = convert.list_args(request, default_size=DEFAULT_PAGE_SIZE, max_size=MAX_PAGE_SIZE)
         filters = f"{request.status}/{request.priority}/{int(args.dead_lettered_only)}"
-        messages, cursor = self._queue.list_messages(
+        messages, cursor = await self._queue.list_messages(
             status=args.status,
             priority=args.priority,
             dead_lettered_only=args.dead_lettered_only,
@@ -160,7 +156,7 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         request: pb.GetStatsRequest,
         context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
-        return convert.stats_to_pb(self._queue.stats())
+        return convert.stats_to_pb(await self._queue.stats())
 
 
 def _entry_bytes(message_bytes: int) -> int:

@@ -11,7 +11,7 @@ import os
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from service_runtime.event_loop import loop_factory
 from service_runtime.rpc_logging import level_number
@@ -39,7 +39,8 @@ _PARSERS: dict[type, Callable[[str], Any]] = {
 }
 
 
-#: The stores a service can keep its state in.
+#: The stores a service can keep its state in; a service that can share one
+#: database among its replicas adds "postgres" (its config's store_kinds).
 STORE_KINDS = ("sqlite", "memory")
 #: The event loops a service can run on (service_runtime.event_loop).
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
@@ -52,6 +53,9 @@ class ServerOptions:
     A subclass that validates its own fields in __post_init__ must call
     super().__post_init__().
     """
+
+    #: The stores this service can use.
+    store_kinds: ClassVar[tuple[str, ...]] = STORE_KINDS
 
     host: str = field(
         default="127.0.0.1",
@@ -78,8 +82,10 @@ class ServerOptions:
     )
 
     def __post_init__(self) -> None:
-        if self.store not in STORE_KINDS:
-            raise ValueError(f"store must be one of {', '.join(STORE_KINDS)}, not {self.store!r}")
+        if self.store not in self.store_kinds:
+            raise ValueError(
+                f"store must be one of {', '.join(self.store_kinds)}, not {self.store!r}"
+            )
         if self.event_loop not in EVENT_LOOPS:
             raise ValueError(
                 f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {self.event_loop!r}"

@@ -3,6 +3,9 @@
 import contextlib
 from pathlib import Path
 
+from queues.core.job_store import JobStore
+from queues.core.memory_store import MemoryJobStore
+from queues.core.postgres_store import PostgresJobStore
 from queues.storage import MemoryStore, Store
 from queues.storage_sqlite import SqliteStore
 from service_runtime.config import ServerOptions
@@ -16,9 +19,19 @@ def store_for(options: ServerOptions, name: str) -> Store:
     return SqliteStore(Path(options.data_dir) / f"{name}.sqlite3")
 
 
+def job_store_for(kind: str, database_url: str = "") -> JobStore:
+    """An unopened JobStore (the durable core's) of kind memory or postgres."""
+    if kind == "postgres":
+        return PostgresJobStore(database_url)
+    if kind == "memory":
+        return MemoryJobStore()
+    raise ValueError(f"no JobStore of kind {kind!r}")
+
+
 def store_lock(options: ServerOptions, name: str) -> contextlib.AbstractContextManager[None]:
     """What to hold, from before store_for(options, name) is opened until it is
     closed: the data dir's lock of that store (data_dir_lock); none for memory."""
-    if options.store == "memory":
+    if options.store != "sqlite":
+        # Memory is this process's; postgres is shared by replicas on purpose.
         return contextlib.nullcontext()
     return locked_data_dir(Path(options.data_dir), name)

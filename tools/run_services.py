@@ -85,6 +85,9 @@ async def supervise(modules: list[str], parent: int) -> int:
             child.send_signal(signal.SIGTERM)
     codes = await asyncio.gather(*(child.wait() for child in children.values()))
     await asyncio.gather(*relays)
+    if unexpected:
+        for name, code in zip(children, codes, strict=True):
+            print(f"[supervisor] {name} ended with exit code {code}", file=sys.stderr)
     stopping.cancel()
     watching.cancel()
     os.close(held)

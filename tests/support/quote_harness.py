@@ -5,13 +5,13 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from queues.storage import MemoryStore
+from queues.core.memory_store import MemoryJobStore
 from quote_svc.config import QuoteConfig
 from quote_svc.domain import QuoteResult, Submission
 from quote_svc.processors import ProcessorRegistry
+from quote_svc.quote_queue import QuoteQueue
 from quote_svc.rating import rate
 from quote_svc.service import binding, build_queue
-from quote_svc.servicer import Queue
 from quote_svc.underwriting import underwrite
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
@@ -37,7 +37,7 @@ class ScriptedRating(Scripted):
 @dataclasses.dataclass
 class QuoteHarness:
     stub: pb_grpc.QuoteServiceStub
-    queue: Queue
+    queue: QuoteQueue
     server: RunningServer
     rating: ScriptedRating
     channel: grpc.aio.Channel
@@ -70,7 +70,7 @@ async def start_quote_harness(started: list["QuoteHarness"], **overrides: object
     registry = ProcessorRegistry()
     registry.register(config.processor, rating)
     registry.register(config.agentic_processor, underwrite)
-    queue = build_queue(config, MemoryStore(), registry)
+    queue = build_queue(config, MemoryJobStore(), registry)
     await queue.start()
     server = await start_server([binding(queue)], host="127.0.0.1", port=0)
     channel = grpc.aio.insecure_channel(server.address)

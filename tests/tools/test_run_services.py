@@ -110,9 +110,10 @@ async def test_a_service_that_dies_stops_the_others_and_fails(tmp_path):
         err = finished.stderr
         assert b"quote_svc exited on its own; stopping the others" in err
         # The quote service fails at once, on its port, so the processor may
-        # still be starting when it is stopped: that it ran and the supervisor
-        # waited for it is what can be relied on.
-        assert b"[processor_svc]" in err
+        # still be starting when it is stopped, before it logs anything: that
+        # the supervisor waited for it to end is what can be relied on.
+        assert b"[supervisor] quote_svc ended with exit code 1" in err
+        assert b"[supervisor] processor_svc ended with exit code" in err
     finally:
         taken.close()
 
