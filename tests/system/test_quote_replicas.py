@@ -1,0 +1,117 @@
+"""Quote replicas as real processes over one fresh PostgreSQL database: one
+queue, whichever replica is called; and a replica killed with SIGKILL under
+load loses nothing it acknowledged, its claims taken over once their leases
+expire."""
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from support.polling import poll
+from support.postgres import fresh_database
+from support.quote_harness import submission
+from support.service_process import Launched, running_service
+
+from quoteflow.quote.v1 import quote_service_pb2 as pb
+from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.postgres
+
+TESTS = str(Path(__file__).resolve().parents[1])
+#: Short leases, so a killed replica's claims come back within the test.
+LEASES = ("--lease-seconds", "2", "--heartbeat-seconds", "0.5")
+
+
+@contextlib.asynccontextmanager
+async def replicas(
+    url: str, workers: list[int]
+) -> AsyncIterator[list[tuple[Launched, pb_grpc.QuoteServiceStub]]]:
+    """One quote replica per entry of workers (its worker count), all over url."""
+    async with contextlib.AsyncExitStack() as stack:
+        started = []
+        for count in workers:
+            service = await stack.enter_async_context(
+                running_service(
+                    "quote_svc",
+                    "--store",
+                    "postgres",
+                    "--processor",
+                    "support.quote_plugins:scripted",
+                    "--workers",
+                    str(count),
+                    *LEASES,
+                    QUOTE_DATABASE_URL=url,
+                    PYTHONPATH=TESTS,
+                )
+            )
+            channel = await stack.enter_async_context(grpc.aio.insecure_channel(service.address))
+            started.append((service, pb_grpc.QuoteServiceStub(channel)))
+        yield started
+
+
+async def test_replicas_over_one_database_are_one_queue() -> None:
+    async with fresh_database() as url, replicas(url, [0, 1, 1]) as running:
+        (_, api), (_, first), (_, second) = running
+        # Accepted where no worker runs, priced elsewhere, watched on a third.
+        queued = await api.SubmitQuote(pb.SubmitQuoteRequest(submission=submission("Ada")))
+        watched = [
+            answer.message.status
+            async for answer in second.WatchMessage(pb.WatchMessageRequest(id=queued.message.id))
+        ]
+        assert watched[-1] == pb.MESSAGE_STATUS_COMPLETED
+
+        # 100 concurrent repeats of one request, spread over the replicas, make one message.
+        repeat = pb.SubmitQuoteRequest(submission=submission("Bo"), request_id="same-request")
+        stubs = [api, first, second]
+        answers = await asyncio.gather(*(stubs[n % 3].SubmitQuote(repeat) for n in range(100)))
+        assert len({answer.message.id for answer in answers}) == 1
+
+        await poll(
+            lambda: api.GetStats(pb.GetStatsRequest()),
+            lambda s: s.completed_count == 2,
+            "both priced",
+        )
+        every = [await stub.GetStats(pb.GetStatsRequest()) for stub in stubs]
+        assert {(s.completed_count, s.pending_count) for s in every} == {(2, 0)}
+
+
+async def test_a_replica_killed_under_load_loses_nothing_it_acknowledged() -> None:
+    async with fresh_database() as url, replicas(url, [2, 2, 2]) as running:
+        stubs = [stub for _, stub in running]
+        acknowledged: list[str] = []
+
+        async def submit(n: int) -> None:
+            request = pb.SubmitQuoteRequest(submission=submission(f"paced-{n}"))
+            # A call to the killed replica may fail: it was not acknowledged.
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                answer = await stubs[n % len(stubs)].SubmitQuote(request)
+                acknowledged.append(answer.message.id)
+
+        first = asyncio.gather(*(submit(n) for n in range(300)))
+        await poll(lambda: len(acknowledged), lambda n: n >= 100, "100 acknowledged")
+        victim, _ = running[0]
+        victim.process.send_signal(signal.SIGKILL)
+        await victim.process.wait()
+        await first
+        stubs = stubs[1:]  # the survivors take the rest
+        await asyncio.gather(*(submit(n) for n in range(300, 400)))
+
+        survivor = stubs[0]
+        await poll(
+            lambda: survivor.GetStats(pb.GetStatsRequest()),
+            lambda s: s.completed_count >= len(acknowledged) and s.processing_count == 0,
+            "every acknowledged quote priced",
+            within=60,
+        )
+        for message_id in acknowledged:
+            got = await survivor.GetMessage(pb.GetMessageRequest(id=message_id))
+            assert got.message.status == pb.MESSAGE_STATUS_COMPLETED, message_id
+        stats = await survivor.GetStats(pb.GetStatsRequest())
+        # A submission the victim committed but could not answer is priced too.
+        assert len(acknowledged) <= stats.completed_count <= 400
+        assert len(acknowledged) > 300
+        assert (stats.pending_count, stats.failed_count) == (0, 0)
