@@ -1,13 +1,23 @@
-"""A JobStore in this process's memory, for tests: the contract's reference,
-written straight from the rules. Payloads and results are copied through JSON,
-as a real store keeps them."""
+"""A JobStore in this process's memory: the contract's reference in tests, and
+the quote service's `--store memory`. Payloads and results are copied through
+JSON, as a real store keeps them.
+
+Every operation goes through indexes kept per queue, so that it costs O(log n)
+per job it touches, amortised, however many jobs the queue holds. Each change
+of a job gives it a new version and files that version in the indexes its state
+calls for; an entry whose version is no longer its job's is stale and dropped
+when met (heaps do not delete from the middle), and a heap is compacted once
+its stale entries outnumber the queue's jobs twice over.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
+import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -23,9 +33,189 @@ from queues.errors import (
 )
 from queues.ids import random_id
 
+#: (key, seq, version, job id): least key first, then submission order. The
+#: version, unique across the store, keeps two entries of one job apart.
+_Entry = tuple[float, int, int, str]
+
+#: Below this many entries a heap is never compacted: too small to matter.
+_COMPACT_FLOOR = 64
+
 
 def _copy(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
+
+
+class _Heap:
+    """A heap of entries that hold while their job is still at their version."""
+
+    def __init__(self, versions: dict[str, int]) -> None:
+        self._entries: list[_Entry] = []
+        self._versions = versions
+
+    def push(self, key: float, job: Job, version: int) -> None:
+        heapq.heappush(self._entries, (key, job.seq, version, job.id))
+
+    def top(self) -> _Entry | None:
+        """The least entry that holds, dropping the stale ones above it."""
+        entries = self._entries
+        while entries and not self._holds(entries[0]):
+            heapq.heappop(entries)
+        return entries[0] if entries else None
+
+    def pop(self) -> _Entry | None:
+        entry = self.top()
+        if entry is not None:
+            heapq.heappop(self._entries)
+        return entry
+
+    def compact(self, live: int) -> None:
+        """Drop every stale entry once they outnumber live (the most that can
+        hold: one per job of the queue) twice over, so each costs O(1) amortised."""
+        if len(self._entries) > max(3 * live, _COMPACT_FLOOR):
+            self._entries = [entry for entry in self._entries if self._holds(entry)]
+            heapq.heapify(self._entries)
+
+    def _holds(self, entry: _Entry) -> bool:
+        return self._versions.get(entry[3]) == entry[2]
+
+
+class _SeqSet:
+    """A set of seqs read in ascending order: a tree of 64-bit words, 64 ways
+    at each level, so adding, discarding and finding the next seq above one
+    each cost O(log n) (six levels hold seqs up to 2**36)."""
+
+    _LEVELS = 6
+
+    def __init__(self) -> None:
+        # _words[level][index]: bit b marks member (index << 6 | b) of the level
+        # below (of the set itself, at level 0) as present.
+        self._words: list[dict[int, int]] = [{} for _ in range(self._LEVELS)]
+
+    def add(self, seq: int) -> None:
+        for level in self._words:
+            index, bit = seq >> 6, seq & 63
+            word = level.get(index, 0)
+            level[index] = word | (1 << bit)
+            if word:
+                return  # the levels above already mark this word
+            seq = index
+
+    def discard(self, seq: int) -> None:
+        for level in self._words:
+            index, bit = seq >> 6, seq & 63
+            word = level.get(index, 0) & ~(1 << bit)
+            if word:
+                level[index] = word
+                return
+            level.pop(index, None)
+            seq = index
+
+    def after(self, seq: int) -> Iterator[int]:
+        """The members above seq, ascending."""
+        found = self._next(seq + 1)
+        while found is not None:
+            yield found
+            found = self._next(found + 1)
+
+    def _next(self, least: int) -> int | None:
+        """The least member at or above least."""
+        for depth, level in enumerate(self._words):
+            index, bit = least >> 6, least & 63
+            word = level.get(index, 0) >> bit << bit
+            if word:
+                found = index << 6 | _lowest_bit(word)
+                for below in reversed(self._words[:depth]):
+                    found = found << 6 | _lowest_bit(below[found])
+                return found
+            least = index + 1
+        return None
+
+
+def _lowest_bit(word: int) -> int:
+    return (word & -word).bit_length() - 1
+
+
+class _Queue:
+    """One queue's indexes of the versions of its jobs."""
+
+    def __init__(self, versions: dict[str, int]) -> None:
+        self.size = 0
+        self.counts: Counter[tuple[JobState, int]] = Counter()
+        self.seqs = {state: _SeqSet() for state in JobState}
+        #: By claim order (key -priority): AVAILABLE jobs due, and RUNNING ones
+        #: whose lease a claim saw expire.
+        self.ready = _Heap(versions)
+        #: By the time a job becomes claimable (a backoff's run_at, a lease's
+        #: end), until a claim moves it into ready.
+        self.waiting = _Heap(versions)
+        #: The same times, kept for next_due after a claim moved the job.
+        self.timers = _Heap(versions)
+        #: AVAILABLE jobs by created_at, RUNNING jobs by started_at (for stats).
+        self.created = _Heap(versions)
+        self.started = _Heap(versions)
+        #: Final jobs by finished_at, until a sweep moves them into expired,
+        #: which is by seq (key 0), the order the sweep removes them in.
+        self.finished = _Heap(versions)
+        self.expired = _Heap(versions)
+
+    def heaps(self) -> tuple[_Heap, ...]:
+        return (
+            self.ready,
+            self.waiting,
+            self.timers,
+            self.created,
+            self.started,
+            self.finished,
+            self.expired,
+        )
+
+    def file(self, job: Job, version: int) -> None:
+        """Enter this version of job in the indexes its state calls for."""
+        if job.state is JobState.AVAILABLE:
+            self.created.push(job.created_at, job, version)
+        if job.state is JobState.RUNNING and job.started_at:
+            self.started.push(job.started_at, job, version)
+        due = _due(job)
+        if due is not None:
+            self.waiting.push(due, job, version)
+            self.timers.push(due, job, version)
+        elif job.state is JobState.AVAILABLE:
+            self.ready.push(-job.priority, job, version)
+        if job.state.is_final and job.finished_at is not None:
+            self.finished.push(job.finished_at, job, version)
+
+    def count(self, job: Job, change: int) -> None:
+        """Count job in (change 1) or out of (change -1) its state."""
+        key = (job.state, job.priority)
+        self.counts[key] += change
+        if not self.counts[key]:
+            del self.counts[key]
+        if change > 0:
+            self.seqs[job.state].add(job.seq)
+        else:
+            self.seqs[job.state].discard(job.seq)
+
+    def unfinished(self) -> int:
+        return sum(n for (state, _), n in self.counts.items() if state.is_unfinished)
+
+    def compact(self) -> None:
+        for heap in self.heaps():
+            heap.compact(self.size)
+
+
+def _due(job: Job) -> float | None:
+    """When time alone makes job claimable, if it will: a backoff's end, or
+    its lease's."""
+    if job.state is JobState.AVAILABLE:
+        return job.run_at
+    if job.state is JobState.RUNNING:
+        return job.lease_until
+    return None
+
+
+def _top_key(heap: _Heap) -> float | None:
+    entry = heap.top()
+    return None if entry is None else entry[0]
 
 
 class MemoryJobStore:
@@ -33,6 +223,11 @@ class MemoryJobStore:
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        #: job id → the version of it the indexes hold valid
+        self._versions: dict[str, int] = {}
+        self._version = itertools.count(1)
+        self._by_seq: dict[int, str] = {}
+        self._queues: dict[str, _Queue] = {}
         # (queue, request_id) → job id
         self._requests: dict[tuple[str, str], str] = {}
         self._seq = 0
@@ -50,12 +245,7 @@ class MemoryJobStore:
         planned = submission.plan(jobs, self._seen)
         if max_unfinished is not None:
             for queue, count in submission.adding(planned).items():
-                unfinished = sum(
-                    1
-                    for job in self._jobs.values()
-                    if job.queue == queue and job.state.is_unfinished
-                )
-                if unfinished + count > max_unfinished:
+                if self._queue(queue).unfinished() + count > max_unfinished:
                     raise QueueFullError(max_unfinished, 0.0)
         return submission.carry_out(planned, lambda new: self._add(new, now))
 
@@ -88,7 +278,11 @@ class MemoryJobStore:
             started_at=None,
             review=None,
         )
-        self._jobs[job.id] = job
+        queue = self._queue(job.queue)
+        queue.size += 1
+        queue.count(job, 1)
+        self._by_seq[job.seq] = job.id
+        self._store(job)
         if new.request_id:
             self._requests[(new.queue, new.request_id)] = job.id
         self._hub.publish(JobChange(job.queue, job.id, job.state))
@@ -111,16 +305,8 @@ class MemoryJobStore:
     async def claim(
         self, queue: str, owner: str, *, limit: int, lease: float, now: float
     ) -> list[Claim]:
-        ready = sorted(
-            (
-                job
-                for job in self._jobs.values()
-                if job.queue == queue and rules.is_claimable(job, now)
-            ),
-            key=rules.claim_order,
-        )
         claims = []
-        for job in ready[:limit]:
+        for job in self._claimable(self._queue(queue), limit, now):
             claimed = self._set(
                 job,
                 state=JobState.RUNNING,
@@ -132,6 +318,30 @@ class MemoryJobStore:
             )
             claims.append(Claim(claimed, claimed.attempt))
         return claims
+
+    def _claimable(self, queue: _Queue, limit: int, now: float) -> list[Job]:
+        """Up to limit jobs of queue claimable at now, in claim order, taken
+        out of ready (the claim files their next versions)."""
+        self._release(queue, now)
+        taken: list[Job] = []
+        early: list[Job] = []
+        while len(taken) < limit and (entry := queue.ready.pop()) is not None:
+            job = self._jobs[entry[3]]
+            (taken if rules.is_claimable(job, now) else early).append(job)
+        # Moved into ready by a claim at a later now than this one's: they
+        # wait again for the time that makes them claimable.
+        for job in early:
+            due = _due(job)
+            assert due is not None, "a job that is not claimable yet has a time it will be"
+            queue.waiting.push(due, job, self._versions[job.id])
+        return taken
+
+    def _release(self, queue: _Queue, now: float) -> None:
+        """Move the jobs that time made claimable by now into ready."""
+        while (entry := queue.waiting.top()) is not None and entry[0] <= now:
+            queue.waiting.pop()
+            job = self._jobs[entry[3]]
+            queue.ready.push(-job.priority, job, entry[2])
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         held = []
@@ -196,47 +406,45 @@ class MemoryJobStore:
     async def list(
         self, queue: str, *, states: frozenset[JobState] | None, after: int, limit: int
     ) -> Page:
-        matching = sorted(
-            (
-                job
-                for job in self._jobs.values()
-                if job.queue == queue
-                and job.seq > after
-                and (states is None or job.state in states)
-            ),
-            key=lambda job: job.seq,
+        index = self._queue(queue).seqs
+        seqs = heapq.merge(
+            *(index[state].after(after) for state in (JobState if states is None else states))
         )
+        matching = [self._jobs[self._by_seq[seq]] for seq in itertools.islice(seqs, limit + 1)]
         page = matching[:limit]
         more = len(matching) > limit
         return Page(page, page[-1].seq if more and page else None)
 
     async def stats(self, queue: str) -> QueueCounts:
-        jobs = [job for job in self._jobs.values() if job.queue == queue]
-        return QueueCounts(
-            dict(Counter((job.state, job.priority) for job in jobs)),
-            min((j.created_at for j in jobs if j.state is JobState.AVAILABLE), default=None),
-            min(
-                (j.started_at for j in jobs if j.state is JobState.RUNNING and j.started_at),
-                default=None,
-            ),
-        )
+        index = self._queue(queue)
+        return QueueCounts(dict(index.counts), _top_key(index.created), _top_key(index.started))
 
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
-        expired = sorted(
-            (
-                job
-                for job in self._jobs.values()
-                if job.queue == queue
-                and job.state.is_final
-                and job.finished_at is not None
-                and job.finished_at < finished_before
-            ),
-            key=lambda job: job.seq,
-        )[:limit]
-        for job in expired:
-            del self._jobs[job.id]
-            self._requests.pop((job.queue, job.request_id), None)
-        return len(expired)
+        index = self._queue(queue)
+        while (entry := index.finished.top()) is not None and entry[0] < finished_before:
+            index.finished.pop()
+            index.expired.push(0, self._jobs[entry[3]], entry[2])
+        swept = 0
+        later: list[Job] = []
+        while swept < limit and (entry := index.expired.pop()) is not None:
+            job = self._jobs[entry[3]]
+            assert job.finished_at is not None, "only jobs that finished are filed"
+            if job.finished_at < finished_before:
+                self._remove(index, job)
+                swept += 1
+            else:  # moved into expired by a sweep with a later cut than this one's
+                later.append(job)
+        for job in later:
+            assert job.finished_at is not None
+            index.finished.push(job.finished_at, job, self._versions[job.id])
+        index.compact()
+        return swept
+
+    def _remove(self, queue: _Queue, job: Job) -> None:
+        queue.size -= 1
+        queue.count(job, -1)
+        del self._jobs[job.id], self._versions[job.id], self._by_seq[job.seq]
+        self._requests.pop((job.queue, job.request_id), None)
 
     def _held(self, claim: Claim) -> Job:
         job = self._jobs.get(claim.id)
@@ -256,19 +464,33 @@ class MemoryJobStore:
         return self._hub.subscribe(queue)
 
     async def next_due(self, queue: str) -> float | None:
-        times = [
-            job.run_at if job.state is JobState.AVAILABLE else job.lease_until
-            for job in self._jobs.values()
-            if job.queue == queue and job.state in (JobState.AVAILABLE, JobState.RUNNING)
-        ]
-        return min((when for when in times if when is not None), default=None)
+        return _top_key(self._queue(queue).timers)
+
+    def _queue(self, name: str) -> _Queue:
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = _Queue(self._versions)
+        return queue
 
     def _set(self, job: Job, **changes: Any) -> Job:
         changed = dataclasses.replace(job, **changes)
-        self._jobs[job.id] = changed
+        if changed.state is not job.state:
+            queue = self._queue(job.queue)
+            queue.count(job, -1)
+            queue.count(changed, 1)
+        self._store(changed)
         if changed.state is not job.state or changed.attempt != job.attempt:
             self._hub.publish(JobChange(changed.queue, changed.id, changed.state))
         return changed
+
+    def _store(self, job: Job) -> None:
+        """Keep job as it is now, its earlier versions' entries going stale."""
+        version = next(self._version)
+        self._jobs[job.id] = job
+        self._versions[job.id] = version
+        queue = self._queue(job.queue)
+        queue.file(job, version)
+        queue.compact()
 
 
 def _unleased() -> dict[str, Any]:
