@@ -8,6 +8,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from support.polling import poll
 
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb2
 from quoteflow.quote.v1 import quote_service_pb2_grpc as quote_grpc
@@ -146,11 +147,20 @@ async def test_stop_reports_not_serving_to_calls_in_flight_and_refuses_new_ones(
     stopping = asyncio.create_task(server.stop(30))
 
     assert (await watch.read()).status == NOT_SERVING
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await health_of(channel, "")
+    # NOT_SERVING is announced before the listener closes: a call sent in
+    # between may be cut as CANCELLED. A call made once it is closed is refused.
+    await poll(lambda: _accepts(server.port), lambda accepts: not accepts, "the listener closed")
+    async with grpc.aio.insecure_channel(server.address) as fresh:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await health_of(fresh, "")
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     watch.cancel()
     await stopping
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def test_stop_still_works_after_a_termination_wait_was_cancelled(server):
