@@ -68,12 +68,13 @@ class _Heap:
             heapq.heappop(self._entries)
         return entry
 
-    def compact(self, live: int) -> None:
-        """Drop every stale entry once they outnumber live (the most that can
-        hold: one per job of the queue) twice over, so each costs O(1) amortised."""
-        if len(self._entries) > max(3 * live, _COMPACT_FLOOR):
-            self._entries = [entry for entry in self._entries if self._holds(entry)]
-            heapq.heapify(self._entries)
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def compact(self) -> None:
+        """Drop every stale entry."""
+        self._entries = [entry for entry in self._entries if self._holds(entry)]
+        heapq.heapify(self._entries)
 
     def _holds(self, entry: _Entry) -> bool:
         return self._versions.get(entry[3]) == entry[2]
@@ -199,8 +200,12 @@ class _Queue:
         return sum(n for (state, _), n in self.counts.items() if state.is_unfinished)
 
     def compact(self) -> None:
+        """Compact a heap once its stale entries outnumber the most that can
+        hold (one per job of the queue) twice over, so each costs O(1) amortised."""
+        most = max(3 * self.size, _COMPACT_FLOOR)
         for heap in self.heaps():
-            heap.compact(self.size)
+            if len(heap) > most:
+                heap.compact()
 
 
 def _due(job: Job) -> float | None:
