@@ -46,6 +46,9 @@ from queues.storage import StoreError
 #: Where the database announces job changes (changes.py), as JSON [queue, id, state].
 CHANNEL = "quoteflow_jobs"
 
+# Shards of each count in job_counts (see its migration).
+_COUNT_SHARDS = 16
+
 #: Each entry migrates the schema one version up; open() applies those the
 #: database has not seen, in order. Append; never edit a released entry.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -102,6 +105,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER jobs_announce AFTER INSERT OR UPDATE ON jobs
             FOR EACH ROW EXECUTE FUNCTION jobs_announce()""",
     ),
+    # Counts kept by a trigger, so stats and the bound read a few rows, not every
+    # job. Each connection's backend writes its own shard of a count, so writers
+    # on different connections do not queue behind one hot row.
+    (
+        """CREATE TABLE job_counts (
+            queue text NOT NULL,
+            state text NOT NULL,
+            priority integer NOT NULL,
+            shard integer NOT NULL,
+            count bigint NOT NULL,
+            PRIMARY KEY (queue, state, priority, shard)
+        )""",
+        """INSERT INTO job_counts
+            SELECT queue, state, priority, 0, count(*) FROM jobs GROUP BY queue, state, priority""",
+        f"""CREATE FUNCTION jobs_count() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            my_shard integer := pg_backend_pid() % {_COUNT_SHARDS};
+        BEGIN
+            IF TG_OP <> 'INSERT' AND (TG_OP = 'DELETE' OR NEW.state <> OLD.state
+                    OR NEW.priority <> OLD.priority) THEN
+                INSERT INTO job_counts VALUES (OLD.queue, OLD.state, OLD.priority, my_shard, -1)
+                ON CONFLICT (queue, state, priority, shard)
+                DO UPDATE SET count = job_counts.count - 1;
+            END IF;
+            IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND (NEW.state <> OLD.state
+                    OR NEW.priority <> OLD.priority)) THEN
+                INSERT INTO job_counts VALUES (NEW.queue, NEW.state, NEW.priority, my_shard, 1)
+                ON CONFLICT (queue, state, priority, shard)
+                DO UPDATE SET count = job_counts.count + 1;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER jobs_count AFTER INSERT OR UPDATE OR DELETE ON jobs
+            FOR EACH ROW EXECUTE FUNCTION jobs_count()""",
+        # stats' oldest waiting job and longest attempt, without a scan.
+        """CREATE INDEX jobs_waiting_since ON jobs (queue, created_at)
+            WHERE state = 'available'""",
+        "CREATE INDEX jobs_running_since ON jobs (queue, started_at) WHERE state = 'running'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -148,7 +190,7 @@ _LOCK_BOUNDS = f"""
     FROM (SELECT DISTINCT unnest($1::text[]) AS queue ORDER BY queue) AS queues"""
 
 _UNFINISHED = """
-    SELECT queue, count(*) FROM jobs
+    SELECT queue, sum(count) FROM job_counts
     WHERE queue = ANY($1::text[]) AND state IN ('available', 'running')
     GROUP BY queue"""
 
@@ -214,13 +256,24 @@ _LIST = f"""
     SELECT {_COLUMNS} FROM jobs
     WHERE queue = $1 AND seq > $2 AND ($3::text[] IS NULL OR state = ANY($3::text[]))
     ORDER BY seq LIMIT $4"""
+# Each half reads one entry of its partial index (see _STATS on min()).
 _NEXT_DUE = """
     SELECT least(
-        (SELECT min(run_at) FROM jobs WHERE queue = $1 AND state = 'available'),
-        (SELECT min(lease_until) FROM jobs WHERE queue = $1 AND state = 'running'))"""
+        (SELECT run_at FROM jobs
+            WHERE queue = $1 AND state = 'available' AND run_at IS NOT NULL
+            ORDER BY run_at LIMIT 1),
+        (SELECT lease_until FROM jobs WHERE queue = $1 AND state = 'running'
+            ORDER BY lease_until LIMIT 1))"""
 _STATS = """
-    SELECT state, priority, count(*), min(created_at), min(started_at)
-    FROM jobs WHERE queue = $1 GROUP BY state, priority"""
+    SELECT state, priority, sum(count)::bigint,
+        -- ORDER BY ... LIMIT 1 reads one entry of a partial index; min()
+        -- may read every one (the planner does not always rewrite it).
+        (SELECT created_at FROM jobs WHERE queue = $1 AND state = 'available'
+            ORDER BY created_at LIMIT 1),
+        (SELECT started_at FROM jobs WHERE queue = $1 AND state = 'running'
+            ORDER BY started_at LIMIT 1)
+    FROM job_counts WHERE queue = $1
+    GROUP BY state, priority HAVING sum(count) <> 0"""
 _SWEEP = """
     DELETE FROM jobs WHERE id IN (
         SELECT id FROM jobs

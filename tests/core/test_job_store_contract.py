@@ -419,3 +419,34 @@ async def test_a_job_claimed_as_it_is_added_counts_against_the_bound(job_store: 
         await job_store.claim_new(job("b"), owner="api", lease=LEASE, now=2.0, max_unfinished=1)
     assert (await job_store.stats("q")).by_state()[JobState.AVAILABLE] == 1
     assert (await job_store.stats("q")).count(JobState.RUNNING) == 0
+
+
+async def test_stats_stay_exact_through_redrive_decisions_and_the_sweep(
+    job_store: JobStore,
+) -> None:
+    await job_store.submit([job(f"j{n}", priority=n % 3 + 1) for n in range(9)], now=1.0)
+    claims = await job_store.claim("q", "w1", limit=9, lease=LEASE, now=2.0)
+    for n, claim in enumerate(claims):
+        if n % 3 == 0:
+            await job_store.fail(claim, "e", now=3.0)
+        elif n % 3 == 1:
+            await job_store.complete(claim, "r", hold=True, now=3.0)
+        else:
+            await job_store.complete(claim, "r", hold=False, now=3.0)
+    failed = [c.id for n, c in enumerate(claims) if n % 3 == 0]
+    held = [c.id for n, c in enumerate(claims) if n % 3 == 1]
+    await job_store.redrive(failed[0], now=4.0)
+    await job_store.decide(held[0], approve=False, review=None, now=4.0)
+    assert await job_store.sweep("q", finished_before=100.0, limit=100) == 6
+    stats = await job_store.stats("q")
+    assert stats.by_state() == {
+        JobState.AVAILABLE: 1,
+        JobState.RUNNING: 0,
+        JobState.HELD: 2,
+        JobState.COMPLETED: 0,
+        JobState.FAILED: 0,
+        JobState.CANCELLED: 0,
+        JobState.REJECTED: 0,
+    }
+    assert sum(stats.by_state_priority.values()) == 3
+    assert stats.earliest_started is None and stats.oldest_available == 1.0
