@@ -247,7 +247,8 @@ class StoreMessageQueue(Generic[P, R]):
 
     async def sweep_expired(self) -> int:
         """Remove messages final for longer than the retention period; answers
-        how many. Any process may sweep: the store removes each message once."""
+        how many. Any process may sweep: the store removes each message once.
+        The periodic sweep runs it on one replica per interval (JobStore.lead)."""
         cutoff = self._clock() - self.retention
         removed = 0
         while swept := await self._store.sweep(self._queue, finished_before=cutoff, limit=500):
@@ -471,6 +472,15 @@ class StoreMessageQueue(Generic[P, R]):
         while True:
             await asyncio.sleep(self._sweep_interval)
             try:
+                # One replica sweeps per interval: whichever holds the lead.
+                leading = await self._store.lead(
+                    f"sweep:{self._queue}",
+                    self._owner,
+                    ttl=self._sweep_interval,
+                    now=self._clock(),
+                )
+                if not leading:
+                    continue
                 removed = await self.sweep_expired()
             except StoreError as error:
                 log.error("the retention sweep could not delete expired messages: %s", error)

@@ -111,6 +111,13 @@ class JobStore(Protocol):
         (a retry's run_at, or a lease's end); None if none will. A worker waits
         for it or for a change, whichever comes first, and never polls."""
 
+    async def lead(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
+        """Whether owner holds the lease called name, from now until now + ttl:
+        taken when no one holds it or its holder's has run out, renewed when
+        owner holds it already. One holder at a time over this store, however
+        many processes share it: what runs a periodic duty (the retention
+        sweep) once per interval, not once per replica."""
+
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         """Remove up to limit final jobs of queue that finished before
         finished_before, with their request ids; answers how many."""

@@ -236,6 +236,8 @@ class MemoryJobStore:
         # (queue, request_id) → job id
         self._requests: dict[tuple[str, str], str] = {}
         self._seq = 0
+        # name → (holder, until) of each lease (lead()).
+        self._leads: dict[str, tuple[str, float]] = {}
         self._hub = ChangeHub()
 
     async def open(self) -> None:
@@ -423,6 +425,13 @@ class MemoryJobStore:
     async def stats(self, queue: str) -> QueueCounts:
         index = self._queue(queue)
         return QueueCounts(dict(index.counts), _top_key(index.created), _top_key(index.started))
+
+    async def lead(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
+        holder, until = self._leads.get(name, ("", now))
+        if holder not in ("", owner) and until > now:
+            return False
+        self._leads[name] = (owner, now + ttl)
+        return True
 
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         index = self._queue(queue)

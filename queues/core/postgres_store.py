@@ -144,6 +144,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             WHERE state = 'available'""",
         "CREATE INDEX jobs_running_since ON jobs (queue, started_at) WHERE state = 'running'",
     ),
+    # The leases of periodic duties (lead()).
+    (
+        """CREATE TABLE leads (
+            name text PRIMARY KEY, owner text NOT NULL, until double precision NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -264,6 +270,12 @@ _NEXT_DUE = """
             ORDER BY run_at LIMIT 1),
         (SELECT lease_until FROM jobs WHERE queue = $1 AND state = 'running'
             ORDER BY lease_until LIMIT 1))"""
+# Answers the owner when the lease was taken or renewed (lead()).
+_LEAD = """
+    INSERT INTO leads VALUES ($1, $2, $3)
+    ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+    WHERE leads.until <= $4 OR leads.owner = excluded.owner
+    RETURNING owner"""
 _STATS = """
     SELECT state, priority, sum(count)::bigint,
         -- ORDER BY ... LIMIT 1 reads one entry of a partial index; min()
@@ -452,6 +464,11 @@ class PostgresJobStore:
         async with self._connection("read") as connection:
             when: float | None = await connection.fetchval(_NEXT_DUE, queue)
         return when
+
+    async def lead(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
+        async with self._connection("write") as connection:
+            taken = await connection.fetchval(_LEAD, name, owner, now + ttl, now)
+        return taken is not None
 
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         async with self._connection("write") as connection:

@@ -87,6 +87,8 @@ MIGRATIONS: Migrations = (
         "CREATE INDEX jobs_finished ON jobs (queue, finished_at) WHERE finished_at IS NOT NULL",
         "CREATE INDEX jobs_state ON jobs (queue, state, seq)",
     ),
+    # The leases of periodic duties (lead()).
+    ("CREATE TABLE leads (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL)",),
 )
 
 _COLUMNS = (
@@ -95,6 +97,11 @@ _COLUMNS = (
     " attempt_timeout, started_at, review"
 )
 _UNLEASED = "lease_owner = '', lease_until = NULL"
+# Answers a row when the lease was taken or renewed (lead()).
+_LEAD = """INSERT INTO leads VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+    WHERE leads.until <= ? OR leads.owner = excluded.owner
+    RETURNING owner"""
 _UNFINISHED = "state IN ('available', 'running')"
 
 
@@ -321,6 +328,13 @@ class SqliteJobStore:
             )
 
         return await self._read(stats)
+
+    async def lead(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
+        def lead(c: sqlite3.Connection) -> bool:
+            taken = c.execute(_LEAD, (name, owner, now + ttl, now)).fetchone()
+            return taken is not None
+
+        return await self._write(lead)
 
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         def sweep(c: sqlite3.Connection) -> int:

@@ -450,3 +450,13 @@ async def test_stats_stay_exact_through_redrive_decisions_and_the_sweep(
     }
     assert sum(stats.by_state_priority.values()) == 3
     assert stats.earliest_started is None and stats.oldest_available == 1.0
+
+
+async def test_a_lead_has_one_holder_until_it_runs_out(job_store: JobStore) -> None:
+    assert await job_store.lead("sweep", "a", ttl=10.0, now=0.0)
+    assert not await job_store.lead("sweep", "b", ttl=10.0, now=5.0)
+    assert await job_store.lead("other", "b", ttl=10.0, now=5.0), "leads are by name"
+    assert await job_store.lead("sweep", "a", ttl=10.0, now=9.0), "the holder renews it"
+    assert not await job_store.lead("sweep", "b", ttl=10.0, now=18.9)
+    assert await job_store.lead("sweep", "b", ttl=10.0, now=19.0), "taken once it ran out"
+    assert not await job_store.lead("sweep", "a", ttl=10.0, now=20.0)

@@ -287,3 +287,26 @@ async def test_a_stopped_queue_accepts_nothing(make_queue) -> None:
     await queue.stop()
     with pytest.raises(ClosedError):
         await queue.submit("late", priority=Priority.NORMAL)
+
+
+async def test_the_periodic_sweep_runs_only_where_it_holds_the_lead(job_store, make_queue) -> None:
+    # Another replica holds the sweep's lead, for longer than this test runs.
+    assert await job_store.lead("sweep:messages", "elsewhere", ttl=1e12, now=0.0)
+    queue = await make_queue(Pricing(), retention=0.0, sweep_interval=0.02)
+    done = await queue.submit("x", priority=Priority.NORMAL)
+    await final(queue, done.message.id)
+    leads = []
+    real_lead = job_store.lead
+
+    async def counted(*args: Any, **kwargs: Any) -> bool:
+        leads.append(await real_lead(*args, **kwargs))
+        return leads[-1]
+
+    job_store.lead = counted  # type: ignore[method-assign]
+    await poll(lambda: len(leads), lambda n: n >= 3, "three sweep ticks")
+    assert not any(leads)
+    assert (await queue.get(done.message.id)).status is MessageStatus.COMPLETED
+    # The other replica's lead runs out: this one takes it and sweeps.
+    assert await real_lead("sweep:messages", "elsewhere", ttl=-1e12, now=0.0)
+    await poll(lambda: queue.list_messages(), lambda page: page[0] == [], "the sweep")
+    assert any(leads)
