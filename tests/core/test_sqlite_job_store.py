@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from queues.core.jobs import JobState, NewJob
-from queues.core.sqlite_store import SqliteJobStore
+from queues.core.sqlite_store import MIGRATIONS, SqliteJobStore
 from queues.errors import RequestConflictError
 from queues.records import RecordError
 from queues.storage import StoreError
@@ -107,7 +107,7 @@ def make_its_schema_newer(path: Path) -> None:
     [
         (overwrite_a_page, "the file is damaged"),
         (replace_with_another_programs_database, r"it holds tables \(invoices\) but no schema"),
-        (make_its_schema_newer, "schema version 7 is newer than this program's 1"),
+        (make_its_schema_newer, f"schema version 7 is newer than this program's {len(MIGRATIONS)}"),
     ],
 )
 async def test_a_file_the_store_cannot_use_is_refused_as_it_was_found(
