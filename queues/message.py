@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -134,3 +136,16 @@ class Message(Generic[P, R]):
         for name, value in changes.items():
             setattr(new, name, value)
         return new
+
+
+def submission_fingerprint(
+    encoded_payload: Any, priority: Priority, max_retries: int | None, attempt_timeout: float | None
+) -> str:
+    """Equal for equal submissions, in every process and the next: what tells a
+    repeated request_id from one reused for a different submission."""
+    canonical = json.dumps(
+        [encoded_payload, int(priority), max_retries, attempt_timeout],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -7,14 +7,21 @@ sequence so that load() returns messages in creation (FIFO) order. Its
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Generic
 
 from queues.codec import Codec
-from queues.message import Message, MessageStatus, P, Priority, R, Review, ReviewDecision
+from queues.message import (
+    Message,
+    MessageStatus,
+    P,
+    Priority,
+    R,
+    Review,
+    ReviewDecision,
+    submission_fingerprint,
+)
 from queues.records import VERSION, check, field, version_of
 from queues.storage import Delete, Put
 
@@ -114,12 +121,9 @@ class MessageCodec(Generic[P, R]):
         attempt_timeout: float | None,
     ) -> str:
         """Equal for equal submissions, in this process and the next."""
-        canonical = json.dumps(
-            [self.payload.encode(payload), int(priority), max_retries, attempt_timeout],
-            sort_keys=True,
-            separators=(",", ":"),
+        return submission_fingerprint(
+            self.payload.encode(payload), priority, max_retries, attempt_timeout
         )
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def delete(message: Message[Any, Any]) -> Delete:

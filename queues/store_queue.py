@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -40,7 +38,16 @@ from queues.errors import (
     RequestConflictError,
 )
 from queues.ids import random_id
-from queues.message import Message, MessageStatus, P, Priority, R, Review, ReviewDecision
+from queues.message import (
+    Message,
+    MessageStatus,
+    P,
+    Priority,
+    R,
+    Review,
+    ReviewDecision,
+    submission_fingerprint,
+)
 from queues.message_queue import BatchRequestConflictError, Handler, NewMessage, Submitted
 from queues.message_stats import PriorityCounts, QueueStats
 from queues.storage import StoreError
@@ -383,23 +390,16 @@ class StoreMessageQueue(Generic[P, R]):
             priority=int(item.priority),
             max_attempts=retries + 1,
             request_id=item.request_id,
-            fingerprint=self._fingerprint(item) if item.request_id else "",
-            attempt_timeout=item.attempt_timeout or self.attempt_timeout,
-        )
-
-    def _fingerprint(self, item: NewMessage[P]) -> str:
-        """Equal for equal submissions, in every process."""
-        canonical = json.dumps(
-            [
+            fingerprint=submission_fingerprint(
                 self._payloads.encode(item.payload),
-                int(item.priority),
+                item.priority,
                 item.max_retries,
                 item.attempt_timeout,
-            ],
-            sort_keys=True,
-            separators=(",", ":"),
+            )
+            if item.request_id
+            else "",
+            attempt_timeout=item.attempt_timeout or self.attempt_timeout,
         )
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
     async def _run(self, job: Job) -> Done:
         """One attempt, as the core's worker runs it."""
