@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from queues.core import rules
+from queues.core import rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
 from queues.core.jobs import (
     FINAL_STATES,
@@ -38,7 +38,6 @@ from queues.errors import (
     LostClaimError,
     NotFoundError,
     QueueFullError,
-    RequestConflictError,
 )
 from queues.ids import random_id
 from queues.storage import StoreError
@@ -590,17 +589,14 @@ class _Plan:
         self.ids: list[str] = []
         #: Per job of the batch: the index in fresh of the job it is or repeats.
         self.slots: list[int] = []
-        first: dict[tuple[str, str], int] = {}
-        for new in jobs:
-            key = (new.queue, new.request_id)
-            if new.request_id and key in first:
-                _same_request(self.fresh[first[key]].fingerprint, new)
-                self.slots.append(first[key])
+        # The batch's own repeats only: the INSERT's conflicts find the store's.
+        for entry in submission.plan(jobs, lambda _: None):
+            if isinstance(entry, int):
+                self.slots.append(self.slots[entry])
                 continue
-            if new.request_id:
-                first[key] = len(self.fresh)
+            assert isinstance(entry, NewJob)
             self.slots.append(len(self.fresh))
-            self.fresh.append(new)
+            self.fresh.append(entry)
             self.ids.append(random_id())
 
     def columns(self) -> tuple[list[Any], ...]:
@@ -644,7 +640,7 @@ async def _existing(
     )
     existing = {(row["queue"], row["request_id"]): _job(row) for row in rows}
     for new in seen:
-        _same_request(existing[(new.queue, new.request_id)].fingerprint, new)
+        submission.same_request(existing[(new.queue, new.request_id)].fingerprint, new)
     return existing
 
 
@@ -684,11 +680,6 @@ def _job(row: asyncpg.Record) -> Job:
         started_at=row["started_at"],
         review=row["review"],
     )
-
-
-def _same_request(fingerprint: str, new: NewJob) -> None:
-    if fingerprint != new.fingerprint:
-        raise RequestConflictError(new.request_id)
 
 
 def _one_line(error: BaseException) -> str:

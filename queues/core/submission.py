@@ -25,12 +25,12 @@ def plan(jobs: Sequence[NewJob], seen: Callable[[NewJob], Job | None]) -> Plan:
         key = (new.queue, new.request_id)
         earlier = first.get(key) if new.request_id else None
         if earlier is not None:
-            _same_request(jobs[earlier].fingerprint, new)
+            same_request(jobs[earlier].fingerprint, new)
             planned.append(earlier)
             continue
         job = seen(new) if new.request_id else None
         if job is not None:
-            _same_request(job.fingerprint, new)
+            same_request(job.fingerprint, new)
             planned.append(job)
             continue
         if new.request_id:
@@ -57,6 +57,7 @@ def carry_out(planned: Plan, add: Callable[[NewJob], Job]) -> list[Submitted]:
     return submitted
 
 
-def _same_request(fingerprint: str, new: NewJob) -> None:
+def same_request(fingerprint: str, new: NewJob) -> None:
+    """Raise RequestConflictError if new reuses a request_id whose request had fingerprint."""
     if fingerprint != new.fingerprint:
         raise RequestConflictError(new.request_id)
