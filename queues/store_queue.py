@@ -489,7 +489,7 @@ class StoreMessageQueue(Generic[P, R]):
                 log.info("retention sweep removed %d messages", removed)
 
 
-async def _next_of(changes: Subscription, message_id: str) -> JobChange | None:
+async def _next_of(changes: Subscription[JobChange], message_id: str) -> JobChange | None:
     """The next change of message_id, or None for a change of another message."""
     change = await changes.next_within(None)
     return change if change is not None and change.job_id == message_id else None

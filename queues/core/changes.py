@@ -17,8 +17,18 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from queues.core.jobs import JobState
+
+
+class Change(Protocol):
+    @property
+    def topic(self) -> str:
+        """What subscribers subscribe to: a queue's name, or a log's (space, name)."""
+
+
+C = TypeVar("C", bound=Change)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +37,38 @@ class JobChange:
     job_id: str
     state: JobState
 
+    @property
+    def topic(self) -> str:
+        return self.queue
 
-class Subscription:
-    """The changes announced for one queue since the subscription began."""
+
+def log_topic(space: str, name: str) -> str:
+    return f"{space}\x1f{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class LogChange:
+    """A log was appended to (seq is its last entry's), closed or removed."""
+
+    space: str
+    name: str
+    seq: int
+
+    @property
+    def topic(self) -> str:
+        return log_topic(self.space, self.name)
+
+
+class Subscription(Generic[C]):
+    """The changes announced for one topic since the subscription began."""
 
     def __init__(self) -> None:
-        self._changes: asyncio.Queue[JobChange] = asyncio.Queue()
+        self._changes: asyncio.Queue[C] = asyncio.Queue()
 
-    def put(self, change: JobChange) -> None:
+    def put(self, change: C) -> None:
         self._changes.put_nowait(change)
 
-    async def next_within(self, seconds: float | None) -> JobChange | None:
+    async def next_within(self, seconds: float | None) -> C | None:
         """The next change, or None if none comes within that many seconds
         (None: wait as long as it takes)."""
         try:
@@ -46,30 +77,30 @@ class Subscription:
         except TimeoutError:
             return None
 
-    def __aiter__(self) -> AsyncIterator[JobChange]:
+    def __aiter__(self) -> AsyncIterator[C]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[JobChange]:
+    async def _iterate(self) -> AsyncIterator[C]:
         while True:
             yield await self._changes.get()
 
 
-class ChangeHub:
+class ChangeHub(Generic[C]):
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribers: dict[str, set[Subscription[C]]] = {}
 
-    def publish(self, change: JobChange) -> None:
-        for subscription in self._subscribers.get(change.queue, ()):
+    def publish(self, change: C) -> None:
+        for subscription in self._subscribers.get(change.topic, ()):
             subscription.put(change)
 
     @contextlib.contextmanager
-    def subscribe(self, queue: str) -> Iterator[Subscription]:
-        subscription = Subscription()
-        subscribers = self._subscribers.setdefault(queue, set())
+    def subscribe(self, topic: str) -> Iterator[Subscription[C]]:
+        subscription: Subscription[C] = Subscription()
+        subscribers = self._subscribers.setdefault(topic, set())
         subscribers.add(subscription)
         try:
             yield subscription
         finally:
             subscribers.discard(subscription)
             if not subscribers:
-                del self._subscribers[queue]
+                del self._subscribers[topic]

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from queues.core.changes import Subscription
+from queues.core.changes import JobChange, Subscription
 from queues.core.jobs import Claim, Job, JobState, NewJob, Page, QueueCounts, Submitted
 
 
@@ -101,7 +101,7 @@ class JobStore(Protocol):
         """How many jobs of queue are in each state and priority, exactly, with
         the oldest available job's creation and the longest attempt's start."""
 
-    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
+    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription[JobChange]]:
         """While the context lasts, the changes of queue's jobs, made by any
         process over this store (changes.py): every submission, claim, outcome
         and transition, each as the job's id and new state."""

@@ -238,7 +238,7 @@ class MemoryJobStore:
         self._seq = 0
         # name → (holder, until) of each lease (lead()).
         self._leads: dict[str, tuple[str, float]] = {}
-        self._hub = ChangeHub()
+        self._hub: ChangeHub[JobChange] = ChangeHub()
 
     async def open(self) -> None:
         pass
@@ -474,7 +474,7 @@ class MemoryJobStore:
             raise InvalidStateError("job", job_id, job.state.value, operation)
         return job
 
-    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
+    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription[JobChange]]:
         return self._hub.subscribe(queue)
 
     async def next_due(self, queue: str) -> float | None:

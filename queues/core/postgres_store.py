@@ -317,7 +317,7 @@ class PostgresJobStore:
         self._min_connections = min_connections
         self._max_connections = max_connections
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._hub = ChangeHub()
+        self._hub: ChangeHub[JobChange] = ChangeHub()
         # The connection that LISTENs for every replica's changes, and the task
         # reconnecting it after it was lost.
         self._listener: asyncpg.Connection[asyncpg.Record] | None = None
@@ -456,7 +456,7 @@ class PostgresJobStore:
             rows = await connection.fetch(_STATS, queue)
         return counts_from_groups([tuple(row) for row in rows])
 
-    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
+    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription[JobChange]]:
         return self._hub.subscribe(queue)
 
     async def next_due(self, queue: str) -> float | None:

@@ -177,7 +177,7 @@ class SqliteJobStore:
         self._file = SqliteFile(
             path, MIGRATIONS, synchronous="FULL", thread_name=f"sqlite-jobs-{path.name}"
         )
-        self._hub = ChangeHub()
+        self._hub: ChangeHub[JobChange] = ChangeHub()
         self._writes = GroupCommit[_Operation[Any]](
             self._file,
             lambda batch: self._file.transaction(lambda c: _each_in_a_savepoint(c, batch)),
@@ -378,7 +378,7 @@ class SqliteJobStore:
 
         return await self._write(transition, _itself)
 
-    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription]:
+    def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription[JobChange]]:
         return self._hub.subscribe(queue)
 
     async def next_due(self, queue: str) -> float | None:
@@ -445,7 +445,7 @@ def _each_in_a_savepoint(c: sqlite3.Connection, batch: list[_Operation[Any]]) ->
         c.execute("RELEASE operation")
 
 
-def _answer(hub: ChangeHub, batch: list[_Operation[Any]]) -> None:
+def _answer(hub: ChangeHub[JobChange], batch: list[_Operation[Any]]) -> None:
     """After the batch's COMMIT: each operation's changes are announced, and
     its answer or its own error given to its caller, if it still waits."""
     for operation in batch:
