@@ -1,16 +1,30 @@
 """The processor service's configuration: flags and PROCESSOR_* environment variables."""
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from processor_svc.proposal_desk import COMPLETION_WAIT, MAX_PROPOSALS_PER_ORDER
-from service_runtime.config import ServerOptions, require_non_negative, require_positive
+from service_runtime.config import (
+    SharedStoreOptions,
+    require_non_negative,
+    require_positive,
+)
 
 ENV_PREFIX = "PROCESSOR"
 
 
 @dataclass
-class ProcessorConfig(ServerOptions):
+class ProcessorConfig(SharedStoreOptions):
+    env_prefix: ClassVar[str] = ENV_PREFIX
+
     port: int = field(default=50052, metadata={"help": "TCP port to listen on"})
+    pricing_concurrency: int = field(
+        default=1000,
+        metadata={
+            "help": "with store postgres or memory: proposals this process follows to their "
+            "quote's end at once (each holds one WatchMessage stream)"
+        },
+    )
     quote_address: str = field(
         default="127.0.0.1:50051", metadata={"help": "host:port of the quote service"}
     )
@@ -67,3 +81,4 @@ class ProcessorConfig(ServerOptions):
         )
         require_positive(self, "max_awaited_orders", "max_proposals_per_order")
         require_non_negative(self, "completed_retention", "tombstone_retention", "completion_wait")
+        require_positive(self, "pricing_concurrency")

@@ -11,6 +11,7 @@ id and is deduplicated) and is shared by every process of the store.
 import secrets
 from typing import Any
 
+from queues.core.log_store import LogStore
 from queues.records import VERSION, field, load_records, version_of
 from queues.storage import Put, Store
 
@@ -41,3 +42,16 @@ def _key_from_record(key: str, record: dict[str, Any]) -> tuple[str, bytes]:
     if len(secret) != _KEY_BYTES:
         raise ValueError(f"holds a key of {len(secret)} bytes, not {_KEY_BYTES}")
     return key, secret
+
+
+#: Where the core's stores keep the key: one log, whose one entry is the key.
+SETTINGS = "processor-settings"
+
+
+async def stored_request_id_key(logs: LogStore, *, now: float) -> bytes:
+    """The deployment's request id key in a LogStore shared by replicas: the
+    first replica's append makes it, and every later one reads the same."""
+    appended = await logs.append(
+        SETTINGS, REQUEST_ID_KEY, "secret", secrets.token_bytes(_KEY_BYTES).hex(), now=now
+    )
+    return bytes.fromhex(appended.entry.body)

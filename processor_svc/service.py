@@ -1,18 +1,24 @@
-"""Assembles the processor service: its store, the order queues and the proposal
-desk recovered from it, pricing through the quote service, the servicer, and
-readiness that follows the quote service."""
+"""Assembles the processor service: its orders (journaled for store sqlite, in
+the durable core for memory and postgres), pricing through the quote service,
+the servicer, and readiness that follows the quote service."""
 
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from processor_svc.config import ProcessorConfig
+from processor_svc.journaled_orders import JournaledOrders
+from processor_svc.orders import Orders
 from processor_svc.proposal_desk import ProposalDesk
-from processor_svc.quote_pricer import ProposalQuote, QuotePricer
-from processor_svc.request_id_key import request_id_key
+from processor_svc.quote_pricer import QuotePricer
+from processor_svc.request_id_key import request_id_key, stored_request_id_key
 from processor_svc.servicer import ProcessorServicer
+from processor_svc.stored_orders import StoredOrders
 from queues.order_queues import OrderQueueManager
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
@@ -26,7 +32,7 @@ from service_runtime.server import (
     bind_server,
     serve_until_signalled,
 )
-from service_runtime.storage import store_for, store_lock
+from service_runtime.storage import job_store_for, log_store_for, store_for, store_lock
 
 logger = logging.getLogger("processor_svc.service")
 
@@ -39,30 +45,25 @@ class RunningProcessor:
     """A running processor service and the parts a test may want to reach."""
 
     server: RunningServer
-    orders: OrderQueueManager[quote_pb.QueueMessage]
-    desk: ProposalDesk[ProposalQuote, quote_pb.QueueMessage]
+    orders: Orders
 
 
 @contextlib.asynccontextmanager
 async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
-    """Lock the store and bind the port, so a second service on either stops
-    before it reads anything; open the store and rebuild the orders and
-    proposals from it, then serve until the block exits. Raises StoreError,
-    before serving, if the store cannot be opened or read, OSError if the store
-    is locked or the port cannot be bound.
+    """Open the store (locking its data dir, for sqlite) and bind the port,
+    rebuild or reach the orders, then serve until the block exits. Raises
+    StoreError, before serving, if the store cannot be opened or read, OSError
+    if the store is locked or the port cannot be bound.
 
     Then stops in order: no new calls (those in flight get the grace), no more
     readiness checks, no more pricing (unpriced proposals stay accepted in the
-    store, and the next start prices them), the commits under way finished,
-    the quote channel and the store closed.
+    store, and the next start, or another replica, prices them), the quote
+    channel and the store closed.
     """
-    store = store_for(config, "processor")
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(store_lock(config, "processor"))
         bound = await bind_server(host=config.host, port=config.port)
         stack.push_async_callback(bound.close)
-        stack.push_async_callback(store.close)
-        await store.open()
         quote = Downstream(
             "quote service",
             config.quote_address,
@@ -70,39 +71,11 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
             deadline=config.call_deadline,
         )
         stack.push_async_callback(quote.close)
-        orders: OrderQueueManager[quote_pb.QueueMessage] = OrderQueueManager(
-            retention=config.completed_retention,
-            sweep_interval=config.cleanup_interval,
-            tombstone_retention=config.tombstone_retention,
-            max_awaited_orders=config.max_awaited_orders,
-            store=store,
-            data_codec=ProtoCodec(quote_pb.QueueMessage),
-        )
-        pricer = QuotePricer(
-            quote,
-            pricing_timeout=config.pricing_timeout,
-            request_id_key=await request_id_key(store),
-        )
-        desk = ProposalDesk(
-            orders,
-            pricer,
-            max_proposals=config.max_proposals_per_order,
-            completion_wait=config.completion_wait,
-        )
-        await orders.start()
-        stack.push_async_callback(orders.stop)
-        await desk.start()
-        stack.push_async_callback(desk.stop)
-        logger.info(
-            "recovered",
-            extra={
-                FIELDS_ATTRIBUTE: {
-                    "orders": orders.get_queue_stats()["order_queues_count"],
-                    "proposals_in_flight": desk.in_flight,
-                }
-            },
-        )
-        servicer = ProcessorServicer(orders, desk)
+        if config.store == "sqlite":
+            orders: Orders = await _journaled(config, quote, stack)
+        else:
+            orders = await _stored(config, quote, stack)
+        servicer = ProcessorServicer(orders)
         binding = ServiceBinding(
             SERVICE_NAME, lambda srv: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, srv)
         )
@@ -113,7 +86,85 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
             quote.track_readiness(server, interval=config.health_interval)
         )
         stack.callback(readiness.cancel)
-        yield RunningProcessor(server, orders, desk)
+        yield RunningProcessor(server, orders)
+
+
+async def _journaled(
+    config: ProcessorConfig, quote: Downstream, stack: contextlib.AsyncExitStack
+) -> JournaledOrders:
+    """The orders of store sqlite, rebuilt from its journal."""
+    store = store_for(config, "processor")
+    stack.push_async_callback(store.close)
+    await store.open()
+    orders: OrderQueueManager[quote_pb.QueueMessage] = OrderQueueManager(
+        retention=config.completed_retention,
+        sweep_interval=config.cleanup_interval,
+        tombstone_retention=config.tombstone_retention,
+        max_awaited_orders=config.max_awaited_orders,
+        store=store,
+        data_codec=ProtoCodec(quote_pb.QueueMessage),
+    )
+    pricer = QuotePricer(
+        quote,
+        pricing_timeout=config.pricing_timeout,
+        request_id_key=await request_id_key(store),
+    )
+    desk = ProposalDesk(
+        orders,
+        pricer,
+        max_proposals=config.max_proposals_per_order,
+        completion_wait=config.completion_wait,
+    )
+    await orders.start()
+    stack.push_async_callback(orders.stop)
+    await desk.start()
+    stack.push_async_callback(desk.stop)
+    logger.info(
+        "recovered",
+        extra={
+            FIELDS_ATTRIBUTE: {
+                "orders": orders.get_queue_stats()["order_queues_count"],
+                "proposals_in_flight": desk.in_flight,
+            }
+        },
+    )
+    return JournaledOrders(orders, desk)
+
+
+async def _stored(
+    config: ProcessorConfig, quote: Downstream, stack: contextlib.AsyncExitStack
+) -> StoredOrders:
+    """The orders of store memory or postgres, in the durable core: nothing to
+    rebuild, since every read answers from the store."""
+    logs = log_store_for(config.store, config.database_url)
+    jobs = job_store_for(config.store, config.database_url)
+    for store in (logs, jobs):
+        stack.push_async_callback(store.close)
+        await store.open()
+    pricer = QuotePricer(
+        quote,
+        pricing_timeout=config.pricing_timeout,
+        request_id_key=await stored_request_id_key(logs, now=time.time()),
+    )
+    orders = StoredOrders(
+        logs,
+        jobs,
+        pricer,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        max_proposals=config.max_proposals_per_order,
+        completion_wait=config.completion_wait,
+        pricing_timeout=config.pricing_timeout,
+        completed_retention=config.completed_retention,
+        tombstone_retention=config.tombstone_retention,
+        sweep_interval=config.cleanup_interval,
+        max_awaited_orders=config.max_awaited_orders,
+        lease=config.lease_seconds,
+        heartbeat=config.heartbeat_seconds,
+        pricing_concurrency=config.pricing_concurrency,
+    )
+    await orders.start()
+    stack.push_async_callback(orders.stop)
+    return orders
 
 
 async def serve(config: ProcessorConfig) -> None:

@@ -1,5 +1,5 @@
-"""ProcessorService: translates between quoteflow.processor.v1 and the proposal
-desk and order queues. Raised errors become statuses in service_runtime's
+"""ProcessorService: translates between quoteflow.processor.v1 and the orders
+(processor_svc/orders.py). Raised errors become statuses in service_runtime's
 interceptor."""
 
 from collections.abc import AsyncIterator
@@ -7,12 +7,9 @@ from collections.abc import AsyncIterator
 import grpc
 
 from processor_svc import convert
-from processor_svc.proposal_desk import ProposalDesk
-from processor_svc.quote_pricer import ProposalQuote
-from queues.order_queues import OrderQueueManager
+from processor_svc.orders import Orders
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
-from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from service_runtime.validation import require_id
 
 #: How many orders GetStats lists in events_by_order: bounds its size (100
@@ -21,13 +18,8 @@ STATS_BUSIEST_ORDERS = 100
 
 
 class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
-    def __init__(
-        self,
-        orders: OrderQueueManager[quote_pb.QueueMessage],
-        desk: ProposalDesk[ProposalQuote, quote_pb.QueueMessage],
-    ) -> None:
+    def __init__(self, orders: Orders) -> None:
         self._orders = orders
-        self._desk = desk
 
     async def SubmitProposal(
         self,
@@ -35,7 +27,7 @@ class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
         context: grpc.aio.ServicerContext[pb.SubmitProposalRequest, pb.SubmitProposalResponse],
     ) -> pb.SubmitProposalResponse:
         proposal = convert.proposal(request)
-        duplicate = await self._desk.submit(
+        duplicate = await self._orders.submit(
             request.order_req_id,
             request.proposal_id,
             proposal,
@@ -62,7 +54,7 @@ class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
         request: pb.CompleteOrderRequest,
         context: grpc.aio.ServicerContext[pb.CompleteOrderRequest, pb.CompleteOrderResponse],
     ) -> pb.CompleteOrderResponse:
-        event = await self._desk.complete(require_id("order_req_id", request.order_req_id))
+        event = await self._orders.complete(require_id("order_req_id", request.order_req_id))
         return pb.CompleteOrderResponse(event=convert.event_to_pb(event))
 
     async def GetStats(
@@ -70,12 +62,12 @@ class ProcessorServicer(pb_grpc.ProcessorServiceServicer):
         request: pb.GetStatsRequest,
         context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
-        stats = self._orders.stats(busiest=STATS_BUSIEST_ORDERS)
+        stats = await self._orders.stats(busiest=STATS_BUSIEST_ORDERS)
         return pb.GetStatsResponse(
             order_queues_count=stats.orders,
             events_by_order=dict(stats.busiest),
-            watchers_count=self._orders.watchers_count,
-            proposals_in_flight=self._desk.in_flight,
+            watchers_count=stats.watchers,
+            proposals_in_flight=stats.in_flight,
             events_count=stats.events,
             awaited_orders_count=stats.awaited,
         )

@@ -98,6 +98,52 @@ class ServerOptions:
         level_number(self.log_level)
 
 
+@dataclass
+class SharedStoreOptions(ServerOptions):
+    """What a service whose replicas can share one PostgreSQL database adds."""
+
+    store_kinds: ClassVar[tuple[str, ...]] = (*STORE_KINDS, "postgres")
+    #: The prefix of the service's environment variables, for the errors.
+    env_prefix: ClassVar[str] = ""
+
+    store: str = field(
+        default="sqlite",
+        metadata={
+            "help": "sqlite: durable, in data_dir; memory: lost when the process ends; "
+            "postgres: durable, in database_url, shared by every replica"
+        },
+    )
+    database_url: str = field(
+        default="",
+        metadata={
+            "help": "with store postgres: the database every replica shares, "
+            "as postgresql://user:password@host:port/database"
+        },
+    )
+    lease_seconds: float = field(
+        default=30.0,
+        metadata={
+            "help": "with store postgres or memory: how long a claim holds its work without "
+            "a heartbeat; a dead replica's work runs again after it"
+        },
+    )
+    heartbeat_seconds: float = field(
+        default=10.0,
+        metadata={"help": "how often a replica extends the leases it holds; under lease_seconds"},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive(self, "lease_seconds")
+        if self.store == "postgres" and not self.database_url:
+            raise ValueError(f"store postgres needs database_url ({self.env_prefix}_DATABASE_URL)")
+        if not 0 < self.heartbeat_seconds < self.lease_seconds:
+            raise ValueError(
+                f"heartbeat_seconds must be positive and under lease_seconds "
+                f"({self.lease_seconds}), not {self.heartbeat_seconds}"
+            )
+
+
 def load_config(
     cls: type[T],
     *,

@@ -4,7 +4,10 @@ import contextlib
 from pathlib import Path
 
 from queues.core.job_store import JobStore
+from queues.core.log_store import LogStore
+from queues.core.memory_log_store import MemoryLogStore
 from queues.core.memory_store import MemoryJobStore
+from queues.core.postgres_log_store import PostgresLogStore
 from queues.core.postgres_store import PostgresJobStore
 from queues.storage import MemoryStore, Store
 from queues.storage_sqlite import SqliteStore
@@ -26,6 +29,15 @@ def job_store_for(kind: str, database_url: str = "") -> JobStore:
     if kind == "memory":
         return MemoryJobStore()
     raise ValueError(f"no JobStore of kind {kind!r}")
+
+
+def log_store_for(kind: str, database_url: str = "") -> LogStore:
+    """An unopened LogStore (the durable core's) of kind memory or postgres."""
+    if kind == "postgres":
+        return PostgresLogStore(database_url)
+    if kind == "memory":
+        return MemoryLogStore()
+    raise ValueError(f"no LogStore of kind {kind!r}")
 
 
 def store_lock(options: ServerOptions, name: str) -> contextlib.AbstractContextManager[None]:

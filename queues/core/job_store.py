@@ -66,6 +66,14 @@ class JobStore(Protocol):
         HELD for a human decision when hold. Raises LostClaimError if the claim
         no longer holds the job."""
 
+    async def update(self, claim: Claim, payload: Any, *, now: float) -> Job:
+        """Replace the claimed job's payload with payload (JSON): a checkpoint
+        the running attempt writes (say, a cursor and what it collected so
+        far), so that the next attempt, on any process, resumes from it. State,
+        lease and attempt stay as they are, and the claim still holds the job.
+        Announced as a change to RUNNING, so a watcher reads the new payload.
+        Raises LostClaimError if the claim no longer holds the job."""
+
     async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
         """The claimed attempt failed and another follows, not before run_at:
         the job is AVAILABLE again with one more failure. Raises LostClaimError."""

@@ -368,6 +368,15 @@ class MemoryJobStore:
             job, state=JobState.COMPLETED, result=_copy(result), finished_at=now, **_unleased()
         )
 
+    async def update(self, claim: Claim, payload: Any, *, now: float) -> Job:
+        job = self._held(claim)
+        updated = dataclasses.replace(job, payload=_copy(payload))
+        # The payload is no index's key: the version's entries still hold, and
+        # a checkpoint files none.
+        self._jobs[job.id] = updated
+        self._hub.publish(JobChange(updated.queue, updated.id, updated.state))
+        return updated
+
     async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
         job = self._held(claim)
         return self._set(

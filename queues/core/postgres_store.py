@@ -10,12 +10,9 @@ and an outcome is written only by an UPDATE whose WHERE holds the fencing rule
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
@@ -33,6 +30,7 @@ from queues.core.jobs import (
     Submitted,
     counts_from_groups,
 )
+from queues.core.postgres_database import Database
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -40,7 +38,9 @@ from queues.errors import (
     QueueFullError,
 )
 from queues.ids import random_id
-from queues.storage import StoreError
+
+if TYPE_CHECKING:
+    from queues.core.postgres_database import Connection
 
 #: Where the database announces job changes (changes.py), as JSON [queue, id, state].
 CHANNEL = "quoteflow_jobs"
@@ -150,11 +150,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
 )
-SCHEMA_VERSION = len(MIGRATIONS)
 
-# Advisory lock keys: one for migrating, and a namespace hashed with each queue's
-# name for the bound, so only submits to one queue wait for one another.
-_MIGRATION_LOCK = 0x71_66_6D_69_67  # "qfmig"
+# Hashed with each queue's name, an advisory lock key for the bound, so only
+# submits to one queue wait for one another.
 _BOUND_LOCK_PREFIX = "quoteflow.jobs.bound:"
 
 _COLUMNS = (
@@ -234,6 +232,11 @@ _UNLEASE = "lease_owner = '', lease_until = NULL"
 _COMPLETE = f"""
     UPDATE jobs SET state = $3, result = $4, finished_at = $5, {_UNLEASE}
     {_FENCE} RETURNING {_COLUMNS}"""
+# A checkpoint changes neither state nor attempt, which the trigger announces
+# on: it announces itself, at commit, as the trigger would.
+_UPDATE = f"""
+    WITH updated AS (UPDATE jobs SET payload = $3 {_FENCE} RETURNING {_COLUMNS})
+    SELECT *, pg_notify('{CHANNEL}', json_build_array(queue, id, state)::text) FROM updated"""
 _RETRY = f"""
     UPDATE jobs SET state = 'available', failures = failures + 1, error = $3, run_at = $4,
                     {_UNLEASE}
@@ -295,60 +298,25 @@ _SWEEP = """
 
 _FINAL = sorted(state.value for state in FINAL_STATES)
 
-#: What asyncpg raises when the database cannot be reached or refuses a statement.
-_DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-def display_url(url: str) -> str:
-    """The URL without its password, to name the database in errors and logs."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}@{host}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
 
 class PostgresJobStore:
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 10) -> None:
+        self._database = Database(
+            url,
+            schema="jobs",
+            migrations=MIGRATIONS,
+            min_connections=min_connections,
+            max_connections=max_connections,
+        )
         self.url = url
-        self.name = display_url(url)
-        self._min_connections = min_connections
-        self._max_connections = max_connections
-        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self.name = self._database.name
         self._hub: ChangeHub[JobChange] = ChangeHub()
-        # The connection that LISTENs for every replica's changes, and the task
-        # reconnecting it after it was lost.
-        self._listener: asyncpg.Connection[asyncpg.Record] | None = None
-        self._relisten: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        try:
-            self._pool = await asyncpg.create_pool(
-                self.url,
-                min_size=self._min_connections,
-                max_size=self._max_connections,
-                init=_set_codecs,
-                reset=_keep_session,
-            )
-            async with self._pool.acquire() as connection:
-                await _migrate(connection)
-            await self._listen()
-        except (*_DATABASE_ERRORS, _SchemaError) as error:
-            await self.close()
-            raise StoreError(f"cannot open store {self.name}: {_one_line(error)}") from error
+        await self._database.open({CHANNEL: self._heard})
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        listener, self._listener = self._listener, None
-        if self._relisten is not None:
-            self._relisten.cancel()
-            self._relisten = None
-        if listener is not None:
-            await listener.close()
-        if pool is not None:
-            await pool.close()
+        await self._database.close()
 
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
@@ -356,7 +324,7 @@ class PostgresJobStore:
         if not jobs:
             return []
         plan = _Plan(jobs)
-        async with self._connection("write") as connection, connection.transaction():
+        async with self._database.connection("write") as connection, connection.transaction():
             if max_unfinished is not None and plan.fresh:
                 await connection.execute(_LOCK_BOUNDS, [new.queue for new in plan.fresh])
             rows = await connection.fetch(_INSERT, *plan.columns(), now)
@@ -370,7 +338,7 @@ class PostgresJobStore:
     async def claim_new(
         self, job: NewJob, *, owner: str, lease: float, now: float, max_unfinished: int | None
     ) -> Claim:
-        async with self._connection("write") as connection, connection.transaction():
+        async with self._database.connection("write") as connection, connection.transaction():
             if max_unfinished is not None:
                 await connection.execute(_LOCK_BOUNDS, [job.queue])
             row = await connection.fetchrow(
@@ -395,7 +363,7 @@ class PostgresJobStore:
     async def claim(
         self, queue: str, owner: str, *, limit: int, lease: float, now: float
     ) -> list[Claim]:
-        async with self._connection("write") as connection:
+        async with self._database.connection("write") as connection:
             rows = await connection.fetch(_CLAIM, queue, now, limit, owner, now + lease)
         # UPDATE ... RETURNING answers in no particular order.
         claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
@@ -404,7 +372,7 @@ class PostgresJobStore:
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         if not claims:
             return []
-        async with self._connection("write") as connection:
+        async with self._database.connection("write") as connection:
             rows = await connection.fetch(
                 _EXTEND, [c.id for c in claims], [c.token for c in claims], now + lease
             )
@@ -415,6 +383,9 @@ class PostgresJobStore:
         if hold:
             return await self._fenced(claim, _COMPLETE, JobState.HELD.value, result, None)
         return await self._fenced(claim, _COMPLETE, JobState.COMPLETED.value, result, now)
+
+    async def update(self, claim: Claim, payload: Any, *, now: float) -> Job:
+        return await self._fenced(claim, _UPDATE, payload)
 
     async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
         return await self._fenced(claim, _RETRY, error, run_at)
@@ -434,7 +405,7 @@ class PostgresJobStore:
         return await self._transition(job_id, operation, _DECIDE, state.value, now, review)
 
     async def get(self, job_id: str) -> Job:
-        async with self._connection("read") as connection:
+        async with self._database.connection("read") as connection:
             row = await connection.fetchrow(_GET, job_id)
         if row is None:
             raise NotFoundError("job", job_id)
@@ -444,7 +415,7 @@ class PostgresJobStore:
         self, queue: str, *, states: frozenset[JobState] | None, after: int, limit: int
     ) -> Page:
         wanted = None if states is None else [state.value for state in states]
-        async with self._connection("read") as connection:
+        async with self._database.connection("read") as connection:
             # One more than the page tells whether another follows.
             rows = await connection.fetch(_LIST, queue, after, wanted, limit + 1)
         page = [_job(row) for row in rows[:limit]]
@@ -452,7 +423,7 @@ class PostgresJobStore:
         return Page(page, page[-1].seq if more and page else None)
 
     async def stats(self, queue: str) -> QueueCounts:
-        async with self._connection("read") as connection:
+        async with self._database.connection("read") as connection:
             rows = await connection.fetch(_STATS, queue)
         return counts_from_groups([tuple(row) for row in rows])
 
@@ -460,23 +431,23 @@ class PostgresJobStore:
         return self._hub.subscribe(queue)
 
     async def next_due(self, queue: str) -> float | None:
-        async with self._connection("read") as connection:
+        async with self._database.connection("read") as connection:
             when: float | None = await connection.fetchval(_NEXT_DUE, queue)
         return when
 
     async def lead(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
-        async with self._connection("write") as connection:
+        async with self._database.connection("write") as connection:
             taken = await connection.fetchval(_LEAD, name, owner, now + ttl, now)
         return taken is not None
 
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
-        async with self._connection("write") as connection:
+        async with self._database.connection("write") as connection:
             status = await connection.execute(_SWEEP, queue, _FINAL, finished_before, limit)
         # The status is "DELETE <count>".
         return int(status.rpartition(" ")[2])
 
     async def _fenced(self, claim: Claim, statement: str, *values: Any) -> Job:
-        async with self._connection("write") as connection:
+        async with self._database.connection("write") as connection:
             row = await connection.fetchrow(statement, claim.id, claim.token, *values)
         if row is None:
             raise LostClaimError(claim.id, claim.token)
@@ -484,7 +455,7 @@ class PostgresJobStore:
 
     async def _transition(self, job_id: str, operation: str, statement: str, *values: Any) -> Job:
         allowed = [state.value for state in rules.TRANSITIONS[operation][0]]
-        async with self._connection("write") as connection:
+        async with self._database.connection("write") as connection:
             row = await connection.fetchrow(statement, job_id, allowed, *values)
             if row is not None:
                 return _job(row)
@@ -494,89 +465,9 @@ class PostgresJobStore:
             raise NotFoundError("job", job_id)
         raise InvalidStateError("job", job_id, state, operation)
 
-    async def _listen(self) -> None:
-        listener = await asyncpg.connect(self.url)
-        try:
-            await listener.add_listener(CHANNEL, self._heard)
-        except BaseException:
-            await listener.close()
-            raise
-        listener.add_termination_listener(self._lost)
-        self._listener = listener
-
-    def _heard(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
-        queue, job_id, state = orjson.loads(str(payload))
+    def _heard(self, payload: str) -> None:
+        queue, job_id, state = orjson.loads(payload)
         self._hub.publish(JobChange(queue, job_id, JobState(state)))
-
-    def _lost(self, connection: object) -> None:
-        # close() forgets the listener before closing it: only a loss reconnects.
-        if connection is self._listener and self._pool is not None:
-            self._listener = None
-            self._relisten = asyncio.get_running_loop().create_task(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        # What is announced until the listener is back is lost (changes.py allows it).
-        delay = 0.1
-        while True:
-            try:
-                await self._listen()
-                return
-            except _DATABASE_ERRORS:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    @asynccontextmanager
-    async def _connection(
-        self, action: str
-    ) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[asyncpg.Record]]:
-        if self._pool is None:
-            raise StoreError(f"cannot {action} store {self.name}: it is not open")
-        try:
-            async with self._pool.acquire() as connection:
-                yield connection
-        except _DATABASE_ERRORS as error:
-            raise StoreError(f"cannot {action} store {self.name}: {_one_line(error)}") from error
-
-
-class _SchemaError(Exception):
-    """The database holds a schema this code cannot use."""
-
-
-async def _set_codecs(connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    # json's binary form is the JSON text itself.
-    await connection.set_type_codec(
-        "json", schema="pg_catalog", encoder=orjson.dumps, decoder=orjson.loads, format="binary"
-    )
-
-
-async def _keep_session(_connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    """Release a connection to the pool as it is. asyncpg's default reset
-    (unlock advisory locks, close cursors, UNLISTEN, RESET ALL) costs a round
-    trip per operation, and this store leaves nothing it resets: its advisory
-    locks end with their transactions, and it opens no cursor, LISTENs on its
-    own connection and sets nothing. An open transaction is still rolled back
-    (asyncpg does that before calling this)."""
-
-
-async def _migrate(connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
-    async with connection.transaction():
-        # Replicas opening at once take turns; the lock ends with the transaction.
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-        await connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
-        )
-        version = await connection.fetchval("SELECT max(version) FROM schema_version") or 0
-        if version > SCHEMA_VERSION:
-            raise _SchemaError(
-                f"its schema is version {version}, newer than this code's {SCHEMA_VERSION}"
-            )
-        if version == SCHEMA_VERSION:
-            return
-        for statements in MIGRATIONS[version:]:
-            for statement in statements:
-                await connection.execute(statement)
-        await connection.execute("DELETE FROM schema_version")
-        await connection.execute("INSERT INTO schema_version VALUES ($1)", SCHEMA_VERSION)
 
 
 class _Plan:
@@ -628,9 +519,7 @@ class _Plan:
         return submitted
 
 
-async def _existing(
-    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], seen: Sequence[NewJob]
-) -> dict[tuple[str, str], Job]:
+async def _existing(connection: Connection, seen: Sequence[NewJob]) -> dict[tuple[str, str], Job]:
     """The jobs seen's request ids made before, by (queue, request_id). Raises
     RequestConflictError for one made by another request."""
     if not seen:
@@ -645,7 +534,7 @@ async def _existing(
 
 
 async def _admit(
-    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+    connection: Connection,
     queues: Sequence[str],
     max_unfinished: int,
 ) -> None:
@@ -680,7 +569,3 @@ def _job(row: asyncpg.Record) -> Job:
         started_at=row["started_at"],
         review=row["review"],
     )
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -253,22 +253,25 @@ class SqliteJobStore:
     async def complete(self, claim: Claim, result: Any, *, hold: bool, now: float) -> Job:
         encoded = orjson.dumps(result).decode()
         if hold:
-            return await self._fenced(claim, "state = 'held', result = ?", (encoded,))
+            return await self._fenced(claim, f"state = 'held', result = ?, {_UNLEASED}", (encoded,))
         return await self._fenced(
-            claim, "state = 'completed', result = ?, finished_at = ?", (encoded, now)
+            claim, f"state = 'completed', result = ?, finished_at = ?, {_UNLEASED}", (encoded, now)
         )
+
+    async def update(self, claim: Claim, payload: Any, *, now: float) -> Job:
+        return await self._fenced(claim, "payload = ?", (orjson.dumps(payload).decode(),))
 
     async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
         return await self._fenced(
             claim,
-            "state = 'available', failures = failures + 1, error = ?, run_at = ?",
+            f"state = 'available', failures = failures + 1, error = ?, run_at = ?, {_UNLEASED}",
             (error, run_at),
         )
 
     async def fail(self, claim: Claim, error: str, *, now: float) -> Job:
         return await self._fenced(
             claim,
-            "state = 'failed', failures = failures + 1, error = ?, finished_at = ?",
+            f"state = 'failed', failures = failures + 1, error = ?, finished_at = ?, {_UNLEASED}",
             (error, now),
         )
 
@@ -353,7 +356,7 @@ class SqliteJobStore:
 
         def fenced(c: sqlite3.Connection) -> Job:
             row = c.execute(
-                f"UPDATE jobs SET {changes}, {_UNLEASED} WHERE id = ? AND state = 'running'"
+                f"UPDATE jobs SET {changes} WHERE id = ? AND state = 'running'"
                 f" AND attempt = ? RETURNING {_COLUMNS}",
                 (*values, claim.id, claim.token),
             ).fetchone()

@@ -47,6 +47,19 @@ class Done:
 #: Runs one attempt of a job. Raising fails the attempt.
 Handler = Callable[[Job], Awaitable[Done]]
 
+#: Runs one attempt given its claim, for a handler that checkpoints as it goes
+#: (JobStore.update(claim, payload)). claim.job is the job as claimed: an
+#: update answers the job as it is now, and the claim still holds it.
+ClaimHandler = Callable[[Claim], Awaitable[Done]]
+
+
+@dataclass(frozen=True, slots=True)
+class WithClaim:
+    """Gives a Worker a ClaimHandler in place of a Handler:
+    Worker(store, queue, WithClaim(run), owner=...)."""
+
+    handler: ClaimHandler
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
@@ -77,7 +90,7 @@ class Worker:
         self,
         store: JobStore,
         queue: str,
-        handler: Handler,
+        handler: Handler | WithClaim,
         *,
         owner: str,
         settings: WorkerSettings = WorkerSettings(),
@@ -85,7 +98,7 @@ class Worker:
     ) -> None:
         self._store = store
         self._queue = queue
-        self._handler = handler
+        self._handler = handler.handler if isinstance(handler, WithClaim) else _of_job(handler)
         self._owner = owner
         self._settings = settings
         self._clock = clock
@@ -202,7 +215,7 @@ class Worker:
         timeout = job.attempt_timeout or self._settings.attempt_timeout
         try:
             async with asyncio.timeout(timeout):
-                done = await self._handler(job)
+                done = await self._handler(claim)
         except TimeoutError:
             error = f"attempt timed out after {timeout:g}s"
         except Exception as failure:
@@ -232,3 +245,7 @@ class Worker:
                 running = self._running.get(claim.id)
                 if not ok and running is not None:
                     running[1].cancel()
+
+
+def _of_job(handler: Handler) -> ClaimHandler:
+    return lambda claim: handler(claim.job)

@@ -213,7 +213,7 @@ async def processor_not_found(services: Services) -> grpc.aio.AioRpcError:
     processor = await services.processor()
     await processor.stub.CompleteOrder(processor_pb.CompleteOrderRequest(order_req_id="OLD"))
     # As the retention sweep does: the order goes, its tombstone stays.
-    await processor.processor.orders.remove_order_queue("OLD")
+    await processor.processor.orders.remove("OLD")
     expired = processor_pb.WatchOrderRequest(order_req_id="OLD")
     return await refusal(first_of(processor.stub.WatchOrder(expired)))
 

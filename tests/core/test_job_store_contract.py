@@ -2,6 +2,7 @@
 fixture, tests/core/conftest.py, runs each test on each backend)."""
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -135,6 +136,43 @@ async def test_an_expired_lease_is_claimed_again_and_fences_out_the_old_worker(
         2,
         51.0,
     )
+
+
+async def test_an_update_checkpoints_the_payload_under_the_claim(job_store: JobStore) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    with job_store.subscribe("q") as changes:
+        updated = await job_store.update(claim, {"name": "a", "cursor": 7}, now=11.0)
+        heard = await changes.next_within(10.0)
+    assert heard is not None and (heard.job_id, heard.state) == (claim.id, JobState.RUNNING)
+    assert updated == await job_store.get(claim.id)
+    assert updated == dataclasses.replace(claim.job, payload={"name": "a", "cursor": 7})
+    # The claim still holds the job: it checkpoints again, heartbeats and ends it.
+    await job_store.update(claim, {"name": "a", "cursor": 9}, now=12.0)
+    assert await job_store.extend([claim], lease=LEASE, now=13.0) == [True]
+    done = await job_store.complete(claim, {"price": 3}, hold=False, now=14.0)
+    assert (done.state, done.payload, done.result) == (
+        JobState.COMPLETED,
+        {"name": "a", "cursor": 9},
+        {"price": 3},
+    )
+    with pytest.raises(LostClaimError):
+        await job_store.update(claim, {"name": "late"}, now=15.0)
+
+
+async def test_an_update_under_a_claim_taken_over_is_refused(job_store: JobStore) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [old] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    await job_store.update(old, {"cursor": 1}, now=11.0)
+    [new] = await job_store.claim("q", "w2", limit=1, lease=LEASE, now=10.0 + LEASE)
+    assert new.job.payload == {"cursor": 1}, "the next attempt resumes from the checkpoint"
+    with pytest.raises(LostClaimError, match="is no longer held by attempt 1"):
+        await job_store.update(old, {"cursor": 0}, now=50.0)
+    read = await job_store.get(new.id)
+    assert (read.payload, read.lease_owner, read.attempt) == ({"cursor": 1}, "w2", 2)
+    await job_store.cancel(new.id, now=51.0)
+    with pytest.raises(LostClaimError):
+        await job_store.update(new, {"cursor": 2}, now=52.0)
 
 
 async def test_a_heartbeat_keeps_the_claim(job_store: JobStore) -> None:

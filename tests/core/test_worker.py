@@ -13,8 +13,8 @@ from support.polling import poll
 
 from queues.backoff import Backoff
 from queues.core.job_store import JobStore
-from queues.core.jobs import Job, JobState, NewJob
-from queues.core.worker import Done, Worker, WorkerSettings
+from queues.core.jobs import Claim, Job, JobState, NewJob
+from queues.core.worker import Done, WithClaim, Worker, WorkerSettings
 from queues.errors import LostClaimError
 
 FAST = WorkerSettings(
@@ -187,6 +187,35 @@ async def test_a_heartbeat_keeps_an_attempt_longer_than_its_lease(
     handler.gate("long").set()
     done = await final(job_store, long.job.id)
     assert (done.state, done.attempt, other.started) == (JobState.COMPLETED, 1, [])
+
+
+async def test_a_claim_handler_checkpoints_and_the_next_attempt_resumes(
+    job_store: JobStore,
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def count_on(claim: Claim) -> Done:
+        payload = claim.job.payload
+        seen.append(payload)
+        await job_store.update(claim, {"counted": payload["counted"] + 2}, now=time.time())
+        if len(seen) == 1:
+            raise RuntimeError("cut short")
+        return Done(payload["counted"])
+
+    worker = Worker(job_store, "q", WithClaim(count_on), owner="w1", settings=FAST)
+    await worker.start()
+    try:
+        [counting] = await job_store.submit([NewJob("q", {"counted": 0}, 2, 3)], now=1.0)
+        done = await final(job_store, counting.job.id)
+    finally:
+        await worker.stop()
+    assert seen == [{"counted": 0}, {"counted": 2}]
+    assert (done.state, done.result, done.payload, done.attempt) == (
+        JobState.COMPLETED,
+        2,
+        {"counted": 4},
+        2,
+    )
 
 
 async def test_a_dead_workers_job_is_taken_over_once_its_lease_expires(

@@ -13,8 +13,8 @@ from support.rpc_errors import details, reason
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 
 
-def order_count(processor: ProcessorHarness) -> int:
-    return processor.processor.orders.get_queue_stats()["order_queues_count"]
+async def order_count(processor: ProcessorHarness) -> int:
+    return (await processor.processor.orders.stats(busiest=0)).orders
 
 
 async def test_watchers_of_unknown_orders_leave_nothing_once_they_disconnect(processor):
@@ -34,7 +34,7 @@ async def test_watchers_of_unknown_orders_leave_nothing_once_they_disconnect(pro
         return processor.processor.orders.watchers_count == 0
 
     await poll(none_left, bool, "every watcher has gone")
-    assert order_count(processor) == 0
+    assert await order_count(processor) == 0
 
 
 async def test_a_refused_call_creates_nothing(processor):
@@ -45,8 +45,8 @@ async def test_a_refused_call_creates_nothing(processor):
             )
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert order_count(processor) == 0
-    assert not processor.processor.orders.has_order_queue("REFUSED")
+    assert await order_count(processor) == 0
+    assert not await processor.processor.orders.exists("REFUSED")
     # Nothing of it lingers in the desk either: the order can be completed empty.
     done = await processor.stub.CompleteOrder(pb.CompleteOrderRequest(order_req_id="REFUSED"))
     assert done.event.sequence == 1
@@ -100,7 +100,7 @@ async def test_an_expired_order_answers_not_found_also_after_a_restart(quote, tm
         await processor.stub.CompleteOrder(pb.CompleteOrderRequest(order_req_id="OLD"))
 
         async def removed() -> bool:
-            return not processor.processor.orders.has_order_queue("OLD")
+            return not await processor.processor.orders.exists("OLD")
 
         await poll(removed, bool, "the completed order is removed")
         await expect_expired(first_event(processor, "OLD"))
@@ -117,4 +117,4 @@ async def test_an_expired_order_answers_not_found_also_after_a_restart(quote, tm
         await expect_expired(
             processor.stub.CompleteOrder(pb.CompleteOrderRequest(order_req_id="OLD"))
         )
-        assert order_count(processor) == 0
+        assert await order_count(processor) == 0

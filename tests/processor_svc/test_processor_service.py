@@ -10,6 +10,8 @@ from support.processor_harness import ProcessorHarness
 from support.quote_harness import QuoteHarness, submission
 from support.rpc_errors import field_violations, reason
 
+from processor_svc.event_entries import EVENTS, proposal_body, proposal_key
+from processor_svc.stored_orders import PROPOSALS
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 
@@ -155,12 +157,18 @@ async def test_stats_count_orders_events_and_watchers(processor):
 
 
 async def test_stats_stay_small_whatever_the_number_of_orders(processor):
-    orders = processor.processor.orders
+    logs = processor.processor.orders.logs
+
+    async def priced(order: str, proposal_id: str) -> None:
+        await logs.append(PROPOSALS, order, proposal_id, {"handle": "Q"}, now=0.0)
+        body = proposal_body(proposal_id, None, "unpriced")
+        await logs.append(EVENTS, order, proposal_key(proposal_id), body, now=0.0)
+
     for n in range(2000):
-        await orders.add_to_order_queue(f"{n:05d}".ljust(128, "x"), "P1/New")
+        await priced(f"{n:05d}".ljust(128, "x"), "P1")
     for busy in ("B" * 128, "A" * 128):
-        await orders.add_to_order_queue(busy, "P2/New")
-        await orders.add_to_order_queue(busy, "P3/New")
+        await priced(busy, "P2")
+        await priced(busy, "P3")
     stats = await processor.stub.GetStats(pb.GetStatsRequest())
     assert (stats.order_queues_count, stats.events_count) == (2002, 2004)
     assert len(stats.events_by_order) == 100

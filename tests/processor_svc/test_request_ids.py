@@ -10,7 +10,12 @@ from support.quote_harness import QuoteHarness, submission
 from support.rpc_errors import reason
 
 from processor_svc.quote_pricer import proposal_request_id
-from processor_svc.request_id_key import KEYS, REQUEST_ID_KEY, request_id_key
+from processor_svc.request_id_key import (
+    KEYS,
+    REQUEST_ID_KEY,
+    request_id_key,
+    stored_request_id_key,
+)
 from queues.records import RecordError
 from queues.storage import MemoryStore, Put
 from quoteflow.processor.v1 import processor_service_pb2 as pb
@@ -81,13 +86,13 @@ async def test_a_refused_derived_id_is_not_told_to_the_caller(quote, start_proce
     )
     await processor.stub.SubmitProposal(request)
     await _priced(processor, "AGAIN")
-    assert await processor.processor.orders.remove_order_queue("AGAIN")
+    assert await processor.processor.orders.remove("AGAIN")
     request.submission.applicant_name = "Second"
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await processor.stub.SubmitProposal(request)
     assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert reason(refused.value) == "PROPOSAL_PRICED_BEFORE"
-    key = await request_id_key(processor.processor.orders.store)
+    key = await stored_request_id_key(processor.processor.orders.logs, now=0.0)
     derived = proposal_request_id(key, "AGAIN", "P1")
     assert derived not in refused.value.details()
     trailing = dict(refused.value.trailing_metadata() or ())

@@ -1,5 +1,6 @@
-"""The quote service's store options: postgres needs its database, and only a
-shared store lets a process serve calls without workers."""
+"""The services' shared-store options: postgres needs its database (named by
+the service's own prefix), and only a shared store lets a quote process serve
+calls without workers."""
 
 import pytest
 
@@ -31,6 +32,7 @@ def test_store_options_that_cannot_work_are_refused(options: dict, complaint: st
         QuoteConfig(**options)
 
 
-def test_a_service_without_a_shared_store_refuses_postgres() -> None:
-    with pytest.raises(ValueError, match=r"^store must be one of sqlite, memory, not 'postgres'$"):
+def test_the_processor_names_its_own_database_variable() -> None:
+    with pytest.raises(ValueError, match=r"needs database_url \(PROCESSOR_DATABASE_URL\)$"):
         ProcessorConfig(store="postgres")
+    assert ProcessorConfig(store="postgres", database_url="postgresql://db/p").lease_seconds == 30.0

@@ -49,7 +49,7 @@ async def test_a_task_for_an_expired_order_fails_naming_it(quote):
         await processor.stub.CompleteOrder(processor_pb.CompleteOrderRequest(order_req_id="OLD"))
 
         async def removed() -> bool:
-            return not processor.processor.orders.has_order_queue("OLD")
+            return not await processor.processor.orders.exists("OLD")
 
         await poll(removed, bool, "the completed order removed")
         # As after a restart of the requestor: the order is followed from 0.

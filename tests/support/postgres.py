@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from queues.core.postgres_store import display_url
+from queues.core.postgres_database import display_url
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -159,7 +159,7 @@ async def test_a_task_following_an_order_that_has_expired_ends_with_a_clear_erro
             processor_pb.CompleteOrderRequest(order_req_id="ORD-GONE")
         )
         # As the retention sweep does, without waiting an hour for it.
-        assert await processor.processor.orders.remove_order_queue("ORD-GONE")
+        assert await processor.processor.orders.remove("ORD-GONE")
         requestor = await start_requestor(processor.processor.server.address)
         placed = await requestor.place("ORD-GONE", submission=submission())
         result = await requestor.wait_final(placed.task_id)
