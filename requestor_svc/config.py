@@ -1,14 +1,17 @@
 """The requestor service's configuration: flags and REQUESTOR_* environment variables."""
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from service_runtime.config import ServerOptions, require_non_negative, require_positive
+from service_runtime.config import SharedStoreOptions, require_non_negative, require_positive
 
 ENV_PREFIX = "REQUESTOR"
 
 
 @dataclass
-class RequestorConfig(ServerOptions):
+class RequestorConfig(SharedStoreOptions):
+    env_prefix: ClassVar[str] = ENV_PREFIX
+
     port: int = field(default=50053, metadata={"help": "TCP port to listen on"})
     processor_address: str = field(
         default="127.0.0.1:50052", metadata={"help": "host:port of the processor service"}
@@ -16,8 +19,16 @@ class RequestorConfig(ServerOptions):
     max_concurrent_tasks: int = field(
         default=10,
         metadata={
-            "help": "most tasks following their orders at once; a task whose order has had "
+            "help": "most tasks following their orders at once (with store postgres: in this "
+            "replica, so a cluster runs up to replicas x this); a task whose order has had "
             "no event yet waits without taking one"
+        },
+    )
+    max_waiting_tasks: int = field(
+        default=1000,
+        metadata={
+            "help": "with store postgres: most tasks this replica watches for their order's "
+            "first event at once; the rest stay queued until a replica has room"
         },
     )
     result_retention_seconds: float = field(
@@ -58,6 +69,7 @@ class RequestorConfig(ServerOptions):
         require_positive(
             self,
             "max_concurrent_tasks",
+            "max_waiting_tasks",
             "cleanup_interval",
             "call_deadline",
             "health_interval",

@@ -63,6 +63,10 @@ class OrderProgress:
     #: The serialized size of proposals, held under MAX_PROPOSAL_BYTES.
     proposal_bytes: int = 0
 
+    def reconnected(self) -> None:
+        """The stream was opened again after it was lost."""
+        self.reconnects += 1
+
     @property
     def started(self) -> bool:
         """The order has had an event."""
@@ -165,7 +169,7 @@ class OrderFollower:
                 if error.downstream_code is grpc.StatusCode.DEADLINE_EXCEEDED:
                     # The stream lived out its own deadline: nothing is wrong.
                     failures = 0
-                    progress.reconnects += 1
+                    progress.reconnected()
                     continue
                 if error.downstream_code not in _RETRIED:
                     raise
@@ -195,7 +199,7 @@ class OrderFollower:
                 },
             )
             await asyncio.sleep(self._backoff.delay(failures))
-            progress.reconnects += 1
+            progress.reconnected()
 
     def _raise_if_gone(self, progress: OrderProgress, error: ForwardedError) -> None:
         """The FollowError for an answer saying the order's events are gone, if it is one."""

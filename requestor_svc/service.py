@@ -1,18 +1,24 @@
 """Assembles the requestor service: its store, the processor downstream, the order
-tasks, the servicer, readiness that follows the processor, and the serving loop."""
+tasks (journaled for store sqlite, in the durable core for memory and
+postgres), the servicer, readiness that follows the processor, and the serving
+loop."""
 
 import asyncio
 import contextlib
+import os
+import socket
 
 from queues.backoff import Backoff
-from queues.storage import Store
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
 from requestor_svc.config import RequestorConfig
+from requestor_svc.convert import MAX_TIMEOUT_SECONDS
+from requestor_svc.core_tasks import CoreTasks
 from requestor_svc.order_follower import OrderFollower
 from requestor_svc.order_tasks import OrderTasks
 from requestor_svc.servicer import RequestorServicer
+from requestor_svc.tasks import JournaledTasks, RequestorTasks
 from service_runtime.downstream import Downstream
 from service_runtime.server import (
     RunningServer,
@@ -20,7 +26,7 @@ from service_runtime.server import (
     bind_server,
     serve_until_signalled,
 )
-from service_runtime.storage import store_for, store_lock
+from service_runtime.storage import job_store_for, store_for, store_lock
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RequestorService"].full_name
 PROCESSOR_SERVICE_NAME = processor_pb.DESCRIPTOR.services_by_name["ProcessorService"].full_name
@@ -35,26 +41,56 @@ def connect_processor(config: RequestorConfig) -> Downstream:
     )
 
 
-def build_tasks(config: RequestorConfig, processor: Downstream, store: Store) -> OrderTasks:
-    """The order tasks, kept in store (opened by the caller), following orders
-    through processor."""
-    follower = OrderFollower(
+def _follower(config: RequestorConfig, processor: Downstream) -> OrderFollower:
+    return OrderFollower(
         processor,
         watch_max_seconds=config.watch_max_seconds,
         backoff=Backoff(base=config.reconnect_backoff_base, cap=config.reconnect_backoff_cap),
     )
-    return OrderTasks(
+
+
+async def open_tasks(
+    config: RequestorConfig, processor: Downstream, undo: contextlib.AsyncExitStack
+) -> RequestorTasks:
+    """The order tasks, following orders through processor, in an opened store
+    that undo closes: the journal for store sqlite (its tasks brought back), a
+    JobStore shared by replicas for memory and postgres."""
+    follower = _follower(config, processor)
+    if config.store == "sqlite":
+        store = store_for(config, "requestor")
+        undo.push_async_callback(store.close)
+        await store.open()
+        journaled = OrderTasks(
+            follower.follow,
+            max_concurrent_tasks=config.max_concurrent_tasks,
+            retention=config.result_retention_seconds,
+            sweep_interval=config.cleanup_interval,
+            default_timeout=config.default_task_timeout,
+            await_start=follower.await_start,
+            store=store,
+        )
+        return JournaledTasks(journaled)
+    jobs = job_store_for(config.store, config.database_url)
+    undo.push_async_callback(jobs.close)
+    await jobs.open()
+    return CoreTasks(
+        jobs,
         follower.follow,
+        follower.await_start,
         max_concurrent_tasks=config.max_concurrent_tasks,
+        max_waiting_tasks=config.max_waiting_tasks,
         retention=config.result_retention_seconds,
         sweep_interval=config.cleanup_interval,
         default_timeout=config.default_task_timeout,
-        await_start=follower.await_start,
-        store=store,
+        longest_timeout=MAX_TIMEOUT_SECONDS,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        lease=config.lease_seconds,
+        heartbeat=config.heartbeat_seconds,
+        backoff=Backoff(base=config.reconnect_backoff_base, cap=config.reconnect_backoff_cap),
     )
 
 
-def binding(tasks: OrderTasks) -> ServiceBinding:
+def binding(tasks: RequestorTasks) -> ServiceBinding:
     servicer = RequestorServicer(tasks)
     return ServiceBinding(
         SERVICE_NAME,
@@ -68,26 +104,25 @@ class Requestor:
     def __init__(
         self,
         server: RunningServer,
-        tasks: OrderTasks,
+        tasks: RequestorTasks,
         processor: Downstream,
-        store: Store,
+        resources: contextlib.AsyncExitStack,
         readiness: asyncio.Task[None],
     ) -> None:
         self.server = server
         self._tasks = tasks
         self._processor = processor
-        self._store = store
+        self._resources = resources
         self._readiness = readiness
 
     async def drain(self) -> None:
         """After the server stopped: stop following the processor's health, stop
         the tasks (the running ones stay queued in the store, to run again on the
-        next start), close the channel to the processor, then the store."""
+        next start or on another replica), close the channel to the processor,
+        then the store."""
         self._readiness.cancel()
         await asyncio.wait({self._readiness})
-        await self._tasks.stop()
-        await self._processor.close()
-        await self._store.close()
+        await self._resources.aclose()
 
 
 async def start_requestor(config: RequestorConfig) -> Requestor:
@@ -97,16 +132,15 @@ async def start_requestor(config: RequestorConfig) -> Requestor:
     store cannot be opened or read, OSError if the port cannot be bound; either
     way what was started is stopped again. The caller holds the store's lock
     (store_lock)."""
+    resources = contextlib.AsyncExitStack()
     async with contextlib.AsyncExitStack() as undo:
         bound = await bind_server(host=config.host, port=config.port)
         undo.push_async_callback(bound.close)
-        store = store_for(config, "requestor")
-        undo.push_async_callback(store.close)
-        await store.open()
+        undo.push_async_callback(resources.aclose)
         processor = connect_processor(config)
-        undo.push_async_callback(processor.close)
-        tasks = build_tasks(config, processor, store)
-        undo.push_async_callback(tasks.stop)
+        resources.push_async_callback(processor.close)
+        tasks = await open_tasks(config, processor, resources)
+        resources.push_async_callback(tasks.stop)
         await tasks.start()
         # Not ready until the first health check of the processor says so:
         # before that, the requestor cannot follow any order.
@@ -116,7 +150,7 @@ async def start_requestor(config: RequestorConfig) -> Requestor:
         processor.track_readiness(server, interval=config.health_interval),
         name="processor-readiness",
     )
-    return Requestor(server, tasks, processor, store, readiness)
+    return Requestor(server, tasks, processor, resources, readiness)
 
 
 async def serve(config: RequestorConfig) -> None:

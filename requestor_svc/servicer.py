@@ -9,12 +9,12 @@ import grpc
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
 from requestor_svc import convert
-from requestor_svc.order_tasks import OrderTasks
+from requestor_svc.tasks import RequestorTasks
 from service_runtime.validation import require_id
 
 
 class RequestorServicer(pb_grpc.RequestorServiceServicer):
-    def __init__(self, tasks: OrderTasks) -> None:
+    def __init__(self, tasks: RequestorTasks) -> None:
         self._tasks = tasks
 
     async def PlaceOrder(
@@ -31,7 +31,7 @@ class RequestorServicer(pb_grpc.RequestorServiceServicer):
         request: pb.GetTaskResultRequest,
         context: grpc.aio.ServicerContext[pb.GetTaskResultRequest, pb.GetTaskResultResponse],
     ) -> pb.GetTaskResultResponse:
-        task = self._tasks.result(require_id("task_id", request.task_id))
+        task = await self._tasks.result(require_id("task_id", request.task_id))
         return pb.GetTaskResultResponse(result=convert.task_result_to_pb(task))
 
     async def CancelTask(
@@ -47,4 +47,4 @@ class RequestorServicer(pb_grpc.RequestorServiceServicer):
         request: pb.GetStatsRequest,
         context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
-        return convert.stats_to_pb(self._tasks.stats())
+        return convert.stats_to_pb(await self._tasks.stats())

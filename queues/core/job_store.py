@@ -74,6 +74,12 @@ class JobStore(Protocol):
         Announced as a change to RUNNING, so a watcher reads the new payload.
         Raises LostClaimError if the claim no longer holds the job."""
 
+    async def release(self, claim: Claim, *, now: float) -> Job:
+        """Hand the claimed job back unfinished, as a worker that stops does:
+        it is AVAILABLE again at once, for any process to claim, with no
+        failure counted (the cut attempt still counts as an attempt). Raises
+        LostClaimError."""
+
     async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
         """The claimed attempt failed and another follows, not before run_at:
         the job is AVAILABLE again with one more failure. Raises LostClaimError."""

@@ -377,6 +377,10 @@ class MemoryJobStore:
         self._hub.publish(JobChange(updated.queue, updated.id, updated.state))
         return updated
 
+    async def release(self, claim: Claim, *, now: float) -> Job:
+        job = self._held(claim)
+        return self._set(job, state=JobState.AVAILABLE, run_at=None, **_unleased())
+
     async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
         job = self._held(claim)
         return self._set(

@@ -113,6 +113,12 @@ class Database:
         except DATABASE_ERRORS as error:
             raise StoreError(f"cannot {action} store {self.name}: {one_line(error)}") from error
 
+    async def ping(self) -> None:
+        """Return once the database answers a trivial query on a pooled
+        connection; raise StoreError if it cannot (or the store is not open)."""
+        async with self.connection("reach") as connection:
+            await connection.fetchval("SELECT 1")
+
     async def _migrate(self, connection: Connection) -> None:
         newest = len(self._migrations)
         versions = f"{self._schema}_schema_version"

@@ -145,6 +145,10 @@ class PostgresLogStore:
     async def close(self) -> None:
         await self._database.close()
 
+    async def ping(self) -> None:
+        """Return once the database answers; StoreError if it cannot."""
+        await self._database.ping()
+
     async def append(
         self,
         space: str,

@@ -237,6 +237,9 @@ _COMPLETE = f"""
 _UPDATE = f"""
     WITH updated AS (UPDATE jobs SET payload = $3 {_FENCE} RETURNING {_COLUMNS})
     SELECT *, pg_notify('{CHANNEL}', json_build_array(queue, id, state)::text) FROM updated"""
+_RELEASE = f"""
+    UPDATE jobs SET state = 'available', run_at = NULL, {_UNLEASE}
+    {_FENCE} RETURNING {_COLUMNS}"""
 _RETRY = f"""
     UPDATE jobs SET state = 'available', failures = failures + 1, error = $3, run_at = $4,
                     {_UNLEASE}
@@ -318,6 +321,10 @@ class PostgresJobStore:
     async def close(self) -> None:
         await self._database.close()
 
+    async def ping(self) -> None:
+        """Return once the database answers; StoreError if it cannot."""
+        await self._database.ping()
+
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
     ) -> list[Submitted]:
@@ -386,6 +393,9 @@ class PostgresJobStore:
 
     async def update(self, claim: Claim, payload: Any, *, now: float) -> Job:
         return await self._fenced(claim, _UPDATE, payload)
+
+    async def release(self, claim: Claim, *, now: float) -> Job:
+        return await self._fenced(claim, _RELEASE)
 
     async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
         return await self._fenced(claim, _RETRY, error, run_at)

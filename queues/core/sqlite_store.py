@@ -261,6 +261,9 @@ class SqliteJobStore:
     async def update(self, claim: Claim, payload: Any, *, now: float) -> Job:
         return await self._fenced(claim, "payload = ?", (orjson.dumps(payload).decode(),))
 
+    async def release(self, claim: Claim, *, now: float) -> Job:
+        return await self._fenced(claim, f"state = 'available', run_at = NULL, {_UNLEASED}", ())
+
     async def retry(self, claim: Claim, error: str, *, run_at: float, now: float) -> Job:
         return await self._fenced(
             claim,

@@ -144,15 +144,25 @@ class Worker:
 
     async def stop(self, grace: float = 0.0) -> None:
         """Claim nothing more; let running attempts end within grace seconds,
-        then cut them. A cut attempt's job runs again once its lease expires."""
+        then cut them and hand their jobs back (JobStore.release), so that any
+        process claims them at once. A job whose hand-back fails runs again
+        once its lease expires."""
         self._stopping = True
         self._wake.set()
         attempts = [task for _, task in self._running.values()]
         if attempts:
             await asyncio.wait(attempts, timeout=grace)
+        cut = [claim for claim, _ in self._running.values()]
         for task in [*attempts, *self._tasks]:
             task.cancel()
         await asyncio.gather(*attempts, *self._tasks, return_exceptions=True)
+        for claim in cut:
+            try:
+                # LostClaimError: it ended as it was cut, or its lease ran out.
+                with contextlib.suppress(LostClaimError):
+                    await self._store.release(claim, now=self._clock())
+            except StoreError as error:
+                logger.warning("cannot hand back job %s: %s", claim.id, error)
 
     async def _listen(self, listening: asyncio.Event) -> None:
         with self._store.subscribe(self._queue) as changes:

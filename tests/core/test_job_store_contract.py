@@ -175,6 +175,29 @@ async def test_an_update_under_a_claim_taken_over_is_refused(job_store: JobStore
         await job_store.update(new, {"cursor": 2}, now=52.0)
 
 
+async def test_a_released_job_is_claimable_at_once_with_no_failure_counted(
+    job_store: JobStore,
+) -> None:
+    await job_store.submit([job("a")], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)
+    with job_store.subscribe("q") as changes:
+        released = await job_store.release(claim, now=11.0)
+        heard = await changes.next_within(10.0)
+    assert heard is not None and heard.state is JobState.AVAILABLE
+    assert (released.state, released.attempt, released.failures, released.lease_owner) == (
+        JobState.AVAILABLE,
+        1,
+        0,
+        "",
+    )
+    assert released == await job_store.get(claim.id)
+    # Long before the lease would have run out, another worker takes it.
+    [again] = await job_store.claim("q", "w2", limit=1, lease=LEASE, now=12.0)
+    assert (again.id, again.token, again.job.failures) == (claim.id, 2, 0)
+    with pytest.raises(LostClaimError):
+        await job_store.release(claim, now=13.0)
+
+
 async def test_a_heartbeat_keeps_the_claim(job_store: JobStore) -> None:
     await job_store.submit([job("a")], now=1.0)
     [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=10.0)

@@ -218,6 +218,29 @@ async def test_a_claim_handler_checkpoints_and_the_next_attempt_resumes(
     )
 
 
+async def test_a_stopped_worker_hands_its_cut_attempts_back_at_once(
+    job_store: JobStore, start_worker
+) -> None:
+    handler = Handler()
+    handler.gate("long")
+    # A lease no test outlasts: only the hand-back lets another worker in.
+    settings = WorkerSettings(concurrency=1, lease=3600.0, heartbeat=60.0)
+    stopping = await start_worker(handler, settings, owner="w1")
+    [long] = await job_store.submit([job("long")], now=time.time())
+    await poll(lambda: job_store.get(long.job.id), lambda j: j.state is JobState.RUNNING, "run")
+    await stopping.stop()
+    handed_back = await job_store.get(long.job.id)
+    assert (handed_back.state, handed_back.failures, handed_back.lease_owner) == (
+        JobState.AVAILABLE,
+        0,
+        "",
+    )
+    handler.gate("long").set()
+    await start_worker(handler, settings, owner="w2")
+    done = await final(job_store, long.job.id)
+    assert (done.state, done.attempt, handler.started) == (JobState.COMPLETED, 2, ["long", "long"])
+
+
 async def test_a_dead_workers_job_is_taken_over_once_its_lease_expires(
     job_store: JobStore, start_worker
 ) -> None:

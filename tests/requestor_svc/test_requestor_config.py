@@ -57,3 +57,15 @@ def test_a_flag_wins_over_its_variable(monkeypatch):
 def test_bad_values_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         RequestorConfig(**change)
+
+
+def test_store_postgres_needs_its_database_named_by_the_requestors_variable(monkeypatch):
+    with pytest.raises(ValueError, match=r"needs database_url \(REQUESTOR_DATABASE_URL\)$"):
+        RequestorConfig(store="postgres")
+    monkeypatch.setenv("REQUESTOR_DATABASE_URL", "postgresql://db/tasks")
+    config = load("--store", "postgres", "--max-waiting-tasks", "5")
+    assert (config.store, config.database_url, config.max_waiting_tasks) == (
+        "postgres",
+        "postgresql://db/tasks",
+        5,
+    )
