@@ -2,7 +2,7 @@
 after the service and address they came from."""
 
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -42,10 +42,12 @@ class Service(Generic[StubT]):
         address: str,
         make_stub: Callable[[grpc.aio.Channel], StubT],
         timeout: float,
+        channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.name = name
         self.address = address
         self.timeout = timeout
+        self.channel_options = tuple(channel_options)
         self._make_stub = make_stub
         self._channel: grpc.aio.Channel | None = None
         self._stub: StubT | None = None
@@ -53,7 +55,7 @@ class Service(Generic[StubT]):
     @property
     def stub(self) -> StubT:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.address)
+            self._channel = grpc.aio.insecure_channel(self.address, options=self.channel_options)
             self._stub = self._make_stub(self._channel)
         return self._stub
 
