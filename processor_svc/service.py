@@ -33,6 +33,11 @@ from service_runtime.server import (
     serve_until_signalled,
 )
 from service_runtime.storage import job_store_for, log_store_for, store_for, store_lock
+from service_runtime.store_readiness import (
+    StoreCheck,
+    store_check,
+    track_downstream_and_store_readiness,
+)
 
 logger = logging.getLogger("processor_svc.service")
 
@@ -71,10 +76,11 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
             deadline=config.call_deadline,
         )
         stack.push_async_callback(quote.close)
+        check: StoreCheck | None = None
         if config.store == "sqlite":
             orders: Orders = await _journaled(config, quote, stack)
         else:
-            orders = await _stored(config, quote, stack)
+            orders, check = await _stored(config, quote, stack)
         servicer = ProcessorServicer(orders)
         binding = ServiceBinding(
             SERVICE_NAME, lambda srv: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, srv)
@@ -84,6 +90,11 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
         stack.push_async_callback(server.stop, config.grace_seconds)
         readiness = asyncio.create_task(
             quote.track_readiness(server, interval=config.health_interval)
+            if check is None
+            # postgres: ready only while the database answers too.
+            else track_downstream_and_store_readiness(
+                server, quote, check, interval=config.health_interval, name="processor store"
+            )
         )
         stack.callback(readiness.cancel)
         yield RunningProcessor(server, orders)
@@ -133,9 +144,10 @@ async def _journaled(
 
 async def _stored(
     config: ProcessorConfig, quote: Downstream, stack: contextlib.AsyncExitStack
-) -> StoredOrders:
+) -> tuple[StoredOrders, StoreCheck | None]:
     """The orders of store memory or postgres, in the durable core: nothing to
-    rebuild, since every read answers from the store."""
+    rebuild, since every read answers from the store; and the check readiness
+    follows (postgres's: whether the database answers; None for memory)."""
     logs = log_store_for(config.store, config.database_url)
     jobs = job_store_for(config.store, config.database_url)
     for store in (logs, jobs):
@@ -164,7 +176,7 @@ async def _stored(
     )
     await orders.start()
     stack.push_async_callback(orders.stop)
-    return orders
+    return orders, store_check(logs, jobs)
 
 
 async def serve(config: ProcessorConfig) -> None:

@@ -22,6 +22,12 @@ from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 from service_runtime.server import ServiceBinding, bind_server, serve_until_signalled
 from service_runtime.storage import job_store_for, store_for, store_lock
+from service_runtime.store_readiness import (
+    DEFAULT_INTERVAL,
+    StoreCheck,
+    store_check,
+    store_readiness_tracked,
+)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["QuoteService"].full_name
 #: The JobStore queue the quote service's messages are jobs of.
@@ -84,20 +90,21 @@ def binding(queue: QuoteQueue) -> ServiceBinding:
 
 
 @contextlib.asynccontextmanager
-async def _opened_queue(config: QuoteConfig) -> AsyncIterator[QuoteQueue]:
-    """The queue over its opened store, closed after."""
+async def _opened_queue(config: QuoteConfig) -> AsyncIterator[tuple[QuoteQueue, StoreCheck | None]]:
+    """The queue over its opened store, closed after, and the check readiness
+    follows (postgres's: whether the database answers; None for the others)."""
     if config.store == "sqlite":
         journal = store_for(config, "quote")
         try:
             await journal.open()
-            yield build_journal_queue(config, journal)
+            yield build_journal_queue(config, journal), None
         finally:
             await journal.close()
         return
     store = job_store_for(config.store, config.database_url)
     try:
         await store.open()
-        yield build_queue(config, store)
+        yield build_queue(config, store), store_check(store)
     finally:
         await store.close()
 
@@ -111,9 +118,15 @@ async def serve(config: QuoteConfig) -> None:
     with store_lock(config, "quote"):
         bound = await bind_server(host=config.host, port=config.port)
         try:
-            async with _opened_queue(config) as queue:
+            async with _opened_queue(config) as (queue, check):
                 await queue.start()
                 server = await bound.start([binding(queue)])
-                await serve_until_signalled(server, grace=config.grace_seconds, on_drain=queue.stop)
+                # Ready only while the database answers (postgres).
+                async with store_readiness_tracked(
+                    server, check, interval=DEFAULT_INTERVAL, name="quote store"
+                ):
+                    await serve_until_signalled(
+                        server, grace=config.grace_seconds, on_drain=queue.stop
+                    )
         finally:
             await bound.close()

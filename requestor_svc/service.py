@@ -27,6 +27,11 @@ from service_runtime.server import (
     serve_until_signalled,
 )
 from service_runtime.storage import job_store_for, store_for, store_lock
+from service_runtime.store_readiness import (
+    StoreCheck,
+    store_check,
+    track_downstream_and_store_readiness,
+)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RequestorService"].full_name
 PROCESSOR_SERVICE_NAME = processor_pb.DESCRIPTOR.services_by_name["ProcessorService"].full_name
@@ -51,10 +56,11 @@ def _follower(config: RequestorConfig, processor: Downstream) -> OrderFollower:
 
 async def open_tasks(
     config: RequestorConfig, processor: Downstream, undo: contextlib.AsyncExitStack
-) -> RequestorTasks:
+) -> tuple[RequestorTasks, StoreCheck | None]:
     """The order tasks, following orders through processor, in an opened store
     that undo closes: the journal for store sqlite (its tasks brought back), a
-    JobStore shared by replicas for memory and postgres."""
+    JobStore shared by replicas for memory and postgres; and the check
+    readiness follows (postgres's: whether the database answers)."""
     follower = _follower(config, processor)
     if config.store == "sqlite":
         store = store_for(config, "requestor")
@@ -69,11 +75,11 @@ async def open_tasks(
             await_start=follower.await_start,
             store=store,
         )
-        return JournaledTasks(journaled)
+        return JournaledTasks(journaled), None
     jobs = job_store_for(config.store, config.database_url)
     undo.push_async_callback(jobs.close)
     await jobs.open()
-    return CoreTasks(
+    tasks = CoreTasks(
         jobs,
         follower.follow,
         follower.await_start,
@@ -88,6 +94,7 @@ async def open_tasks(
         heartbeat=config.heartbeat_seconds,
         backoff=Backoff(base=config.reconnect_backoff_base, cap=config.reconnect_backoff_cap),
     )
+    return tasks, store_check(jobs)
 
 
 def binding(tasks: RequestorTasks) -> ServiceBinding:
@@ -139,7 +146,7 @@ async def start_requestor(config: RequestorConfig) -> Requestor:
         undo.push_async_callback(resources.aclose)
         processor = connect_processor(config)
         resources.push_async_callback(processor.close)
-        tasks = await open_tasks(config, processor, resources)
+        tasks, check = await open_tasks(config, processor, resources)
         resources.push_async_callback(tasks.stop)
         await tasks.start()
         # Not ready until the first health check of the processor says so:
@@ -147,8 +154,13 @@ async def start_requestor(config: RequestorConfig) -> Requestor:
         server = await bound.start([binding(tasks)], ready=False)
         undo.pop_all()
     readiness = asyncio.create_task(
-        processor.track_readiness(server, interval=config.health_interval),
-        name="processor-readiness",
+        processor.track_readiness(server, interval=config.health_interval)
+        if check is None
+        # postgres: ready only while the database answers too.
+        else track_downstream_and_store_readiness(
+            server, processor, check, interval=config.health_interval, name="requestor store"
+        ),
+        name="readiness",
     )
     return Requestor(server, tasks, processor, resources, readiness)
 

@@ -5,7 +5,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 import grpc.aio
@@ -13,7 +13,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service_runtime.errors import DETAILS_METADATA_KEY, DownstreamError, ForwardedError
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
-from service_runtime.server import RunningServer
 
 logger = logging.getLogger("service_runtime.downstream")
 
@@ -42,6 +41,13 @@ _CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
+
+
+class ReadinessTarget(Protocol):
+    """What readiness is set on: a RunningServer, or one condition of a
+    store_readiness.Readiness."""
+
+    async def set_ready(self, ready: bool) -> None: ...
 
 
 class Downstream:
@@ -102,7 +108,7 @@ class Downstream:
         serving: bool = answer.status == health_pb2.HealthCheckResponse.SERVING
         return serving
 
-    async def track_readiness(self, server: RunningServer, *, interval: float) -> None:
+    async def track_readiness(self, server: ReadinessTarget, *, interval: float) -> None:
         """Keep server's readiness equal to this downstream's, checking every interval
         seconds, until cancelled. Liveness is left alone: a process whose downstream
         is away is still alive."""
