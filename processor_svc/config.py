@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from processor_svc.proposal_desk import COMPLETION_WAIT, MAX_PROPOSALS_PER_ORDER
+from processor_svc.pricing import COMPLETION_WAIT, MAX_PROPOSALS_PER_ORDER
 from service_runtime.config import (
     SharedStoreOptions,
     require_non_negative,

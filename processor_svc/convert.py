@@ -3,7 +3,7 @@
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from processor_svc.quote_pricer import ProposalQuote
-from queues.order_queues import OrderEvent, OrderEventKind
+from queues.order_events import OrderEvent, OrderEventKind
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from service_runtime.submission_limits import check_submission

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from processor_svc.proposal_desk import PricingOutcome
+from processor_svc.pricing import PricingOutcome
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as quote_grpc
 from service_runtime.downstream import Downstream

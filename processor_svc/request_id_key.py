@@ -12,10 +12,10 @@ import secrets
 from typing import Any
 
 from queues.core.log_store import LogStore
-from queues.records import VERSION, field, load_records, version_of
-from queues.storage import Put, Store
+from queues.records import field, version_of
 
-#: The collection holding the processor's secrets.
+#: The collection of an earlier release's journal holding the processor's
+#: secrets (journal_import.py).
 KEYS = "processor_keys"
 #: The record of the request id key.
 REQUEST_ID_KEY = "request_id_hmac"
@@ -23,20 +23,8 @@ RECORD_VERSION = 1
 _KEY_BYTES = 32
 
 
-async def request_id_key(store: Store) -> bytes:
-    """The deployment's request id key: the stored one, or a new one committed
-    first. Raises RecordError for a stored record that is not a key, and
-    StoreError if the store cannot be read or written."""
-    for name, secret in await load_records(store, KEYS, _key_from_record):
-        if name == REQUEST_ID_KEY:
-            return secret
-    secret = secrets.token_bytes(_KEY_BYTES)
-    record = {VERSION: RECORD_VERSION, "secret": secret.hex()}
-    await store.commit([Put(KEYS, REQUEST_ID_KEY, record)])
-    return secret
-
-
-def _key_from_record(key: str, record: dict[str, Any]) -> tuple[str, bytes]:
+def key_from_record(key: str, record: dict[str, Any]) -> tuple[str, bytes]:
+    """(name, secret) of a journal's key record."""
     version_of(record, RECORD_VERSION)
     secret = bytes.fromhex(field(record, "secret", str))
     if len(secret) != _KEY_BYTES:

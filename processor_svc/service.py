@@ -1,6 +1,6 @@
-"""Assembles the processor service: its orders (journaled for store sqlite, in
-the durable core for memory and postgres), pricing through the quote service,
-the servicer, and readiness that follows the quote service."""
+"""Assembles the processor service: its orders in the durable core (SQLite
+files, memory or PostgreSQL), pricing through the quote service, the
+servicer, and readiness that follows the quote service (and the database)."""
 
 import asyncio
 import contextlib
@@ -10,20 +10,18 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from processor_svc.config import ProcessorConfig
-from processor_svc.journaled_orders import JournaledOrders
+from processor_svc.journal_import import import_journal, journal_path
 from processor_svc.orders import Orders
-from processor_svc.proposal_desk import ProposalDesk
 from processor_svc.quote_pricer import QuotePricer
-from processor_svc.request_id_key import request_id_key, stored_request_id_key
+from processor_svc.request_id_key import stored_request_id_key
 from processor_svc.servicer import ProcessorServicer
 from processor_svc.stored_orders import StoredOrders
-from queues.order_queues import OrderQueueManager
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
-from service_runtime.codecs import ProtoCodec
 from service_runtime.downstream import Downstream
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.server import (
@@ -32,7 +30,7 @@ from service_runtime.server import (
     bind_server,
     serve_until_signalled,
 )
-from service_runtime.storage import job_store_for, log_store_for, store_for, store_lock
+from service_runtime.storage import job_store_for, log_store_for, store_lock
 from service_runtime.store_readiness import (
     StoreCheck,
     store_check,
@@ -76,11 +74,7 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
             deadline=config.call_deadline,
         )
         stack.push_async_callback(quote.close)
-        check: StoreCheck | None = None
-        if config.store == "sqlite":
-            orders: Orders = await _journaled(config, quote, stack)
-        else:
-            orders, check = await _stored(config, quote, stack)
+        orders, check = await _stored(config, quote, stack)
         servicer = ProcessorServicer(orders)
         binding = ServiceBinding(
             SERVICE_NAME, lambda srv: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, srv)
@@ -100,59 +94,25 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
         yield RunningProcessor(server, orders)
 
 
-async def _journaled(
-    config: ProcessorConfig, quote: Downstream, stack: contextlib.AsyncExitStack
-) -> JournaledOrders:
-    """The orders of store sqlite, rebuilt from its journal."""
-    store = store_for(config, "processor")
-    stack.push_async_callback(store.close)
-    await store.open()
-    orders: OrderQueueManager[quote_pb.QueueMessage] = OrderQueueManager(
-        retention=config.completed_retention,
-        sweep_interval=config.cleanup_interval,
-        tombstone_retention=config.tombstone_retention,
-        max_awaited_orders=config.max_awaited_orders,
-        store=store,
-        data_codec=ProtoCodec(quote_pb.QueueMessage),
-    )
-    pricer = QuotePricer(
-        quote,
-        pricing_timeout=config.pricing_timeout,
-        request_id_key=await request_id_key(store),
-    )
-    desk = ProposalDesk(
-        orders,
-        pricer,
-        max_proposals=config.max_proposals_per_order,
-        completion_wait=config.completion_wait,
-    )
-    await orders.start()
-    stack.push_async_callback(orders.stop)
-    await desk.start()
-    stack.push_async_callback(desk.stop)
-    logger.info(
-        "recovered",
-        extra={
-            FIELDS_ATTRIBUTE: {
-                "orders": orders.get_queue_stats()["order_queues_count"],
-                "proposals_in_flight": desk.in_flight,
-            }
-        },
-    )
-    return JournaledOrders(orders, desk)
-
-
 async def _stored(
     config: ProcessorConfig, quote: Downstream, stack: contextlib.AsyncExitStack
 ) -> tuple[StoredOrders, StoreCheck | None]:
-    """The orders of store memory or postgres, in the durable core: nothing to
-    rebuild, since every read answers from the store; and the check readiness
-    follows (postgres's: whether the database answers; None for memory)."""
-    logs = log_store_for(config.store, config.database_url)
-    jobs = job_store_for(config.store, config.database_url)
+    """The orders in the durable core: nothing to rebuild, since every read
+    answers from the store (an earlier release's journal is imported first,
+    once); and the check readiness follows (postgres's: whether the database
+    answers; None for the others)."""
+    data_dir = Path(config.data_dir)
+    logs = log_store_for(
+        config.store, config.database_url, sqlite_path=data_dir / "processor-logs.sqlite3"
+    )
+    jobs = job_store_for(
+        config.store, config.database_url, sqlite_path=data_dir / "processor-jobs.sqlite3"
+    )
     for store in (logs, jobs):
         stack.push_async_callback(store.close)
         await store.open()
+    if config.store == "sqlite":
+        await import_journal(journal_path(data_dir), logs, jobs, now=time.time())
     pricer = QuotePricer(
         quote,
         pricing_timeout=config.pricing_timeout,
@@ -176,6 +136,11 @@ async def _stored(
     )
     await orders.start()
     stack.push_async_callback(orders.stop)
+    held = await orders.stats(busiest=0)
+    logger.info(
+        "recovered",
+        extra={FIELDS_ATTRIBUTE: {"orders": held.orders, "proposals_in_flight": held.in_flight}},
+    )
     return orders, store_check(logs, jobs)
 
 

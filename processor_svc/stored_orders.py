@@ -43,7 +43,7 @@ from processor_svc.event_entries import (
     proposal_key,
 )
 from processor_svc.orders import Event, ProcessorStats
-from processor_svc.proposal_desk import ERROR_MAX_CHARS, OrderFullError, Pricer, PricingOutcome
+from processor_svc.pricing import OrderFullError, Pricer, PricingOutcome, cut_error
 from processor_svc.quote_pricer import ProposalQuote
 from queues.core.job_store import JobStore
 from queues.core.jobs import Job, JobState, NewJob
@@ -184,7 +184,7 @@ class StoredOrders:
     ) -> bool:
         if self._stopped:
             raise ClosedError("processor")
-        request = {"order": order_req_id, "proposal": proposal_id, "fingerprint": fingerprint}
+        request = request_body(order_req_id, proposal_id, fingerprint)
         if request_id:
             seen = await self._logs.find(REQUESTS, request_id, "request")
             if seen is not None:
@@ -236,26 +236,10 @@ class StoredOrders:
             raise OrderFullError(order_req_id, self._max_proposals)
 
     async def _ensure_pricing(self, order_req_id: str, proposal_id: str, handle: str) -> None:
-        await self._jobs.submit(
-            [
-                NewJob(
-                    queue=PRICING,
-                    payload={"order": order_req_id, "proposal": proposal_id, "handle": handle},
-                    priority=0,
-                    max_attempts=_ATTEMPTS,
-                    request_id=json.dumps([order_req_id, proposal_id]),
-                    fingerprint=handle,
-                )
-            ],
-            now=self._clock(),
-        )
+        await self._jobs.submit([pricing_job(order_req_id, proposal_id, handle)], now=self._clock())
 
     async def _remember(self, request_id: str, request: dict[str, Any]) -> None:
-        now = self._clock()
-        order_req_id = request["order"]
-        await self._logs.append(ORDER_REQUESTS, order_req_id, request_id, None, now=now)
-        appended = await self._logs.append(REQUESTS, request_id, "request", request, now=now)
-        if appended.entry.body != request:
+        if not await remember_request(self._logs, request_id, request, now=self._clock()):
             # Another call took the id for something else in between.
             raise RequestConflictError(request_id)
 
@@ -277,18 +261,7 @@ class StoredOrders:
             if (events.last_seq if events else 0) >= proposals.last_seq:
                 # Every proposal has its event, and none can come now: no need to wait.
                 return await self._append_completed(order_req_id)
-            await self._jobs.submit(
-                [
-                    NewJob(
-                        queue=COMPLETIONS,
-                        payload={"order": order_req_id, "requested_at": now},
-                        priority=0,
-                        max_attempts=_ATTEMPTS,
-                        request_id=order_req_id,
-                    )
-                ],
-                now=now,
-            )
+            await self._jobs.submit([completion_job(order_req_id, now)], now=now)
             while (completed := await self._completion_of(order_req_id)) is None:
                 await changes.next_within(None)
             return completed
@@ -426,9 +399,7 @@ class StoredOrders:
         self, order_req_id: str, proposal_id: str, outcome: PricingOutcome[quote_pb.QueueMessage]
     ) -> bool:
         """Append the proposal's event, unless it has one; whether this did."""
-        error = outcome.error
-        if len(error) > ERROR_MAX_CHARS:
-            error = error[: ERROR_MAX_CHARS - 1] + "…"
+        error = cut_error(outcome.error)
         try:
             appended = await self._logs.append(
                 EVENTS,
@@ -567,6 +538,44 @@ class StoredOrders:
         ):
             keys.extend(entry.key for entry in entries)
         return keys
+
+
+def pricing_job(order_req_id: str, proposal_id: str, handle: str) -> NewJob:
+    """The job pricing an accepted proposal: one per proposal, however often submitted."""
+    return NewJob(
+        queue=PRICING,
+        payload={"order": order_req_id, "proposal": proposal_id, "handle": handle},
+        priority=0,
+        max_attempts=_ATTEMPTS,
+        request_id=json.dumps([order_req_id, proposal_id]),
+        fingerprint=handle,
+    )
+
+
+def completion_job(order_req_id: str, requested_at: float) -> NewJob:
+    """The job completing an order once its proposals are settled; one per order."""
+    return NewJob(
+        queue=COMPLETIONS,
+        payload={"order": order_req_id, "requested_at": requested_at},
+        priority=0,
+        max_attempts=_ATTEMPTS,
+        request_id=order_req_id,
+    )
+
+
+def request_body(order_req_id: str, proposal_id: str, fingerprint: str) -> dict[str, Any]:
+    """What a request id was first used for; equal only for the same request."""
+    return {"order": order_req_id, "proposal": proposal_id, "fingerprint": fingerprint}
+
+
+async def remember_request(
+    logs: LogStore, request_id: str, request: dict[str, Any], *, now: float
+) -> bool:
+    """Keep what request_id was used for, with its order (so that the sweep
+    removes it with the order); False if it was first used for another request."""
+    await logs.append(ORDER_REQUESTS, request["order"], request_id, None, now=now)
+    appended = await logs.append(REQUESTS, request_id, "request", request, now=now)
+    return bool(appended.entry.body == request)
 
 
 def _logging_failures(

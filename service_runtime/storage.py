@@ -9,6 +9,8 @@ from queues.core.memory_log_store import MemoryLogStore
 from queues.core.memory_store import MemoryJobStore
 from queues.core.postgres_log_store import PostgresLogStore
 from queues.core.postgres_store import PostgresJobStore
+from queues.core.sqlite_log_store import SqliteLogStore
+from queues.core.sqlite_store import SqliteJobStore
 from queues.storage import MemoryStore, Store
 from queues.storage_sqlite import SqliteStore
 from service_runtime.config import ServerOptions
@@ -22,19 +24,29 @@ def store_for(options: ServerOptions, name: str) -> Store:
     return SqliteStore(Path(options.data_dir) / f"{name}.sqlite3")
 
 
-def job_store_for(kind: str, database_url: str = "") -> JobStore:
-    """An unopened JobStore (the durable core's) of kind memory or postgres."""
+def job_store_for(
+    kind: str, database_url: str = "", *, sqlite_path: Path | None = None
+) -> JobStore:
+    """An unopened JobStore (the durable core's) of kind memory, postgres (at
+    database_url) or sqlite (at sqlite_path)."""
     if kind == "postgres":
         return PostgresJobStore(database_url)
+    if kind == "sqlite" and sqlite_path is not None:
+        return SqliteJobStore(sqlite_path)
     if kind == "memory":
         return MemoryJobStore()
     raise ValueError(f"no JobStore of kind {kind!r}")
 
 
-def log_store_for(kind: str, database_url: str = "") -> LogStore:
-    """An unopened LogStore (the durable core's) of kind memory or postgres."""
+def log_store_for(
+    kind: str, database_url: str = "", *, sqlite_path: Path | None = None
+) -> LogStore:
+    """An unopened LogStore (the durable core's) of kind memory, postgres (at
+    database_url) or sqlite (at sqlite_path)."""
     if kind == "postgres":
         return PostgresLogStore(database_url)
+    if kind == "sqlite" and sqlite_path is not None:
+        return SqliteLogStore(sqlite_path)
     if kind == "memory":
         return MemoryLogStore()
     raise ValueError(f"no LogStore of kind {kind!r}")

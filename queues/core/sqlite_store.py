@@ -6,13 +6,8 @@ thread, which owns the connection, so operations are serialised and a claim
 never takes a job twice. The file admits one service (the data-dir lock);
 worker processes that share it take SQLite's lock in turn (BEGIN IMMEDIATE).
 
-Writes are group-committed: those queued while a transaction is written run
-together in the next one, each in its own SAVEPOINT, so that one operation's
-error (a lost claim, a full queue, a conflicting request id) undoes only what
-it wrote and is raised to its caller alone, while the batch shares one COMMIT
-and one fsync. A failed COMMIT fails every operation of the batch. Changes are
-announced only once their batch is committed. Reads run on the thread between
-batches.
+Writes are group-committed, each in its own SAVEPOINT (sqlite_writes.py).
+Reads run on the thread between batches.
 
 seq is the table's INTEGER PRIMARY KEY AUTOINCREMENT: rising, and never reused
 after a sweep, so a paging cursor never skips a job submitted later.
@@ -20,13 +15,11 @@ after a sweep, so a paging cursor never skips a job submitted later.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -42,6 +35,7 @@ from queues.core.jobs import (
     Submitted,
     counts_from_groups,
 )
+from queues.core.sqlite_writes import SqliteWrites
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -50,7 +44,7 @@ from queues.errors import (
 )
 from queues.ids import random_id
 from queues.records import FieldError, RecordError, check
-from queues.sqlite_file import GroupCommit, Migrations, SqliteFile
+from queues.sqlite_file import Migrations, SqliteFile
 
 T = TypeVar("T")
 
@@ -157,19 +151,6 @@ def _json(text: str, name: str) -> Any:
         raise FieldError(f"field {name!r} is not JSON: {error}") from error
 
 
-@dataclass(slots=True)
-class _Operation(Generic[T]):
-    """One write, waiting for a batch (sqlite_file.GroupCommit)."""
-
-    work: Callable[[sqlite3.Connection], T]
-    #: The jobs work changed, from its answer: announced once committed.
-    changed: Callable[[T], Iterable[Job]]
-    done: asyncio.Future[T]
-    #: work's answer or its error, set on the file's thread.
-    answer: Any = None
-    error: Exception | None = None
-
-
 class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -178,11 +159,7 @@ class SqliteJobStore:
             path, MIGRATIONS, synchronous="FULL", thread_name=f"sqlite-jobs-{path.name}"
         )
         self._hub: ChangeHub[JobChange] = ChangeHub()
-        self._writes = GroupCommit[_Operation[Any]](
-            self._file,
-            lambda batch: self._file.transaction(lambda c: _each_in_a_savepoint(c, batch)),
-            lambda batch: _answer(self._hub, batch),
-        )
+        self._writes = SqliteWrites(self._file, self._hub)
 
     async def open(self) -> None:
         await self._file.open()
@@ -407,12 +384,8 @@ class SqliteJobStore:
     ) -> T:
         """work's answer, once the transaction it ran in is committed; the jobs
         changed(answer) names are announced then."""
-        operation: _Operation[T] = _Operation(
-            work, changed, asyncio.get_running_loop().create_future()
-        )
-        self._writes.add(operation)
         with self._naming_broken_rows():
-            return await operation.done
+            return await self._writes.write(work, lambda answer: map(_change, changed(answer)))
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def read() -> T:
@@ -435,35 +408,8 @@ class SqliteJobStore:
             raise RecordError.broken(self.name, "jobs", broken.job_id, broken.error) from broken
 
 
-def _each_in_a_savepoint(c: sqlite3.Connection, batch: list[_Operation[Any]]) -> None:
-    """Run each operation of the batch in its own savepoint, so that one's error
-    undoes only what it wrote, and is kept for its caller alone. A database
-    error is the file's, not the operation's: it fails the whole batch."""
-    for operation in batch:
-        c.execute("SAVEPOINT operation")
-        try:
-            operation.answer = operation.work(c)
-        except sqlite3.Error:
-            raise
-        except Exception as error:
-            c.execute("ROLLBACK TO operation")
-            operation.error = error
-        c.execute("RELEASE operation")
-
-
-def _answer(hub: ChangeHub[JobChange], batch: list[_Operation[Any]]) -> None:
-    """After the batch's COMMIT: each operation's changes are announced, and
-    its answer or its own error given to its caller, if it still waits."""
-    for operation in batch:
-        waiting = not operation.done.done()
-        if operation.error is not None:
-            if waiting:
-                operation.done.set_exception(operation.error)
-            continue
-        for job in operation.changed(operation.answer):
-            hub.publish(JobChange(job.queue, job.id, job.state))
-        if waiting:
-            operation.done.set_result(operation.answer)
+def _change(job: Job) -> JobChange:
+    return JobChange(job.queue, job.id, job.state)
 
 
 def _itself(job: Job) -> list[Job]:

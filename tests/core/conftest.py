@@ -13,6 +13,7 @@ from queues.core.memory_log_store import MemoryLogStore
 from queues.core.memory_store import MemoryJobStore
 from queues.core.postgres_log_store import PostgresLogStore
 from queues.core.postgres_store import PostgresJobStore
+from queues.core.sqlite_log_store import SqliteLogStore
 from queues.core.sqlite_store import SqliteJobStore
 
 
@@ -32,11 +33,13 @@ async def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     await resources.aclose()
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def log_store(request: pytest.FixtureRequest) -> AsyncIterator[LogStore]:
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def log_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LogStore]:
     store: LogStore
     resources = AsyncExitStack()
-    if request.param == "postgres":
+    if request.param == "sqlite":
+        store = SqliteLogStore(tmp_path / "logs.sqlite3")
+    elif request.param == "postgres":
         store = PostgresLogStore(await resources.enter_async_context(fresh_database()))
     else:
         store = MemoryLogStore()

@@ -9,13 +9,10 @@ from support.processor_harness import ProcessorHarness
 from support.quote_harness import QuoteHarness, submission
 from support.rpc_errors import reason
 
+from processor_svc.journal_import import read_journal
 from processor_svc.quote_pricer import proposal_request_id
-from processor_svc.request_id_key import (
-    KEYS,
-    REQUEST_ID_KEY,
-    request_id_key,
-    stored_request_id_key,
-)
+from processor_svc.request_id_key import KEYS, REQUEST_ID_KEY, stored_request_id_key
+from queues.core.memory_log_store import MemoryLogStore
 from queues.records import RecordError
 from queues.storage import MemoryStore, Put
 from quoteflow.processor.v1 import processor_service_pb2 as pb
@@ -37,21 +34,21 @@ def test_the_id_depends_on_the_key():
 
 
 async def test_the_key_is_made_once_and_kept_in_the_store():
-    store = MemoryStore()
-    first = await request_id_key(store)
-    assert await request_id_key(store) == first
+    logs = MemoryLogStore()
+    first = await stored_request_id_key(logs, now=1.0)
+    assert await stored_request_id_key(logs, now=2.0) == first
     assert len(first) == 32
-    assert await request_id_key(MemoryStore()) != first
+    assert await stored_request_id_key(MemoryLogStore(), now=1.0) != first
 
 
-async def test_a_stored_key_that_is_not_one_is_refused_naming_its_record():
-    store = MemoryStore()
-    await store.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": "zz"})])
+async def test_a_journaled_key_that_is_not_one_is_refused_naming_its_record():
+    journal = MemoryStore()
+    await journal.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": "zz"})])
     with pytest.raises(RecordError, match=f"{REQUEST_ID_KEY}.*{KEYS}"):
-        await request_id_key(store)
-    await store.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": "00" * 8})])
+        await read_journal(journal)
+    await journal.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": "00" * 8})])
     with pytest.raises(RecordError, match="holds a key of 8 bytes, not 32"):
-        await request_id_key(store)
+        await read_journal(journal)
 
 
 async def _priced(processor: ProcessorHarness, order: str) -> list[pb.OrderEvent]:

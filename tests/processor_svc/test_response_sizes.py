@@ -10,7 +10,7 @@ from support.quote_harness import QuoteHarness
 from support.rpc_errors import details, reason
 
 from processor_svc.config import ProcessorConfig
-from processor_svc.proposal_desk import ERROR_MAX_CHARS
+from processor_svc.pricing import ERROR_MAX_CHARS
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.requestor.v1 import requestor_service_pb2 as requestor_pb

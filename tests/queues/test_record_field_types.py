@@ -17,8 +17,9 @@ from support.stored_records import (
 )
 
 from processor_svc.completion_records import completion_put
+from processor_svc.journal_import import read_journal
 from processor_svc.proposal_records import Request, proposal_put, request_put
-from processor_svc.request_id_key import KEYS, request_id_key
+from processor_svc.request_id_key import KEYS, REQUEST_ID_KEY
 from queues.codec import JsonCodec
 from queues.message import Message, MessageStatus, Priority
 from queues.message_records import MessageCodec, RequestFacts
@@ -141,8 +142,6 @@ async def test_a_record_that_is_not_an_object_is_named() -> None:
 
 async def test_a_secret_of_the_wrong_type_refuses_the_processor_key() -> None:
     store = MemoryStore()
-    await request_id_key(store)
-    [(key, record)] = await store.load(KEYS)
-    await store.commit([Put(KEYS, key, {**record, "secret": 12})])
+    await store.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": 12})])
     with pytest.raises(RecordError, match=r"field 'secret' must be a string, not an integer 12$"):
-        await request_id_key(store)
+        await read_journal(store)

@@ -4,7 +4,7 @@ store, to see a record read or refused, and sample records to store."""
 from collections.abc import Awaitable
 from typing import Any
 
-from processor_svc.proposal_desk import ProposalDesk
+from processor_svc.journal_import import read_journal
 from queues.message import Outcome
 from queues.message_queue import MessageQueue
 from queues.order_events import OrderEvent, OrderEventKind
@@ -35,12 +35,8 @@ def start_orders(store: Store) -> Awaitable[None]:
 
 
 async def start_desk(store: Store) -> None:
-    orders: OrderQueueManager[Any] = OrderQueueManager(store=store)
-    await orders.start()
-    try:
-        await ProposalDesk(orders, pricer=None).start()  # type: ignore[arg-type]
-    finally:
-        await orders.stop()
+    """Read the processor's journal, as its import does."""
+    await read_journal(store)
 
 
 def an_event() -> OrderEvent[Any]:
