@@ -193,3 +193,44 @@ async def _keep_session(_connection: asyncpg.Connection[asyncpg.Record]) -> None
     advisory locks end with their transactions, and they open no cursor,
     LISTEN on their own connection and set nothing. An open transaction is
     still rolled back (asyncpg does that before calling this)."""
+
+
+class DatabaseStore:
+    """What a core store over one Database shares: opening it (migrating its
+    schema and LISTENing on its channel, each notification to heard), closing
+    it and pinging it. A subclass names its schema, migrations and channel."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str,
+        migrations: Migrations,
+        channel: str,
+        min_connections: int,
+        max_connections: int,
+    ) -> None:
+        self._database = Database(
+            url,
+            schema=schema,
+            migrations=migrations,
+            min_connections=min_connections,
+            max_connections=max_connections,
+        )
+        self._channel = channel
+        self.url = url
+        self.name = self._database.name
+
+    async def open(self) -> None:
+        await self._database.open({self._channel: self._heard})
+
+    async def close(self) -> None:
+        await self._database.close()
+
+    async def ping(self) -> None:
+        """Return once the database answers; StoreError if it cannot."""
+        await self._database.ping()
+
+    def _heard(self, payload: str) -> None:
+        """A notification on the store's channel, from any replica."""
+        raise NotImplementedError

@@ -25,7 +25,7 @@ from queues.core.log_store import (
     LogRemovedError,
     LogTotals,
 )
-from queues.core.postgres_database import Database
+from queues.core.postgres_database import DatabaseStore
 
 if TYPE_CHECKING:
     from queues.core.postgres_database import Connection
@@ -126,28 +126,17 @@ _BUSIEST = """
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', $1)"
 
 
-class PostgresLogStore:
+class PostgresLogStore(DatabaseStore):
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 10) -> None:
-        self._database = Database(
+        super().__init__(
             url,
             schema="logs",
             migrations=MIGRATIONS,
+            channel=CHANNEL,
             min_connections=min_connections,
             max_connections=max_connections,
         )
-        self.url = url
-        self.name = self._database.name
         self._hub: ChangeHub[LogChange] = ChangeHub()
-
-    async def open(self) -> None:
-        await self._database.open({CHANNEL: self._heard})
-
-    async def close(self) -> None:
-        await self._database.close()
-
-    async def ping(self) -> None:
-        """Return once the database answers; StoreError if it cannot."""
-        await self._database.ping()
 
     async def append(
         self,

@@ -30,7 +30,7 @@ from queues.core.jobs import (
     Submitted,
     counts_from_groups,
 )
-from queues.core.postgres_database import Database
+from queues.core.postgres_database import DatabaseStore
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -302,28 +302,17 @@ _SWEEP = """
 _FINAL = sorted(state.value for state in FINAL_STATES)
 
 
-class PostgresJobStore:
+class PostgresJobStore(DatabaseStore):
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 10) -> None:
-        self._database = Database(
+        super().__init__(
             url,
             schema="jobs",
             migrations=MIGRATIONS,
+            channel=CHANNEL,
             min_connections=min_connections,
             max_connections=max_connections,
         )
-        self.url = url
-        self.name = self._database.name
         self._hub: ChangeHub[JobChange] = ChangeHub()
-
-    async def open(self) -> None:
-        await self._database.open({CHANNEL: self._heard})
-
-    async def close(self) -> None:
-        await self._database.close()
-
-    async def ping(self) -> None:
-        """Return once the database answers; StoreError if it cannot."""
-        await self._database.ping()
 
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
