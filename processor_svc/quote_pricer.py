@@ -1,7 +1,9 @@
 """Pricing a proposal through the QuoteService's generated stub.
 
-The quote is submitted with a request_id derived from (order, proposal), so a
-retried submission can never queue the same proposal twice. The id is an HMAC
+The quote is submitted (with those submitted at once, as one
+BatchSubmitQuotes: quote_batches.py) with a request_id derived from (order,
+proposal), so a retried submission can never queue the same proposal twice.
+The id is an HMAC
 of the pair under the deployment's secret (request_id_key): unambiguous for any
 characters the ids hold, and unknown to clients, who share the quote service's
 request id namespace and so cannot take a proposal's id in advance. It never
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import grpc
 
 from processor_svc.pricing import PricingOutcome
+from processor_svc.quote_batches import QuoteBatches
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as quote_grpc
 from service_runtime.downstream import Downstream
@@ -64,6 +67,7 @@ class QuotePricer:
     def __init__(self, quote: Downstream, *, pricing_timeout: float, request_id_key: bytes) -> None:
         self._quote = quote
         self._stub = quote_grpc.QuoteServiceStub(quote.channel)
+        self._batches = QuoteBatches(quote, self._stub)
         self._pricing_timeout = pricing_timeout
         self._key = request_id_key
 
@@ -74,9 +78,7 @@ class QuotePricer:
             request_id=proposal_request_id(self._key, order_req_id, proposal_id),
         )
         try:
-            response: quote_pb.SubmitQuoteResponse = await self._quote.call(
-                self._stub.SubmitQuote, request
-            )
+            response = await self._batches.submit(request)
         except ForwardedError as error:
             if error.status.code is grpc.StatusCode.ALREADY_EXISTS:
                 raise _already_priced(self._quote.label, order_req_id, proposal_id) from None
