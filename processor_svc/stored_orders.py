@@ -523,12 +523,14 @@ class StoredOrders:
     async def _remove(self, names: list[str]) -> int:
         now = self._clock()
         request_ids = [key for name in names for key in await self._request_ids(name)]
-        await self._logs.remove(REQUESTS, request_ids, now=now, tombstone=False)
-        await self._logs.remove(ORDER_REQUESTS, names, now=now, tombstone=False)
-        had_proposals = await self._logs.remove(PROPOSALS, names, now=now, tombstone=False)
+        # Events first: an order whose proposals are gone (exists() is False)
+        # is then already gone for its watchers too.
         had_events = await self._logs.remove(
             EVENTS, names, now=now, tombstone=self._tombstone_retention > 0
         )
+        await self._logs.remove(REQUESTS, request_ids, now=now, tombstone=False)
+        await self._logs.remove(ORDER_REQUESTS, names, now=now, tombstone=False)
+        had_proposals = await self._logs.remove(PROPOSALS, names, now=now, tombstone=False)
         return max(had_proposals, had_events)
 
     async def _request_ids(self, order_req_id: str) -> list[str]:
