@@ -48,6 +48,7 @@ from queues.order_events import EVENTS as JOURNAL_EVENTS
 from queues.order_events import OrderEvent, OrderEventKind, event_from_record
 from queues.order_tombstones import TOMBSTONES, tombstone_from_record
 from queues.records import load_records
+from queues.sqlite_file import sync_directory
 from queues.storage import Store, StoreError
 from queues.storage_sqlite import SqliteStore
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
@@ -95,7 +96,7 @@ async def import_journal(journal: Path, logs: LogStore, jobs: JobStore, *, now: 
     for sidecar in ("-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.replace(f"{journal}{sidecar}", f"{imported}{sidecar}")
-    _sync_directory(journal.parent)
+    sync_directory(journal.parent)
     log.info("imported the journal %s: %d orders, now %s", journal, len(orders), imported.name)
     return len(orders)
 
@@ -190,12 +191,3 @@ async def _import_order(
         requested_at = contents.completions[order_req_id]
         pending.append(jobs.submit([completion_job(order_req_id, requested_at)], now=now))
     await asyncio.gather(*pending)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the renames durable: a crash after this finds them done."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

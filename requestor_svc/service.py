@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from pathlib import Path
 
 from queues.backoff import Backoff
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
@@ -15,10 +16,9 @@ from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
 from requestor_svc.config import RequestorConfig
 from requestor_svc.convert import MAX_TIMEOUT_SECONDS
 from requestor_svc.core_tasks import CoreTasks
+from requestor_svc.journal_import import import_journal
 from requestor_svc.order_follower import OrderFollower
-from requestor_svc.order_tasks import OrderTasks
 from requestor_svc.servicer import RequestorServicer
-from requestor_svc.tasks import JournaledTasks, RequestorTasks
 from service_runtime.downstream import Downstream
 from service_runtime.server import (
     RunningServer,
@@ -26,7 +26,7 @@ from service_runtime.server import (
     bind_server,
     serve_until_signalled,
 )
-from service_runtime.storage import job_store_for, store_for, store_lock
+from service_runtime.storage import job_store_for, store_lock
 from service_runtime.store_readiness import (
     StoreCheck,
     store_check,
@@ -46,37 +46,25 @@ def connect_processor(config: RequestorConfig) -> Downstream:
     )
 
 
-def _follower(config: RequestorConfig, processor: Downstream) -> OrderFollower:
-    return OrderFollower(
+async def open_tasks(
+    config: RequestorConfig, processor: Downstream, undo: contextlib.AsyncExitStack
+) -> tuple[CoreTasks, StoreCheck | None]:
+    """The order tasks, following orders through processor, in an opened
+    JobStore that undo closes (for store sqlite, an earlier release's journal
+    imported into it first, once); and the check readiness follows
+    (postgres's: whether the database answers)."""
+    follower = OrderFollower(
         processor,
         watch_max_seconds=config.watch_max_seconds,
         backoff=Backoff(base=config.reconnect_backoff_base, cap=config.reconnect_backoff_cap),
     )
-
-
-async def open_tasks(
-    config: RequestorConfig, processor: Downstream, undo: contextlib.AsyncExitStack
-) -> tuple[RequestorTasks, StoreCheck | None]:
-    """The order tasks, following orders through processor, in an opened store
-    that undo closes: the journal for store sqlite (its tasks brought back), a
-    JobStore shared by replicas for memory and postgres; and the check
-    readiness follows (postgres's: whether the database answers)."""
-    follower = _follower(config, processor)
+    data_dir = Path(config.data_dir)
+    jobs_path = data_dir / "requestor-jobs.sqlite3"
     if config.store == "sqlite":
-        store = store_for(config, "requestor")
-        undo.push_async_callback(store.close)
-        await store.open()
-        journaled = OrderTasks(
-            follower.follow,
-            max_concurrent_tasks=config.max_concurrent_tasks,
-            retention=config.result_retention_seconds,
-            sweep_interval=config.cleanup_interval,
-            default_timeout=config.default_task_timeout,
-            await_start=follower.await_start,
-            store=store,
+        await import_journal(
+            data_dir / "requestor.sqlite3", jobs_path, default_timeout=config.default_task_timeout
         )
-        return JournaledTasks(journaled), None
-    jobs = job_store_for(config.store, config.database_url)
+    jobs = job_store_for(config.store, config.database_url, sqlite_path=jobs_path)
     undo.push_async_callback(jobs.close)
     await jobs.open()
     tasks = CoreTasks(
@@ -97,7 +85,7 @@ async def open_tasks(
     return tasks, store_check(jobs)
 
 
-def binding(tasks: RequestorTasks) -> ServiceBinding:
+def binding(tasks: CoreTasks) -> ServiceBinding:
     servicer = RequestorServicer(tasks)
     return ServiceBinding(
         SERVICE_NAME,
@@ -111,7 +99,7 @@ class Requestor:
     def __init__(
         self,
         server: RunningServer,
-        tasks: RequestorTasks,
+        tasks: CoreTasks,
         processor: Downstream,
         resources: contextlib.AsyncExitStack,
         readiness: asyncio.Task[None],

@@ -9,12 +9,12 @@ import grpc
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
 from requestor_svc import convert
-from requestor_svc.tasks import RequestorTasks
+from requestor_svc.core_tasks import CoreTasks
 from service_runtime.validation import require_id
 
 
 class RequestorServicer(pb_grpc.RequestorServiceServicer):
-    def __init__(self, tasks: RequestorTasks) -> None:
+    def __init__(self, tasks: CoreTasks) -> None:
         self._tasks = tasks
 
     async def PlaceOrder(

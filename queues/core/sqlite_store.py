@@ -331,6 +331,44 @@ class SqliteJobStore:
 
         return await self._write(sweep)
 
+    async def restore(self, jobs: Sequence[Job]) -> None:
+        """Insert jobs exactly as given (id, seq, state, lease and every other
+        field kept), all or none, in one transaction: what an import of jobs
+        kept elsewhere writes, into a store nothing else uses yet. Announces
+        nothing. Raises StoreError naming the file if they cannot be written (an
+        id or seq the store holds already among them)."""
+        rows = [
+            (
+                job.id,
+                job.queue,
+                job.seq,
+                orjson.dumps(job.payload).decode(),
+                job.priority,
+                job.state.value,
+                job.max_attempts,
+                job.attempt,
+                job.failures,
+                job.created_at,
+                job.run_at,
+                job.lease_owner,
+                job.lease_until,
+                None if job.result is None else orjson.dumps(job.result).decode(),
+                job.error,
+                job.finished_at,
+                job.request_id,
+                job.fingerprint,
+                job.attempt_timeout,
+                job.started_at,
+                None if job.review is None else orjson.dumps(job.review).decode(),
+            )
+            for job in jobs
+        ]
+
+        def restore(c: sqlite3.Connection) -> None:
+            c.executemany(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)})", rows)
+
+        await self._write(restore)
+
     async def _fenced(self, claim: Claim, changes: str, values: tuple[Any, ...]) -> Job:
         """Apply changes to the claim's job if the claim still holds it (rules.holds)."""
 

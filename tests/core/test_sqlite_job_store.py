@@ -1,13 +1,14 @@
 """What SqliteJobStore adds to the contract: its file outlives the process."""
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from queues.core.jobs import JobState, NewJob
+from queues.core.jobs import Job, JobState, NewJob
 from queues.core.sqlite_store import MIGRATIONS, SqliteJobStore
 from queues.errors import RequestConflictError
 from queues.records import RecordError
@@ -273,3 +274,61 @@ async def test_a_write_that_meets_a_broken_row_fails_alone_naming_it(store: Sqli
     undone = side.execute("SELECT state, attempt FROM jobs WHERE queue = 'q'").fetchall()
     side.close()
     assert undone == [("available", 0)]
+
+
+def restored_job(job_id: str, seq: int, state: JobState, **changes: object) -> Job:
+    job = Job(
+        id=job_id,
+        queue="q",
+        seq=seq,
+        payload={"p": [1, "two"]},
+        priority=3,
+        state=state,
+        max_attempts=4,
+        attempt=2,
+        failures=1,
+        created_at=10.0,
+        run_at=50.0,
+        lease_owner="",
+        lease_until=None,
+        result={"r": {"premium": 5}, "why": ""},
+        error="boom",
+        finished_at=40.0,
+        request_id=f"req-{job_id}",
+        fingerprint=f"fp-{job_id}",
+        attempt_timeout=12.5,
+        started_at=30.0,
+        review=["approve", "alice", "", 45.0],
+    )
+    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
+
+
+async def test_restored_jobs_are_kept_exactly_as_given(store: SqliteJobStore) -> None:
+    jobs = [
+        restored_job("held", 7, JobState.HELD, finished_at=None),
+        restored_job("later", 42, JobState.AVAILABLE, result=None, review=None),
+        restored_job("done", 3, JobState.COMPLETED, run_at=None),
+    ]
+    await store.restore(jobs)
+    for job in jobs:
+        assert await store.get(job.id) == job
+    page = await store.list("q", states=None, after=0, limit=10)
+    assert [job.seq for job in page.jobs] == [3, 7, 42]
+    # New jobs come after them, and their request ids still deduplicate.
+    [new, repeat] = await store.submit(
+        [NewJob("q", "n", 1, 3), NewJob("q", "x", 1, 3, "req-done", "fp-done")], now=60.0
+    )
+    assert new.job.seq > 42
+    assert (repeat.created, repeat.job.id) == (False, "done")
+    [claim] = await store.claim("q", "w", limit=1, lease=30.0, now=60.0)
+    assert (claim.id, claim.token) == ("later", 3)
+
+
+async def test_a_restore_that_cannot_be_written_writes_none_of_it(store: SqliteJobStore) -> None:
+    await store.restore([restored_job("a", 1, JobState.COMPLETED)])
+    with pytest.raises(StoreError, match=f"^cannot write store {store.path}: UNIQUE"):
+        await store.restore(
+            [restored_job("b", 2, JobState.COMPLETED), restored_job("a", 3, JobState.FAILED)]
+        )
+    page = await store.list("q", states=None, after=0, limit=10)
+    assert [job.id for job in page.jobs] == ["a"]

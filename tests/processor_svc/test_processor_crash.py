@@ -213,8 +213,12 @@ async def test_sigterm_under_load_loses_no_acknowledged_proposal(tmp_path):
     assert events[-1].kind == COMPLETED
 
 
-async def test_a_corrupt_database_is_refused_naming_it(tmp_path):
-    database = tmp_path / "processor.sqlite3"
+# The core's stores, and an earlier release's journal, which is imported.
+@pytest.mark.parametrize(
+    "name", ["processor-logs.sqlite3", "processor-jobs.sqlite3", "processor.sqlite3"]
+)
+async def test_a_corrupt_database_is_refused_naming_it(tmp_path, name):
+    database = tmp_path / name
     database.write_bytes(b"not a database " * 512)
     finished = await run_to_exit(
         sys.executable,

@@ -86,13 +86,17 @@ async def test_queued_and_running_tasks_run_to_success_after_a_kill(processor, f
                 before[order].priority,
                 before[order].created_at,
             )
-            # Every proposal exactly once, though RUN was followed twice from the start.
+            # Every proposal exactly once, though RUN was followed by two processes.
             assert list(result.proposals) == proposals_of(fake.events[order])
-    # Each was watched again from the start: its progress went with the process.
-    # (Which takes the one slot first is whichever order's first event comes
-    # back first; the order of the rest is tested in-process.)
+    # RUN resumed from the cursor its attempt saved; each queued task waited
+    # for its first event, then followed on from it. (Which takes the one slot
+    # first is whichever order's first event comes back first; the order of
+    # the rest is tested in-process.)
     again = [(w.order_req_id, w.after_sequence) for w in fake.watches[watched_before:]]
-    assert sorted(again) == sorted([(order, 0) for order in placed] + [(o, 1) for o in placed])
+    queued = [order for order in placed if order != "RUN"]
+    assert sorted(again) == sorted(
+        [("RUN", 1)] + [(o, 0) for o in queued] + [(o, 1) for o in queued]
+    )
 
 
 async def test_finished_results_survive_a_kill(processor, fake, tmp_path):
@@ -212,8 +216,10 @@ async def test_a_request_id_places_one_task_before_and_after_a_restart(processor
         assert queued + active + completed == 1
 
 
-async def test_a_corrupt_database_stops_the_start_naming_it(tmp_path):
-    database = tmp_path / "requestor.sqlite3"
+# The core's store, and an earlier release's journal, which is imported.
+@pytest.mark.parametrize("name", ["requestor-jobs.sqlite3", "requestor.sqlite3"])
+async def test_a_corrupt_database_stops_the_start_naming_it(tmp_path, name):
+    database = tmp_path / name
     database.write_bytes(b"this is not a database" * 100)
     finished = await run_to_exit(
         sys.executable,
