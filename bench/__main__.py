@@ -1,7 +1,9 @@
 """python -m bench [--smoke] [--out DIR] [--only ...] [--e2e-peers ...]: run the figures.
 
 It writes results.json and the doc; --only runs some sections, --e2e-peers
-some of figure 3's systems.
+some of figure 3's systems. Sections e2e-postgres and e2e-batch run only those
+systems of figure 3 with its peers (e2e runs them all; asked for together,
+they make one run of figure 3).
 
 Without --out the results go where the repository keeps them, bench/results.json
 and docs/benchmarks.md; with --out DIR, to DIR/results.json and DIR/benchmarks.md.
@@ -25,9 +27,11 @@ from pathlib import Path
 from bench import report
 from bench.catalog import figure_names
 from bench.context import Run
-from bench.fig_e2e import figure_e2e
+from bench.fig_e2e import SECTION_SYSTEMS, figure_e2e
 from bench.fig_engine import figure_engine
 from bench.fig_levers import figure_levers
+from bench.fig_memory import figure_memory
+from bench.fig_pg_stats import figure_pg_stats
 from bench.fig_streams import figure_streams
 from bench.fig_unary import figure_unary
 from bench.machine import describe
@@ -43,7 +47,9 @@ LOADGENS = 2
 #: Nothing may run longer than this, whatever hangs (make bench must end).
 FULL_DEADLINE = 30 * 60.0
 SMOKE_DEADLINE = 120.0
-SECTIONS = ("unary", "engine", "e2e", "streams", "profiles")
+SECTIONS = ("unary", "engine", "e2e", "streams", "memory", "pg-stats", "profiles")
+#: Sections that run part of figure 3 (not in a full run: e2e runs them).
+E2E_PARTS = tuple(SECTION_SYSTEMS)
 
 
 async def _unary_and_levers(run: Run) -> None:
@@ -59,13 +65,31 @@ SECTION_RUNNERS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "engine": figure_engine,
     "e2e": figure_e2e,
     "streams": figure_streams,
+    "memory": figure_memory,
+    "pg-stats": figure_pg_stats,
     "profiles": profile_servers,
 }
 
 
+def _merge_e2e(run: Run, sections: list[str]) -> list[str]:
+    """The sections with figure 3's parts made one e2e at the first's place
+    (run.e2e_systems their systems, or None when e2e itself is asked for)."""
+    parts = [s for s in sections if s in E2E_PARTS]
+    if not parts:
+        return sections
+    if "e2e" not in sections:
+        run.e2e_systems = sorted({system for part in parts for system in SECTION_SYSTEMS[part]})
+    merged: list[str] = []
+    for section in sections:
+        named = "e2e" if section in E2E_PARTS else section
+        if named not in merged:
+            merged.append(named)
+    return merged
+
+
 async def _run_sections(run: Run, sections: list[str]) -> list[str]:
     failures = []
-    for section in sections:
+    for section in _merge_e2e(run, sections):
         try:
             await SECTION_RUNNERS[section](run)
         except Exception as error:
@@ -121,6 +145,9 @@ async def bench(options: argparse.Namespace) -> int:
         report.write_json(run.figures, json_path)
         report.write_markdown(run, machine, runtime, md_path)
         run.say(f"wrote {json_path} and {md_path} in {runtime:.0f} s")
+        if options.keep_work:
+            # Everything the report is made of, to render it again (bench.report.rerender).
+            report.write_run(run, machine, runtime, work / "run.json")
         for failure in failures:
             run.say(f"FAILED {failure}")
         return 1 if failures else 0
@@ -136,16 +163,22 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, not minutes")
     parser.add_argument("--out", help="write results.json and benchmarks.md here instead")
     parser.add_argument(
-        "--only", type=lambda text: text.split(","), help=f"comma-separated of {SECTIONS}"
+        "--only",
+        type=lambda text: text.split(","),
+        help=f"comma-separated of {(*SECTIONS, *E2E_PARTS)}",
     )
     parser.add_argument(
         "--e2e-peers",
         type=lambda text: text.split(","),
-        help="comma-separated of figure 3's systems (sqlite,memory,sqlite-asyncio,arq,dramatiq,"
-        "procrastinate); the others' figures are null, saying so",
+        help="comma-separated of figure 3's systems (sqlite,memory,sqlite-asyncio,postgres,"
+        "postgres-2,sqlite-batch,arq,dramatiq,procrastinate); the others' figures are null, "
+        "saying so",
     )
     parser.add_argument("--keep-work", action="store_true", help="keep logs, data and profiles")
     options = parser.parse_args()
+    unknown = set(options.only or ()) - {*SECTIONS, *E2E_PARTS}
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}: choose of {(*SECTIONS, *E2E_PARTS)}")
 
     async def guarded() -> int:
         # SIGTERM (a CI timeout, say) cancels the run, so the processes are stopped.

@@ -3,6 +3,8 @@
 from bench.fig_e2e import E2E_NAMES
 from bench.fig_engine import ENGINE_NAMES
 from bench.fig_levers import LEVER_NAMES
+from bench.fig_memory import MEMORY_NAMES
+from bench.fig_pg_stats import PG_STATS_NAMES
 from bench.fig_streams import STREAM_NAMES
 from bench.fig_unary import CONCURRENCIES, METHODS
 
@@ -19,4 +21,13 @@ def figure_names() -> list[str]:
         for concurrency in CONCURRENCIES
         for stat in ("rps", "calls_per_cpu_s")
     ]
-    return [*unary, *durability, *ENGINE_NAMES, *E2E_NAMES, *STREAM_NAMES, *LEVER_NAMES]
+    return [
+        *unary,
+        *durability,
+        *ENGINE_NAMES,
+        *E2E_NAMES,
+        *STREAM_NAMES,
+        *MEMORY_NAMES,
+        *PG_STATS_NAMES,
+        *LEVER_NAMES,
+    ]

@@ -26,6 +26,8 @@ class Run:
     loadgens: list[Launched]
     #: Figure 3's systems to run (--e2e-peers); None for all of them.
     e2e_peers: list[str] | None = None
+    #: Figure 3's systems the sections asked for (--only e2e-postgres, e2e-batch); None for all.
+    e2e_systems: list[str] | None = None
     figures: list[Figure] = field(default_factory=list)
     #: Per section, what the report shows beyond figures (tables, settings, profiles).
     notes: dict[str, Any] = field(default_factory=dict)

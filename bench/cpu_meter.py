@@ -19,7 +19,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]
 
 #: How often the PostgreSQL backends are sampled while a round runs.
 SAMPLE_INTERVAL = 0.1

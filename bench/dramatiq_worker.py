@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 import threading
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -40,9 +41,11 @@ def main() -> None:
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    broker = RedisBroker(url=options.redis)
+    # dramatiq's broker is untyped, and its actor() types only the bare decorator.
+    redis_broker: Any = RedisBroker
+    broker = redis_broker(url=options.redis)
     dramatiq.set_broker(broker)
-    dramatiq.actor(noop, broker=broker, actor_name=ACTOR_NAME, queue_name=options.queue)
+    dramatiq.actor(broker=broker, actor_name=ACTOR_NAME, queue_name=options.queue)(noop)
     worker = dramatiq.Worker(
         broker, worker_threads=options.threads, worker_timeout=options.timeout_ms
     )

@@ -7,6 +7,15 @@ asyncio's own event loop rather than uvloop: a lever) and fresh peer workers
 on a queue of their own, and drives each with the same load generator loop:
 64 callers sharing the count, then polling until every job is done (GetStats
 for the quote service; the queue's own record of open jobs for the peers).
+
+The quote service on PostgreSQL (`--store postgres`) runs as one replica and
+as two over the same database (the callers' calls spread round-robin over
+both), each round on a database of its own, fresh and dropped after; the
+round trips it asked of PostgreSQL (bench.pg_peer.round_trips: transactions,
+or statements where pg_stat_statements is preloaded), from before the
+services start to after they have stopped, are divided by the jobs. The
+batch variant (sqlite-batch) submits the same jobs with BatchSubmitQuotes,
+BATCH a call, from the same 64 callers.
 Throughput is jobs over the seconds from the first submission to the last
 completion. CPU per job is every process of the system (the load generator,
 the service or the workers, the broker or the database's backends: see
@@ -24,7 +33,7 @@ from typing import Any
 from bench import servers
 from bench.context import Run
 from bench.cpu_meter import CpuMeter
-from bench.pg_peer import Database, fresh_database
+from bench.pg_peer import Database, fresh_database, round_trips, wait_idle
 from bench.redis_peer import find_redis, redis_version
 from bench.results import Figure, Target
 from bench.stats import median
@@ -45,8 +54,28 @@ DRAMATIQ = {"processes": 2, "threads": 8, "timeout_ms": 20}
 PROCRASTINATE = {"concurrency": 4, "client_pool": 16}
 #: A round's limit: procrastinate takes a few minutes over 10,000 jobs here.
 DEADLINE = 600.0
-QUOTEFLOW = ("sqlite", "memory", "sqlite-asyncio")
+#: Targets of the quote service on PostgreSQL (against procrastinate and the
+#: fastest Redis peer) and of the batch variant (against the fastest peer).
+PROCRASTINATE_TARGET = Target("ratio", ">=", 5.0)
+REDIS_PEER_TARGET = Target("ratio", ">=", 1.0)
+ROUND_TRIP_TARGET = Target("value", "<=", 1.0)
+BATCH_TARGET = Target("ratio", ">=", 1.5)
+BATCH_CPU_TARGET = Target("ratio", "<=", 0.7)
+#: Submissions per BatchSubmitQuotes call in the batch variant.
+BATCH = 100
+QUOTEFLOW = ("sqlite", "memory", "sqlite-asyncio", "postgres", "postgres-2", "sqlite-batch")
+#: Quote services on PostgreSQL -> replicas over the one database.
+POSTGRES = {"postgres": 1, "postgres-2": 2}
 PEERS = ("arq", "dramatiq", "procrastinate")
+REDIS_PEERS = ("arq", "dramatiq")
+#: The systems of the sections that run some of figure 3 (each with every peer,
+#: since their figures are ratios to peers measured in the same run).
+SECTION_SYSTEMS = {
+    "e2e-postgres": ("postgres", "postgres-2", *PEERS),
+    "e2e-batch": ("sqlite-batch", *PEERS),
+}
+#: The figure names' spelling of a system.
+_SPELLING = {"postgres-2": "postgres2", "sqlite-batch": "sqlite_batch"}
 E2E_NAMES = (
     "e2e.sqlite.jobs_per_s",
     "e2e.memory.jobs_per_s",
@@ -60,6 +89,16 @@ E2E_NAMES = (
     "e2e.dramatiq.cpu_us_per_job",
     "e2e.procrastinate.cpu_us_per_job",
     "levers.asyncio_loop.e2e.jobs_per_s",
+    "e2e.postgres.jobs_per_s",
+    "e2e.postgres.vs_fastest_redis_peer.jobs_per_s",
+    "e2e.postgres.cpu_us_per_job",
+    "e2e.postgres.round_trips_per_job",
+    "e2e.postgres2.jobs_per_s",
+    "e2e.postgres2.vs_fastest_redis_peer.jobs_per_s",
+    "e2e.postgres2.cpu_us_per_job",
+    "e2e.postgres2.round_trips_per_job",
+    "e2e.sqlite_batch.vs_fastest_peer.jobs_per_s",
+    "e2e.sqlite_batch.cpu_us_per_job",
 )
 
 
@@ -102,14 +141,44 @@ def _load(cmd: str, run: Run, **fields: object) -> dict[str, object]:
 
 
 async def _quote_round(run: Run, peer: str) -> dict[str, Any]:
-    store, _, loop = peer.partition("-")
-    args = ("--event-loop", loop) if loop else ()
+    if peer in POSTGRES:
+        return await _postgres_round(run, peer, POSTGRES[peer])
+    store, _, variant = peer.partition("-")
+    batch = {"batch": BATCH} if variant == "batch" else {}
+    args = ("--event-loop", variant) if variant and not batch else ()
     (service,) = await run.servers.start_all(servers.quote(f"e2e-{peer}", store=store, args=args))
     try:
         meter = CpuMeter({"service": service.pid})
-        return await _drive(run, _load("quotes", run, target=service.address), meter)
+        return await _drive(run, _load("quotes", run, target=service.address, **batch), meter)
     finally:
         await run.servers.stop(service)
+
+
+async def _postgres_round(run: Run, peer: str, replicas: int) -> dict[str, Any]:
+    """Replicas of the quote service over one fresh database, and its round trips."""
+    async with fresh_database("bench_quote", procrastinate=False) as database:
+        if database.url is None:
+            raise RuntimeError(database.found)
+        before = await round_trips(database)
+        specs = [
+            servers.quote(
+                f"e2e-{peer}-{n}", store="postgres", args=("--database-url", database.url)
+            )
+            for n in range(replicas)
+        ]
+        started = await run.servers.start_all(*specs)
+        try:
+            parts = {
+                f"service{n}" if replicas > 1 else "service": s.pid for n, s in enumerate(started)
+            }
+            meter = CpuMeter(parts, backends=database.backends())
+            command = _load("quotes", run, targets=[s.address for s in started])
+            answer = await _drive(run, command, meter)
+        finally:
+            await run.servers.stop(*started)
+        # The backends report their counts as they exit.
+        await wait_idle(database)
+        return {**answer, database.counts: await round_trips(database) - before}
 
 
 @contextlib.asynccontextmanager
@@ -175,7 +244,7 @@ def _rate(answer: dict[str, Any], count: int) -> float | None:
 def _cpu_us_per_job(answer: dict[str, Any], count: int) -> float | None:
     if _rate(answer, count) is None:
         return None
-    return sum(answer["cpu_seconds"].values()) / count * 1e6
+    return float(sum(answer["cpu_seconds"].values())) / count * 1e6
 
 
 @contextlib.asynccontextmanager
@@ -191,7 +260,8 @@ async def _backends(run: Run) -> AsyncIterator[PeerBackends]:
             if url is None:
                 backends.skipped.setdefault(peer, found)
         if database.url is None:
-            backends.skipped.setdefault("procrastinate", database.found)
+            for peer in ("procrastinate", *POSTGRES):
+                backends.skipped.setdefault(peer, database.found)
         yield backends
 
 
@@ -219,12 +289,16 @@ async def figure_e2e(run: Run) -> None:
             "arq": ARQ,
             "dramatiq": DRAMATIQ,
             "procrastinate": PROCRASTINATE,
+            "batch": BATCH,
             "skipped": backends.skipped,
             "rounds": [],
         }
         # sqlite-asyncio: the lever of the services' event loop, end to end.
-        order = ["sqlite", "arq", "dramatiq", "memory", "procrastinate", "sqlite-asyncio"]
+        order = ["sqlite", "arq", "postgres", "dramatiq", "sqlite-batch", "memory"]
+        order += ["procrastinate", "postgres-2", "sqlite-asyncio"]
         for peer in order:
+            if run.e2e_systems is not None and peer not in run.e2e_systems:
+                backends.skipped.setdefault(peer, "skipped: not among the sections run")
             if run.e2e_peers is not None and peer not in run.e2e_peers:
                 backends.skipped.setdefault(peer, "skipped: not among --e2e-peers")
         peers = [peer for peer in order if peer not in backends.skipped]
@@ -254,7 +328,11 @@ def _add_figures(
     }
     cpu = {p: _summary([_cpu_us_per_job(a, count) for a in answers.get(p, [])]) for p in rate}
     params = {"jobs": count, "concurrency": CONCURRENCY, "rounds": run.sizes.e2e_rounds}
-    settings = {"arq": ARQ, "dramatiq": DRAMATIQ, "procrastinate": PROCRASTINATE}
+    settings: dict[str, dict[str, Any]] = {
+        "arq": ARQ,
+        "dramatiq": DRAMATIQ,
+        "procrastinate": PROCRASTINATE,
+    }
     measured = [(rate[p], p) for p in PEERS if rate[p] is not None]
     fastest = max(measured)[1] if measured else None
     fastest_label = f"{fastest}, the fastest peer" if fastest else "no peer measured"
@@ -312,6 +390,7 @@ def _add_figures(
         run.add(
             Figure(f"e2e.{peer}.jobs_per_s", rate[peer], "jobs/s", note=note, params=peer_params)
         )
+    _add_new_figures(run, rate, cpu, answers, skipped, fastest)
     for name in ("sqlite", "memory", *PEERS):
         reference = cpu[fastest] if fastest and name in QUOTEFLOW else None
         run.add(
@@ -325,3 +404,115 @@ def _add_figures(
                 params=params,
             )
         )
+
+
+def _round_trips(answers: list[dict[str, Any]], count: int) -> tuple[float | None, str]:
+    """The median round trips per job over rounds, and what was counted."""
+    kinds = [kind for kind in ("statements", "transactions") if answers and kind in answers[0]]
+    if not kinds:
+        return None, "transactions"
+    # The load generator's GetStats polls are the bench watching, not the jobs:
+    # each is one statement (the store's stats query), one transaction.
+    return _summary([(a[kinds[0]] - a.get("polls", 0)) / count for a in answers]), kinds[0]
+
+
+def _add_new_figures(
+    run: Run,
+    rate: dict[str, float | None],
+    cpu: dict[str, float | None],
+    answers: dict[str, list[dict[str, Any]]],
+    skipped: dict[str, str],
+    fastest: str | None,
+) -> None:
+    """The quote service on PostgreSQL (one replica and two) and the batch variant."""
+    count = run.sizes.e2e_count
+    params = {"jobs": count, "concurrency": CONCURRENCY, "rounds": run.sizes.e2e_rounds}
+    redis = [(rate[p], p) for p in REDIS_PEERS if rate[p] is not None]
+    fastest_redis = max(redis)[1] if redis else None
+    redis_label = f"{fastest_redis}, the fastest Redis peer" if fastest_redis else "no Redis peer"
+    procrastinate_label = "procrastinate (PostgreSQL)"
+    if "procrastinate" in skipped:
+        procrastinate_label = f"procrastinate: {skipped['procrastinate']}"
+    for system, replicas in POSTGRES.items():
+        name = f"e2e.{_SPELLING.get(system, system)}"
+        note = skipped.get(system) or (
+            f"store postgres, {replicas} replica{'s' if replicas > 1 else ''} over one fresh "
+            "database" + (", the calls spread over both" if replicas > 1 else "")
+        )
+        p_params = {**params, "replicas": replicas, "workers_per_replica": 4}
+        trips, counted = _round_trips(answers.get(system, []), count)
+        run.add(
+            Figure(
+                f"{name}.jobs_per_s",
+                rate[system],
+                "jobs/s",
+                rate["procrastinate"],
+                procrastinate_label,
+                PROCRASTINATE_TARGET,
+                note,
+                p_params,
+            ),
+            Figure(
+                f"{name}.vs_fastest_redis_peer.jobs_per_s",
+                rate[system],
+                "jobs/s",
+                rate[fastest_redis] if fastest_redis else None,
+                redis_label,
+                REDIS_PEER_TARGET,
+                skipped.get(system) or "against whichever Redis peer was fastest in this run",
+                p_params,
+            ),
+            Figure(
+                f"{name}.cpu_us_per_job",
+                cpu[system],
+                "µs CPU/job",
+                cpu["procrastinate"],
+                procrastinate_label,
+                note=skipped.get(system)
+                or "every process of the system over the jobs, the run's PostgreSQL backends too",
+                params=p_params,
+            ),
+            Figure(
+                f"{name}.round_trips_per_job",
+                trips,
+                f"{counted}/job",
+                target=ROUND_TRIP_TARGET,
+                note=skipped.get(system)
+                or (
+                    f"{counted} the run's database ran (pg_stat_"
+                    + (
+                        "statements"
+                        if counted == "statements"
+                        else "database xact_commit + xact_rollback"
+                    )
+                    + "), from before the replicas started to after they stopped, less the "
+                    "load generator's GetStats polls (one each), over the jobs"
+                ),
+                params=p_params,
+            ),
+        )
+    fastest_label = f"{fastest}, the fastest peer" if fastest else "no peer measured"
+    b_params = {**params, "batch": BATCH}
+    b_note = skipped.get("sqlite-batch")
+    run.add(
+        Figure(
+            "e2e.sqlite_batch.vs_fastest_peer.jobs_per_s",
+            rate["sqlite-batch"],
+            "jobs/s",
+            rate[fastest] if fastest else None,
+            fastest_label,
+            BATCH_TARGET,
+            b_note or f"quoteflow (SQLite), BatchSubmitQuotes of {BATCH}, against the fastest peer",
+            b_params,
+        ),
+        Figure(
+            "e2e.sqlite_batch.cpu_us_per_job",
+            cpu["sqlite-batch"],
+            "µs CPU/job",
+            cpu[fastest] if fastest else None,
+            fastest_label,
+            BATCH_CPU_TARGET,
+            b_note or "every process of the system, over the jobs",
+            b_params,
+        ),
+    )

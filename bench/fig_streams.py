@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]
 
 from bench import servers
 from bench.context import Run

@@ -15,6 +15,7 @@ import argparse
 import runpy
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from bench.procs import set_parent_death_signal
 
@@ -33,7 +34,9 @@ def override_server_options(overrides: Sequence[tuple[str, int | str]]) -> None:
 
     names = {name for name, _ in overrides}
     kept = [(name, value) for name, value in server._SERVER_OPTIONS if name not in names]
-    server._SERVER_OPTIONS = (*kept, *overrides)
+    # The table is typed for its own integer options; an override may be a string
+    # (grpc.optimization_target), which gRPC takes as well.
+    server._SERVER_OPTIONS = cast(Sequence[tuple[str, int]], (*kept, *overrides))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -58,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from queues.storage_sqlite import SqliteStore
 
         # The store's keyword default, which service_runtime.storage relies on.
-        SqliteStore.__init__.__kwdefaults__["synchronous"] = options.sqlite_synchronous
+        defaults = SqliteStore.__init__.__kwdefaults__
+        assert defaults is not None
+        defaults["synchronous"] = options.sqlite_synchronous
     sys.argv = [options.module, *options.args]
     if options.profile is None:
         runpy.run_module(options.module, run_name="__main__", alter_sys=True)

@@ -11,7 +11,8 @@ and gRPC for each run would cost more than a smoke run has). Commands:
   {"cmd": "go"} (so several generators start together), runs a closed loop of
   `concurrency` callers for `seconds` and answers the calls that finished in
   the window, the errors, and every latency in microseconds.
-- {"cmd": "quotes", "target", "count", "concurrency", "deadline"} and
+- {"cmd": "quotes", "target" | "targets", "count", "concurrency", "deadline",
+  ["batch", "wait"]} (SubmitQuote, or BatchSubmitQuotes of batch items) and
   {"cmd": "arq", "redis", "queue", "count", "concurrency", "deadline"}: after
   "ready"/"go", `concurrency` callers share `count` submissions; then it polls
   until every job has completed and answers the submit and total seconds.
@@ -21,6 +22,8 @@ and gRPC for each run would cost more than a smoke run has). Commands:
 - {"cmd": "proposals", "target", "orders", "count" | "rate" + "seconds", ...}:
   SubmitProposal to the processor, closed-loop (concurrency) or open-loop at
   a fixed rate; the proposal id carries the send time for the stream clients.
+- {"cmd": "stats", "target", "calls"}: GetStats one call after another, every
+  latency (no "ready"/"go").
 
 Requests are serialised once and responses left undecoded (raw bytes) where
 the answer is not needed, so the client spends as little as it can per call.
@@ -36,7 +39,7 @@ import threading
 import time
 import uuid
 from array import array
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -98,7 +101,9 @@ async def _request_for(method: str, channel: grpc.aio.Channel) -> bytes:
         return pb.GetStatsRequest().SerializeToString()
     if method == "GetMessage":
         # A message that exists: submitted once here, read back by every call.
-        submit = channel.unary_unary(QUOTE_SERVICE + "SubmitQuote")
+        submit = channel.unary_unary(
+            QUOTE_SERVICE + "SubmitQuote", request_serializer=None, response_deserializer=None
+        )
         answer = await submit(pb.SubmitQuoteRequest(submission=SUBMISSION).SerializeToString())
         message_id = pb.SubmitQuoteResponse.FromString(answer).message.id
         return pb.GetMessageRequest(id=message_id).SerializeToString()
@@ -137,7 +142,14 @@ async def unary(command: Command) -> dict[str, Any]:
     chans = channels(command["target"], command.get("channels", 1))
     try:
         request = await _request_for(command["method"], chans[0])
-        stubs = [ch.unary_unary(QUOTE_SERVICE + command["method"]) for ch in chans]
+        stubs = [
+            ch.unary_unary(
+                QUOTE_SERVICE + command["method"],
+                request_serializer=None,
+                response_deserializer=None,
+            )
+            for ch in chans
+        ]
         turn = itertools.cycle(stubs)
 
         def call() -> Awaitable[object]:
@@ -155,7 +167,7 @@ async def unary(command: Command) -> dict[str, Any]:
             "latencies_us": list(latencies),
         }
     finally:
-        await asyncio.gather(*(ch.close() for ch in chans))
+        await asyncio.gather(*(ch.close(grace=None) for ch in chans))
 
 
 async def shared_count(
@@ -187,42 +199,112 @@ async def poll_until(done: Callable[[], Awaitable[bool]], deadline: float) -> bo
     return False
 
 
+def _quote_calls(command: Command) -> tuple[str, list[bytes], list[int]]:
+    """The method, and each call's request and items: count SubmitQuotes, or with
+    "batch" the count in BatchSubmitQuotes of batch items (the last one shorter)."""
+    request = pb.SubmitQuoteRequest(submission=SUBMISSION)
+    count, batch = command["count"], command.get("batch", 0)
+    if not batch:
+        return "SubmitQuote", [request.SerializeToString()] * count, [1] * count
+    sizes = [min(batch, count - start) for start in range(0, count, batch)]
+    encoded = {
+        size: pb.BatchSubmitQuotesRequest(requests=[request] * size).SerializeToString()
+        for size in set(sizes)
+    }
+    return "BatchSubmitQuotes", [encoded[size] for size in sizes], sizes
+
+
 async def quotes(command: Command) -> dict[str, Any]:
-    channel = channels(command["target"], 1)[0]
+    """SubmitQuote (or BatchSubmitQuotes, with "batch") from `concurrency` callers
+    sharing the count, the calls spread round-robin over "targets" (one connection
+    each; "target" for one); then, unless "wait" is false, GetStats on the first
+    until every item has reached a final state."""
+    targets = command.get("targets") or [command["target"]]
+    chans = [channels(target, 1)[0] for target in targets]
     try:
-        submit = channel.unary_unary(QUOTE_SERVICE + "SubmitQuote")
-        stats = channel.unary_unary(
-            QUOTE_SERVICE + "GetStats", response_deserializer=pb.GetStatsResponse.FromString
+        method, requests, items = _quote_calls(command)
+        stubs = [
+            channel.unary_unary(
+                QUOTE_SERVICE + method, request_serializer=None, response_deserializer=None
+            )
+            for channel in chans
+        ]
+        stats = chans[0].unary_unary(
+            QUOTE_SERVICE + "GetStats",
+            response_deserializer=pb.GetStatsResponse.FromString,
+            request_serializer=None,
         )
-        request = pb.SubmitQuoteRequest(submission=SUBMISSION).SerializeToString()
         empty = pb.GetStatsRequest().SerializeToString()
         before = await stats(empty)
         count = command["count"]
+        lost = 0
+
+        async def submit(number: int) -> object:
+            nonlocal lost
+            try:
+                return await stubs[number % len(stubs)](requests[number], timeout=CALL_TIMEOUT)
+            except Exception:
+                lost += items[number]
+                raise
+
         emit({"ready": True})
         await wait_for_go()
         loop = asyncio.get_running_loop()
         began = loop.time()
-        errors = await shared_count(
-            lambda _: submit(request, timeout=CALL_TIMEOUT), count, command["concurrency"]
-        )
+        calls_failed = await shared_count(submit, len(requests), command["concurrency"])
         submitted = loop.time() - began
         last = [before]
+        polls = 0
 
         async def all_final() -> bool:
+            nonlocal polls
+            polls += 1
             last[0] = now = await stats(empty)
             done = now.completed_count + now.failed_count
-            return bool(done - before.completed_count - before.failed_count >= count - errors)
+            return bool(done - before.completed_count - before.failed_count >= count - lost)
 
-        finished = await poll_until(all_final, began + command["deadline"])
+        finished = True
+        if command.get("wait", True):
+            finished = await poll_until(all_final, began + command["deadline"])
         return {
             "submit_seconds": submitted,
             "total_seconds": loop.time() - began,
-            "errors": errors,
+            "errors": lost,
+            "failed_calls": calls_failed,
+            "calls": len(requests),
+            "polls": polls,
             "finished": finished,
             "completed": last[0].completed_count - before.completed_count,
         }
     finally:
-        await channel.close()
+        await asyncio.gather(*(channel.close(grace=None) for channel in chans))
+
+
+async def get_stats(command: Command) -> dict[str, Any]:
+    """{"cmd": "stats", "target", "calls", "warmup"}: GetStats one call after
+    another (no "ready"/"go"); every latency in µs and the stats last read."""
+    channel = channels(command["target"], 1)[0]
+    try:
+        stats = channel.unary_unary(
+            QUOTE_SERVICE + "GetStats", request_serializer=None, response_deserializer=None
+        )
+        empty = pb.GetStatsRequest().SerializeToString()
+        for _ in range(command.get("warmup", 50)):
+            await stats(empty, timeout=CALL_TIMEOUT)
+        latencies: array[int] = array("q")
+        answer = b""
+        for _ in range(command["calls"]):
+            started = time.perf_counter_ns()
+            answer = await stats(empty, timeout=CALL_TIMEOUT)
+            latencies.append((time.perf_counter_ns() - started) // 1000)
+        last = pb.GetStatsResponse.FromString(answer)
+        return {
+            "latencies_us": list(latencies),
+            "pending": last.pending_count,
+            "completed": last.completed_count,
+        }
+    finally:
+        await channel.close(grace=None)
 
 
 async def arq_jobs(command: Command) -> dict[str, Any]:
@@ -275,8 +357,10 @@ async def dramatiq_jobs(command: Command) -> dict[str, Any]:
     from dramatiq.brokers.redis import RedisBroker
 
     queue = command["queue"]
-    broker = RedisBroker(url=command["redis"])
-    actor = dramatiq.actor(lambda: None, broker=broker, actor_name="noop", queue_name=queue)
+    # dramatiq's broker is untyped, and its actor() types only the bare decorator.
+    redis_broker: Any = RedisBroker
+    broker = redis_broker(url=command["redis"])
+    actor = dramatiq.actor(broker=broker, actor_name="noop", queue_name=queue)(lambda: None)
     numbers = iter(range(command["count"]))
     take = threading.Lock()
 
@@ -381,7 +465,11 @@ async def proposals(command: Command) -> dict[str, Any]:
     spreading proposals round-robin over the orders prefix0..prefix{orders-1}."""
     channel = channels(command["target"], 1)[0]
     try:
-        submit = channel.unary_unary(PROCESSOR_SERVICE + "SubmitProposal")
+        submit = channel.unary_unary(
+            PROCESSOR_SERVICE + "SubmitProposal",
+            request_serializer=None,
+            response_deserializer=None,
+        )
         prefix, orders = command["prefix"], command["orders"]
         latencies: array[int] = array("q")
         errors = 0
@@ -411,10 +499,12 @@ async def proposals(command: Command) -> dict[str, Any]:
             "latencies_us": list(latencies),
         }
     finally:
-        await channel.close()
+        await channel.close(grace=None)
 
 
-async def _open_loop(one: Callable[[int], Awaitable[None]], rate: float, seconds: float) -> int:
+async def _open_loop(
+    one: Callable[[int], Coroutine[Any, Any, None]], rate: float, seconds: float
+) -> int:
     """Start one(i) at start + i/rate for `seconds`, whatever the answers take;
     returns how many starts were later than 10 ms (the driver could not keep up)."""
     loop = asyncio.get_running_loop()
@@ -441,6 +531,7 @@ async def _open_loop(one: Callable[[int], Awaitable[None]], rate: float, seconds
 COMMANDS: dict[str, Callable[[Command], Awaitable[dict[str, Any]]]] = {
     "unary": unary,
     "quotes": quotes,
+    "stats": get_stats,
     "arq": arq_jobs,
     "dramatiq": dramatiq_jobs,
     "procrastinate": procrastinate_jobs,

@@ -6,7 +6,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]
 
 PACKAGES = (
     "grpcio",

@@ -24,7 +24,7 @@ from bench.noop_processor import RESULT
 from queues.message import Message, MessageStatus, Priority
 from queues.message_stats import PriorityCounts, QueueStats
 from quote_svc import convert
-from quote_svc.domain import Submission
+from quote_svc.domain import QuoteResult, Submission
 from quote_svc.pricing import QuoteJob
 from quoteflow.processor.v1 import processor_service_pb2 as ppb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as ppb_grpc
@@ -46,7 +46,7 @@ class NoopConfig(ServerOptions):
     """Only the options every service has: host, port, log level, grace."""
 
 
-def sample_message(status: MessageStatus) -> Message[QuoteJob, object]:
+def sample_message(status: MessageStatus) -> Message[QuoteJob, QuoteResult]:
     """A message as the real queue holds it after SubmitQuote (PENDING) or once priced."""
     now = time.time()
     final = status is MessageStatus.COMPLETED
@@ -95,17 +95,23 @@ class NoopQuoteServicer(pb_grpc.QuoteServiceServicer):
         self._stats = convert.stats_to_pb(_stats())
 
     async def SubmitQuote(
-        self, request: pb.SubmitQuoteRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.SubmitQuoteRequest,
+        context: grpc.aio.ServicerContext[pb.SubmitQuoteRequest, pb.SubmitQuoteResponse],
     ) -> pb.SubmitQuoteResponse:
         return self._submitted
 
     async def GetMessage(
-        self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetMessageRequest,
+        context: grpc.aio.ServicerContext[pb.GetMessageRequest, pb.GetMessageResponse],
     ) -> pb.GetMessageResponse:
         return self._message
 
     async def GetStats(
-        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetStatsRequest,
+        context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
         return self._stats
 
@@ -128,7 +134,9 @@ class NoopProcessorServicer(ppb_grpc.ProcessorServiceServicer):
         self._watching = 0
 
     async def SubmitProposal(
-        self, request: ppb.SubmitProposalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ppb.SubmitProposalRequest,
+        context: grpc.aio.ServicerContext[ppb.SubmitProposalRequest, ppb.SubmitProposalResponse],
     ) -> ppb.SubmitProposalResponse:
         # The real processor stamps created_at when it appends the event; here
         # that is now, so delivery from created_at is bare gRPC's.
@@ -152,7 +160,9 @@ class NoopProcessorServicer(ppb_grpc.ProcessorServiceServicer):
         )
 
     async def WatchOrder(
-        self, request: ppb.WatchOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ppb.WatchOrderRequest,
+        context: grpc.aio.ServicerContext[ppb.WatchOrderRequest, ppb.WatchOrderResponse],
     ) -> AsyncIterator[ppb.WatchOrderResponse]:
         order = request.order_req_id
         if order.startswith(BURST_PREFIX):
@@ -176,7 +186,9 @@ class NoopProcessorServicer(ppb_grpc.ProcessorServiceServicer):
                 del self._watchers[order]
 
     async def GetStats(
-        self, request: ppb.GetStatsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: ppb.GetStatsRequest,
+        context: grpc.aio.ServicerContext[ppb.GetStatsRequest, ppb.GetStatsResponse],
     ) -> ppb.GetStatsResponse:
         return ppb.GetStatsResponse(watchers_count=self._watching)
 

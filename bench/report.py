@@ -1,13 +1,16 @@
 """bench/results.json (every figure) and docs/benchmarks.md (the same, for people)."""
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from bench.context import Run
+from bench.fig_memory import STORES
 from bench.fig_unary import CONCURRENCIES, METHODS
-from bench.results import Figure
-from bench.sizes import FULL
+from bench.results import Figure, Target
+from bench.sizes import FULL, Sizes
 
 ANALYSIS = Path(__file__).with_name("analysis.md")
 
@@ -69,6 +72,8 @@ class Markdown:
         self.e2e()
         self.streams()
         self.durability()
+        self.memory()
+        self.pg_stats()
         self.levers()
         self.profiles()
         if ANALYSIS.exists():
@@ -305,6 +310,7 @@ class Markdown:
                 f"ran at {fastest.ratio:.2f}x its throughput, at {_ratio(cpu)}x its CPU per job.",
                 "",
             )
+        self.e2e_postgres_and_batch(notes)
         per_round = [
             [
                 r["peer"],
@@ -316,12 +322,83 @@ class Markdown:
                     f"{part} {seconds / max(r['completed'], 1) * 1e6:,.0f}"
                     for part, seconds in r.get("cpu_seconds", {}).items()
                 ),
+                _counted(r),
             ]
             for r in notes.get("rounds", [])
         ]
-        self.add("Rounds (CPU in µs per completed job, by process):", "")
+        self.add(
+            "Rounds (CPU in µs per completed job, by process; for quoteflow on PostgreSQL,",
+            "what its database ran from before the replicas started to after they",
+            "stopped, and the load generator's GetStats polls among it):",
+            "",
+        )
         header = ["peer", "total s", "submit s", "completed", "errors", "CPU µs/job by part"]
-        self.add(*_table(header, per_round))
+        self.add(*_table([*header, "PostgreSQL ran"], per_round))
+
+    def e2e_postgres_and_batch(self, notes: dict[str, Any]) -> None:
+        rows = []
+        for name, label in [
+            ("postgres", "quoteflow, PostgreSQL, 1 replica"),
+            ("postgres2", "quoteflow, PostgreSQL, 2 replicas"),
+        ]:
+            base = f"e2e.{name}"
+            rate = self.fig(f"{base}.jobs_per_s")
+            redis = self.fig(f"{base}.vs_fastest_redis_peer.jobs_per_s")
+            trips = self.fig(f"{base}.round_trips_per_job")
+            rows.append(
+                [
+                    label,
+                    self.value(f"{base}.jobs_per_s"),
+                    self.value(f"{base}.cpu_us_per_job"),
+                    f"{_ratio(rate)} ({_met(rate) if rate else '—'})",
+                    f"{_ratio(redis)} ({_met(redis) if redis else '—'})",
+                    _ratio(self.fig(f"{base}.cpu_us_per_job")),
+                    f"{self.value(f'{base}.round_trips_per_job', 2)} "
+                    f"({_met(trips) if trips else '—'})",
+                ]
+            )
+        redis = self.fig("e2e.postgres.vs_fastest_redis_peer.jobs_per_s")
+        self.add(
+            "**quoteflow on PostgreSQL** (`--store postgres`, 4 workers a replica; two",
+            "replicas share one database, the callers' calls spread round-robin over",
+            "both), against procrastinate (target ≥ 5x) and against "
+            f"{redis.reference_label if redis else 'the fastest Redis peer'} (target ≥ 1.0x).",
+            "CPU per job includes the backends of the round's database, as for",
+            "procrastinate. Round trips per job are the transactions (or statements, where",
+            "pg_stat_statements is preloaded) the round's database ran, less the load",
+            "generator's GetStats polls, over the jobs (target ≤ 1); a transaction of",
+            "several statements is several round trips, so transactions are a floor.",
+            "",
+        )
+        header = [
+            "system",
+            "jobs/s",
+            "CPU µs/job",
+            "x procrastinate (≥ 5)",
+            "x fastest Redis peer (≥ 1.0)",
+            "CPU x procrastinate",
+            "round trips/job (≤ 1)",
+        ]
+        self.add(*_table(header, rows))
+        batch = self.fig("e2e.sqlite_batch.vs_fastest_peer.jobs_per_s")
+        batch_cpu = self.fig("e2e.sqlite_batch.cpu_us_per_job")
+        size = batch.params.get("batch", notes.get("batch", "?")) if batch else "?"
+        self.add(
+            f"**quoteflow on SQLite with BatchSubmitQuotes**: the same jobs in calls of {size}",
+            "from the same 64 callers, against the fastest peer of the run (targets:",
+            "≥ 1.5x its throughput, ≤ 0.7x its CPU per job).",
+            "",
+        )
+        row = [
+            f"quoteflow, SQLite, BatchSubmitQuotes of {size}",
+            self.value("e2e.sqlite_batch.vs_fastest_peer.jobs_per_s"),
+            self.value("e2e.sqlite_batch.cpu_us_per_job"),
+            batch.reference_label if batch else "—",
+            f"{_ratio(batch)} ({_met(batch) if batch else '—'})",
+            f"{_ratio(batch_cpu)} ({_met(batch_cpu) if batch_cpu else '—'})",
+        ]
+        header = ["system", "jobs/s", "CPU µs/job", "against", "x its jobs/s", "x its CPU/job"]
+        self.add(*_table(header, [row]))
 
     def streams(self) -> None:
         notes = self.run.notes.get("streams", {})
@@ -423,6 +500,81 @@ class Markdown:
         header = ["c", "SQLite calls/s", "memory calls/s", "ratio", "CPU ratio", "≥ 0.70"]
         self.add(*_table(header, rows))
 
+    def memory(self) -> None:
+        notes = self.run.notes.get("memory", {})
+        sizes = self.run.sizes
+        first = self.fig("memory.sqlite.rss_mib")
+        params = first.params if first else {}
+        self.add(
+            "## 6. Memory over many quotes",
+            "",
+            "A fresh quote service (store sqlite, no-op pricing, 4 workers) completes "
+            f"{sizes.memory_reference_quotes:,} quotes, then",
+            f"{sizes.memory_quotes:,} in all; its RSS (VmRSS, /proc/<pid>/status) is read "
+            "after each, once settled.",
+            f"The quotes go in BatchSubmitQuotes calls of {params.get('batch', '?')} from "
+            f"{params.get('callers', '?')} callers, {params.get('chunk', 0):,} at a",
+            "time, each lot completed before the next, so no backlog builds up: what",
+            "grows is what the service keeps of finished quotes (kept a day by default,",
+            "so all of them). Target: RSS after the many ≤ 1.5x RSS after the few.",
+            "",
+        )
+        rows = []
+        for store in STORES:
+            name = f"memory.{store}.rss_mib"
+            f = self.fig(name)
+            got = notes.get(store, {})
+            rows.append(
+                [
+                    store,
+                    _num(got.get("rss_start_mib"), 1),
+                    self.ref(name, 1),
+                    self.value(name, 1),
+                    _ratio(f),
+                    _num(got.get("quotes_per_s")),
+                    _met(f) if f else "—",
+                ]
+            )
+        header = [
+            "store",
+            "RSS at start MiB",
+            f"after {sizes.memory_reference_quotes:,} MiB",
+            f"after {sizes.memory_quotes:,} MiB",
+            "ratio",
+            "quotes/s completed",
+            "≤ 1.5",
+        ]
+        self.add(*_table(header, rows))
+
+    def pg_stats(self) -> None:
+        got = self.run.notes.get("pg_stats", {})
+        loaded = self.fig("postgres.get_stats_loaded_us")
+        pending = loaded.params.get("pending", 0) if loaded else 0
+        calls = loaded.params.get("calls", 0) if loaded else 0
+        self.add(
+            "## 7. GetStats on PostgreSQL",
+            "",
+            "A quote service on store postgres (a fresh database) with `--workers 0`, so",
+            f"nothing drains: {calls:,} GetStats calls one after another over gRPC with the",
+            f"queue empty, then again with {pending:,} quotes pending (queued by",
+            "BatchSubmitQuotes of 1,000). Latency per call, the median; target ≤ 1.5x.",
+            "",
+        )
+        rows = []
+        for state, label in (("empty", "0 pending"), ("loaded", f"{pending:,} pending")):
+            s = got.get(state, {})
+            rows.append(
+                [
+                    label,
+                    _num(s.get("median_us")),
+                    _num(s.get("mean_us")),
+                    _num(s.get("p90_us")),
+                ]
+            )
+        self.add(*_table(["GetStats", "median µs", "mean µs", "p90 µs"], rows))
+        if loaded is not None:
+            self.add(f"Ratio: {_ratio(loaded)} ({_met(loaded)}).", "")
+
     def levers(self) -> None:
         self.add(
             "## Levers",
@@ -508,6 +660,50 @@ class Markdown:
                 "</details>",
                 "",
             )
+
+
+def _counted(answer: dict[str, Any]) -> str:
+    for kind in ("statements", "transactions"):
+        if kind in answer:
+            return f"{answer[kind]:,} {kind} ({answer.get('polls', 0):,} polls)"
+    return ""
+
+
+def write_run(run: Run, machine: dict[str, Any], runtime: float, path: Path) -> None:
+    """The run's figures, notes, sizes and machine, for rerender()."""
+    kept = {
+        "figures": [f.as_json() for f in run.figures],
+        "notes": run.notes,
+        "sizes": dataclasses.asdict(run.sizes),
+        "smoke": run.smoke,
+        "machine": machine,
+        "runtime": runtime,
+    }
+    path.write_text(json.dumps(kept, indent=1, default=str) + "\n", encoding="utf-8")
+
+
+def rerender(path: Path) -> str:
+    """The markdown of a run kept by write_run (--keep-work), with this report's code."""
+    kept = json.loads(path.read_text(encoding="utf-8"))
+    figures = [
+        Figure(
+            f["name"],
+            f["value"],
+            f["unit"],
+            f["reference"],
+            f["reference_label"],
+            None if f["target"] is None else Target(**f["target"]),
+            f["note"],
+            f["params"],
+        )
+        for f in kept["figures"]
+    ]
+    fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in kept["sizes"].items()
+    }
+    sizes = Sizes(**fields)
+    run = SimpleNamespace(figures=figures, notes=kept["notes"], sizes=sizes, smoke=kept["smoke"])
+    return Markdown(cast(Run, run), kept["machine"], kept["runtime"]).render()
 
 
 def write_markdown(run: Run, machine: dict[str, Any], runtime: float, path: Path) -> None:

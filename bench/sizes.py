@@ -18,6 +18,12 @@ class Sizes:
     #: Figure 3: jobs per peer per round, and rounds.
     e2e_count: int
     e2e_rounds: int
+    #: Figure 6: quotes completed before RSS is read, and the reference's.
+    memory_quotes: int
+    memory_reference_quotes: int
+    #: Figure 7: messages pending for GetStats on PostgreSQL; calls timed.
+    pg_stats_pending: int
+    pg_stats_calls: int
     #: Figure 4: the two stream counts, events to replay, seconds at the event rate.
     streams: tuple[int, int]
     streams_per_client: int
@@ -42,6 +48,10 @@ FULL = Sizes(
     engine_calls=2_000,
     e2e_count=10_000,
     e2e_rounds=2,
+    memory_quotes=200_000,
+    memory_reference_quotes=1_000,
+    pg_stats_pending=100_000,
+    pg_stats_calls=1_000,
     streams=(1_000, 10_000),
     streams_per_client=2_500,
     streams_per_channel=100,
@@ -63,6 +73,10 @@ SMOKE = Sizes(
     engine_calls=200,
     e2e_count=100,
     e2e_rounds=1,
+    memory_quotes=2_000,
+    memory_reference_quotes=200,
+    pg_stats_pending=1_000,
+    pg_stats_calls=100,
     streams=(10, 30),
     streams_per_client=30,
     streams_per_channel=10,

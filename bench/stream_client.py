@@ -81,7 +81,9 @@ class Holder:
                 channel = _channel(command["target"])
                 self.channels.append(channel)
                 watch = channel.unary_stream(
-                    WATCH, response_deserializer=ppb.WatchOrderResponse.FromString
+                    WATCH,
+                    response_deserializer=ppb.WatchOrderResponse.FromString,
+                    request_serializer=None,
                 )
             pending.append((watch, f"{command['prefix']}{command['start'] + number}"))
         await self._start(pending)
@@ -140,7 +142,7 @@ class Holder:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await asyncio.gather(*(channel.close() for channel in self.channels))
+        await asyncio.gather(*(channel.close(grace=None) for channel in self.channels))
         self.channels = []
         self.failed = []
         self.closing = False
@@ -148,7 +150,7 @@ class Holder:
 
     async def replay(self, command: dict[str, Any]) -> dict[str, Any]:
         async with _channel(command["target"]) as channel:
-            watch = channel.unary_stream(WATCH)
+            watch = channel.unary_stream(WATCH, request_serializer=None, response_deserializer=None)
             events = 0
             began = time.perf_counter()
             async with asyncio.timeout(REPLAY_TIMEOUT):
@@ -160,7 +162,9 @@ class Holder:
         async def receive() -> list[float]:
             times: list[float] = []
             async with _channel(command["target"]) as channel:
-                watch = channel.unary_stream(WATCH)
+                watch = channel.unary_stream(
+                    WATCH, request_serializer=None, response_deserializer=None
+                )
                 async for _ in watch(_request(command["order"])):
                     times.append(time.perf_counter())
             return times

@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]
 
 from bench.context import Run
 from bench.stats import median, ms, percentile

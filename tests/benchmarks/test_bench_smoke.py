@@ -25,8 +25,16 @@ KEYS = {"name", "value", "unit", "reference", "ratio", "target", "met"}
 #: The smoke run takes about half a minute on a quiet machine; the machine is shared.
 SMOKE_TIMEOUT = 240
 #: Figures that name a peer the machine may lack (no Redis, no PostgreSQL): they
-#: may be null, saying why, and so may the comparison with the fastest peer.
-PEER_FIGURES = ("e2e.arq.", "e2e.dramatiq.", "e2e.procrastinate.", "e2e.sqlite.vs_fastest_peer.")
+#: may be null, saying why, and so may the comparisons with the fastest peer.
+PEER_FIGURES = (
+    "e2e.arq.",
+    "e2e.dramatiq.",
+    "e2e.procrastinate.",
+    "e2e.sqlite.vs_fastest_peer.",
+    "e2e.sqlite_batch.vs_fastest_peer.",
+)
+#: Figures of the quote service on PostgreSQL: null, saying why, without one.
+POSTGRES_FIGURES = ("e2e.postgres.", "e2e.postgres2.", "postgres.")
 
 
 def _postgres_answers() -> bool:
@@ -62,7 +70,8 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
         value = figure["value"]
         # Only a peer may be missing (no Redis or PostgreSQL here), and then it says so.
         if value is None:
-            assert figure["name"].startswith(PEER_FIGURES) and figure["note"], figure
+            maybe = figure["name"].startswith((*PEER_FIGURES, *POSTGRES_FIGURES))
+            assert maybe and figure["note"], figure
         else:
             assert isinstance(value, int | float), figure
         for key in ("reference", "ratio"):
@@ -77,8 +86,18 @@ def test_smoke_run_writes_every_figure(tmp_path: Path) -> None:
             for stat in ("jobs_per_s", "cpu_us_per_job"):
                 figure = by_name[f"e2e.{peer}.{stat}"]
                 assert figure["value"] is not None, figure
+    # Where PostgreSQL answers, the quote service on it must have run too.
+    if present["procrastinate"]:
+        for name, figure in by_name.items():
+            if name.startswith(POSTGRES_FIGURES):
+                assert figure["value"] is not None, figure
+    # The batch variant needs no peer; its comparison does.
+    assert by_name["e2e.sqlite_batch.cpu_us_per_job"]["value"] is not None
 
     markdown = (tmp_path / "benchmarks.md").read_text()
     assert markdown.startswith("# Benchmarks")
     assert "## 1. Unary ceiling" in markdown
     assert "dramatiq (Redis)" in markdown and "procrastinate (PostgreSQL)" in markdown
+    assert "quoteflow, PostgreSQL, 2 replicas" in markdown
+    assert "## 6. Memory over many quotes" in markdown
+    assert "## 7. GetStats on PostgreSQL" in markdown
