@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -19,6 +20,7 @@ import orjson
 
 from queues.core import rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
+from queues.core.coalescing import Coalescing
 from queues.core.jobs import (
     FINAL_STATES,
     Claim,
@@ -36,6 +38,7 @@ from queues.errors import (
     LostClaimError,
     NotFoundError,
     QueueFullError,
+    RequestConflictError,
 )
 from queues.ids import random_id
 
@@ -166,11 +169,11 @@ _INSERT = f"""
     INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
                       created_at, lease_owner, error, request_id, fingerprint, attempt_timeout)
     SELECT id, queue, payload, priority, 'available', max_attempts, 0, 0,
-           $9, '', '', request_id, fingerprint, attempt_timeout
+           created_at, '', '', request_id, fingerprint, attempt_timeout
     FROM unnest($1::text[], $2::text[], $3::json[], $4::int[], $5::int[], $6::text[],
-                $7::text[], $8::float8[]) WITH ORDINALITY
+                $7::text[], $8::float8[], $9::float8[]) WITH ORDINALITY
          AS new(id, queue, payload, priority, max_attempts, request_id, fingerprint,
-                attempt_timeout, ord)
+                attempt_timeout, created_at, ord)
     -- seq is drawn in this order, so it rises in the batch's order.
     ORDER BY ord
     ON CONFLICT (queue, request_id) WHERE request_id <> '' DO NOTHING
@@ -229,9 +232,14 @@ _EXTEND = """
 # The fenced writes: $1 the job, $2 the claim's token (rules.holds).
 _FENCE = "WHERE id = $1 AND state = 'running' AND attempt = $2"
 _UNLEASE = "lease_owner = '', lease_until = NULL"
+# Every completion of a batch in one statement, each under its own fence.
 _COMPLETE = f"""
-    UPDATE jobs SET state = $3, result = $4, finished_at = $5, {_UNLEASE}
-    {_FENCE} RETURNING {_COLUMNS}"""
+    UPDATE jobs SET state = done.state, result = done.result, finished_at = done.finished_at,
+                    {_UNLEASE}
+    FROM unnest($1::text[], $2::int[], $3::text[], $4::json[], $5::float8[])
+         AS done(id, token, state, result, finished_at)
+    WHERE jobs.id = done.id AND jobs.state = 'running' AND jobs.attempt = done.token
+    RETURNING {_JOBS_COLUMNS}"""
 # A checkpoint changes neither state nor attempt, which the trigger announces
 # on: it announces itself, at commit, as the trigger would.
 _UPDATE = f"""
@@ -313,23 +321,56 @@ class PostgresJobStore(DatabaseStore):
             max_connections=max_connections,
         )
         self._hub: ChangeHub[JobChange] = ChangeHub()
+        self._submissions = Coalescing(self._submit_batch)
+        self._completions = Coalescing(self._complete_batch)
 
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
     ) -> list[Submitted]:
         if not jobs:
             return []
-        plan = _Plan(jobs)
+        # Group commit: the submissions made while a transaction is written go
+        # together in the next, which takes the bound's lock once and pays one
+        # fsync for all of them.
+        return await self._submissions.call(_Submission(list(jobs), now, max_unfinished))
+
+    async def _submit_batch(self, batch: list[_Submission]) -> list[list[Submitted] | Exception]:
+        if len(batch) > 1 and len({pending.max_unfinished for pending in batch}) == 1:
+            try:
+                return list(await self._submit_together(batch))
+            except (QueueFullError, RequestConflictError):
+                pass  # one of them: each alone, below, finds out which
+        # In the order they came, so the bound admits the first ones first.
+        answers: list[list[Submitted] | Exception] = []
+        for pending in batch:
+            try:
+                [answer] = await self._submit_together([pending])
+            except Exception as error:
+                answers.append(error)
+            else:
+                answers.append(answer)
+        return answers
+
+    async def _submit_together(self, batch: list[_Submission]) -> list[list[Submitted]]:
+        """The batch's submissions in one transaction, all or none."""
+        jobs = [job for pending in batch for job in pending.jobs]
+        plan = _Plan(jobs, [pending.now for pending in batch for _ in pending.jobs])
+        max_unfinished = batch[0].max_unfinished
         async with self._database.connection("write") as connection, connection.transaction():
             if max_unfinished is not None and plan.fresh:
                 await connection.execute(_LOCK_BOUNDS, [new.queue for new in plan.fresh])
-            rows = await connection.fetch(_INSERT, *plan.columns(), now)
+            rows = await connection.fetch(_INSERT, *plan.columns())
             made = {row["id"]: _job(row) for row in rows}
             # A fresh job not inserted has a request_id its queue has seen.
             existing = await _existing(connection, plan.seen(made))
             if max_unfinished is not None and made:
                 await _admit(connection, [job.queue for job in made.values()], max_unfinished)
-        return plan.answer(made, existing)
+        answers = plan.answer(made, existing)
+        split = []
+        for pending in batch:
+            split.append(answers[: len(pending.jobs)])
+            answers = answers[len(pending.jobs) :]
+        return split
 
     async def claim_new(
         self, job: NewJob, *, owner: str, lease: float, now: float, max_unfinished: int | None
@@ -376,9 +417,25 @@ class PostgresJobStore(DatabaseStore):
         return [(claim.id, claim.token) in held for claim in claims]
 
     async def complete(self, claim: Claim, result: Any, *, hold: bool, now: float) -> Job:
-        if hold:
-            return await self._fenced(claim, _COMPLETE, JobState.HELD.value, result, None)
-        return await self._fenced(claim, _COMPLETE, JobState.COMPLETED.value, result, now)
+        # Group commit, as submit's: the completions of a burst of attempts
+        # are one statement and one fsync.
+        return await self._completions.call(_Completion(claim, result, hold, now))
+
+    async def _complete_batch(self, batch: list[_Completion]) -> list[Job | Exception]:
+        async with self._database.connection("write") as connection:
+            rows = await connection.fetch(
+                _COMPLETE,
+                [done.claim.id for done in batch],
+                [done.claim.token for done in batch],
+                [(JobState.HELD if done.hold else JobState.COMPLETED).value for done in batch],
+                [done.result for done in batch],
+                [None if done.hold else done.now for done in batch],
+            )
+        written = {row["id"]: _job(row) for row in rows}
+        return [
+            written.get(done.claim.id) or LostClaimError(done.claim.id, done.claim.token)
+            for done in batch
+        ]
 
     async def update(self, claim: Claim, payload: Any, *, now: float) -> Job:
         return await self._fenced(claim, _UPDATE, payload)
@@ -469,13 +526,34 @@ class PostgresJobStore(DatabaseStore):
         self._hub.publish(JobChange(queue, job_id, JobState(state)))
 
 
+@dataclass(frozen=True, slots=True)
+class _Completion:
+    """One complete() call, waiting for the statement that writes it."""
+
+    claim: Claim
+    result: Any
+    hold: bool
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Submission:
+    """One submit() call, waiting for the transaction that writes it."""
+
+    jobs: list[NewJob]
+    now: float
+    max_unfinished: int | None
+
+
 class _Plan:
     """What a batch makes: its fresh jobs, each with the id it is inserted
     under, and its repeats of an earlier job's request_id, which make none."""
 
-    def __init__(self, jobs: Sequence[NewJob]) -> None:
+    def __init__(self, jobs: Sequence[NewJob], nows: Sequence[float]) -> None:
         self.jobs = jobs
         self.fresh: list[NewJob] = []
+        #: When each fresh job was submitted.
+        self.nows: list[float] = []
         self.ids: list[str] = []
         #: Per job of the batch: the index in fresh of the job it is or repeats.
         self.slots: list[int] = []
@@ -487,6 +565,7 @@ class _Plan:
             assert isinstance(entry, NewJob)
             self.slots.append(len(self.fresh))
             self.fresh.append(entry)
+            self.nows.append(nows[len(self.slots) - 1])
             self.ids.append(random_id())
 
     def columns(self) -> tuple[list[Any], ...]:
@@ -500,6 +579,7 @@ class _Plan:
             [new.request_id for new in fresh],
             [new.fingerprint for new in fresh],
             [new.attempt_timeout for new in fresh],
+            self.nows,
         )
 
     def seen(self, made: dict[str, Job]) -> list[NewJob]:
