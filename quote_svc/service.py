@@ -3,25 +3,28 @@
 import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
 
 from queues.backoff import Backoff
 from queues.core.job_store import JobStore
-from queues.message_queue import Handler, MessageQueue
-from queues.storage import Store
+from queues.core.jobs import Claim, JobState
+from queues.message_queue import Handler
+from queues.message_records import MessageCodec
 from queues.store_queue import StoreMessageQueue
 from quote_svc.codecs import QuoteJobCodec, QuoteResultCodec
 from quote_svc.config import QuoteConfig
 from quote_svc.domain import QuoteResult
+from quote_svc.journal_import import import_journal, jobs_path
 from quote_svc.pricing import QuoteJob, job_handler
 from quote_svc.processors import ProcessorRegistry, default_registry
-from quote_svc.quote_queue import JournalQueue, QuoteQueue
+from quote_svc.quote_queue import QuoteQueue
 from quote_svc.servicer import QuoteServicer
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 from service_runtime.server import ServiceBinding, bind_server, serve_until_signalled
-from service_runtime.storage import job_store_for, store_for, store_lock
+from service_runtime.storage import job_store_for, store_lock
 from service_runtime.store_readiness import (
     DEFAULT_INTERVAL,
     StoreCheck,
@@ -32,6 +35,8 @@ from service_runtime.store_readiness import (
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["QuoteService"].full_name
 #: The JobStore queue the quote service's messages are jobs of.
 QUEUE_NAME = "quotes"
+# Jobs read at once by the check at start (store sqlite).
+_CHECK_PAGE = 500
 
 
 def build_queue(
@@ -42,36 +47,20 @@ def build_queue(
         _handler(config, registry),
         store=store,
         queue=QUEUE_NAME,
+        workers=config.workers,
+        max_size=config.max_size,
+        max_retries=config.max_retries,
+        attempt_timeout=config.attempt_timeout,
+        retention=config.retention_seconds,
+        sweep_interval=config.sweep_interval,
+        backoff=Backoff(base=config.backoff_base, cap=config.backoff_cap),
         lease=config.lease_seconds,
         heartbeat=config.heartbeat_seconds,
+        payload_codec=QuoteJobCodec(),
+        result_codec=QuoteResultCodec(),
         # Who holds a claim, for an operator reading the store.
         owner=f"{socket.gethostname()}:{os.getpid()}",
-        **_queue_options(config),
     )
-
-
-def build_journal_queue(
-    config: QuoteConfig, store: Store, registry: ProcessorRegistry | None = None
-) -> QuoteQueue:
-    """The journaled quote queue of store sqlite, over store (opened by the caller)."""
-    return JournalQueue(
-        MessageQueue(_handler(config, registry), store=store, **_queue_options(config))
-    )
-
-
-def _queue_options(config: QuoteConfig) -> dict[str, Any]:
-    """What both queues take from the configuration alike."""
-    return {
-        "workers": config.workers,
-        "max_size": config.max_size,
-        "max_retries": config.max_retries,
-        "attempt_timeout": config.attempt_timeout,
-        "retention": config.retention_seconds,
-        "sweep_interval": config.sweep_interval,
-        "backoff": Backoff(base=config.backoff_base, cap=config.backoff_cap),
-        "payload_codec": QuoteJobCodec(),
-        "result_codec": QuoteResultCodec(),
-    }
 
 
 def _handler(
@@ -90,23 +79,46 @@ def binding(queue: QuoteQueue) -> ServiceBinding:
 
 
 @contextlib.asynccontextmanager
-async def _opened_queue(config: QuoteConfig) -> AsyncIterator[tuple[QuoteQueue, StoreCheck | None]]:
+async def opened_queue(
+    config: QuoteConfig, registry: ProcessorRegistry | None = None
+) -> AsyncIterator[tuple[QuoteQueue, StoreCheck | None]]:
     """The queue over its opened store, closed after, and the check readiness
-    follows (postgres's: whether the database answers; None for the others)."""
+    follows (postgres's: whether the database answers; None for the others).
+    With store sqlite, the store is <data_dir>/quote-jobs.sqlite3, into which
+    an earlier release's journal is imported first, once (journal_import.py).
+    Raises StoreError, RecordError if the store (or the journal) cannot be
+    read."""
+    sqlite_path = None
     if config.store == "sqlite":
-        journal = store_for(config, "quote")
-        try:
-            await journal.open()
-            yield build_journal_queue(config, journal), None
-        finally:
-            await journal.close()
-        return
-    store = job_store_for(config.store, config.database_url)
+        data_dir = Path(config.data_dir)
+        codec = MessageCodec(QuoteJobCodec(), QuoteResultCodec())
+        await import_journal(data_dir, queue=QUEUE_NAME, codec=codec)
+        sqlite_path = jobs_path(data_dir)
+    store = job_store_for(config.store, config.database_url, sqlite_path=sqlite_path)
     try:
         await store.open()
-        yield build_queue(config, store), store_check(store)
+        if config.store == "sqlite":
+            await _read_every_job(store)
+        yield build_queue(config, store, registry), store_check(store)
     finally:
         await store.close()
+
+
+async def _read_every_job(store: JobStore) -> None:
+    """Read every message of the file once, as the journaled queue did at start,
+    so that a row that cannot be read stops the start with the RecordError
+    naming the file and the job, rather than failing the calls that meet it;
+    and hand back every attempt the file says is running: the data-dir lock
+    admits one service, so those died with the one before, and their messages
+    are PENDING again at once rather than when their leases run out. Nothing
+    read is kept."""
+    after: int | None = 0
+    while after is not None:
+        page = await store.list(QUEUE_NAME, states=None, after=after, limit=_CHECK_PAGE)
+        for job in page.jobs:
+            if job.state is JobState.RUNNING:
+                await store.release(Claim(job, job.attempt), now=time.time())
+        after = page.next_after
 
 
 async def serve(config: QuoteConfig) -> None:
@@ -118,7 +130,7 @@ async def serve(config: QuoteConfig) -> None:
     with store_lock(config, "quote"):
         bound = await bind_server(host=config.host, port=config.port)
         try:
-            async with _opened_queue(config) as (queue, check):
+            async with opened_queue(config) as (queue, check):
                 await queue.start()
                 server = await bound.start([binding(queue)])
                 # Ready only while the database answers (postgres).

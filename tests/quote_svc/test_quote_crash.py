@@ -16,7 +16,10 @@ from support.polling import poll
 from support.quote_harness import submission
 from support.service_process import Launched, run_to_exit, running_service
 
+from queues.core.jobs import NewJob
+from queues.core.sqlite_store import SqliteJobStore
 from queues.storage_sqlite import SqliteStore
+from quote_svc.service import QUEUE_NAME
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 
@@ -153,14 +156,22 @@ async def test_a_repeated_request_id_answers_the_same_message_after_a_restart(tm
 
 
 @pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("quote-jobs.sqlite3", id="the-store"),
+        # An earlier release's journal, refused by its import.
+        pytest.param("quote.sqlite3", id="the-journal"),
+    ],
+)
+@pytest.mark.parametrize(
     "damage",
     [
         pytest.param(lambda path: path.write_bytes(b"not a database" * 200), id="corrupt"),
         pytest.param(lambda path: path.mkdir(), id="not-a-file"),
     ],
 )
-async def test_an_unusable_database_is_refused_at_start(tmp_path, damage):
-    database = tmp_path / "quote.sqlite3"
+async def test_an_unusable_database_is_refused_at_start(tmp_path, damage, name):
+    database = tmp_path / name
     damage(database)
     finished = await run_to_exit(
         sys.executable,
@@ -175,6 +186,7 @@ async def test_an_unusable_database_is_refused_at_start(tmp_path, damage):
     assert f"cannot open store {database}".encode() in finished.stderr
     assert b'"serving"' not in finished.stderr
     assert b"Traceback" not in finished.stderr
+    assert {p.name for p in tmp_path.glob("quote*.sqlite3*")} == {name}
 
 
 @pytest.mark.parametrize(
@@ -191,7 +203,9 @@ async def test_an_unusable_database_is_refused_at_start(tmp_path, damage):
         ),
     ],
 )
-async def test_a_broken_record_is_refused_at_start_in_one_line(tmp_path, value, reason):
+async def test_a_broken_journal_record_is_refused_at_start_in_one_line(tmp_path, value, reason):
+    """An earlier release's journal with a record it could not read is refused
+    by its import as that release refused it, and left as it was."""
     database = tmp_path / "quote.sqlite3"
     store = SqliteStore(database)
     await store.open()
@@ -208,4 +222,37 @@ async def test_a_broken_record_is_refused_at_start_in_one_line(tmp_path, value, 
     )
     [last] = finished.stderr.decode().splitlines()[-1:]
     assert last.startswith(f"quoteflow {refusal}")
+    assert b"Traceback" not in finished.stderr
+    assert {p.name for p in tmp_path.glob("quote*.sqlite3*")} == {"quote.sqlite3"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        pytest.param("payload", '{"cut', "field 'payload' is not JSON", id="a-payload"),
+        pytest.param("result", "[1,", "field 'result' is not JSON", id="a-result"),
+    ],
+)
+async def test_a_broken_job_row_is_refused_at_start_in_one_line(tmp_path, column, value, reason):
+    database = tmp_path / "quote-jobs.sqlite3"
+    store = SqliteJobStore(database)
+    await store.open()
+    # The check at start reads past the fine one to the broken one.
+    [_, broken] = await store.submit(
+        [NewJob(QUEUE_NAME, {"p": {}}, 2, 4), NewJob(QUEUE_NAME, {"p": {}}, 2, 4)], now=1.0
+    )
+    await store.close()
+    with contextlib.closing(sqlite3.connect(database)) as side, side:
+        side.execute(f"UPDATE jobs SET {column} = ? WHERE id = ?", (value, broken.job.id))
+    finished = await run_to_exit(
+        sys.executable, "-m", "quote_svc", "--port", "0", "--data-dir", str(tmp_path)
+    )
+    assert finished.returncode == 1
+    refusal = (
+        f"quote service cannot start: cannot read store {database}: "
+        f"record '{broken.job.id}' of collection 'jobs' is broken: {reason}"
+    )
+    [last] = finished.stderr.decode().splitlines()[-1:]
+    assert last.startswith(f"quoteflow {refusal}")
+    assert b'"serving"' not in finished.stderr
     assert b"Traceback" not in finished.stderr
