@@ -197,8 +197,9 @@ async def _keep_session(_connection: asyncpg.Connection[asyncpg.Record]) -> None
 
 class DatabaseStore:
     """What a core store over one Database shares: opening it (migrating its
-    schema and LISTENing on its channel, each notification to heard), closing
-    it and pinging it. A subclass names its schema, migrations and channel."""
+    schema and LISTENing on its channel, each notification's payload to
+    heard), closing it and pinging it. A subclass names its schema,
+    migrations, channel and what it does with a notification."""
 
     def __init__(
         self,
@@ -207,6 +208,7 @@ class DatabaseStore:
         schema: str,
         migrations: Migrations,
         channel: str,
+        heard: Callable[[str], None],
         min_connections: int,
         max_connections: int,
     ) -> None:
@@ -217,12 +219,12 @@ class DatabaseStore:
             min_connections=min_connections,
             max_connections=max_connections,
         )
-        self._channel = channel
+        self._channels = {channel: heard}
         self.url = url
         self.name = self._database.name
 
     async def open(self) -> None:
-        await self._database.open({self._channel: self._heard})
+        await self._database.open(self._channels)
 
     async def close(self) -> None:
         await self._database.close()
@@ -230,7 +232,3 @@ class DatabaseStore:
     async def ping(self) -> None:
         """Return once the database answers; StoreError if it cannot."""
         await self._database.ping()
-
-    def _heard(self, payload: str) -> None:
-        """A notification on the store's channel, from any replica."""
-        raise NotImplementedError

@@ -133,6 +133,7 @@ class PostgresLogStore(DatabaseStore):
             schema="logs",
             migrations=MIGRATIONS,
             channel=CHANNEL,
+            heard=self._heard,
             min_connections=min_connections,
             max_connections=max_connections,
         )

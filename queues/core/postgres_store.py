@@ -317,6 +317,7 @@ class PostgresJobStore(DatabaseStore):
             schema="jobs",
             migrations=MIGRATIONS,
             channel=CHANNEL,
+            heard=self._heard,
             min_connections=min_connections,
             max_connections=max_connections,
         )

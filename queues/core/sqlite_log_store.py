@@ -27,7 +27,7 @@ from queues.core.log_store import (
     LogRemovedError,
     LogTotals,
 )
-from queues.core.sqlite_writes import SqliteWrites
+from queues.core.sqlite_writes import SqliteAccess
 from queues.records import FieldError, RecordError
 from queues.sqlite_file import Migrations, SqliteFile
 
@@ -83,18 +83,17 @@ class SqliteLogStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
+        self._hub: ChangeHub[LogChange] = ChangeHub()
         self._file = SqliteFile(
             path, MIGRATIONS, synchronous="FULL", thread_name=f"sqlite-logs-{path.name}"
         )
-        self._hub: ChangeHub[LogChange] = ChangeHub()
-        self._writes = SqliteWrites(self._file, self._hub)
+        self._access = SqliteAccess(self._file, self._hub)
 
     async def open(self) -> None:
-        await self._file.open()
+        await self._access.open()
 
     async def close(self) -> None:
-        await self._writes.finish()
-        await self._file.close()
+        await self._access.close()
 
     async def append(
         self,
@@ -264,18 +263,11 @@ class SqliteLogStore:
         changed: Callable[[T], list[LogChange]] = lambda _: [],
     ) -> T:
         with self._naming_broken_rows():
-            return await self._writes.write(work, changed)
+            return await self._access.write(work, changed)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def read() -> T:
-            assert self._file.connection is not None
-            return work(self._file.connection)
-
-        try:
-            with self._naming_broken_rows():
-                return await self._file.run(read)
-        except sqlite3.Error as error:
-            raise self._file.error("read", error) from error
+        with self._naming_broken_rows():
+            return await self._access.read(work)
 
     def _entry(self, row: tuple[Any, ...]) -> LogEntry:
         space, name, seq, key, body, created_at = row

@@ -35,7 +35,7 @@ from queues.core.jobs import (
     Submitted,
     counts_from_groups,
 )
-from queues.core.sqlite_writes import SqliteWrites
+from queues.core.sqlite_writes import SqliteAccess
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -155,18 +155,17 @@ class SqliteJobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
+        self._hub: ChangeHub[JobChange] = ChangeHub()
         self._file = SqliteFile(
             path, MIGRATIONS, synchronous="FULL", thread_name=f"sqlite-jobs-{path.name}"
         )
-        self._hub: ChangeHub[JobChange] = ChangeHub()
-        self._writes = SqliteWrites(self._file, self._hub)
+        self._access = SqliteAccess(self._file, self._hub)
 
     async def open(self) -> None:
-        await self._file.open()
+        await self._access.open()
 
     async def close(self) -> None:
-        await self._writes.finish()
-        await self._file.close()
+        await self._access.close()
 
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
@@ -423,18 +422,11 @@ class SqliteJobStore:
         """work's answer, once the transaction it ran in is committed; the jobs
         changed(answer) names are announced then."""
         with self._naming_broken_rows():
-            return await self._writes.write(work, lambda answer: map(_change, changed(answer)))
+            return await self._access.write(work, lambda answer: map(_change, changed(answer)))
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def read() -> T:
-            assert self._file.connection is not None
-            return work(self._file.connection)
-
-        try:
-            with self._naming_broken_rows():
-                return await self._file.run(read)
-        except sqlite3.Error as error:
-            raise self._file.error("read", error) from error
+        with self._naming_broken_rows():
+            return await self._access.read(work)
 
     @contextlib.contextmanager
     def _naming_broken_rows(self) -> Iterator[None]:

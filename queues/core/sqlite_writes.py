@@ -1,4 +1,5 @@
-"""Writes to one SQLite file by a core store, group-committed
+"""A core store's access to its SQLite file: reads, run on the file's thread
+between batches, and writes, group-committed
 (sqlite_file.GroupCommit): those queued while a transaction is written run
 together in the next one, each in its own SAVEPOINT, so that one operation's
 error (a lost claim, a full queue, a closed log) undoes only what it wrote and
@@ -31,7 +32,7 @@ class _Operation(Generic[T, C]):
     error: Exception | None = None
 
 
-class SqliteWrites(Generic[C]):
+class SqliteAccess(Generic[C]):
     def __init__(self, file: SqliteFile, hub: ChangeHub[C]) -> None:
         self._hub = hub
         self._file = file
@@ -54,9 +55,26 @@ class SqliteWrites(Generic[C]):
         self._commits.add(operation)
         return await operation.done
 
-    async def finish(self) -> None:
-        """Wait until everything queued is written."""
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """work's answer, run on the file's thread between batches. Raises
+        the file's StoreError for a database error."""
+
+        def read() -> T:
+            assert self._file.connection is not None
+            return work(self._file.connection)
+
+        try:
+            return await self._file.run(read)
+        except sqlite3.Error as error:
+            raise self._file.error("read", error) from error
+
+    async def open(self) -> None:
+        await self._file.open()
+
+    async def close(self) -> None:
+        """Finish what is queued, then close the file."""
         await self._commits.finish()
+        await self._file.close()
 
     def _answer(self, batch: list[_Operation[Any, C]]) -> None:
         """After the batch's COMMIT: each operation's changes are announced, and

@@ -3,34 +3,11 @@
 from dataclasses import replace
 
 import pytest
+from support.jobs import BASE
 
 from queues.backoff import Backoff
 from queues.core import rules
-from queues.core.jobs import Job, JobState
-
-BASE = Job(
-    id="j",
-    queue="q",
-    seq=1,
-    payload=None,
-    priority=2,
-    state=JobState.AVAILABLE,
-    max_attempts=3,
-    attempt=0,
-    failures=0,
-    created_at=0.0,
-    run_at=None,
-    lease_owner="",
-    lease_until=None,
-    result=None,
-    error="",
-    finished_at=None,
-    request_id="",
-    fingerprint="",
-    attempt_timeout=None,
-    started_at=None,
-    review=None,
-)
+from queues.core.jobs import JobState
 
 
 def test_claim_order_is_priority_first_then_seq() -> None:

@@ -3,6 +3,8 @@ tested without a store or asyncio."""
 
 import dataclasses
 
+from support.jobs import a_job
+
 from queues.core.jobs import Job, JobState, QueueCounts
 from queues.priority_task_pool import TaskPriority, TaskStatus
 from requestor_svc.order_follower import OrderProgress
@@ -33,30 +35,17 @@ def counts(**by: int) -> QueueCounts:
 
 
 def job(queue: str, payload: object, state: JobState, **fields: object) -> Job:
-    base = Job(
+    return a_job(
         id="t1" if queue == WAITING else "r1",
         queue=queue,
-        seq=1,
         payload=payload,
         priority=MEDIUM,
         state=state,
         max_attempts=1000,
         attempt=1,
-        failures=0,
         created_at=100.0,
-        run_at=None,
-        lease_owner="",
-        lease_until=None,
-        result=None,
-        error="",
-        finished_at=None,
-        request_id="",
-        fingerprint="",
-        attempt_timeout=None,
-        started_at=None,
-        review=None,
+        **fields,
     )
-    return dataclasses.replace(base, **fields)
 
 
 TASK = TaskPayload(
