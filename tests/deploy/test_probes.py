@@ -228,14 +228,16 @@ def database_locked(path: Path) -> Iterator[None]:
 
 
 async def hold_quote(pods: Cluster, channel: grpc.aio.Channel) -> asyncio.Future[object]:
-    """RunQuote: its message is PROCESSING, as GetStats says, from the call's
-    start until its final state is committed."""
+    """SubmitQuote: it commits the message before answering. Nothing shows it
+    in flight before that, so: GetStats, sent after it on the same connection,
+    is answered only once the server has taken both calls, in order."""
     stub = quote_service_pb2_grpc.QuoteServiceStub(channel)
+    # Connected first: calls made before a connection is up may start in any order.
+    await channel.channel_ready()
     call = asyncio.ensure_future(
-        stub.RunQuote(quote_service_pb2.RunQuoteRequest(submission=submission()))
+        stub.SubmitQuote(quote_service_pb2.SubmitQuoteRequest(submission=submission()))
     )
-    request = quote_service_pb2.GetStatsRequest()
-    await poll(lambda: stub.GetStats(request), lambda s: s.processing_count == 1, "in flight")
+    await stub.GetStats(quote_service_pb2.GetStatsRequest())
     return call
 
 
@@ -271,6 +273,13 @@ async def hold_requestor(pods: Cluster, channel: grpc.aio.Channel) -> asyncio.Fu
     return call
 
 
+#: The file each service's held call commits to.
+COMMITTED_TO = {
+    "quote": "quote-jobs.sqlite3",
+    "processor": "processor-logs.sqlite3",
+    "requestor": "requestor-jobs.sqlite3",
+}
+
 #: For each service: start a call that commits, so waits while the database
 #: is locked, and return it once the server has it in hand.
 HOLDS: dict[str, Callable[[Cluster, grpc.aio.Channel], Awaitable[asyncio.Future[object]]]] = {
@@ -290,7 +299,7 @@ async def test_sigterm_turns_readiness_off_at_once_then_the_port_closes(
             pod = await pods.start(each)
             await becomes(pod, "readiness", SERVING)
         async with grpc.aio.insecure_channel(pod.process.address) as channel:
-            with database_locked(pod.data_dir / f"{service.name}.sqlite3"):
+            with database_locked(pod.data_dir / COMMITTED_TO[service.name]):
                 # A call in flight holds the drain open (for up to the grace).
                 in_flight = await HOLDS[service.name](pods, channel)
                 assert not in_flight.done()
