@@ -32,6 +32,7 @@ from bench.fig_engine import figure_engine
 from bench.fig_levers import figure_levers
 from bench.fig_memory import figure_memory
 from bench.fig_pg_stats import figure_pg_stats
+from bench.fig_split import figure_split
 from bench.fig_streams import figure_streams
 from bench.fig_unary import figure_unary
 from bench.machine import describe
@@ -47,7 +48,7 @@ LOADGENS = 2
 #: Nothing may run longer than this, whatever hangs (make bench must end).
 FULL_DEADLINE = 30 * 60.0
 SMOKE_DEADLINE = 120.0
-SECTIONS = ("unary", "engine", "e2e", "streams", "memory", "pg-stats", "profiles")
+SECTIONS = ("unary", "engine", "e2e", "streams", "memory", "pg-stats", "split", "profiles")
 #: Sections that run part of figure 3 (not in a full run: e2e runs them).
 E2E_PARTS = tuple(SECTION_SYSTEMS)
 
@@ -67,6 +68,7 @@ SECTION_RUNNERS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "streams": figure_streams,
     "memory": figure_memory,
     "pg-stats": figure_pg_stats,
+    "split": figure_split,
     "profiles": profile_servers,
 }
 

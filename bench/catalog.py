@@ -5,6 +5,7 @@ from bench.fig_engine import ENGINE_NAMES
 from bench.fig_levers import LEVER_NAMES
 from bench.fig_memory import MEMORY_NAMES
 from bench.fig_pg_stats import PG_STATS_NAMES
+from bench.fig_split import SPLIT_NAMES
 from bench.fig_streams import STREAM_NAMES
 from bench.fig_unary import CONCURRENCIES, METHODS
 
@@ -29,5 +30,6 @@ def figure_names() -> list[str]:
         *STREAM_NAMES,
         *MEMORY_NAMES,
         *PG_STATS_NAMES,
+        *SPLIT_NAMES,
         *LEVER_NAMES,
     ]

@@ -52,6 +52,10 @@ DRAMATIQ = {"processes": 2, "threads": 8, "timeout_ms": 20}
 #: 1, 4, 8 and 64 measured within noise of one another here, 4 best), and the
 #: client's connection pool.
 PROCRASTINATE = {"concurrency": 4, "client_pool": 16}
+#: quoteflow: attempts each quote process runs at once (--workers; the
+#: service's default is 4). 16 is dramatiq's 2 x 8 threads, under arq's 64;
+#: 4, 16 and 64 measured here: see docs/benchmarks.md.
+QUOTE_WORKERS = 64
 #: A round's limit: procrastinate takes a few minutes over 10,000 jobs here.
 DEADLINE = 600.0
 #: Targets of the quote service on PostgreSQL (against procrastinate and the
@@ -146,6 +150,7 @@ async def _quote_round(run: Run, peer: str) -> dict[str, Any]:
     store, _, variant = peer.partition("-")
     batch = {"batch": BATCH} if variant == "batch" else {}
     args = ("--event-loop", variant) if variant and not batch else ()
+    args = (*args, "--workers", str(QUOTE_WORKERS))
     (service,) = await run.servers.start_all(servers.quote(f"e2e-{peer}", store=store, args=args))
     try:
         meter = CpuMeter({"service": service.pid})
@@ -162,7 +167,9 @@ async def _postgres_round(run: Run, peer: str, replicas: int) -> dict[str, Any]:
         before = await round_trips(database)
         specs = [
             servers.quote(
-                f"e2e-{peer}-{n}", store="postgres", args=("--database-url", database.url)
+                f"e2e-{peer}-{n}",
+                store="postgres",
+                args=("--database-url", database.url, "--workers", str(QUOTE_WORKERS)),
             )
             for n in range(replicas)
         ]

@@ -23,13 +23,23 @@ NOOP_LABEL = "the no-op QuoteService (same server, options, interceptor, log lev
 
 
 def unary_figures(
-    method: str, concurrency: int, subject: UnaryResult, ceiling: UnaryResult, store: str
+    method: str,
+    concurrency: int,
+    subject: UnaryResult,
+    ceiling: UnaryResult,
+    store: str,
+    *,
+    section: str = "unary",
+    note: str = "",
 ) -> list[Figure]:
-    base = f"unary.{method}.c{concurrency}"
+    """The figures of subject against the no-op's ceiling, named
+    section.method.cN.*; note stands in for the errors' count (a figure not
+    measured, and why)."""
+    base = f"{section}.{method}.c{concurrency}"
     params = {"concurrency": concurrency, "store": store, "calls": subject.calls}
     per_cpu = NOOP_LABEL + "; server CPU from the window's start until its work is done"
     target = SUBMIT_TARGET if method == "SubmitQuote" else None
-    errors = f"{subject.errors} errors" if subject.errors else ""
+    errors = note or (f"{subject.errors} errors" if subject.errors else "")
     return [
         Figure(
             f"{base}.rps", subject.rps, "calls/s", ceiling.rps, NOOP_LABEL, target, errors, params

@@ -74,6 +74,7 @@ class Markdown:
         self.durability()
         self.memory()
         self.pg_stats()
+        self.split()
         self.levers()
         self.profiles()
         if ANALYSIS.exists():
@@ -574,6 +575,52 @@ class Markdown:
         self.add(*_table(["GetStats", "median µs", "mean µs", "p90 µs"], rows))
         if loaded is not None:
             self.add(f"Ratio: {_ratio(loaded)} ({_met(loaded)}).", "")
+
+    def split(self) -> None:
+        self.add(
+            "## 8. SubmitQuote with its workers in another process",
+            "",
+            "The quote service on store postgres (a fresh database) as two processes: one",
+            "serves calls with `--workers 0`, the other prices with `--api false` and no",
+            "port. SubmitQuote on the first against the no-op, interleaved rounds; CPU is",
+            "both quote processes'. Target ≥ 0.85x at c=16 and c=64.",
+            "",
+        )
+        rows = []
+        for figure in self.run.figures:
+            if figure.name.startswith("split.") and figure.name.endswith(".rps"):
+                base = figure.name.removesuffix(".rps")
+                rows.append(
+                    [
+                        f"c={figure.params.get('concurrency')}",
+                        f"{_num(figure.value)} / {_num(figure.reference)}",
+                        _ratio(figure),
+                        f"{self.value(f'{base}.p50_ms', 2)} / {self.ref(f'{base}.p50_ms', 2)}",
+                        f"{self.value(f'{base}.p99_ms', 2)} / {self.ref(f'{base}.p99_ms', 2)}",
+                        _met(figure),
+                    ]
+                )
+        header = ["SubmitQuote", "calls/s (no-op)", "ratio", "p50 ms (no-op)", "p99 ms", ""]
+        self.add(*_table(header, rows))
+        cpu = self.run.notes.get("split", {}).get("cpu_us_per_call")
+        if cpu:
+            parts = ["loadgen", "noop", "api", "worker", "postgres_backends"]
+            self.add(
+                f"Where a call's CPU goes (one more metered run at "
+                f"c={self.run.notes['split']['concurrency']}), µs per call:",
+                "",
+            )
+            cpu_rows = [
+                [
+                    label,
+                    *(
+                        _num(cpu[label].get(part), 1) if part in cpu[label] else "-"
+                        for part in parts
+                    ),
+                ]
+                for label in ("noop", "split")
+            ]
+            self.add(*_table(["run", *parts], cpu_rows))
 
     def levers(self) -> None:
         self.add(

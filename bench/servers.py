@@ -65,9 +65,19 @@ class Servers:
 
     async def start(self, spec: ServerSpec) -> Launched:
         port = spec.port or free_port()
+        child = await self._processes.start(spec.name, self._argv(spec, port))
+        await child.serving(f"127.0.0.1:{port}")
+        return child
+
+    async def start_worker(self, spec: ServerSpec) -> Launched:
+        """Start a process that serves no port (a quote worker, `--api false`);
+        the caller waits for it to work, as only it knows what that logs."""
+        return await self._processes.start(spec.name, self._argv(spec, free_port()))
+
+    def _argv(self, spec: ServerSpec, port: int) -> list[str]:
         data_dir = self._work / "data" / f"{spec.name}-{port}"
         data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [
+        return [
             "-m",
             "bench.launch",
             *spec.launch,
@@ -82,9 +92,6 @@ class Servers:
             str(data_dir),
             *spec.args,
         ]
-        child = await self._processes.start(spec.name, argv)
-        await child.serving(f"127.0.0.1:{port}")
-        return child
 
     async def start_all(self, *specs: ServerSpec) -> list[Launched]:
         return list(await asyncio.gather(*(self.start(spec) for spec in specs)))

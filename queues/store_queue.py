@@ -26,6 +26,7 @@ from typing import Any, Generic
 from queues.backoff import Backoff
 from queues.codec import Codec, JsonCodec
 from queues.core.changes import JobChange, Subscription
+from queues.core.coalescing import Coalescing
 from queues.core.job_store import JobStore
 from queues.core.jobs import Job, JobState, NewJob, QueueCounts
 from queues.core.worker import Done, Worker, WorkerSettings
@@ -131,6 +132,10 @@ class StoreMessageQueue(Generic[P, R]):
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = False
         self._attempt_estimate = _INITIAL_ATTEMPT_ESTIMATE
+        # The counts a submission's queue position is read from: submissions
+        # made while one read is in flight share the next, so a burst of them
+        # reads the counts once per round trip rather than once per call.
+        self._positions: Coalescing[None, QueueCounts] = Coalescing(self._read_counts)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -360,7 +365,7 @@ class StoreMessageQueue(Generic[P, R]):
             raise ClosedError("message queue")
         jobs = [self._new_job(item, inline) for item in items]
         now = self._clock()
-        counts = await self._store.stats(self._queue)
+        counts = await self._positions.call(None)
         try:
             submitted = await self._store.submit(jobs, now=now, max_unfinished=self.max_size)
         except QueueFullError:
@@ -378,6 +383,10 @@ class StoreMessageQueue(Generic[P, R]):
                 Submitted(message, position, self._estimate(position), duplicate=not each.created)
             )
         return answers
+
+    async def _read_counts(self, callers: list[None]) -> list[QueueCounts]:
+        counts = await self._store.stats(self._queue)
+        return [counts] * len(callers)
 
     def _new_job(self, item: NewMessage[P], inline: bool) -> NewJob:
         retries = self.max_retries if item.max_retries is None else item.max_retries

@@ -18,6 +18,13 @@ class QuoteConfig(SharedStoreOptions):
     env_prefix: ClassVar[str] = ENV_PREFIX
 
     port: int = field(default=50051, metadata={"help": "TCP port to listen on"})
+    api: bool = field(
+        default=True,
+        metadata={
+            "help": "false: open no port and serve no calls, only run attempts over the "
+            "database the replicas that serve calls share (store postgres)"
+        },
+    )
     workers: int = field(
         default=4,
         metadata={
@@ -62,3 +69,13 @@ class QuoteConfig(SharedStoreOptions):
         if self.store == "sqlite" and self.workers == 0:
             # One service per data dir: with no workers, nothing would price.
             raise ValueError("workers must be at least 1 with store sqlite, not 0")
+        if not self.api:
+            if self.store != "postgres":
+                # SQLite's data-dir lock admits one process, which runs its own
+                # workers; memory is not shared at all.
+                raise ValueError(
+                    f"api false needs store postgres: a worker process prices what "
+                    f"other processes accept, and store {self.store} is not shared"
+                )
+            if self.workers == 0:
+                raise ValueError("with api false, workers must be at least 1, not 0")

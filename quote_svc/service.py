@@ -1,6 +1,7 @@
 """Assembles the quote service: its queue, its servicer, and its serving loop."""
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -23,7 +24,13 @@ from quote_svc.quote_queue import QuoteQueue
 from quote_svc.servicer import QuoteServicer
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
-from service_runtime.server import ServiceBinding, bind_server, serve_until_signalled
+from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+from service_runtime.server import (
+    ServiceBinding,
+    bind_server,
+    serve_until_signalled,
+    work_until_signalled,
+)
 from service_runtime.storage import job_store_for, store_lock
 from service_runtime.store_readiness import (
     DEFAULT_INTERVAL,
@@ -31,6 +38,8 @@ from service_runtime.store_readiness import (
     store_check,
     store_readiness_tracked,
 )
+
+logger = logging.getLogger("quote_svc.service")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["QuoteService"].full_name
 #: The JobStore queue the quote service's messages are jobs of.
@@ -122,6 +131,25 @@ async def _read_every_job(store: JobStore) -> None:
 
 
 async def serve(config: QuoteConfig) -> None:
+    """Serve calls and price (api true), or only price (api false: work())."""
+    if config.api:
+        await serve_calls(config)
+    else:
+        await work(config)
+
+
+async def work(config: QuoteConfig) -> None:
+    """A worker process (store postgres): no port, no servicer; its workers
+    claim what any replica accepted until SIGTERM or SIGINT, then drain them
+    within the grace. Its changes reach every replica's watchers through the
+    database."""
+    async with opened_queue(config) as (queue, _check):
+        await queue.start()
+        logger.info("working", extra={FIELDS_ATTRIBUTE: {"workers": config.workers}})
+        await work_until_signalled(grace=config.grace_seconds, on_drain=queue.stop)
+
+
+async def serve_calls(config: QuoteConfig) -> None:
     """Lock the store and bind the port, so a second service on either stops
     before it reads anything; open the store and start the queue over it,
     serve until SIGTERM or SIGINT, then drain: the server, the queue's

@@ -269,6 +269,30 @@ async def serve_until_signalled(
             loop.remove_signal_handler(signum)
 
 
+async def work_until_signalled(
+    *, grace: float, on_drain: Callable[[float], Awaitable[None]]
+) -> None:
+    """The serving loop of a process that serves no calls (a worker): wait for
+    SIGTERM or SIGINT, then give on_drain the grace. A second signal during the
+    drain ends the process as the signal's default does: whatever it still
+    holds runs again elsewhere once its leases expire."""
+    loop = asyncio.get_running_loop()
+    signals_received: asyncio.Queue[signal.Signals] = asyncio.Queue()
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, signals_received.put_nowait, signum)
+    try:
+        first = await signals_received.get()
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+    logger.info(
+        "draining", extra={FIELDS_ATTRIBUTE: {"signal": first.name, "grace_seconds": grace}}
+    )
+    await on_drain(grace)
+    logger.info("drained")
+
+
 def run_service(
     config_type: type[C],
     *,

@@ -1,6 +1,7 @@
 """Calls made while a batch is being written go together in the next batch:
-the group commit of the PostgreSQL store's submissions and completions, and
-of the processor's quote submissions.
+the group commit of the PostgreSQL store's submissions and completions and of
+the processor's quote submissions, and the one read of a queue's counts that
+a burst of submissions takes its queue positions from.
 
 One batch is in flight at a time. The first call goes out at once, alone; the
 calls that arrive while it is in flight wait, and go together as soon as it

@@ -98,6 +98,34 @@ class Job:
     review: Any
 
 
+def added(new: NewJob, *, job_id: str, seq: int, payload: Any, now: float) -> Job:
+    """The job new makes when a store adds it as job_id at seq, holding payload
+    (new's, as the store keeps it: a copy, not the caller's object)."""
+    return Job(
+        id=job_id,
+        queue=new.queue,
+        seq=seq,
+        payload=payload,
+        priority=new.priority,
+        state=JobState.AVAILABLE,
+        max_attempts=new.max_attempts,
+        attempt=0,
+        failures=0,
+        created_at=now,
+        run_at=None,
+        lease_owner="",
+        lease_until=None,
+        result=None,
+        error="",
+        finished_at=None,
+        request_id=new.request_id,
+        fingerprint=new.fingerprint,
+        attempt_timeout=new.attempt_timeout,
+        started_at=None,
+        review=None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """A worker's claim on a job: its outcome is written only with this token."""

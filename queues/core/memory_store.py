@@ -24,7 +24,16 @@ import orjson
 
 from queues.core import rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
-from queues.core.jobs import Claim, Job, JobState, NewJob, Page, QueueCounts, Submitted
+from queues.core.jobs import (
+    Claim,
+    Job,
+    JobState,
+    NewJob,
+    Page,
+    QueueCounts,
+    Submitted,
+    added,
+)
 from queues.errors import (
     InvalidStateError,
     LostClaimError,
@@ -262,29 +271,7 @@ class MemoryJobStore:
 
     def _add(self, new: NewJob, now: float) -> Job:
         self._seq += 1
-        job = Job(
-            id=random_id(),
-            queue=new.queue,
-            seq=self._seq,
-            payload=_copy(new.payload),
-            priority=new.priority,
-            state=JobState.AVAILABLE,
-            max_attempts=new.max_attempts,
-            attempt=0,
-            failures=0,
-            created_at=now,
-            run_at=None,
-            lease_owner="",
-            lease_until=None,
-            result=None,
-            error="",
-            finished_at=None,
-            request_id=new.request_id,
-            fingerprint=new.fingerprint,
-            attempt_timeout=new.attempt_timeout,
-            started_at=None,
-            review=None,
-        )
+        job = added(new, job_id=random_id(), seq=self._seq, payload=_copy(new.payload), now=now)
         queue = self._queue(job.queue)
         queue.size += 1
         queue.count(job, 1)

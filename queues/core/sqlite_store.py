@@ -33,6 +33,7 @@ from queues.core.jobs import (
     Page,
     QueueCounts,
     Submitted,
+    added,
     counts_from_groups,
 )
 from queues.core.sqlite_writes import SqliteAccess
@@ -48,7 +49,15 @@ from queues.sqlite_file import Migrations, SqliteFile
 
 T = TypeVar("T")
 
-#: Each schema version's statements, applied in order to reach it.
+# The job_counts triggers' two moves: a job counted into its (state,
+# priority), and out of its old one.
+_COUNT_NEW = """INSERT INTO job_counts VALUES (NEW.queue, NEW.state, NEW.priority, 1)
+            ON CONFLICT (queue, state, priority) DO UPDATE SET count = count + 1"""
+_COUNT_OLD = """UPDATE job_counts SET count = count - 1
+            WHERE queue = OLD.queue AND state = OLD.state AND priority = OLD.priority"""
+
+#: Each schema version's statements, applied in order to reach it. Append;
+#: never edit a released entry.
 MIGRATIONS: Migrations = (
     (
         """CREATE TABLE jobs (
@@ -83,6 +92,33 @@ MIGRATIONS: Migrations = (
     ),
     # The leases of periodic duties (lead()).
     ("CREATE TABLE leads (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL)",),
+    # Counts kept by triggers as jobs move, so that stats() and the bound read a
+    # few rows rather than count every job of the queue; and the indexes that
+    # find stats' oldest waiting job and longest attempt without a scan.
+    (
+        """CREATE TABLE job_counts (
+            queue TEXT NOT NULL,
+            state TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (queue, state, priority)
+        ) WITHOUT ROWID""",
+        """INSERT INTO job_counts
+            SELECT queue, state, priority, count(*) FROM jobs GROUP BY queue, state, priority""",
+        f"""CREATE TRIGGER jobs_counted_in AFTER INSERT ON jobs BEGIN
+            {_COUNT_NEW};
+        END""",
+        f"""CREATE TRIGGER jobs_counted_out AFTER DELETE ON jobs BEGIN
+            {_COUNT_OLD};
+        END""",
+        f"""CREATE TRIGGER jobs_counted_moved AFTER UPDATE OF state, priority ON jobs
+            WHEN NEW.state <> OLD.state OR NEW.priority <> OLD.priority BEGIN
+            {_COUNT_OLD};
+            {_COUNT_NEW};
+        END""",
+        "CREATE INDEX jobs_waiting_since ON jobs (queue, created_at) WHERE state = 'available'",
+        "CREATE INDEX jobs_running_since ON jobs (queue, started_at) WHERE state = 'running'",
+    ),
 )
 
 _COLUMNS = (
@@ -96,7 +132,30 @@ _LEAD = """INSERT INTO leads VALUES (?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
     WHERE leads.until <= ? OR leads.owner = excluded.owner
     RETURNING owner"""
-_UNFINISHED = "state IN ('available', 'running')"
+# The best `limit` jobs a claim may take. Each half takes its best from its own
+# partial index (one OR over both would scan every job of the queue); the
+# best of both are taken.
+_CLAIMABLE = """
+    SELECT seq FROM (
+        SELECT seq, priority FROM (
+            SELECT seq, priority FROM jobs INDEXED BY jobs_ready
+            WHERE queue = ? AND state = 'available' AND (run_at IS NULL OR run_at <= ?)
+            ORDER BY priority DESC, seq LIMIT ?)
+        UNION ALL
+        SELECT seq, priority FROM (
+            SELECT seq, priority FROM jobs INDEXED BY jobs_leased
+            WHERE queue = ? AND state = 'running' AND lease_until <= ?
+            LIMIT ?)
+    ) ORDER BY priority DESC, seq LIMIT ?"""
+_UNFINISHED = """SELECT coalesce(sum(count), 0) FROM job_counts
+    WHERE queue = ? AND state IN ('available', 'running')"""
+_STATS = """
+    SELECT state, priority, count,
+        (SELECT created_at FROM jobs INDEXED BY jobs_waiting_since
+            WHERE queue = ?1 AND state = 'available' ORDER BY created_at LIMIT 1),
+        (SELECT started_at FROM jobs INDEXED BY jobs_running_since
+            WHERE queue = ?1 AND state = 'running' ORDER BY started_at LIMIT 1)
+    FROM job_counts WHERE queue = ?1 AND count <> 0"""
 
 
 class _BrokenRowError(Exception):
@@ -198,13 +257,9 @@ class SqliteJobStore:
             rows = c.execute(
                 f"""UPDATE jobs SET state = 'running', attempt = attempt + 1,
                     lease_owner = ?, lease_until = ?, run_at = NULL, started_at = ?
-                WHERE seq IN (
-                    SELECT seq FROM jobs WHERE queue = ? AND (
-                        (state = 'available' AND (run_at IS NULL OR run_at <= ?))
-                        OR (state = 'running' AND lease_until <= ?))
-                    ORDER BY priority DESC, seq LIMIT ?)
+                WHERE seq IN ({_CLAIMABLE})
                 RETURNING {_COLUMNS}""",
-                (owner, now + lease, now, queue, now, now, limit),
+                (owner, now + lease, now, queue, now, limit, queue, now, limit, limit),
             ).fetchall()
             # RETURNING keeps no order.
             claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
@@ -301,13 +356,7 @@ class SqliteJobStore:
 
     async def stats(self, queue: str) -> QueueCounts:
         def stats(c: sqlite3.Connection) -> QueueCounts:
-            return counts_from_groups(
-                c.execute(
-                    "SELECT state, priority, count(*), min(created_at), min(started_at)"
-                    " FROM jobs WHERE queue = ? GROUP BY state, priority",
-                    (queue,),
-                ).fetchall()
-            )
+            return counts_from_groups(c.execute(_STATS, (queue,)).fetchall())
 
         return await self._read(stats)
 
@@ -455,9 +504,7 @@ def _submit(
     planned = submission.plan(jobs, lambda new: _seen(c, new))
     if max_unfinished is not None:
         for queue, count in submission.adding(planned).items():
-            (unfinished,) = c.execute(
-                f"SELECT count(*) FROM jobs WHERE queue = ? AND {_UNFINISHED}", (queue,)
-            ).fetchone()
+            (unfinished,) = c.execute(_UNFINISHED, (queue,)).fetchone()
             if unfinished + count > max_unfinished:
                 raise QueueFullError(max_unfinished, 0.0)
     return submission.carry_out(planned, lambda new: _insert(c, new, now))
@@ -479,14 +526,16 @@ def _seen(c: sqlite3.Connection, new: NewJob) -> Job | None:
 
 
 def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
-    row = c.execute(
-        f"""INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt,
+    job_id = random_id()
+    payload = orjson.dumps(new.payload)
+    cursor = c.execute(
+        """INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt,
             failures, created_at, lease_owner, error, request_id, fingerprint, attempt_timeout)
-        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?, ?) RETURNING {_COLUMNS}""",
+        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?, ?)""",
         (
-            random_id(),
+            job_id,
             new.queue,
-            orjson.dumps(new.payload).decode(),
+            payload.decode(),
             new.priority,
             new.max_attempts,
             now,
@@ -494,5 +543,9 @@ def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
             new.fingerprint,
             new.attempt_timeout,
         ),
-    ).fetchone()
-    return _job(row)
+    )
+    # The row as inserted, built here rather than read back (RETURNING): a
+    # submission's largest cost on the file's thread. The payload goes through
+    # JSON as a read would, so the job holds no object of the caller's.
+    assert cursor.lastrowid is not None
+    return added(new, job_id=job_id, seq=cursor.lastrowid, payload=orjson.loads(payload), now=now)

@@ -1,7 +1,13 @@
 """A worker: claims jobs of one queue from a JobStore and runs their attempts.
 
 It claims as many jobs as it has free slots, in one claim, and runs each
-attempt under its timeout. One heartbeat extends every lease it holds at once,
+attempt under its timeout. A slot is free again as soon as its attempt's
+handler returns: the attempt's outcome is written while the next attempt
+runs, its job still claimed (RUNNING, under its lease) until the write is
+durable, so `concurrency` bounds attempts rather than writes, and the store's
+group commit carries one round's outcomes and the next round's claim
+together. At most `concurrency` outcomes are in flight beside the attempts.
+One heartbeat extends every lease it holds at once,
 every `heartbeat` seconds, so a lease outlives an attempt longer than the
 lease; a claim the heartbeat finds lost (cancelled, or taken over after a
 stall) has its attempt cut. An attempt's end is written under its claim's
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -102,7 +109,10 @@ class Worker:
         self._owner = owner
         self._settings = settings
         self._clock = clock
-        self._running: dict[str, tuple[Claim, asyncio.Task[None]]] = {}
+        # Every claim an attempt task holds, running or writing its outcome.
+        self._held: dict[str, tuple[Claim, asyncio.Task[None]]] = {}
+        # Of those, the ones whose handler runs: the slots taken.
+        self._busy: set[str] = set()
         # Claims its callers run in their own tasks (run_claimed): heartbeated too.
         self._inline: dict[str, Claim] = {}
         self._wake = asyncio.Event()
@@ -111,8 +121,8 @@ class Worker:
 
     @property
     def running(self) -> int:
-        """Attempts running now."""
-        return len(self._running)
+        """Attempts running now (not counting outcomes being written)."""
+        return len(self._busy)
 
     async def start(self) -> None:
         """Start the heartbeat and, with a concurrency above 0, claiming."""
@@ -149,10 +159,10 @@ class Worker:
         once its lease expires."""
         self._stopping = True
         self._wake.set()
-        attempts = [task for _, task in self._running.values()]
+        attempts = [task for _, task in self._held.values()]
         if attempts:
             await asyncio.wait(attempts, timeout=grace)
-        cut = [claim for claim, _ in self._running.values()]
+        cut = [claim for claim, _ in self._held.values()]
         for task in [*attempts, *self._tasks]:
             task.cancel()
         await asyncio.gather(*attempts, *self._tasks, return_exceptions=True)
@@ -187,8 +197,14 @@ class Worker:
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
 
+    def _free(self) -> int:
+        """Jobs the next claim may take: a free slot each, while the outcomes
+        being written number under `concurrency`."""
+        concurrency = self._settings.concurrency
+        return min(concurrency - len(self._busy), 2 * concurrency - len(self._held))
+
     async def _claim(self) -> None:
-        free = self._settings.concurrency - len(self._running)
+        free = self._free()
         if free <= 0:
             return
         claims = await self._store.claim(
@@ -196,19 +212,23 @@ class Worker:
         )
         for claim in claims:
             task = asyncio.create_task(self._attempt(claim), name=f"attempt-{claim.id}")
-            self._running[claim.id] = (claim, task)
+            self._held[claim.id] = (claim, task)
+            self._busy.add(claim.id)
 
     async def _idle_for(self) -> float | None:
         """How long to wait for a change before claiming again: until next_due,
-        or, with every slot taken, until an attempt ends (which wakes us)."""
-        if len(self._running) >= self._settings.concurrency:
+        or, with nothing free, until a slot or a write ends (which wakes us)."""
+        if self._free() <= 0:
             return None
         due = await self._store.next_due(self._queue)
         return None if due is None else max(0.0, due - self._clock())
 
     async def _attempt(self, claim: Claim) -> None:
         try:
-            await self._run(claim)
+            write = await self._outcome(claim)
+            self._busy.discard(claim.id)
+            self._wake.set()  # the slot is free while the outcome is written
+            await write()
         except LostClaimError:
             logger.info(
                 "job %s was taken from attempt %d; its outcome is dropped", claim.id, claim.token
@@ -217,10 +237,16 @@ class Worker:
             # Its lease expires, and the job runs again: at least once.
             logger.warning("cannot record the attempt of job %s: %s", claim.id, error)
         finally:
-            self._running.pop(claim.id, None)
+            self._busy.discard(claim.id)
+            self._held.pop(claim.id, None)
             self._wake.set()
 
     async def _run(self, claim: Claim) -> None:
+        write = await self._outcome(claim)
+        await write()
+
+    async def _outcome(self, claim: Claim) -> Callable[[], Awaitable[Job]]:
+        """Run the attempt; answers how its outcome is written."""
         job = claim.job
         timeout = job.attempt_timeout or self._settings.attempt_timeout
         try:
@@ -231,19 +257,20 @@ class Worker:
         except Exception as failure:
             error = f"{type(failure).__name__}: {failure}"
         else:
-            await self._store.complete(claim, done.result, hold=done.hold, now=self._clock())
-            return
+            return functools.partial(
+                self._store.complete, claim, done.result, hold=done.hold, now=self._clock()
+            )
         now = self._clock()
         match rules.after_failure(job.failures + 1, job.max_attempts, self._settings.backoff, now):
             case rules.RetryAt(run_at):
-                await self._store.retry(claim, error, run_at=run_at, now=now)
+                return functools.partial(self._store.retry, claim, error, run_at=run_at, now=now)
             case rules.DeadLetter():
-                await self._store.fail(claim, error, now=now)
+                return functools.partial(self._store.fail, claim, error, now=now)
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self._settings.heartbeat)
-            held = [claim for claim, _ in self._running.values()] + list(self._inline.values())
+            held = [claim for claim, _ in self._held.values()] + list(self._inline.values())
             if not held:
                 continue
             try:
@@ -252,9 +279,9 @@ class Worker:
                 logger.warning("cannot extend the leases of %s: %s", self._queue, error)
                 continue
             for claim, ok in zip(held, kept, strict=True):
-                running = self._running.get(claim.id)
-                if not ok and running is not None:
-                    running[1].cancel()
+                attempt = self._held.get(claim.id)
+                if not ok and attempt is not None:
+                    attempt[1].cancel()
 
 
 def _of_job(handler: Handler) -> ClaimHandler:

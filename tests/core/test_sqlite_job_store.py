@@ -51,6 +51,46 @@ async def test_a_newer_schema_is_refused_naming_the_file(tmp_path: Path) -> None
     await newer.close()
 
 
+async def test_a_file_from_before_the_kept_counts_is_counted_as_it_opens(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    first = SqliteJobStore(path)
+    await first.open()
+    await first.submit([NewJob("q", n, n % 2, 3) for n in range(5)], now=1.0)
+    [claim] = await first.claim("q", "w1", limit=1, lease=30.0, now=2.0)
+    await first.complete(claim, "r", hold=False, now=3.0)
+    await first.close()
+    # Back to schema version 2, whose files hold jobs but no job_counts.
+    with sqlite3.connect(path) as side:
+        for name in ("jobs_counted_in", "jobs_counted_out", "jobs_counted_moved"):
+            side.execute(f"DROP TRIGGER {name}")
+        side.execute("DROP INDEX jobs_waiting_since")
+        side.execute("DROP INDEX jobs_running_since")
+        side.execute("DROP TABLE job_counts")
+        side.execute("UPDATE schema_version SET version = 2")
+    side.close()
+
+    again = SqliteJobStore(path)
+    await again.open()
+    counts = await again.stats("q")
+    assert counts.by_state_priority == {
+        (JobState.AVAILABLE, 0): 3,
+        (JobState.AVAILABLE, 1): 1,
+        (JobState.COMPLETED, 1): 1,
+    }
+    assert counts.oldest_available == 1.0
+    # The counts go on moving with the jobs.
+    [claim] = await again.claim("q", "w1", limit=1, lease=30.0, now=4.0)
+    counts = await again.stats("q")
+    assert counts.by_state_priority == {
+        (JobState.AVAILABLE, 0): 3,
+        (JobState.RUNNING, 1): 1,
+        (JobState.COMPLETED, 1): 1,
+    }
+    assert counts.earliest_started == 4.0
+    await again.close()
+    assert len(MIGRATIONS) == 3
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
     opened = SqliteJobStore(tmp_path / "jobs.sqlite3")

@@ -171,18 +171,20 @@ async def test_a_heartbeat_keeps_an_attempt_longer_than_its_lease(
 ) -> None:
     handler = Handler()
     handler.gate("long")
-    settings = WorkerSettings(concurrency=1, lease=0.3, heartbeat=0.05, attempt_timeout=30.0)
+    # A lease of 1 s renewed every 0.05 s: a busy machine's stalled write
+    # must not pass for a lapsed heartbeat.
+    settings = WorkerSettings(concurrency=1, lease=1.0, heartbeat=0.05, attempt_timeout=30.0)
     await start_worker(handler, settings)
     [long] = await job_store.submit([job("long")], now=1.0)
     await poll(lambda: handler.started, lambda s: s == ["long"], "the attempt")
     other = Handler()
     await start_worker(other, settings, owner="w2")
-    # Three leases long: the second worker would take the job if a lease lapsed.
+    # Two leases long: the second worker would take the job if a lease lapsed.
     first = await job_store.get(long.job.id)
     await poll(
         lambda: job_store.get(long.job.id),
-        lambda j: j.lease_until is not None and j.lease_until > (first.lease_until or 0) + 0.6,
-        "three leases of heartbeats",
+        lambda j: j.lease_until is not None and j.lease_until > (first.lease_until or 0) + 2.0,
+        "two leases of heartbeats",
     )
     handler.gate("long").set()
     done = await final(job_store, long.job.id)

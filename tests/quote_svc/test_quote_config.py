@@ -1,6 +1,6 @@
 """The services' shared-store options: postgres needs its database (named by
 the service's own prefix), and only a shared store lets a quote process serve
-calls without workers."""
+calls without workers, or work without serving calls."""
 
 import pytest
 
@@ -19,6 +19,20 @@ def test_postgres_is_a_quote_store_given_its_database() -> None:
         ({"store": "postgres"}, r"store postgres needs database_url \(QUOTE_DATABASE_URL\)"),
         ({"store": "sqlite", "workers": 0}, "workers must be at least 1 with store sqlite, not 0"),
         ({"workers": -1}, "workers must not be negative, not -1"),
+        (
+            {"api": False},
+            "api false needs store postgres: a worker process prices what other "
+            "processes accept, and store sqlite is not shared",
+        ),
+        (
+            {"api": False, "store": "memory"},
+            "api false needs store postgres: a worker process prices what other "
+            "processes accept, and store memory is not shared",
+        ),
+        (
+            {"api": False, "store": "postgres", "database_url": "postgresql://db/q", "workers": 0},
+            "with api false, workers must be at least 1, not 0",
+        ),
         (
             {"lease_seconds": 5.0, "heartbeat_seconds": 5.0},
             r"heartbeat_seconds must be positive and under lease_seconds \(5.0\), not 5.0",

@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 from support.polling import poll
 from support.postgres import fresh_database
 from support.quote_harness import submission
-from support.service_process import Launched, running_service
+from support.service_process import Launched, launch, python_env, running_service, service_argv
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
@@ -115,3 +116,50 @@ async def test_a_replica_killed_under_load_loses_nothing_it_acknowledged() -> No
         assert len(acknowledged) <= stats.completed_count <= 400
         assert len(acknowledged) > 300
         assert (stats.pending_count, stats.failed_count) == (0, 0)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(url: str, data_dir: Path) -> AsyncIterator[Launched]:
+    """A quote process with --api false over url, once it works."""
+    argv = service_argv(
+        "quote_svc",
+        "--store",
+        "postgres",
+        "--api",
+        "false",
+        "--workers",
+        "2",
+        "--processor",
+        "support.quote_plugins:scripted",
+        *LEASES,
+        data_dir=data_dir,
+    )
+    worker = await launch(argv, name="quote worker", env=python_env(TESTS, QUOTE_DATABASE_URL=url))
+    try:
+        await worker.read_log_until("working")
+        yield worker
+    finally:
+        await worker.stop(signal.SIGKILL)
+
+
+async def test_a_worker_process_with_no_port_prices_what_a_replica_accepts(
+    tmp_path: Path,
+) -> None:
+    async with (
+        fresh_database() as url,
+        replicas(url, [0]) as [(_, api)],
+        worker_process(url, tmp_path) as worker,
+    ):
+        listening = [
+            c for c in psutil.Process(worker.pid).net_connections() if c.status == "LISTEN"
+        ]
+        assert listening == []
+        queued = await api.SubmitQuote(pb.SubmitQuoteRequest(submission=submission("Ada")))
+        watched = [
+            answer.message.status
+            async for answer in api.WatchMessage(pb.WatchMessageRequest(id=queued.message.id))
+        ]
+        assert watched[-1] == pb.MESSAGE_STATUS_COMPLETED
+        # SIGTERM drains it: it logs the drain and exits 0.
+        assert await worker.stop(signal.SIGTERM) == 0
+        assert await worker.read_log_until("drained")
