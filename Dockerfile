@@ -18,6 +18,9 @@ COPY quote_svc/ quote_svc/
 COPY processor_svc/ processor_svc/
 COPY requestor_svc/ requestor_svc/
 COPY quoteflow_cli/ quoteflow_cli/
+# The console's bridge is packaged with the rest; its page (web/dist, built by
+# `make web` with Node) is not in this image, so here it serves the bridge only.
+COPY console_svc/ console_svc/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # -- run: the wheel and its dependencies, and nothing else ------------------------

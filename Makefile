@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := $(wildcard */__init__.py)
 
-.PHONY: run demo durability-check test test-fast lint bench gen install clean
+.PHONY: run demo durability-check test test-fast lint bench gen install clean web browser
 
 $(BIN)/.installed: pyproject.toml $(PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,43 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(BIN)/.installed node_modules/.installed
 
-SERVICES := quote_svc processor_svc requestor_svc
+SERVICES := quote_svc processor_svc requestor_svc console_svc
 
-run: $(BIN)/.installed
+run: $(BIN)/.installed web
 	$(BIN)/python tools/run_services.py $(SERVICES)
+
+# The console's page (console_svc serves web/dist): TypeScript clients generated
+# from proto/ by buf's local protoc-gen-es into web/src/gen (never committed, so
+# always what proto/ says), type-checked by lint, bundled by esbuild.
+PROTOS := $(shell find proto -name '*.proto')
+WEB_SOURCES := $(shell find web/src -name '*.ts' -not -path 'web/src/gen/*') web/index.html web/style.css
+
+web/src/gen/.generated: $(PROTOS) buf.gen.web.yaml node_modules/.installed $(BIN)/.installed
+	mkdir -p web/build/proto/google/rpc
+	$(BIN)/python -c "import shutil; from importlib.resources import files; \
+		shutil.copy(str(files('google.rpc') / 'error_details.proto'), 'web/build/proto/google/rpc/')"
+	npx --no-install buf generate --template buf.gen.web.yaml
+	touch $@
+
+web/dist/.built: web/src/gen/.generated $(WEB_SOURCES)
+	npx --no-install esbuild web/src/main.ts --bundle --minify --format=esm --target=es2022 \
+		--sourcemap --log-level=warning --outfile=web/dist/app.js
+	cp web/index.html web/style.css web/dist/
+	touch $@
+
+web: web/dist/.built
+
+# Headless Chromium for the console's browser tests, from Debian's packages
+# (Playwright's own browser download cannot work here). Installed when missing
+# and this is root with apt-get; elsewhere the browser tests skip, saying why.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+			|| echo "could not install chromium: the browser tests will skip (or fail in CI)"; \
+	else \
+		echo "no /usr/bin/chromium, and apt-get as root is not available: the browser tests will skip"; \
+	fi
 
 demo: $(BIN)/.installed
 	$(BIN)/python tools/demo.py
@@ -37,24 +70,25 @@ durability-check: $(BIN)/.installed
 bench: install
 	$(BIN)/python -m bench
 
-test: install
+test: install web browser
 	$(BIN)/python -m pytest
 
 # The unit tests alone (in-process, no child processes): under a minute here.
 test-fast: install
 	$(BIN)/python -m pytest -m unit
 
-lint: install
+lint: install web/src/gen/.generated
 	npx --no-install buf lint
 	bash tools/buf_breaking.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	npx --no-install tsc -p web/tsconfig.json
 
 gen: $(BIN)/.installed
 	$(BIN)/python tools/gen_proto.py
 	$(BIN)/python tools/gen_config_docs.py
 
 clean:
-	rm -rf $(VENV) node_modules var .pytest_cache
+	rm -rf $(VENV) node_modules var .pytest_cache web/src/gen web/build web/dist test-artifacts

@@ -47,15 +47,14 @@ EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 @dataclass
-class ServerOptions:
-    """What every service needs to serve; each service subclasses it, overriding port.
+class ListenerOptions:
+    """What every process that listens needs: where, how it logs, how it
+    drains, and its event loop. Each process subclasses it (the services
+    through ServerOptions), overriding port.
 
     A subclass that validates its own fields in __post_init__ must call
     super().__post_init__().
     """
-
-    #: The stores this service can use.
-    store_kinds: ClassVar[tuple[str, ...]] = STORE_KINDS
 
     host: str = field(
         default="127.0.0.1",
@@ -69,23 +68,12 @@ class ServerOptions:
         default=10.0,
         metadata={"help": "on SIGTERM, how long in-flight calls may run before they are cut"},
     )
-    store: str = field(
-        default="sqlite",
-        metadata={"help": "sqlite: durable, in data_dir; memory: lost when the process ends"},
-    )
-    data_dir: str = field(
-        default="var", metadata={"help": "directory of the service's SQLite database"}
-    )
     event_loop: str = field(
         default="auto",
         metadata={"help": "uvloop, asyncio (the standard library's) or auto: uvloop if installed"},
     )
 
     def __post_init__(self) -> None:
-        if self.store not in self.store_kinds:
-            raise ValueError(
-                f"store must be one of {', '.join(self.store_kinds)}, not {self.store!r}"
-            )
         if self.event_loop not in EVENT_LOOPS:
             raise ValueError(
                 f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {self.event_loop!r}"
@@ -96,6 +84,29 @@ class ServerOptions:
         if self.grace_seconds < 0:
             raise ValueError(f"grace_seconds must not be negative, not {self.grace_seconds}")
         level_number(self.log_level)
+
+
+@dataclass
+class ServerOptions(ListenerOptions):
+    """What a gRPC service adds: the store it keeps its state in."""
+
+    #: The stores this service can use.
+    store_kinds: ClassVar[tuple[str, ...]] = STORE_KINDS
+
+    store: str = field(
+        default="sqlite",
+        metadata={"help": "sqlite: durable, in data_dir; memory: lost when the process ends"},
+    )
+    data_dir: str = field(
+        default="var", metadata={"help": "directory of the service's SQLite database"}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.store not in self.store_kinds:
+            raise ValueError(
+                f"store must be one of {', '.join(self.store_kinds)}, not {self.store!r}"
+            )
 
 
 @dataclass

@@ -16,7 +16,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from queues.storage import StoreError
-from service_runtime.config import ServerOptions, load_config
+from service_runtime.config import ListenerOptions, load_config
 from service_runtime.drain import DrainGate
 from service_runtime.event_loop import loop_factory
 from service_runtime.interceptors import RpcInterceptor
@@ -25,7 +25,7 @@ from service_runtime.supervision import stop_with_supervisor
 
 logger = logging.getLogger("service_runtime.server")
 
-C = TypeVar("C", bound=ServerOptions)
+C = TypeVar("C", bound=ListenerOptions)
 
 _HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 

@@ -20,12 +20,15 @@ async def start_quote() -> AsyncIterator[StartQuote]:
 _FOLDER_MARKERS = {"ecosystem": "ecosystem", "deploy": "deploy", "benchmarks": "bench"}
 #: Words in a test module's source that mean its tests start real processes.
 _PROCESS_WORDS = ("service_process", "subprocess", "run_to_exit")
+#: Words in a test module's source that mean its tests drive a browser.
+_BROWSER_WORDS = ("playwright",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test by what it needs: the folder's marker for ecosystem,
-    deploy and bench tests; `process` for a module that starts processes; else
-    `unit`, the quick half that `make test-fast` runs."""
+    deploy and bench tests; `process` for a module that starts processes (and
+    `browser` too for one that drives Chromium); else `unit`, the quick half
+    that `make test-fast` runs."""
     sources: dict[str, str] = {}
     for item in items:
         path = item.path
@@ -34,5 +37,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(folder)
             continue
         source = sources.setdefault(str(path), path.read_text())
-        process = any(word in source for word in _PROCESS_WORDS)
+        if any(word in source for word in _BROWSER_WORDS):
+            # Besides `process`: a browser test starts the console and the services too.
+            item.add_marker("browser")
+        process = any(word in source for word in _PROCESS_WORDS + _BROWSER_WORDS)
         item.add_marker("process" if process else "unit")

@@ -11,22 +11,25 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from console_svc.config import ENV_PREFIX as CONSOLE_PREFIX
+from console_svc.config import ConsoleConfig
 from processor_svc.config import ENV_PREFIX as PROCESSOR_PREFIX
 from processor_svc.config import ProcessorConfig
 from quote_svc.config import ENV_PREFIX as QUOTE_PREFIX
 from quote_svc.config import QuoteConfig
 from requestor_svc.config import ENV_PREFIX as REQUESTOR_PREFIX
 from requestor_svc.config import RequestorConfig
-from service_runtime.config import ServerOptions
+from service_runtime.config import ListenerOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "configuration.md"
 
 #: (title, command, environment prefix, config class), in the order of the page.
-SERVICES: tuple[tuple[str, str, str, type[ServerOptions]], ...] = (
+SERVICES: tuple[tuple[str, str, str, type[ListenerOptions]], ...] = (
     ("The quote service", "python -m quote_svc", QUOTE_PREFIX, QuoteConfig),
     ("The processor service", "python -m processor_svc", PROCESSOR_PREFIX, ProcessorConfig),
     ("The requestor service", "python -m requestor_svc", REQUESTOR_PREFIX, RequestorConfig),
+    ("The console", "python -m console_svc", CONSOLE_PREFIX, ConsoleConfig),
 )
 
 _INTRO = """\

@@ -1,0 +1,176 @@
+"""Runs the console: binds its port, serves the application with uvicorn, and
+drains on SIGTERM or SIGINT."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from console_svc.app import build_app
+from console_svc.bridge import PROCESSOR, QUOTE, REQUESTOR, Bridge, Downstream
+from console_svc.config import ConsoleConfig
+from console_svc.drain import DrainGate
+from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+
+logger = logging.getLogger("console_svc.service")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the console drains on its own
+    terms (RunningConsole.drain), then tells uvicorn to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass
+class RunningConsole:
+    """A serving console and what a test may want to reach."""
+
+    bridge: Bridge
+    #: host:port it serves on (the port the system chose, when 0 was asked for).
+    address: str
+    _server: _Server
+    _serving: "asyncio.Task[None]"
+
+    @property
+    def gate(self) -> DrainGate:
+        return self.bridge.gate
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new calls (UNAVAILABLE), give the unary calls in flight up to
+        grace seconds, end the open streams with UNAVAILABLE so that their pages
+        reconnect, then stop serving."""
+        self.gate.start()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self.gate.unary_drained()
+        self.gate.close_streams()
+        await self.stop()
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await asyncio.shield(self._serving)
+
+    def cut_grace(self) -> None:
+        """End the open streams now, and let uvicorn cut what is still being written."""
+        self.gate.close_streams()
+        self._server.force_exit = True
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError as error:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    sock.setblocking(False)
+    return sock
+
+
+def _has_page(static_dir: str) -> bool:
+    return Path(static_dir, "index.html").is_file()
+
+
+def _address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+@contextlib.asynccontextmanager
+async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
+    """Bind the port (OSError naming it if it cannot be), open a channel to each
+    service, serve until the block exits, then stop and close the channels."""
+    sock = _bind(config.host, config.port)
+    downstreams = [
+        Downstream(QUOTE, config.quote_address),
+        Downstream(PROCESSOR, config.processor_address),
+        Downstream(REQUESTOR, config.requestor_address),
+    ]
+    bridge = Bridge(downstreams, DrainGate(), call_deadline=config.call_deadline)
+    app = build_app(bridge, Path(config.static_dir), health_timeout=config.health_timeout)
+    server = _Server(
+        uvicorn.Config(
+            app,
+            log_config=None,  # its records go through the JSON logging of the root logger
+            access_log=False,
+            lifespan="off",
+            # After the drain has ended the streams, the rest of the grace for
+            # responses still being written.
+            timeout_graceful_shutdown=max(int(config.grace_seconds), 1),
+        )
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        # uvicorn has no event for it: its flag is set once the sockets listen.
+        while not server.started:
+            if serving.done():
+                serving.result()  # raises what stopped it
+                raise OSError("the console's HTTP server stopped before it served")
+            await asyncio.sleep(0.01)
+        address = _address(config.host, sock.getsockname()[1])
+        if not _has_page(config.static_dir):
+            logger.warning(
+                "no web page to serve: run make web",
+                extra={FIELDS_ATTRIBUTE: {"static_dir": config.static_dir}},
+            )
+        logger.info(
+            "serving",
+            extra={
+                FIELDS_ATTRIBUTE: {
+                    "address": address,
+                    "url": f"http://{address}/",
+                    "services": {d.service.name: d.address for d in downstreams},
+                }
+            },
+        )
+        yield RunningConsole(bridge, address, server, serving)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serving
+        sock.close()
+        for downstream in downstreams:
+            await downstream.close()
+
+
+async def serve(config: ConsoleConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then drain; a second signal cuts the grace."""
+    loop = asyncio.get_running_loop()
+    signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, signals.put_nowait, signum)
+    try:
+        async with running(config) as console:
+            first = await signals.get()
+            logger.info(
+                "draining",
+                extra={
+                    FIELDS_ATTRIBUTE: {"signal": first.name, "grace_seconds": config.grace_seconds}
+                },
+            )
+            draining = asyncio.create_task(console.drain(config.grace_seconds))
+            impatience = asyncio.create_task(signals.get())
+            await asyncio.wait({draining, impatience}, return_when=asyncio.FIRST_COMPLETED)
+            if not draining.done():
+                logger.warning("second signal: cutting the grace period")
+                console.cut_grace()
+                await draining
+            impatience.cancel()
+            logger.info("drained")
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
