@@ -2,8 +2,9 @@
 
     python -m bench.engine --items 50000 --pending 100000 --calls 2000
 
-Throughput: `items` submissions to a MessageQueue (memory store, the quote
-service's codecs, four workers, a no-op processor), from one producer that
+Throughput: `items` submissions to the quote service's queue, a
+StoreMessageQueue over the durable core's MemoryJobStore (the quote service's
+codecs, four workers, a no-op processor), from one producer that
 awaits each submit as a caller would, until every item is COMPLETED; an
 enqueue and a dequeue per item. The reference moves the same items,
 (-priority, seq, id) tuples, through a bare asyncio.PriorityQueue with the
@@ -27,13 +28,12 @@ from collections.abc import Awaitable, Callable
 from bench.noop_processor import RESULT
 from bench.noop_server import NoopQuoteServicer
 from bench.procs import set_parent_death_signal
+from queues.core.memory_store import MemoryJobStore
 from queues.message import Outcome, Priority
-from queues.message_queue import MessageQueue
-from queues.storage import MemoryStore
+from queues.store_queue import StoreMessageQueue
 from quote_svc.codecs import QuoteJobCodec, QuoteResultCodec
 from quote_svc.domain import QuoteResult, Submission
 from quote_svc.pricing import QuoteJob
-from quote_svc.quote_queue import JournalQueue
 from quote_svc.servicer import QuoteServicer
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 
@@ -48,19 +48,20 @@ async def noop(job: QuoteJob) -> Outcome[QuoteResult]:
     return Outcome(RESULT)
 
 
-def new_queue(max_size: int) -> MessageQueue[QuoteJob, QuoteResult]:
-    return MessageQueue(
+def new_queue(max_size: int) -> StoreMessageQueue[QuoteJob, QuoteResult]:
+    return StoreMessageQueue(
         noop,
+        store=MemoryJobStore(),
+        queue="quotes",
         workers=WORKERS,
         max_size=max_size,
-        store=MemoryStore(),
         payload_codec=QuoteJobCodec(),
         result_codec=QuoteResultCodec(),
     )
 
 
 async def engine_ops(items: int) -> float:
-    """Enqueue plus dequeue operations per second of the MessageQueue."""
+    """Enqueue plus dequeue operations per second of the queue."""
     queue = new_queue(items + 1)
     await queue.start()
     try:
@@ -68,7 +69,7 @@ async def engine_ops(items: int) -> float:
         began = loop.time()
         for _ in range(items):
             await queue.submit(JOB, priority=Priority.NORMAL)
-        while queue.stats().completed < items:
+        while (await queue.stats()).completed < items:
             if loop.time() - began > DEADLINE:
                 raise RuntimeError("the engine did not complete its items in time")
             await asyncio.sleep(0.001)
@@ -118,8 +119,8 @@ async def filled_servicer(pending: int) -> QuoteServicer:
     queue = new_queue(pending + 1)
     for _ in range(pending):
         await queue.submit(JOB, priority=Priority.NORMAL)
-    assert queue.stats().pending == pending
-    return QuoteServicer(JournalQueue(queue))
+    assert (await queue.stats()).pending == pending
+    return QuoteServicer(queue)
 
 
 async def get_stats_times(pending: int, calls: int) -> dict[str, float]:

@@ -52,6 +52,7 @@ def unary_figures(
             "calls/CPU-s",
             per_cpu_second(ceiling),
             per_cpu,
+            note=note or ("" if subject.cpu_us else "no server CPU tick measured in the window"),
             params=params,
         ),
     ]

@@ -64,7 +64,7 @@ FULL = Sizes(
 )
 
 SMOKE = Sizes(
-    unary_seconds=0.1,
+    unary_seconds=0.3,
     unary_warmup=0.05,
     rounds=1,
     lever_rounds=1,

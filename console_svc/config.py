@@ -47,13 +47,21 @@ class ConsoleConfig(ListenerOptions):
         },
     )
     static_dir: str = field(
-        default=DEFAULT_STATIC_DIR,
-        metadata={"help": "directory of the built web page (make web writes web/dist)"},
+        default="",
+        metadata={
+            "help": "directory of the built web page; empty: this checkout's web/dist, "
+            "which make web builds"
+        },
     )
     health_timeout: float = field(
         default=1.0,
         metadata={"help": "seconds /healthz waits for each service's health answer"},
     )
+
+    @property
+    def page_dir(self) -> Path:
+        """Where the page is served from: static_dir, or this checkout's web/dist."""
+        return Path(self.static_dir or DEFAULT_STATIC_DIR)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -79,8 +79,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _has_page(static_dir: str) -> bool:
-    return Path(static_dir, "index.html").is_file()
+def _has_page(page_dir: Path) -> bool:
+    return (page_dir / "index.html").is_file()
 
 
 def _address(host: str, port: int) -> str:
@@ -100,7 +100,7 @@ async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
         Downstream(REQUESTOR, config.requestor_address),
     ]
     bridge = Bridge(downstreams, DrainGate(), call_deadline=config.call_deadline)
-    app = build_app(bridge, Path(config.static_dir), health_timeout=config.health_timeout)
+    app = build_app(bridge, config.page_dir, health_timeout=config.health_timeout)
     server = _Server(
         uvicorn.Config(
             app,
@@ -121,10 +121,10 @@ async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
                 raise OSError("the console's HTTP server stopped before it served")
             await asyncio.sleep(0.01)
         address = _address(config.host, sock.getsockname()[1])
-        if not _has_page(config.static_dir):
+        if not _has_page(config.page_dir):
             logger.warning(
                 "no web page to serve: run make web",
-                extra={FIELDS_ATTRIBUTE: {"static_dir": config.static_dir}},
+                extra={FIELDS_ATTRIBUTE: {"static_dir": str(config.page_dir)}},
             )
         logger.info(
             "serving",

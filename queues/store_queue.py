@@ -291,6 +291,21 @@ class StoreMessageQueue(Generic[P, R]):
                     yield current
                 message = current
 
+    async def watch_stats(self, *, every: float, refresh: float) -> AsyncIterator[QueueStats]:
+        """Yield the stats now, then again after the queue changes (made by any
+        process): at most one yield per `every` seconds however many changes
+        there were, and one per `refresh` seconds when there were none."""
+        loop = asyncio.get_running_loop()
+        with self._store.subscribe(self._queue) as changes:
+            while True:
+                # Forgotten before the read: a change from here on is in the next.
+                changes.clear()
+                yielded = loop.time()
+                yield await self.stats()
+                await changes.next_within(refresh)
+                # A burst of changes makes one answer, not one each.
+                await asyncio.sleep(max(0.0, yielded + every - loop.time()))
+
     async def list_messages(
         self,
         *,

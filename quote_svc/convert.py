@@ -350,6 +350,23 @@ def _set_result(out: pb.QuoteResult, result: QuoteResult, review_reason: str) ->
     out.review_reason = review_reason
 
 
+def stats_interval(
+    request: pb.WatchStatsRequest, *, default: float, bounds: tuple[float, float]
+) -> float:
+    """WatchStats' min_interval in seconds: default when unset; a violation
+    (INVALID_ARGUMENT) when it is not a Duration or falls outside bounds."""
+    if not request.HasField("min_interval"):
+        return default
+    problems = Violations()
+    interval = problems.check_duration("min_interval", request.min_interval)
+    low, high = bounds
+    if interval is not None and not low <= interval <= high:
+        problems.add("min_interval", f"must be from {low:g} s to {high:g} s; got {interval:g} s")
+    problems.raise_if_any()
+    assert interval is not None
+    return interval
+
+
 def stats_to_pb(stats: QueueStats) -> pb.GetStatsResponse:
     out = pb.GetStatsResponse()
     out.pending_count = stats.pending

@@ -19,6 +19,11 @@ from service_runtime.validation import require_id
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+#: WatchStats' shortest time between answers, unless asked otherwise, and its bounds.
+DEFAULT_STATS_INTERVAL = 1.0
+STATS_INTERVAL_RANGE = (0.1, 60.0)
+#: When nothing changes, WatchStats still answers this often: the ages move on.
+STATS_REFRESH = 10.0
 
 # gRPC clients refuse a received message over 4 MiB unless told otherwise, and
 # page_size alone cannot keep a page under it: 1,000 messages of the largest
@@ -157,6 +162,19 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
         context: grpc.aio.ServicerContext[pb.GetStatsRequest, pb.GetStatsResponse],
     ) -> pb.GetStatsResponse:
         return convert.stats_to_pb(await self._queue.stats())
+
+    async def WatchStats(
+        self,
+        request: pb.WatchStatsRequest,
+        context: grpc.aio.ServicerContext[pb.WatchStatsRequest, pb.WatchStatsResponse],
+    ) -> AsyncIterator[pb.WatchStatsResponse]:
+        every = convert.stats_interval(
+            request, default=DEFAULT_STATS_INTERVAL, bounds=STATS_INTERVAL_RANGE
+        )
+        async for stats in self._queue.watch_stats(every=every, refresh=max(every, STATS_REFRESH)):
+            response = pb.WatchStatsResponse()
+            response.stats.CopyFrom(convert.stats_to_pb(stats))
+            yield response
 
 
 def _entry_bytes(message_bytes: int) -> int:

@@ -77,6 +77,12 @@ class Subscription(Generic[C]):
         except TimeoutError:
             return None
 
+    def clear(self) -> None:
+        """Forget the changes announced so far: a subscriber about to read the
+        state anew needs only the ones after it."""
+        while not self._changes.empty():
+            self._changes.get_nowait()
+
     def __aiter__(self) -> AsyncIterator[C]:
         return self._iterate()
 

@@ -41,6 +41,9 @@ from queues.storage import StoreError
 
 logger = logging.getLogger("queues.core.worker")
 
+# How long stop() lets a claim in flight finish before it cuts the claim loop.
+_CLAIM_SETTLE = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class Done:
@@ -118,6 +121,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._claiming: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> int:
@@ -139,7 +143,8 @@ class Worker:
         subscribed.cancel()
         if listen.done():
             listen.result()  # the subscription failed: raise why
-        self._tasks.append(asyncio.create_task(self._claim_loop(), name=f"worker-{self._queue}"))
+        self._claiming = asyncio.create_task(self._claim_loop(), name=f"worker-{self._queue}")
+        self._tasks.append(self._claiming)
 
     async def run_claimed(self, claim: Claim) -> None:
         """Run the attempt of a job its caller claimed (an inline run), in the
@@ -159,6 +164,11 @@ class Worker:
         once its lease expires."""
         self._stopping = True
         self._wake.set()
+        if self._claiming is not None:
+            # A claim in flight is let finish: its jobs are then held here and
+            # handed back, not left claimed by nobody until their leases expire.
+            await asyncio.wait([self._claiming], timeout=_CLAIM_SETTLE)
+            self._claiming = None
         attempts = [task for _, task in self._held.values()]
         if attempts:
             await asyncio.wait(attempts, timeout=grace)

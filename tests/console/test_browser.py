@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(90)]
 
 #: How long the page may take to show what a stream brings: generous for a shared machine.
 SHOWN_WITHIN_MS = 15_000
-RPC_PATH = re.compile(r"/quoteflow\.\w+\.v1\.\w+/(\w+)$")
+RPC_PATH = re.compile(r"/quoteflow\.\w+\.v1\.(\w+)/(\w+)$")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -59,11 +59,14 @@ class Calls:
 
     def __init__(self) -> None:
         self.methods: list[str] = []
+        #: The same, as Service/Method.
+        self.rpcs: list[str] = []
 
     def record(self, url: str) -> None:
         match = RPC_PATH.search(url)
         if match:
-            self.methods.append(match.group(1))
+            self.methods.append(match.group(2))
+            self.rpcs.append(f"{match.group(1)}/{match.group(2)}")
 
 
 @dataclass
@@ -252,7 +255,7 @@ async def test_an_order_is_placed_watched_and_completed(tab, stack):
 
 
 async def test_the_dashboard_counts_move(tab, stack):
-    page = tab.page
+    page, calls = tab.page, tab.calls
     await page.goto(f"{stack.url}/#/dashboard")
     completed = page.locator('#status-counts td[data-count="completed"]')
     await expect(completed).to_have_text(re.compile(r"^\d+$"), timeout=SHOWN_WITHIN_MS)
@@ -269,6 +272,10 @@ async def test_the_dashboard_counts_move(tab, stack):
     await expect(page.locator("#processor-stats")).to_be_visible()
     await expect(page.locator("#requestor-stats")).to_be_visible()
     await expect(page.locator("#queue-chart svg polyline")).to_have_count(2)
+    # The quote queue's counts were pushed by one stream, never read again.
+    assert calls.methods.count("WatchStats") == 1
+    assert "QuoteService/GetStats" not in calls.rpcs
+    assert "ProcessorService/GetStats" in calls.rpcs
     await screenshot(page, "dashboard")
 
 

@@ -1,14 +1,17 @@
-// The queue dashboard. GetStats is the only way the contract tells counts (no
-// RPC streams them), so it is read every REFRESH_MS, and only while shown.
+// The queue dashboard. The quote queue's counts are pushed by WatchStats while
+// the view is shown; the processor's and the requestor's contracts stream no
+// counts, so theirs are read every REFRESH_MS, and only while shown.
 
 import type { GetStatsResponse } from "../gen/quoteflow/quote/v1/quote_service_pb.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { h, replace } from "../dom.js";
 import { priorityWords, seconds } from "../format.js";
-import { describe, processor, quote, requestor } from "../rpc.js";
+import { describe, keepStreaming, processor, quote, requestor } from "../rpc.js";
 import type { View } from "./view.js";
 
 const REFRESH_MS = 2000;
+/** The quote queue's counts arrive at most this often, however busy it is. */
+const STATS_INTERVAL_MS = 1000;
 /** The chart's window: the last five minutes of samples. */
 const HISTORY_MS = 5 * 60 * 1000;
 
@@ -42,6 +45,7 @@ export class DashboardView implements View {
   private readonly others: HTMLElement;
   private readonly updated: HTMLElement;
   private timer: number | undefined;
+  private watching: AbortController | undefined;
   private samples: Sample[] = [];
 
   constructor() {
@@ -63,6 +67,8 @@ export class DashboardView implements View {
 
   show(): void {
     if (this.timer !== undefined) return;
+    this.watching = new AbortController();
+    void this.watchQuote(this.watching.signal);
     void this.refresh();
     this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
   }
@@ -70,13 +76,34 @@ export class DashboardView implements View {
   hide(): void {
     window.clearInterval(this.timer);
     this.timer = undefined;
+    this.watching?.abort();
+    this.watching = undefined;
+  }
+
+  private async watchQuote(signal: AbortSignal): Promise<void> {
+    const say = (text: string): void => {
+      this.updated.textContent = text;
+    };
+    const interval = { seconds: BigInt(Math.floor(STATS_INTERVAL_MS / 1000)), nanos: (STATS_INTERVAL_MS % 1000) * 1_000_000 };
+    const request = { minInterval: interval };
+    await keepStreaming(
+      signal,
+      async (reconnecting, live) => {
+        if (reconnecting) say("Reconnecting to the quote service…");
+        for await (const { stats } of quote.watchStats(request, { signal })) {
+          live();
+          say(`Live: updated ${new Date().toLocaleTimeString(undefined, { hour12: false })} as the queue changes.`);
+          if (stats) this.renderQuote(stats);
+        }
+        return false;
+      },
+      (text) => replace(this.quoteBox, h("p", { class: "error" }, text)),
+      (reason, wait) => `Connection lost (${reason}); reconnecting in ${wait} s.`,
+    );
   }
 
   private async refresh(): Promise<void> {
-    const [q, p, r] = await Promise.allSettled([quote.getStats({}), processor.getStats({}), requestor.getStats({})]);
-    this.updated.textContent = `Updated ${new Date().toLocaleTimeString(undefined, { hour12: false })}; refreshed every ${REFRESH_MS / 1000} s while shown.`;
-    if (q.status === "fulfilled") this.renderQuote(q.value);
-    else replace(this.quoteBox, h("p", { class: "error" }, describe(q.reason).text));
+    const [p, r] = await Promise.allSettled([processor.getStats({}), requestor.getStats({})]);
     const cards: Node[] = [];
     if (p.status === "fulfilled") {
       const s = p.value;

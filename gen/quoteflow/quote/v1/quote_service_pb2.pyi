@@ -317,6 +317,18 @@ class GetStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class WatchStatsRequest(_message.Message):
+    __slots__ = ("min_interval",)
+    MIN_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    min_interval: _duration_pb2.Duration
+    def __init__(self, min_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class WatchStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: GetStatsResponse
+    def __init__(self, stats: _Optional[_Union[GetStatsResponse, _Mapping]] = ...) -> None: ...
+
 class PriorityStats(_message.Message):
     __slots__ = ("priority", "pending_count", "processing_count")
     PRIORITY_FIELD_NUMBER: _ClassVar[int]

@@ -106,6 +106,11 @@ class QuoteServiceStub:
                 request_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.WatchStats = channel.unary_stream(
+                '/quoteflow.quote.v1.QuoteService/WatchStats',
+                request_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.WatchStatsRequest.SerializeToString,
+                response_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.WatchStatsResponse.FromString,
+                _registered_method=True)
 
 
 class QuoteServiceServicer:
@@ -265,6 +270,18 @@ class QuoteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchStats(self, request, context):
+        """WatchStats streams the queue's counters, GetStats's answer, for a
+        dashboard: one answer at once, then one after the queue changes (on any
+        replica), at most one per min_interval however many changes there were,
+        and one every 10 s (or min_interval, if longer) when nothing changed, as
+        the ages in it move on. It runs until the caller ends it. A min_interval
+        outside 0.1 s to 60 s answers INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QuoteServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -317,6 +334,11 @@ def add_QuoteServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.GetStatsRequest.FromString,
                     response_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'WatchStats': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchStats,
+                    request_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.WatchStatsRequest.FromString,
+                    response_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.WatchStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -611,6 +633,33 @@ class QuoteService:
             '/quoteflow.quote.v1.QuoteService/GetStats',
             quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.GetStatsRequest.SerializeToString,
             quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/quoteflow.quote.v1.QuoteService/WatchStats',
+            quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.WatchStatsRequest.SerializeToString,
+            quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.WatchStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
