@@ -50,10 +50,13 @@ from queues.core.jobs import Job, JobState, NewJob
 from queues.core.led_duty import run_led_periodically
 from queues.core.log_store import (
     LogClosedError,
+    LogEntry,
     LogFullError,
+    LogHead,
     LogRemovedError,
     LogStore,
 )
+from queues.core.shared_reads import SharedReads
 from queues.core.worker import Done, Worker, WorkerSettings
 from queues.errors import (
     ClosedError,
@@ -119,6 +122,9 @@ class StoredOrders:
         self._sweep_interval = sweep_interval
         self._max_awaited = max_awaited_orders
         self._clock = clock
+        # The watchers of one order, woken by one append, read it once.
+        self._entries: SharedReads[tuple[str, int], list[LogEntry]] = SharedReads()
+        self._heads: SharedReads[str, LogHead | None] = SharedReads()
         # An attempt outlives the longest pricing, so the worker never cuts one
         # that the pricer would still finish.
         settings = WorkerSettings(
@@ -429,12 +435,11 @@ class StoredOrders:
             if awaited:
                 self._await(order_req_id)
             self._watchers += 1
+            since = SharedReads.mark()
             try:
                 cursor = after_sequence
                 while True:
-                    entries = await self._logs.read(
-                        EVENTS, order_req_id, after=cursor, limit=_READ_BATCH
-                    )
+                    entries = await self._read_events(order_req_id, cursor, since)
                     if entries and awaited:
                         self._unawait(order_req_id)
                         awaited = False
@@ -446,14 +451,25 @@ class StoredOrders:
                             return
                     if entries:
                         continue
-                    head = await self._logs.head(EVENTS, order_req_id)
+                    head = await self._heads.read(
+                        order_req_id, since, lambda: self._logs.head(EVENTS, order_req_id)
+                    )
                     if (head is None and cursor > 0) or (head and head.removed_at is not None):
                         raise ExpiredError("order", order_req_id)
                     await changes.next_within(None)
+                    # What that change announced is committed: read after it.
+                    since = SharedReads.mark()
             finally:
                 self._watchers -= 1
                 if awaited:
                     self._unawait(order_req_id)
+
+    def _read_events(self, order_req_id: str, cursor: int, since: int) -> Awaitable[list[LogEntry]]:
+        return self._entries.read(
+            (order_req_id, cursor),
+            since,
+            lambda: self._logs.read(EVENTS, order_req_id, after=cursor, limit=_READ_BATCH),
+        )
 
     def _await(self, order_req_id: str) -> None:
         if order_req_id not in self._awaited and len(self._awaited) >= self._max_awaited:

@@ -76,7 +76,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 _ENTRY_COLUMNS = "space, name, seq, key, body, created_at"
 _HEAD_COLUMNS = "last_seq, created_at, closed_at, removed_at"
 
-_FIND = f"SELECT {_ENTRY_COLUMNS} FROM log_entries WHERE space = $1 AND name = $2 AND key = $3"
+# "<> ''" implies the predicate of the partial index on keys.
+_FIND = f"""SELECT {_ENTRY_COLUMNS} FROM log_entries
+    WHERE space = $1 AND name = $2 AND key = $3 AND key <> ''"""
 _HEAD = f"SELECT {_HEAD_COLUMNS} FROM log_heads WHERE space = $1 AND name = $2"
 # Creates the head if there is none, and locks it either way: the DO UPDATE
 # changes nothing but takes the row lock, as FOR UPDATE would.

@@ -189,7 +189,9 @@ _CLAIM_NEW = f"""
 _EXISTING = f"""
     SELECT {_JOBS_COLUMNS} FROM jobs
     JOIN unnest($1::text[], $2::text[]) AS seen(queue, request_id)
-      ON jobs.queue = seen.queue AND jobs.request_id = seen.request_id"""
+      ON jobs.queue = seen.queue AND jobs.request_id = seen.request_id
+    -- Implies the predicate of the partial unique index on (queue, request_id).
+    WHERE jobs.request_id <> ''"""
 
 _LOCK_BOUNDS = f"""
     SELECT pg_advisory_xact_lock(hashtextextended('{_BOUND_LOCK_PREFIX}' || queue, 0))

@@ -519,7 +519,9 @@ def _get(c: sqlite3.Connection, job_id: str) -> Job:
 
 def _seen(c: sqlite3.Connection, new: NewJob) -> Job | None:
     row = c.execute(
-        f"SELECT {_COLUMNS} FROM jobs WHERE queue = ? AND request_id = ?",
+        # "<> ''" lets the planner use the partial index jobs_request, which
+        # it cannot prove a bound value meets: without it, a scan of every job.
+        f"SELECT {_COLUMNS} FROM jobs WHERE queue = ? AND request_id = ? AND request_id <> ''",
         (new.queue, new.request_id),
     ).fetchone()
     return None if row is None else _job(row)

@@ -1,15 +1,10 @@
 """The console's configuration: flags and CONSOLE_* variables, as the services'
-are, and every one of them in docs/console.md."""
-
-import dataclasses
-from pathlib import Path
+are (docs/configuration.md lists them, checked by tests/test_configuration_docs.py)."""
 
 import pytest
 
 from console_svc.config import ENV_PREFIX, ConsoleConfig
 from service_runtime.config import load_config
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "console.md"
 
 
 def test_defaults_are_the_documented_ones():
@@ -37,10 +32,3 @@ def test_bad_values_are_refused_naming_the_option(bad):
     (name,) = bad
     with pytest.raises(ValueError, match=name):
         ConsoleConfig(**bad)
-
-
-def test_every_option_is_in_the_console_page():
-    page = DOCS.read_text()
-    for option in dataclasses.fields(ConsoleConfig):
-        assert f"`--{option.name.replace('_', '-')}`" in page
-        assert f"`{ENV_PREFIX}_{option.name.upper()}`" in page
