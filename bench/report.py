@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from bench.context import Run
+from bench.fig_e2e import QUOTE_WORKERS
 from bench.fig_memory import STORES
 from bench.fig_unary import CONCURRENCIES, METHODS
 from bench.results import Figure, Target
@@ -204,7 +205,7 @@ class Markdown:
         self.add(
             "## 2. The queue engine in-process",
             "",
-            "`bench/engine.py`, no gRPC: a MessageQueue (memory store, the quote service's",
+            "`bench/engine.py`, no gRPC: a StoreMessageQueue (MemoryJobStore, the quote service's",
             "codecs, 4 workers, a no-op processor) fed by one producer awaiting each submit,",
             "until every item is COMPLETED; the reference moves the same (priority, seq,",
             "id) items through a bare `asyncio.PriorityQueue` with 4 consumers. GetStats is",
@@ -257,7 +258,8 @@ class Markdown:
             "procrastinate. Throughput = jobs / seconds from the first submission to the",
             f"last completion; median over {self.run.sizes.e2e_rounds} interleaved rounds,",
             "each on a fresh service / a fresh peer queue with fresh workers, every peer's",
-            "workers in processes of their own, no-op jobs, no per-job logging.",
+            "workers in processes of their own, no-op jobs, no per-job logging; the",
+            f"quote service with `--workers {QUOTE_WORKERS}` (dramatiq has 2 x 8 threads, arq 64).",
             "",
             "CPU per job is the CPU of every process of the system over the same span,",
             "divided by the jobs: the load generator (the client), the quote service or",
@@ -360,8 +362,8 @@ class Markdown:
             )
         redis = self.fig("e2e.postgres.vs_fastest_redis_peer.jobs_per_s")
         self.add(
-            "**quoteflow on PostgreSQL** (`--store postgres`, 4 workers a replica; two",
-            "replicas share one database, the callers' calls spread round-robin over",
+            f"**quoteflow on PostgreSQL** (`--store postgres`, {QUOTE_WORKERS} workers a",
+            "replica; two replicas share one database, the callers' calls spread round-robin over",
             "both), against procrastinate (target ≥ 5x) and against "
             f"{redis.reference_label if redis else 'the fastest Redis peer'} (target ≥ 1.0x).",
             "CPU per job includes the backends of the round's database, as for",
