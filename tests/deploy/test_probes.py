@@ -309,9 +309,10 @@ async def test_sigterm_turns_readiness_off_at_once_then_the_port_closes(
                 assert within < pod.probes["readiness"]["periodSeconds"]
                 await becomes(pod, "readiness", NOT_SERVING, alive=[pod], within=within)
                 # And so it stays while the drain lasts; the process is alive.
-                for _ in range(3):
-                    assert await pod.probe("readiness") == NOT_SERVING
-                    assert await pod.probe("liveness") == SERVING
+                # Once: the lock must be let go well within the service's 5 s
+                # busy timeout, or the held commit fails on a loaded machine.
+                assert await pod.probe("readiness") == NOT_SERVING
+                assert await pod.probe("liveness") == SERVING
                 assert pod.process.process.returncode is None
                 assert not in_flight.done()
             # The commit goes through: the call had its grace, and succeeds.
