@@ -1,8 +1,8 @@
-"""What the processor's servicer calls: one interface, two implementations.
+"""What the processor's servicer calls, and its answers' types.
 
-JournaledOrders (store sqlite) keeps the orders in memory over a journal, for
-one process; StoredOrders (store memory or postgres) keeps them in the
-durable core, where every replica over one database shares them.
+StoredOrders (stored_orders.py) implements it over the durable core, with
+every store: on memory for one process, on SQLite for one per data dir, on
+PostgreSQL shared by every replica over one database.
 """
 
 from collections.abc import AsyncIterator
@@ -43,16 +43,23 @@ class Orders(Protocol):
         request_id: str,
         fingerprint: str,
     ) -> bool:
-        """Accept a proposal; True for a repeat of one accepted before (see
-        ProposalDesk.submit for the errors)."""
+        """Accept a proposal; True for a repeat of one accepted before. Raises
+        ClosedError once stopping, RequestConflictError for a request_id used
+        for another proposal, ExpiredError for a removed order, OrderFullError
+        for one holding its most proposals, and InvalidStateError for a
+        completed one."""
 
     def watch(self, order_req_id: str, after_sequence: int) -> AsyncIterator[Event]:
         """Every event after after_sequence, then new ones, ending after
-        ORDER_COMPLETED (see OrderQueueManager.watch for the errors)."""
+        ORDER_COMPLETED. Raises ValueError for a negative after_sequence,
+        ExpiredError if the order was or is removed, CursorOutOfRangeError for
+        a cursor past its last event, and WatchLimitError if it has no event
+        yet and as many such orders as may be are watched already."""
 
     async def complete(self, order_req_id: str) -> Event:
         """The order's ORDER_COMPLETED event, appended once every accepted
-        proposal has its event (see ProposalDesk.complete)."""
+        proposal has its event. Raises ClosedError once stopping and
+        ExpiredError for a removed order."""
 
     async def stats(self, busiest: int) -> ProcessorStats: ...
 

@@ -1,4 +1,4 @@
-"""How a manager turns the values it carries for a service (payloads, results,
+"""How a queue turns the values it carries for a service (payloads, results,
 event data) into JSON for its store, and back."""
 
 from typing import Any, Protocol, TypeVar

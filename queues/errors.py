@@ -11,7 +11,7 @@ class QueueError(Exception):
 
 class TaskFailedError(QueueError):
     """A task function's failure that it foresaw and explains in its message:
-    the pool records and logs it in one line, with no traceback, since a caller
+    the requestor records and logs it in one line, with no traceback, since a caller
     can cause it at will and each traceback would cost the log kilobytes."""
 
 
@@ -76,6 +76,16 @@ class RequestConflictError(QueueError):
     def __init__(self, request_id: str) -> None:
         super().__init__(f"request_id {request_id!r} was already used for a different request")
         self.request_id = request_id
+
+
+class BatchRequestConflictError(RequestConflictError):
+    """A batch item's request_id was used before for a different submission."""
+
+    def __init__(self, request_id: str, index: int) -> None:
+        super().__init__(request_id)
+        self.args = (f"item {index}: {self}",)
+        #: The item's place in the batch, from 0.
+        self.index = index
 
 
 class ClosedError(QueueError):

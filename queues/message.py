@@ -1,9 +1,11 @@
-"""The message queue's data: priorities, statuses, messages and outcomes."""
+"""The message queue's data: priorities, statuses, messages, outcomes, the
+handler that produces them and the answer to a submission."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, Generic, TypeVar
@@ -85,8 +87,8 @@ class Outcome(Generic[R]):
 class Message(Generic[P, R]):
     """One queued item and everything that has happened to it.
 
-    The queue mutates its own copy; callers get snapshots (see MessageQueue).
-    Times are epoch seconds from the queue's clock.
+    Read from the store's job (store_queue.py) or an earlier release's journal
+    (message_records.py). Times are epoch seconds from the queue's clock.
     """
 
     id: str
@@ -110,32 +112,33 @@ class Message(Generic[P, R]):
     review: Review | None = None
     dead_lettered: bool = False
 
-    def copy(self, **changes: object) -> Message[P, R]:
-        """A copy with changes made; spelt out field by field because copy.copy
-        goes through __reduce_ex__ for a slots dataclass, several times slower."""
-        new = Message(
-            self.id,
-            self.seq,
-            self.payload,
-            self.priority,
-            self.status,
-            self.created_at,
-            self.max_retries,
-            self.attempt_timeout,
-            self.request_id,
-            self.started_at,
-            self.completed_at,
-            self.error_message,
-            self.retry_count,
-            self.next_attempt_at,
-            self.result,
-            self.review_reason,
-            self.review,
-            self.dead_lettered,
-        )
-        for name, value in changes.items():
-            setattr(new, name, value)
-        return new
+
+#: What the queue runs for each attempt: a payload in, an Outcome out.
+Handler = Callable[[P], Awaitable[Outcome[R]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted(Generic[P, R]):
+    """The answer to a submission."""
+
+    message: Message[P, R]
+    #: Messages ahead of this one when it was queued (0 = next).
+    position: int
+    #: Estimated seconds until it will have been processed.
+    estimated_seconds: float
+    #: True when a repeated request_id returned an earlier submission.
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage(Generic[P]):
+    """One submission of a batch (submit_many): submit()'s arguments."""
+
+    payload: P
+    priority: Priority
+    request_id: str = ""
+    max_retries: int | None = None
+    attempt_timeout: float | None = None
 
 
 def submission_fingerprint(

@@ -1,4 +1,5 @@
-"""Messages as store records, and back.
+"""Messages as records of an earlier release's journal (the journaled quote
+queue), and back: what quote_svc/journal_import.py reads.
 
 A message is one record in the "messages" collection, keyed by its creation
 sequence so that load() returns messages in creation (FIFO) order. Its
@@ -20,10 +21,9 @@ from queues.message import (
     R,
     Review,
     ReviewDecision,
-    submission_fingerprint,
 )
 from queues.records import VERSION, check, field, version_of
-from queues.storage import Delete, Put
+from queues.storage import Put
 
 COLLECTION = "messages"
 #: The version of the shape put() writes.
@@ -112,22 +112,6 @@ class MessageCodec(Generic[P, R]):
         )
         request = field(record, "request", list, nullable=True, length=3)
         return message, None if request is None else RequestFacts.from_json(request)
-
-    def fingerprint(
-        self,
-        payload: P,
-        priority: Priority,
-        max_retries: int | None,
-        attempt_timeout: float | None,
-    ) -> str:
-        """Equal for equal submissions, in this process and the next."""
-        return submission_fingerprint(
-            self.payload.encode(payload), priority, max_retries, attempt_timeout
-        )
-
-
-def delete(message: Message[Any, Any]) -> Delete:
-    return Delete(COLLECTION, key(message))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """Order events, and how each one is kept as a record of the "order_events" collection.
 
 Every field of an event is in its record, so a log is rebuilt from its records
-alone; what the event carries (data) goes through the manager's codec.
+alone; what the event carries (data) goes through a codec. The records are an
+earlier release's journal, read by processor_svc/journal_import.py; the event
+itself is what the processor answers.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class OrderEvent(Generic[T]):
     proposal_id: str
     #: The seed's short form, for example "PROP456/New".
     text: str
-    #: When it was appended (the manager's clock, epoch seconds).
+    #: When it was appended (epoch seconds).
     created_at: float
     #: What the event carries, for example the priced quote of PROPOSAL_NEW.
     data: T | None = None

@@ -1,4 +1,4 @@
-"""What every record a manager keeps in its store has in common: a version,
+"""What every record kept in a store has in common: a version,
 and a named error when it cannot be read.
 
 Each record carries the version of its shape in its "version" field. A program
@@ -168,7 +168,7 @@ def check(
     if value is None and nullable:
         return None
     if kind is object:
-        # Any JSON at all: what the manager's codec decodes, which checks it.
+        # Any JSON at all: what the record's codec decodes, which checks it.
         return value
     if issubclass(kind, Enum):
         return _member(value, kind, name)

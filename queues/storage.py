@@ -1,11 +1,12 @@
-"""The storage seam between the queues and their persistence.
+"""The records store of earlier releases' journals, and StoreError.
 
 A Store holds JSON records in named collections, each keyed by a string. The
-managers keep their working state in memory and write every change that must
-survive a crash through commit() before they make it visible; on start they
-rebuild that state from load(). MemoryStore keeps records in this process only
-(tests, benchmarks); SqliteStore (storage_sqlite.py) keeps them in a file. A
-networked backend implements the same four methods.
+in-memory managers of earlier releases wrote every change that had to survive
+a crash through commit() and rebuilt their state from load() at start; the
+services now run on the durable core (queues/core) and read such a journal
+once, to import it (quote_svc, processor_svc and requestor_svc's
+journal_import.py). SqliteStore (storage_sqlite.py) is the journal's file;
+MemoryStore keeps records in this process only, for tests.
 """
 
 from __future__ import annotations
@@ -75,9 +76,8 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """A Store in this process's memory: durable across a manager's restart
-    within the process (which is what tests of recovery need), not across a
-    crash. Values are copied through JSON, as a real store would."""
+    """A Store in this process's memory, for tests: values are copied through
+    JSON, as a real store would."""
 
     def __init__(self) -> None:
         self.name = "memory store"
@@ -115,7 +115,7 @@ def encode(changes: Sequence[Change]) -> list[str | None]:
     for a value JSON cannot hold, before anything is written.
 
     orjson rather than json: a message's record encodes in about a tenth of the
-    time, and each message is encoded twice on the quote service's hot path."""
+    time."""
     return [
         orjson.dumps(change.value).decode() if isinstance(change, Put) else None
         for change in changes

@@ -31,6 +31,7 @@ from queues.core.job_store import JobStore
 from queues.core.jobs import Job, JobState, NewJob, QueueCounts
 from queues.core.worker import Done, Worker, WorkerSettings
 from queues.errors import (
+    BatchRequestConflictError,
     ClosedError,
     InvalidStateError,
     LostClaimError,
@@ -40,16 +41,18 @@ from queues.errors import (
 )
 from queues.ids import random_id
 from queues.message import (
+    Handler,
     Message,
     MessageStatus,
+    NewMessage,
     P,
     Priority,
     R,
     Review,
     ReviewDecision,
+    Submitted,
     submission_fingerprint,
 )
-from queues.message_queue import BatchRequestConflictError, Handler, NewMessage, Submitted
 from queues.message_stats import PriorityCounts, QueueStats
 from queues.storage import StoreError
 

@@ -1,16 +1,13 @@
-"""The priority task pool's types: priorities, statuses, the queued item and the record."""
+"""The requestor's task types: priorities, statuses and the record of a task
+(as the requestor answers it, and as earlier releases' journals hold it)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")
-
-#: What the pool runs: awaited as task_func(**kwargs).
-TaskFunc = Callable[..., Awaitable[R]]
 
 
 class TaskPriority(IntEnum):
@@ -50,38 +47,9 @@ _FINAL = frozenset(
 )
 
 
-@dataclass(order=True, frozen=True, slots=True)
-class PriorityTask(Generic[R]):
-    """The item waiting in the priority queue, ordered by its rank only."""
-
-    #: (-priority, seq): asyncio.PriorityQueue pops the smallest item, so the
-    #: highest priority goes first and, within it, the oldest.
-    rank: tuple[int, int] = field(init=False, repr=False)
-    priority: TaskPriority = field(compare=False)
-    #: Submission order: FIFO within a priority. Kept across restarts.
-    seq: int = field(compare=False)
-    task_id: str = field(compare=False)
-    order_req_id: str = field(compare=False)
-    task_func: TaskFunc[R] = field(compare=False)
-    kwargs: dict[str, Any] = field(compare=False)
-    created_at: float = field(compare=False)
-    #: Absolute time (the pool's clock, epoch seconds) it must end by; None: no deadline.
-    deadline: float | None = field(compare=False, default=None)
-    #: The name task_func is registered under ("" if it is not): what a
-    #: store keeps, to find the function again after a restart.
-    func_name: str = field(compare=False, default="")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rank", (-self.priority, self.seq))
-
-
 @dataclass(slots=True)
 class TaskRecord(Generic[R]):
-    """One task and everything that has happened to it.
-
-    The pool mutates its own copy; callers get snapshots. Times are epoch
-    seconds from the pool's clock.
-    """
+    """One task and everything that has happened to it. Times are epoch seconds."""
 
     task_id: str
     order_req_id: str
@@ -93,11 +61,10 @@ class TaskRecord(Generic[R]):
     queue_position: int = 0
     started_at: float | None = None
     completed_at: float | None = None
-    #: What the task function returned, once SUCCEEDED; for a task that ended
-    #: otherwise, what the pool's partial_result read from its kwargs (if set).
+    #: What the task had collected when it ended (its order's progress).
     result: R | None = None
     #: Why it failed or stopped; "" otherwise.
     error: str = ""
-    #: What the task function is called with. The snapshot shares the pool's
-    #: objects, so a caller must only read them.
+    #: What an earlier release's pool called the task function with: how its
+    #: journal holds the task's job (requestor_svc/order_job.py's JobArgsCodec).
     kwargs: dict[str, Any] = field(default_factory=dict)

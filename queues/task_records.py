@@ -1,9 +1,10 @@
-"""Tasks as store records, and back.
+"""Tasks as records of an earlier release's journal (the requestor's
+priority task pool), and back: what requestor_svc/journal_import.py reads.
 
-A task is one record in the "tasks" collection, keyed by its id. It is written
-when the task is queued and again when it ends; RUNNING is never written, so a
-record says QUEUED or a final status. The task function is kept by the name
-it is registered under, its kwargs and its result through the pool's codecs.
+A task is one record in the "tasks" collection, keyed by its id. The pool
+wrote it when the task was queued and again when it ended; RUNNING was never
+written, so a record says QUEUED or a final status. The task function is kept
+by the name it was registered under, its kwargs and its result through codecs.
 
 Version 2 numbers priorities as TaskPriority does now, higher first (LOW=1 …
 HIGH=3); version 1 numbered them the other way (HIGH=1 … LOW=3), and is
@@ -17,8 +18,8 @@ from typing import Any, Generic
 
 from queues.codec import Codec
 from queues.records import VERSION, check, field, version_of
-from queues.storage import Delete, Put
-from queues.task import PriorityTask, R, TaskPriority, TaskRecord, TaskStatus
+from queues.storage import Put
+from queues.task import R, TaskPriority, TaskRecord, TaskStatus
 
 COLLECTION = "tasks"
 #: The version (records.py) of the shape TaskCodec.put writes.
@@ -27,7 +28,8 @@ TASK_VERSION = 2
 
 @dataclass(frozen=True, slots=True)
 class StoredTask(Generic[R]):
-    """A task as read back: its record, and what its queue item needs besides."""
+    """A task as read back: its record, its place in submission order and the
+    name of its task function."""
 
     record: TaskRecord[R]
     seq: int
@@ -39,9 +41,11 @@ class TaskCodec(Generic[R]):
     args: Codec[dict[str, Any]]
     result: Codec[R]
 
-    def put(self, item: PriorityTask[R], record: TaskRecord[R]) -> Put:
-        """The record of the task as record has it (QUEUED or final). Raises
-        whatever the codecs raise for a value they cannot encode."""
+    def put(self, record: TaskRecord[R], seq: int, func_name: str) -> Put:
+        """The record the pool wrote of the task as record has it (QUEUED or
+        final), seq its place in submission order and func_name its task
+        function's. Raises whatever the codecs raise for a value they cannot
+        encode."""
         return Put(
             COLLECTION,
             record.task_id,
@@ -49,8 +53,8 @@ class TaskCodec(Generic[R]):
                 VERSION: TASK_VERSION,
                 "order_req_id": record.order_req_id,
                 "priority": int(record.priority),
-                "seq": item.seq,
-                "func": item.func_name,
+                "seq": seq,
+                "func": func_name,
                 "kwargs": self.args.encode(record.kwargs),
                 "status": record.status.value,
                 "created_at": record.created_at,
@@ -80,14 +84,14 @@ class TaskCodec(Generic[R]):
                 if version >= 2
                 else priority_from_version_1(priority)
             ),
-            # The pool never writes RUNNING; should a record say so, the run it
+            # The pool never wrote RUNNING; should a record say so, the run it
             # names died with the process, and the task waits to run again.
             status=status if final else TaskStatus.QUEUED,
             created_at=field(value, "created_at", float),
             deadline=field(value, "deadline", float, nullable=True),
             queue_position=field(value, "queue_position", int, minimum=0),
             started_at=started_at if final else None,
-            # A final task always ended at some time: the pool sorts them by it.
+            # A final task always ended at some time: its outcome's finished_at.
             completed_at=field(value, "completed_at", float, nullable=not final),
             result=None if result is None else self.result.decode(result),
             error=field(value, "error", str),
@@ -102,7 +106,3 @@ def priority_from_version_1(number: int) -> TaskPriority:
     if number not in (1, 2, 3):
         raise ValueError(f"{number!r} is not a version-1 task priority (1 to 3)")
     return TaskPriority(4 - number)
-
-
-def delete(task_id: str) -> Delete:
-    return Delete(COLLECTION, task_id)

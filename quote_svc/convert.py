@@ -11,8 +11,7 @@ from typing import Protocol, TypeVar
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from queues.message import Message, MessageStatus, Priority, ReviewDecision
-from queues.message_queue import NewMessage, Submitted
+from queues.message import Message, MessageStatus, NewMessage, Priority, ReviewDecision, Submitted
 from queues.message_stats import QueueStats
 from quote_svc.domain import PropertyType, QuoteResult, Submission
 from quote_svc.pricing import QuoteJob

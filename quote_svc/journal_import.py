@@ -1,5 +1,5 @@
 """The one-time import of an earlier release's journal (`quote.sqlite3`, the
-records store of the journaled queue, queues/message_queue.py) into the
+records store of the journaled queue, read as queues/message_records.py) into the
 durable core's SqliteJobStore (`quote-jobs.sqlite3`), so that an upgrade keeps
 every message a client was told of: its id, seq (paging cursors), status,
 attempts, error, result, review, times, request id and fingerprint.
@@ -39,7 +39,7 @@ from queues.message import Message, MessageStatus
 from queues.message_records import COLLECTION, MessageCodec, RequestFacts
 from queues.records import load_records
 from queues.sqlite_file import sync_directory
-from queues.storage import StoreError
+from queues.storage import Store, StoreError
 from queues.storage_sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,12 @@ async def import_journal(data_dir: Path, *, queue: str, codec: MessageCodec[Any,
         kept = await asyncio.to_thread(_retire, journal)
         log.info("finished importing the journal %s: it is kept as %s", journal, kept.name)
         return 0
-    messages = await read_journal(journal, codec)
+    store = SqliteStore(journal)
+    await store.open()
+    try:
+        messages = await read_journal(store, codec)
+    finally:
+        await store.close()
     await asyncio.to_thread(_remove, importing)
     written = SqliteJobStore(importing)
     await written.open()
@@ -108,16 +113,12 @@ async def import_journal(data_dir: Path, *, queue: str, codec: MessageCodec[Any,
 
 
 async def read_journal(
-    journal: Path, codec: MessageCodec[Any, Any]
+    store: Store, codec: MessageCodec[Any, Any]
 ) -> list[tuple[Message[Any, Any], RequestFacts | None]]:
-    """Every message of the journal with the facts of its request, as the
-    journaled queue recovered them. Raises StoreError, RecordError."""
-    store = SqliteStore(journal)
-    await store.open()
-    try:
-        return await load_records(store, COLLECTION, codec.message)
-    finally:
-        await store.close()
+    """Every message of the journal in store with the facts of its request, as
+    the journaled queue recovered them. Raises RecordError naming the first
+    record that cannot be read, StoreError if store cannot be."""
+    return await load_records(store, COLLECTION, codec.message)
 
 
 def message_job(

@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass
 
-from queues.message import Outcome
-from queues.message_queue import Handler
+from queues.message import Handler, Outcome
 from quote_svc.domain import QuoteResult, Submission
 from quote_svc.processors import ProcessorRegistry
 

@@ -5,8 +5,7 @@ servicer and its tests depend on the face rather than the class."""
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from queues.message import Message, MessageStatus, Priority, ReviewDecision
-from queues.message_queue import NewMessage, Submitted
+from queues.message import Message, MessageStatus, NewMessage, Priority, ReviewDecision, Submitted
 from queues.message_stats import QueueStats
 from quote_svc.domain import QuoteResult
 from quote_svc.pricing import QuoteJob

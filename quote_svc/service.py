@@ -11,7 +11,7 @@ from pathlib import Path
 from queues.backoff import Backoff
 from queues.core.job_store import JobStore
 from queues.core.jobs import Claim, JobState
-from queues.message_queue import Handler
+from queues.message import Handler
 from queues.message_records import MessageCodec
 from queues.store_queue import StoreMessageQueue
 from quote_svc.codecs import QuoteJobCodec, QuoteResultCodec

@@ -10,7 +10,7 @@ from typing import cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from queues.priority_task_pool import TaskPriority, TaskStatus
+from queues.task import TaskPriority, TaskStatus
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from requestor_svc.order_job import Placement
 from requestor_svc.order_tasks import OrderTask, PoolStats

@@ -33,8 +33,8 @@ from queues.errors import (
     NotFoundError,
     TaskFailedError,
 )
-from queues.priority_task_pool import TaskStatus
 from queues.storage import StoreError
+from queues.task import TaskStatus
 from requestor_svc.checkpoints import Follow, SavedProgress, follow_saving
 from requestor_svc.order_follower import OrderProgress
 from requestor_svc.order_job import Placement

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from queues.core.jobs import Job, JobState
 from queues.core.sqlite_store import SqliteJobStore
-from queues.priority_task_pool import TaskStatus
 from queues.records import load_records
 from queues.sqlite_file import sync_directory
 from queues.storage import Store
 from queues.storage_sqlite import SqliteStore
+from queues.task import TaskStatus
 from queues.task_records import COLLECTION, StoredTask, TaskCodec
 from requestor_svc.order_follower import OrderProgress
 from requestor_svc.order_job import JobArgsCodec, OrderJob, ProgressCodec

@@ -1,9 +1,9 @@
-"""What an order task runs on, and how the pool writes it and its result to the store.
+"""What an order task runs on, and how it and its result are written.
 
-Each order task's function is called with one argument, job: how the order
-was placed, the request id it was placed under, and the progress its follow
-collects. The pool writes the job when the task is queued and its result
-(the progress) when it ends.
+An order task's job is how the order was placed, the request id it was placed
+under, and the progress its follow collects. Its waiting job's payload holds
+it (task_jobs.py), as an earlier release's pool held it in the task's kwargs,
+{"job": the job}, and its result (the progress) in the task's record.
 
 The job's record has a version of its own (queues/records.py): version 2
 numbers its priority as TaskPriority does now, version 1 the other way round,
@@ -13,8 +13,8 @@ as the task record around it did (queues/task_records.py).
 from dataclasses import dataclass
 from typing import Any
 
-from queues.priority_task_pool import TaskPriority
 from queues.records import VERSION, version_of
+from queues.task import TaskPriority
 from queues.task_records import priority_from_version_1
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb

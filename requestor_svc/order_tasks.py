@@ -4,7 +4,7 @@ as it is now, and the pool's counts (core_tasks.py keeps them)."""
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from queues.priority_task_pool import TaskRecord
+from queues.task import TaskRecord
 from requestor_svc.order_follower import OrderProgress
 from requestor_svc.order_job import Placement
 

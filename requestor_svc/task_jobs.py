@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from queues.core.jobs import FINAL_STATES, Job, JobState, QueueCounts
-from queues.priority_task_pool import TaskPriority, TaskRecord, TaskStatus
+from queues.task import TaskPriority, TaskRecord, TaskStatus
 from requestor_svc.order_follower import OrderProgress
 from requestor_svc.order_job import JobArgsCodec, OrderJob, Placement, ProgressCodec
 from requestor_svc.order_tasks import WAITING_FOR_START, OrderTask, PoolStats

@@ -11,17 +11,8 @@ from queues.core.postgres_log_store import PostgresLogStore
 from queues.core.postgres_store import PostgresJobStore
 from queues.core.sqlite_log_store import SqliteLogStore
 from queues.core.sqlite_store import SqliteJobStore
-from queues.storage import MemoryStore, Store
-from queues.storage_sqlite import SqliteStore
 from service_runtime.config import ServerOptions
 from service_runtime.data_dir_lock import locked_data_dir
-
-
-def store_for(options: ServerOptions, name: str) -> Store:
-    """An unopened store: <data_dir>/<name>.sqlite3, or memory if options say so."""
-    if options.store == "memory":
-        return MemoryStore()
-    return SqliteStore(Path(options.data_dir) / f"{name}.sqlite3")
 
 
 def job_store_for(
@@ -53,8 +44,9 @@ def log_store_for(
 
 
 def store_lock(options: ServerOptions, name: str) -> contextlib.AbstractContextManager[None]:
-    """What to hold, from before store_for(options, name) is opened until it is
-    closed: the data dir's lock of that store (data_dir_lock); none for memory."""
+    """What to hold, from before the service's store named name is opened until
+    it is closed: the data dir's lock of that store (data_dir_lock); none for
+    memory."""
     if options.store != "sqlite":
         # Memory is this process's; postgres is shared by replicas on purpose.
         return contextlib.nullcontext()

@@ -12,14 +12,14 @@ from support.polling import poll
 from queues.backoff import Backoff
 from queues.core.job_store import JobStore
 from queues.errors import (
+    BatchRequestConflictError,
     ClosedError,
     InvalidStateError,
     NotFoundError,
     QueueFullError,
     RequestConflictError,
 )
-from queues.message import Message, MessageStatus, Outcome, Priority, ReviewDecision
-from queues.message_queue import BatchRequestConflictError, NewMessage
+from queues.message import Message, MessageStatus, NewMessage, Outcome, Priority, ReviewDecision
 from queues.store_queue import StoreMessageQueue
 
 FAST = Backoff(base=0.01, cap=0.02, jitter=0.0)

@@ -1,49 +1,28 @@
-"""A record whose field holds a value of the wrong type or out of range refuses
-the start with a RecordError naming the field, what it must be and what it
-holds, instead of loading a message, task or event that breaks later (a
-string sequence number sorts wrong; NaN compares false to every time)."""
+"""A record of an earlier release's journal whose field holds a value of the
+wrong type or out of range refuses the service's import at start with a
+RecordError naming the field, what it must be and what it holds, instead of
+importing a message, task or event that breaks later (a string sequence
+number sorts wrong; NaN compares false to every time)."""
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from support.stored_records import (
-    a_task,
-    an_event,
-    start_desk,
-    start_messages,
-    start_orders,
-    start_tasks,
+    a_message,
+    a_task_record,
+    an_event_record,
+    read_messages,
+    read_orders,
+    read_tasks,
 )
 
 from processor_svc.completion_records import completion_put
-from processor_svc.journal_import import read_journal
 from processor_svc.proposal_records import Request, proposal_put, request_put
 from processor_svc.request_id_key import KEYS, REQUEST_ID_KEY
-from queues.codec import JsonCodec
-from queues.message import Message, MessageStatus, Priority
-from queues.message_records import MessageCodec, RequestFacts
-from queues.order_events import event_put
 from queues.order_tombstones import tombstone_put
 from queues.records import RecordError
 from queues.storage import MemoryStore, Put, Store
-from queues.task_records import TaskCodec
-
-
-def a_message() -> Put:
-    message: Message[Any, Any] = Message(
-        "m1", 1, "p", Priority.NORMAL, MessageStatus.PENDING, 10.0, 3, 30.0
-    )
-    return MessageCodec(JsonCodec(), JsonCodec()).put(message, RequestFacts("fp", 3, 30.0))
-
-
-def a_task_record() -> Put:
-    codec: JsonCodec = JsonCodec()
-    return TaskCodec(codec, codec).put(*a_task())
-
-
-def an_event_record() -> Put:
-    return event_put(an_event(), JsonCodec())
 
 
 def with_field(put: Put, name: str, value: Any) -> Put:
@@ -66,14 +45,15 @@ def a_completion() -> Put:
     return completion_put("o1", 1.0)
 
 
-MESSAGE, TASK = (start_messages, a_message), (start_tasks, a_task_record)
-EVENT, TOMBSTONE = (start_orders, an_event_record), (start_orders, a_tombstone)
+MESSAGE, TASK = (read_messages, a_message), (read_tasks, a_task_record)
+EVENT, TOMBSTONE = (read_orders, an_event_record), (read_orders, a_tombstone)
 PROPOSAL, REQUEST, COMPLETION = (
-    (start_desk, a_proposal),
-    (start_desk, a_request),
-    (start_desk, a_completion),
+    (read_orders, a_proposal),
+    (read_orders, a_request),
+    (read_orders, a_completion),
 )
-#: (starter and record, field, its wrong value, what the error says of it)
+KINDS = [MESSAGE, TASK, EVENT, TOMBSTONE, PROPOSAL, REQUEST, COMPLETION]
+#: (reader and record, field, its wrong value, what the error says of it)
 CASES = [
     (MESSAGE, "seq", "1", "must be an integer of at least 1, not a string '1'"),
     (MESSAGE, "created_at", "yesterday", "must be a number, not a string 'yesterday'"),
@@ -96,14 +76,26 @@ CASES = [
 
 
 @pytest.mark.parametrize(
-    ("start", "put", "name", "value", "reason"),
+    ("read", "put"), [pytest.param(*kind, id=kind[1].__name__.split("_", 1)[1]) for kind in KINDS]
+)
+async def test_each_sample_record_is_read(
+    read: Callable[[Store], Awaitable[int]], put: Callable[[], Put]
+) -> None:
+    """So that a refusal below is the wrong field's doing, not the sample's."""
+    store = MemoryStore()
+    await store.commit([put()])
+    assert await read(store) == 1
+
+
+@pytest.mark.parametrize(
+    ("read", "put", "name", "value", "reason"),
     [
         pytest.param(*kind, name, value, reason, id=f"{kind[1].__name__.split('_', 1)[1]}-{name}")
         for kind, name, value, reason in CASES
     ],
 )
 async def test_a_field_of_the_wrong_type_refuses_the_start_naming_the_field(
-    start: Callable[[Store], Awaitable[object]],
+    read: Callable[[Store], Awaitable[object]],
     put: Callable[[], Put],
     name: str,
     value: Any,
@@ -113,7 +105,7 @@ async def test_a_field_of_the_wrong_type_refuses_the_start_naming_the_field(
     store = MemoryStore()
     await store.commit([with_field(good, name, value)])
     with pytest.raises(RecordError) as refused:
-        await start(store)
+        await read(store)
     field = "" if reason.startswith("'") else f"'{name}' "
     assert str(refused.value).startswith(
         f"cannot read store memory store: record {good.key!r} of collection "
@@ -128,7 +120,7 @@ async def test_a_field_that_is_missing_is_named() -> None:
     store = MemoryStore()
     await store.commit([Put(good.collection, good.key, record)])
     with pytest.raises(RecordError, match=r"is broken: field 'review' is missing$"):
-        await start_messages(store)
+        await read_messages(store)
 
 
 async def test_a_record_that_is_not_an_object_is_named() -> None:
@@ -137,11 +129,11 @@ async def test_a_record_that_is_not_an_object_is_named() -> None:
     with pytest.raises(
         RecordError, match=r"is broken: the record is an array \[1, 2\], not an object$"
     ):
-        await start_orders(store)
+        await read_orders(store)
 
 
 async def test_a_secret_of_the_wrong_type_refuses_the_processor_key() -> None:
     store = MemoryStore()
     await store.commit([Put(KEYS, REQUEST_ID_KEY, {"version": 1, "secret": 12})])
     with pytest.raises(RecordError, match=r"field 'secret' must be a string, not an integer 12$"):
-        await read_journal(store)
+        await read_orders(store)

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from support.store_doubles import cap_pages
 
-from queues.keyed_lock import KeyedLock
 from queues.records import RecordError
 from queues.storage import Delete, MemoryStore, Put, Store, StoreError
 from queues.storage_sqlite import SqliteStore
@@ -108,58 +107,11 @@ async def test_a_store_written_by_a_newer_schema_is_refused(tmp_path):
     await store.close()
 
 
-async def test_keyed_lock_serialises_per_key_and_forgets_idle_keys():
-    locks = KeyedLock()
-    order: list[str] = []
-    release = asyncio.Event()
-
-    async def change(key: str, name: str, wait: bool) -> None:
-        async with locks.hold(key):
-            order.append(f"{name}+")
-            if wait:
-                await release.wait()
-            order.append(f"{name}-")
-
-    first = asyncio.create_task(change("k", "a", wait=True))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(change("k", "b", wait=False))
-    other = asyncio.create_task(change("j", "c", wait=False))
-    await other
-    assert order == ["a+", "c+", "c-"]
-    release.set()
-    await asyncio.gather(first, second)
-    assert order[3:] == ["a-", "b+", "b-"]
-    assert len(locks) == 0
-
-
 async def test_cancelling_a_commits_future_withdraws_nothing(store):
     answer = store.commit([Put("m", "a", 1)])
     answer.cancel()
     await store.commit([Put("m", "b", 2)])
     assert await store.load("m") == [("a", 1), ("b", 2)]
-
-
-async def test_keyed_lock_gives_turns_in_order_to_callbacks_and_skips_cancelled_waiters():
-    locks = KeyedLock()
-    order: list[str] = []
-    locks.take("k", lambda: order.append("a"))  # free: runs at once, and holds k
-    assert order == ["a"]
-    waiting = asyncio.create_task(change_under(locks, "k", order, "cancelled"))
-    await asyncio.sleep(0)  # one loop turn: the task's first step asks for its turn
-    assert locks._held["k"], "the task should be waiting for k"
-    locks.take("k", lambda: order.append("c"))
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
-    locks.release("k")  # a's turn ends; the cancelled waiter's turn passes to c
-    assert order == ["a", "c"]
-    locks.release("k")
-    assert len(locks) == 0 and not locks.in_use("k")
-
-
-async def change_under(locks: KeyedLock, key: str, order: list[str], name: str) -> None:
-    async with locks.hold(key):
-        order.append(name)
 
 
 async def test_a_full_disk_is_reported_as_full_and_the_store_writes_once_space_is_freed(tmp_path):

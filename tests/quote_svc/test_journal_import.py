@@ -1,30 +1,37 @@
-"""The first start over an earlier release's journal (quote.sqlite3, written by
-the journaled queue): every message is imported into quote-jobs.sqlite3 once,
-as the core's jobs, and the journal is kept renamed quote.sqlite3.imported. An
-import a crash cut short is finished, or done again, at the next start."""
+"""The first start over an earlier release's journal (quote.sqlite3, its
+records as the journaled queue wrote them): every message is imported into
+quote-jobs.sqlite3 once, as the core's jobs, and the journal is kept renamed
+quote.sqlite3.imported. An import a crash cut short is finished, or done again,
+at the next start."""
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from support.polling import poll
 from support.quote_harness import submission
 
-from queues.backoff import Backoff
 from queues.core.jobs import NewJob
 from queues.core.sqlite_store import SqliteJobStore
-from queues.message import Message, MessageStatus, Outcome, ReviewDecision
-from queues.message_queue import MessageQueue
-from queues.message_records import COLLECTION, MessageCodec
-from queues.message_stats import QueueStats
-from queues.records import RecordError, load_records
+from queues.message import (
+    Message,
+    MessageStatus,
+    Priority,
+    Review,
+    ReviewDecision,
+    submission_fingerprint,
+)
+from queues.message_records import MessageCodec, RequestFacts
+from queues.message_stats import PriorityCounts, QueueStats
+from queues.records import RecordError
 from queues.storage_sqlite import SqliteStore
 from quote_svc import convert
 from quote_svc.codecs import QuoteJobCodec, QuoteResultCodec
@@ -55,87 +62,140 @@ class Journal:
         return self.messages[name].id
 
 
-async def _old_handler(job: QuoteJob) -> Outcome[QuoteResult]:
-    name = job.submission.applicant_name
-    if name.startswith("fail"):
-        raise RuntimeError(f"scripted failure of {name}")
-    if name.startswith("slow"):
-        await asyncio.Event().wait()  # until cut
-    result = rate(job.submission)
-    return Outcome(result, result.review_reason)
+#: The journaled queue's defaults for a submission that names none.
+OLD_MAX_RETRIES, OLD_ATTEMPT_TIMEOUT = 3, 300.0
+CODEC = MessageCodec(QuoteJobCodec(), QuoteResultCodec())
+
+
+def old_message(
+    seq: int,
+    request: pb.SubmitQuoteRequest | pb.RunQuoteRequest,
+    status: MessageStatus,
+    **done: Any,
+) -> tuple[OldMessage, RequestFacts | None]:
+    """Message seq as the journaled queue recorded request's submission, and
+    the facts it kept of a request id; done: what happened to it since."""
+    args = convert.submit_args(request)
+    max_retries = OLD_MAX_RETRIES if args.max_retries is None else args.max_retries
+    if isinstance(request, pb.RunQuoteRequest):
+        max_retries = 0  # RunQuote made one attempt, inline
+    created_at = time.time() - 100 + seq
+    message: OldMessage = Message(
+        f"{seq:032x}",  # as random_id() made them
+        seq,
+        args.job,
+        args.priority,
+        status,
+        created_at,
+        max_retries,
+        args.attempt_timeout or OLD_ATTEMPT_TIMEOUT,
+        request_id=args.request_id,
+        **done,
+    )
+    facts = None
+    if args.request_id:
+        fingerprint = submission_fingerprint(
+            CODEC.payload.encode(args.job), args.priority, args.max_retries, args.attempt_timeout
+        )
+        facts = RequestFacts(fingerprint, 0, 0.5)
+    return message, facts
+
+
+def succeeded(request: pb.SubmitQuoteRequest) -> dict[str, Any]:
+    """What a successful attempt at request left on its message."""
+    result = rate(convert.submit_args(request).job.submission)
+    now = time.time()
+    return {
+        "started_at": now - 2,
+        "completed_at": now - 1,
+        "result": result,
+        "review_reason": result.review_reason,
+    }
+
+
+def failed(name: str, attempts: int, *, dead_lettered: bool) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "started_at": now - 2,
+        "completed_at": now - 1,
+        "error_message": f"RuntimeError: scripted failure of {name}",
+        "retry_count": attempts,
+        "dead_lettered": dead_lettered,
+    }
+
+
+def reviewed(decision: ReviewDecision, reviewer: str, note: str = "") -> Review:
+    return Review(decision, reviewer, note, time.time())
 
 
 async def write_journal(data_dir: Path) -> Journal:
-    """A journal as an earlier release left it, written by its queue as its
-    servicer drove it: completed (one with a request id), dead-lettered,
-    awaiting review, rejected, approved, failed inline, cancelled, and one
+    """A journal as an earlier release left it, its records as its queue wrote
+    them: completed (one with a request id), dead-lettered, awaiting review,
+    rejected, approved, failed inline, cancelled while running, and one
     pending with a request id (its attempt cut by the stop)."""
+    big = 3_000_000  # reviewed
+    ada = pb.SubmitQuoteRequest(submission=submission("Ada"))
+    held = pb.SubmitQuoteRequest(submission=submission("rh", big))
+    rejected = pb.SubmitQuoteRequest(submission=submission("rr", big))
+    approved = pb.SubmitQuoteRequest(submission=submission("ra", big))
+    dead = pb.SubmitQuoteRequest(submission=submission("fail-dead"), max_retries=1)
+    cancelled = pb.SubmitQuoteRequest(submission=submission("slow-cancelled"))
+    inline = pb.RunQuoteRequest(submission=submission("fail-inline"))
+    now = time.time()
+    written = {
+        "Ada": old_message(1, ada, MessageStatus.COMPLETED, **succeeded(ada)),
+        "Grace": old_message(2, DONE_REQUEST, MessageStatus.COMPLETED, **succeeded(DONE_REQUEST)),
+        "fail-dead": old_message(
+            3, dead, MessageStatus.FAILED, **failed("fail-dead", 2, dead_lettered=True)
+        ),
+        "review-held": old_message(4, held, MessageStatus.AWAITING_REVIEW, **succeeded(held)),
+        "review-rejected": old_message(
+            5,
+            rejected,
+            MessageStatus.REJECTED,
+            **succeeded(rejected),
+            review=reviewed(ReviewDecision.REJECT, "alice", "too risky"),
+        ),
+        "review-approved": old_message(
+            6,
+            approved,
+            MessageStatus.COMPLETED,
+            **succeeded(approved),
+            review=reviewed(ReviewDecision.APPROVE, "bob"),
+        ),
+        "fail-inline": old_message(
+            7, inline, MessageStatus.FAILED, **failed("fail-inline", 1, dead_lettered=False)
+        ),
+        "slow-cancelled": old_message(
+            8, cancelled, MessageStatus.CANCELLED, started_at=now - 2, completed_at=now - 1
+        ),
+        "slow-pending": old_message(9, PENDING_REQUEST, MessageStatus.PENDING),
+    }
     store = SqliteStore(data_dir / "quote.sqlite3")
     await store.open()
-    queue: MessageQueue[QuoteJob, QuoteResult] = MessageQueue(
-        _old_handler,
-        store=store,
-        workers=WORKERS,
-        backoff=Backoff(base=0.001, cap=0.002),
-        payload_codec=QuoteJobCodec(),
-        result_codec=QuoteResultCodec(),
-    )
-    await queue.start()
-
-    async def submit(request: pb.SubmitQuoteRequest) -> str:
-        args = convert.submit_args(request)
-        submitted = await queue.submit(
-            args.job,
-            priority=args.priority,
-            request_id=args.request_id,
-            max_retries=args.max_retries,
-            attempt_timeout=args.attempt_timeout,
-        )
-        return submitted.message.id
-
-    async def reaches(message_id: str, status: MessageStatus) -> None:
-        await poll(lambda: queue.get(message_id).status, lambda s: s is status, str(status))
-
-    big = 3_000_000  # reviewed
-    ids = {
-        "Ada": await submit(pb.SubmitQuoteRequest(submission=submission("Ada"))),
-        "Grace": await submit(DONE_REQUEST),
-        "fail-dead": await submit(
-            pb.SubmitQuoteRequest(submission=submission("fail-dead"), max_retries=1)
-        ),
-        "review-held": await submit(pb.SubmitQuoteRequest(submission=submission("rh", big))),
-        "review-rejected": await submit(pb.SubmitQuoteRequest(submission=submission("rr", big))),
-        "review-approved": await submit(pb.SubmitQuoteRequest(submission=submission("ra", big))),
-    }
-    for name in ("Ada", "Grace"):
-        await reaches(ids[name], MessageStatus.COMPLETED)
-    await reaches(ids["fail-dead"], MessageStatus.FAILED)
-    for name in ("review-held", "review-rejected", "review-approved"):
-        await reaches(ids[name], MessageStatus.AWAITING_REVIEW)
-    await queue.review(ids["review-rejected"], ReviewDecision.REJECT, "alice", "too risky")
-    await queue.review(ids["review-approved"], ReviewDecision.APPROVE, "bob")
-    inline = convert.submit_args(pb.RunQuoteRequest(submission=submission("fail-inline")))
-    ids["fail-inline"] = (await queue.run_inline(inline.job, priority=inline.priority)).id
-    ids["slow-cancelled"] = await submit(
-        pb.SubmitQuoteRequest(submission=submission("slow-cancelled"))
-    )
-    await reaches(ids["slow-cancelled"], MessageStatus.PROCESSING)
-    await queue.cancel(ids["slow-cancelled"])
-    ids["slow-pending"] = await submit(PENDING_REQUEST)
-    await reaches(ids["slow-pending"], MessageStatus.PROCESSING)
-    await queue.stop(grace=0)
+    await store.commit([CODEC.put(message, facts) for message, facts in written.values()])
     await store.close()
-    # What the earlier release answered after a restart: the journal as it reads it.
-    reopened = SqliteStore(data_dir / "quote.sqlite3")
-    await reopened.open()
-    codec = MessageCodec(QuoteJobCodec(), QuoteResultCodec())
-    recovered = {m.id: m for m, _ in await load_records(reopened, COLLECTION, codec.message)}
-    await reopened.close()
-    journal = Journal({name: recovered[i] for name, i in ids.items()}, queue.stats())
-    assert journal.messages["slow-pending"].status is MessageStatus.PENDING
-    assert journal.messages["fail-dead"].dead_lettered
-    assert not journal.messages["fail-inline"].dead_lettered
-    return journal
+    messages = {name: message for name, (message, _) in written.items()}
+    config = quote_config(data_dir)
+    # What the earlier release's GetStats answered of these messages.
+    stats = QueueStats(
+        pending=1,
+        processing=0,
+        awaiting_review=1,
+        completed=3,
+        failed=2,
+        cancelled=1,
+        rejected=1,
+        dead_letters=1,
+        max_size=config.max_size,
+        workers=config.workers,
+        oldest_pending=messages["slow-pending"].created_at,
+        longest_processing_seconds=0.0,
+        by_priority=tuple(
+            PriorityCounts(priority, int(priority is Priority.NORMAL), 0) for priority in Priority
+        ),
+    )
+    return Journal(messages, stats)
 
 
 def quote_config(data_dir: Path) -> QuoteConfig:
@@ -296,14 +356,14 @@ async def test_a_journal_left_by_a_killed_process_is_imported_with_its_wal(tmp_p
     killed.mkdir()
     store = SqliteStore(tmp_path / "quote.sqlite3")
     await store.open()
-    queue: MessageQueue[QuoteJob, QuoteResult] = MessageQueue(
-        _old_handler, store=store, payload_codec=QuoteJobCodec(), result_codec=QuoteResultCodec()
-    )
-    # Not started: what it accepts stays pending, committed to the WAL.
+    # Left open: what it commits stays in the WAL, as a kill leaves it.
     ids = []
-    for name in ("slow-1", "slow-2", "slow-3"):
-        args = convert.submit_args(pb.SubmitQuoteRequest(submission=submission(name)))
-        ids.append((await queue.submit(args.job, priority=args.priority)).message.id)
+    for seq, name in enumerate(("slow-1", "slow-2", "slow-3"), start=1):
+        pending, facts = old_message(
+            seq, pb.SubmitQuoteRequest(submission=submission(name)), MessageStatus.PENDING
+        )
+        await store.commit([CODEC.put(pending, facts)])
+        ids.append(pending.id)
     for name in ("quote.sqlite3", "quote.sqlite3-wal", "quote.sqlite3-shm"):
         (killed / name).write_bytes((tmp_path / name).read_bytes())
     await store.close()

@@ -7,8 +7,9 @@ from typing import Any
 
 from support.requestor_harness import FakeProcessor, RequestorHarness
 
+from queues.storage import Put
 from queues.storage_sqlite import SqliteStore
-from queues.task import PriorityTask, TaskPriority, TaskRecord, TaskStatus
+from queues.task import TaskPriority, TaskRecord, TaskStatus
 from queues.task_records import TaskCodec
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
@@ -16,10 +17,6 @@ from requestor_svc.order_follower import OrderProgress
 from requestor_svc.order_job import JobArgsCodec, OrderJob, Placement, ProgressCodec
 
 CODEC: TaskCodec[OrderProgress] = TaskCodec(JobArgsCodec(), ProgressCodec())
-
-
-async def follow(**kwargs: Any) -> OrderProgress:
-    raise AssertionError("the journal's pool never runs here")
 
 
 def record(
@@ -31,7 +28,8 @@ def record(
     request_id: str = "",
     result: OrderProgress | None = None,
     error: str = "",
-) -> tuple[PriorityTask[OrderProgress], TaskRecord[OrderProgress]]:
+) -> Put:
+    """The record the pool wrote of the task, seq its place in submission order."""
     placement = Placement(order, TaskPriority.HIGH, None, None)
     kwargs = {"job": OrderJob(placement, request_id, OrderProgress(order))}
     final = status is not TaskStatus.QUEUED
@@ -48,10 +46,7 @@ def record(
         error=error,
         kwargs=kwargs,
     )
-    item = PriorityTask(
-        TaskPriority.HIGH, seq, task_id, order, follow, kwargs, 100.0 + seq, 2e9, "follow-order"
-    )
-    return item, task
+    return CODEC.put(task, seq, "follow-order")
 
 
 async def write_journal(path: Path) -> None:
@@ -68,9 +63,9 @@ async def write_journal(path: Path) -> None:
     await journal.open()
     await journal.commit(
         [
-            CODEC.put(*record("t-queued", "NEXT", TaskStatus.QUEUED, 1, request_id="r-1")),
-            CODEC.put(*record("t-done", "DONE", TaskStatus.SUCCEEDED, 2, result=done)),
-            CODEC.put(*record("t-off", "OFF", TaskStatus.CANCELLED, 3, error="cancelled")),
+            record("t-queued", "NEXT", TaskStatus.QUEUED, 1, request_id="r-1"),
+            record("t-done", "DONE", TaskStatus.SUCCEEDED, 2, result=done),
+            record("t-off", "OFF", TaskStatus.CANCELLED, 3, error="cancelled"),
         ]
     )
     await journal.close()

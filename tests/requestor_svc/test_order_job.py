@@ -3,8 +3,8 @@ one written before jobs had versions numbers its priority the old way."""
 
 import pytest
 
-from queues.priority_task_pool import TaskPriority
 from queues.records import UnknownVersionError
+from queues.task import TaskPriority
 from requestor_svc.order_follower import OrderProgress
 from requestor_svc.order_job import JOB_VERSION, JobArgsCodec, OrderJob, Placement
 

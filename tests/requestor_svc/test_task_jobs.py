@@ -6,7 +6,7 @@ import dataclasses
 from support.jobs import a_job
 
 from queues.core.jobs import Job, JobState, QueueCounts
-from queues.priority_task_pool import TaskPriority, TaskStatus
+from queues.task import TaskPriority, TaskStatus
 from requestor_svc.order_follower import OrderProgress
 from requestor_svc.order_job import Placement
 from requestor_svc.task_jobs import (

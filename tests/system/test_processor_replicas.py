@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+from support.polling import poll
 from support.postgres import fresh_database
 from support.quote_harness import submission
 from support.service_process import Launched, running_service
@@ -129,6 +130,19 @@ async def test_an_order_completes_whole_when_the_replica_pricing_it_is_killed() 
             # every proposal's pricing, waiting on its quote, when it dies.
             for n in range(20):
                 await propose(on_victim, "ORD", f"P{n}")
+            # A proposal is answered once recorded; its pricing is claimed after.
+            database = await asyncpg.connect(orders)
+            try:
+                await poll(
+                    lambda: database.fetchval(
+                        "SELECT count(*) FROM jobs"
+                        " WHERE queue = 'proposal-pricing' AND state = 'running'"
+                    ),
+                    lambda running: running == 20,
+                    "the victim holding every pricing",
+                )
+            finally:
+                await database.close()
             victim.process.send_signal(signal.SIGKILL)
             await victim.process.wait()
 
