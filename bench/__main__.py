@@ -27,6 +27,7 @@ from pathlib import Path
 from bench import report
 from bench.catalog import figure_names
 from bench.context import Run
+from bench.fig_console import figure_console
 from bench.fig_e2e import SECTION_SYSTEMS, figure_e2e
 from bench.fig_engine import figure_engine
 from bench.fig_levers import figure_levers
@@ -48,7 +49,17 @@ LOADGENS = 2
 #: Nothing may run longer than this, whatever hangs (make bench must end).
 FULL_DEADLINE = 30 * 60.0
 SMOKE_DEADLINE = 120.0
-SECTIONS = ("unary", "engine", "e2e", "streams", "memory", "pg-stats", "split", "profiles")
+SECTIONS = (
+    "unary",
+    "engine",
+    "e2e",
+    "streams",
+    "memory",
+    "pg-stats",
+    "split",
+    "console",
+    "profiles",
+)
 #: Sections that run part of figure 3 (not in a full run: e2e runs them).
 E2E_PARTS = tuple(SECTION_SYSTEMS)
 
@@ -69,6 +80,7 @@ SECTION_RUNNERS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "memory": figure_memory,
     "pg-stats": figure_pg_stats,
     "split": figure_split,
+    "console": figure_console,
     "profiles": profile_servers,
 }
 

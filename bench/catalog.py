@@ -1,5 +1,6 @@
 """Every figure name a run writes, whatever its sizes: what the smoke test checks."""
 
+from bench.fig_console import CONSOLE_NAMES
 from bench.fig_e2e import E2E_NAMES
 from bench.fig_engine import ENGINE_NAMES
 from bench.fig_levers import LEVER_NAMES
@@ -31,5 +32,6 @@ def figure_names() -> list[str]:
         *MEMORY_NAMES,
         *PG_STATS_NAMES,
         *SPLIT_NAMES,
+        *CONSOLE_NAMES,
         *LEVER_NAMES,
     ]

@@ -76,6 +76,7 @@ class Markdown:
         self.memory()
         self.pg_stats()
         self.split()
+        self.console()
         self.levers()
         self.profiles()
         if ANALYSIS.exists():
@@ -623,6 +624,38 @@ class Markdown:
                 for label in ("noop", "split")
             ]
             self.add(*_table(["run", *parts], cpu_rows))
+
+    def console(self) -> None:
+        p99 = self.fig("console.status_change_p99_ms")
+        params = p99.params if p99 else {}
+        self.add(
+            "## 9. The console",
+            "",
+            "`bench/fig_console.py`: the page's JavaScript as `make web` built it; headless",
+            f"Chromium submitting {params.get('quotes', 0)} quotes one at a time, each status "
+            "change timed",
+            "from the quote service's transition to the page showing it (target p99 ≤ 100 ms);",
+            f"{params.get('pages', 0)} WatchMessage streams held open through the bridge, the "
+            "console's",
+            "RSS growth per stream (one open page following a message).",
+            "",
+        )
+        rows = [
+            ["page JavaScript", f"{self.value('console.js_bytes')} bytes", ""],
+            ["gzipped", f"{self.value('console.js_gzip_bytes')} bytes", ""],
+            ["status change p50", f"{self.value('console.status_change_p50_ms', 1)} ms", ""],
+            [
+                "status change p99",
+                f"{self.value('console.status_change_p99_ms', 1)} ms",
+                _met(p99) if p99 else "",
+            ],
+            [
+                "bridge memory per open page",
+                f"{self.value('console.kib_per_open_page', 1)} KiB",
+                "",
+            ],
+        ]
+        self.add(*_table(["figure", "value", "≤ 100 ms"], rows))
 
     def levers(self) -> None:
         self.add(

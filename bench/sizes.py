@@ -33,6 +33,9 @@ class Sizes:
     rate_seconds: float
     #: Seconds left for RSS to settle, and for the last events to arrive.
     settle_seconds: float
+    #: Figure 9: quotes the page follows for the latency, and pages held open.
+    console_quotes: int
+    console_pages: int
     #: Profiles: seconds of SubmitQuote load, quotes end to end.
     profile_seconds: float
     profile_quotes: int
@@ -59,6 +62,8 @@ FULL = Sizes(
     event_rate=200.0,
     rate_seconds=5.0,
     settle_seconds=1.0,
+    console_quotes=40,
+    console_pages=200,
     profile_seconds=4.0,
     profile_quotes=5_000,
 )
@@ -84,6 +89,8 @@ SMOKE = Sizes(
     event_rate=50.0,
     rate_seconds=0.3,
     settle_seconds=0.1,
+    console_quotes=3,
+    console_pages=10,
     profile_seconds=0.3,
     profile_quotes=100,
 )

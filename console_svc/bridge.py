@@ -209,6 +209,8 @@ class Bridge:
                 try:
                     while True:
                         reading = asyncio.ensure_future(anext(responses))
+                        # Left unread when the drain wins the race: not an error.
+                        reading.add_done_callback(_retrieved)
                         await asyncio.wait({reading, ended}, return_when=asyncio.FIRST_COMPLETED)
                         if not reading.done():
                             reading.cancel()
@@ -227,6 +229,11 @@ class Bridge:
                     call.cancel()
 
         return forward
+
+
+def _retrieved(task: "asyncio.Future[Any]") -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class BridgeApplication(ConnectASGIApplication[Bridge]):
