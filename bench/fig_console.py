@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import gzip
 import os
-import statistics
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ from bench.context import Run
 from bench.fig_memory import rss_mib
 from bench.procs import free_port
 from bench.results import Figure, Target
+from bench.stats import median, percentile
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 from tools.launcher import Launched
@@ -106,11 +106,6 @@ async def _console(run: Run, quote: Launched) -> AsyncIterator[tuple[str, Launch
         yield address, child
     finally:
         await run.processes.stop(child)
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def _latencies(url: str, quotes: int) -> list[float]:
@@ -212,8 +207,8 @@ async def figure_console(run: Run) -> None:
         try:
             async with _console(run, quote) as (address, console):
                 samples = await _latencies(f"http://{address}", sizes.console_quotes)
-                p50 = statistics.median(samples)
-                p99 = _percentile(samples, 0.99)
+                p50 = median(samples)
+                p99 = percentile(samples, 0.99)
                 params["status_changes"] = len(samples)
                 per_page = await _kib_per_page(
                     address, console.pid, quote.address, sizes.console_pages
