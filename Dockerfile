@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
-# One image for the three quoteflow services; the command chooses which:
+# One image for the three quoteflow services and the console; the command chooses which:
 #   docker run quoteflow:0.1.0                              # the quote service
 #   docker run quoteflow:0.1.0 python -m processor_svc      # the processor
 #   docker run quoteflow:0.1.0 python -m requestor_svc      # the requestor
+#   docker run quoteflow:0.1.0 python -m console_svc        # the console (page and bridge)
 # Build: docker build -t quoteflow:0.1.0 .
 
 # -- build: the project's wheel, from the sources pyproject.toml packages --------
@@ -18,10 +19,24 @@ COPY quote_svc/ quote_svc/
 COPY processor_svc/ processor_svc/
 COPY requestor_svc/ requestor_svc/
 COPY quoteflow_cli/ quoteflow_cli/
-# The console's bridge is packaged with the rest; its page (web/dist, built by
-# `make web` with Node) is not in this image, so here it serves the bridge only.
 COPY console_svc/ console_svc/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+# The google.rpc error details the console's page decodes, from the
+# googleapis-common-protos the wheel depends on (as `make web` takes them).
+COPY tools/google_rpc_protos.py tools/
+RUN pip install --no-cache-dir --no-deps "googleapis-common-protos>=1.63,<2" \
+ && python tools/google_rpc_protos.py /proto
+
+# -- web: the console's page, built by package.json's scripts as `make web` does --
+FROM node:22-bookworm-slim AS web
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY buf.yaml buf.gen.web.yaml ./
+COPY proto/ proto/
+COPY web/ web/
+COPY --from=build /proto/ web/build/proto/
+RUN npm run --silent web:generate && npm run --silent web:bundle
 
 # -- run: the wheel and its dependencies, and nothing else ------------------------
 FROM python:3.11-slim
@@ -33,6 +48,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels/ /tmp/wheels/
 RUN pip install /tmp/wheels/*.whl && rm -rf /tmp/wheels
+# The page only: its sources and Node stay in the web stage.
+COPY --from=web /src/web/dist/ /opt/quoteflow/web/
 
 # A numeric user, so Kubernetes can check runAsNonRoot without a passwd lookup.
 RUN groupadd --system --gid 10001 quoteflow \
@@ -42,18 +59,20 @@ RUN groupadd --system --gid 10001 quoteflow \
 
 # Inside a container every service listens on every interface, and keeps its
 # database in /var/lib/quoteflow (mount a volume there to keep it). Each
-# service reads only its own prefix, so one set of variables serves all three.
+# service reads only its own prefix, so one set of variables serves all four.
 ENV QUOTE_HOST=0.0.0.0 \
     PROCESSOR_HOST=0.0.0.0 \
     REQUESTOR_HOST=0.0.0.0 \
+    CONSOLE_HOST=0.0.0.0 \
+    CONSOLE_STATIC_DIR=/opt/quoteflow/web \
     QUOTE_DATA_DIR=/var/lib/quoteflow \
     PROCESSOR_DATA_DIR=/var/lib/quoteflow \
     REQUESTOR_DATA_DIR=/var/lib/quoteflow
 
 WORKDIR /var/lib/quoteflow
 USER 10001:10001
-# quote, processor, requestor.
-EXPOSE 50051 50052 50053
+# quote, processor, requestor, console.
+EXPOSE 50051 50052 50053 8080
 # Python is PID 1 and handles SIGTERM itself (drain, then exit 0); the services
 # start no child processes, so no init is needed to reap them.
 CMD ["python", "-m", "quote_svc"]

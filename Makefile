@@ -32,17 +32,14 @@ run: $(BIN)/.installed web
 PROTOS := $(shell find proto -name '*.proto')
 WEB_SOURCES := $(shell find web/src -name '*.ts' -not -path 'web/src/gen/*') web/index.html web/style.css
 
-web/src/gen/.generated: $(PROTOS) buf.gen.web.yaml node_modules/.installed $(BIN)/.installed
-	mkdir -p web/build/proto/google/rpc
-	$(BIN)/python -c "import shutil; from importlib.resources import files; \
-		shutil.copy(str(files('google.rpc') / 'error_details.proto'), 'web/build/proto/google/rpc/')"
-	npx --no-install buf generate --template buf.gen.web.yaml
+web/src/gen/.generated: $(PROTOS) buf.gen.web.yaml tools/google_rpc_protos.py node_modules/.installed $(BIN)/.installed
+	$(BIN)/python tools/google_rpc_protos.py web/build/proto
+	npm run --silent web:generate
 	touch $@
 
+# The build steps are package.json's scripts, which the Dockerfile runs too.
 web/dist/.built: web/src/gen/.generated $(WEB_SOURCES)
-	npx --no-install esbuild web/src/main.ts --bundle --minify --format=esm --target=es2022 \
-		--sourcemap --log-level=warning --outfile=web/dist/app.js
-	cp web/index.html web/style.css web/dist/
+	npm run --silent web:bundle
 	touch $@
 
 web: web/dist/.built

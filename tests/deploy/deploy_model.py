@@ -1,5 +1,5 @@
-"""What the deployment tests share: the three services as the code defines them,
-the Kubernetes manifests and the Dockerfile as written, and the environment a
+"""What the deployment tests share: the three services and the console as the
+code defines them, the Kubernetes manifests and the Dockerfile as written, and the environment a
 container in a pod would get (imported by name: conftest puts this folder on
 sys.path)."""
 
@@ -15,6 +15,8 @@ from unittest import mock
 
 import yaml
 
+from console_svc.config import ENV_PREFIX as CONSOLE_PREFIX
+from console_svc.config import ConsoleConfig
 from processor_svc.config import ENV_PREFIX as PROCESSOR_PREFIX
 from processor_svc.config import ProcessorConfig
 from quote_svc.config import ENV_PREFIX as QUOTE_PREFIX
@@ -24,24 +26,39 @@ from quoteflow.quote.v1 import quote_service_pb2
 from quoteflow.requestor.v1 import requestor_service_pb2
 from requestor_svc.config import ENV_PREFIX as REQUESTOR_PREFIX
 from requestor_svc.config import RequestorConfig
-from service_runtime.config import ServerOptions, load_config
+from service_runtime.config import ListenerOptions, ServerOptions, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
+K8S_POSTGRES = REPO / "deploy" / "k8s-postgres"
+#: The console's manifests: one kustomization both variants include.
+CONSOLE_K8S = REPO / "deploy" / "console"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 
 
 @dataclass(frozen=True)
-class Service:
-    """One quoteflow service, from the code: what the manifests must agree with."""
+class Process:
+    """One quoteflow process, from the code: what the manifests must agree with."""
 
     #: The name of its Deployment, Service and container (and its DNS name).
     name: str
     #: What `python -m` runs.
     module: str
-    config: type[ServerOptions]
+    config: type[ListenerOptions]
     env_prefix: str
+
+    @property
+    def port(self) -> int:
+        """The port the process listens on by default."""
+        return _default(self.config, "port")
+
+
+@dataclass(frozen=True)
+class Service(Process):
+    """One of the three gRPC services."""
+
+    config: type[ServerOptions]
     #: The full proto name: the readiness entry of its health service.
     full_name: str
     #: (the config field holding its downstream's address, the downstream's name).
@@ -51,13 +68,8 @@ class Service:
     #: (quote_svc.service.serve); the others close quickly after the server.
     drain_phases: int
 
-    @property
-    def port(self) -> int:
-        """The port the service listens on by default."""
-        return _default(self.config, "port")
 
-
-def _default(config: type[ServerOptions], name: str) -> Any:
+def _default(config: type[ListenerOptions], name: str) -> Any:
     return next(f.default for f in dataclasses.fields(config) if f.name == name)
 
 
@@ -89,21 +101,35 @@ REQUESTOR = Service(
     drain_phases=1,
 )
 SERVICES = (QUOTE, PROCESSOR, REQUESTOR)
+CONSOLE = Process(
+    name="console", module="console_svc", config=ConsoleConfig, env_prefix=CONSOLE_PREFIX
+)
+PROCESSES = (*SERVICES, CONSOLE)
 
 
 # -- the manifests -----------------------------------------------------------------
 
 
-def kustomization() -> dict[str, Any]:
-    return yaml.safe_load((K8S / "kustomization.yaml").read_text())
+def kustomization(directory: Path = K8S) -> dict[str, Any]:
+    return yaml.safe_load((directory / "kustomization.yaml").read_text())
+
+
+def kustomized(directory: Path) -> list[dict[str, Any]]:
+    """Every object the kustomization in directory lists, in order, with those of
+    the kustomizations it includes (a directory among its resources)."""
+    objects: list[dict[str, Any]] = []
+    for resource in kustomization(directory)["resources"]:
+        path = (directory / resource).resolve()
+        if path.is_dir():
+            objects.extend(kustomized(path))
+        else:
+            objects.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return objects
 
 
 def load_manifests() -> list[dict[str, Any]]:
-    """Every object the kustomization lists, in order."""
-    objects: list[dict[str, Any]] = []
-    for resource in kustomization()["resources"]:
-        objects.extend(d for d in yaml.safe_load_all((K8S / resource).read_text()) if d)
-    return objects
+    """Every object deploy/k8s applies, in order."""
+    return kustomized(K8S)
 
 
 class Manifests:
@@ -115,15 +141,15 @@ class Manifests:
         assert len(found) == 1, f"{len(found)} {kind} objects named {name!r}"
         return found[0]
 
-    def pod_spec(self, service: Service) -> dict[str, Any]:
+    def pod_spec(self, service: Process) -> dict[str, Any]:
         return self.find("Deployment", service.name)["spec"]["template"]["spec"]
 
-    def container(self, service: Service) -> dict[str, Any]:
+    def container(self, service: Process) -> dict[str, Any]:
         containers = self.pod_spec(service)["containers"]
         assert [c["name"] for c in containers] == [service.name]
         return containers[0]
 
-    def probe(self, service: Service, kind: str) -> dict[str, Any]:
+    def probe(self, service: Process, kind: str) -> dict[str, Any]:
         """kind: liveness, readiness or startup."""
         return self.container(service)[f"{kind}Probe"]
 
@@ -193,7 +219,7 @@ def container_env(container: dict[str, Any], image: dict[str, str]) -> dict[str,
     return env
 
 
-def config_in(service: Service, env: dict[str, str]) -> Any:
+def config_in(service: Process, env: dict[str, str]) -> Any:
     """The service's configuration as it starts with env and no flags; fails on
     a variable it does not know (a typo would be silently ignored) or cannot parse."""
     own = {k: v for k, v in env.items() if k.startswith(service.env_prefix + "_")}
@@ -209,7 +235,7 @@ def config_in(service: Service, env: dict[str, str]) -> Any:
 @contextlib.contextmanager
 def _environment(env: dict[str, str]) -> Iterator[None]:
     """os.environ with env as the only quoteflow variables (none from the shell)."""
-    prefixes = tuple(f"{s.env_prefix}_" for s in SERVICES)
+    prefixes = tuple(f"{s.env_prefix}_" for s in PROCESSES)
     kept = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     with mock.patch.dict(os.environ, {**kept, **env}, clear=True):
         yield

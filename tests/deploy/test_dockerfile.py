@@ -1,6 +1,8 @@
 """The Dockerfile, read statically (there is no Docker engine to build with), and
 the wheel it builds, built here from exactly the files it copies and run from a
-fresh virtualenv."""
+fresh virtualenv. Its stages: build (the wheel, and the google.rpc protos the
+page decodes), web (the console's page, by package.json's scripts) and the
+final image."""
 
 import asyncio
 import fnmatch
@@ -15,7 +17,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from deploy_model import (
+    CONSOLE,
     DOCKERFILE,
     DOCKERIGNORE,
     REPO,
@@ -30,25 +34,40 @@ from packaging.specifiers import SpecifierSet
 from support.service_process import run_to_exit
 
 BASE_IMAGE = "python:3.11-slim"
+PACKAGE_JSON = REPO / "package.json"
 
 
 def _stages() -> list[list[Instruction]]:
     return dockerfile_stages(DOCKERFILE.read_text())
 
 
+def _stage(alias: str) -> list[Instruction]:
+    (stage,) = [s for s in _stages() if s[0].arguments.split()[-1] == alias]
+    return stage
+
+
 def _arguments(stage: list[Instruction], keyword: str) -> list[str]:
     return [i.arguments for i in stage if i.keyword == keyword]
 
 
-def _copied_sources() -> list[str]:
-    """What the build stages copy from the build context (COPY without --from)."""
+def _copied_sources(alias: str = "build") -> list[str]:
+    """What a build stage copies from the build context (COPY without --from)."""
     sources: list[str] = []
-    for stage in _stages()[:-1]:
-        for arguments in _arguments(stage, "COPY"):
-            words = arguments.split()
-            assert not any(w.startswith("--from") for w in words), "build from the context"
-            sources.extend(w.rstrip("/") for w in words[:-1] if not w.startswith("--"))
+    for arguments in _arguments(_stage(alias), "COPY"):
+        words = arguments.split()
+        if not any(w.startswith("--from") for w in words):
+            sources.extend(w.rstrip("/") for w in words[:-1])
     return sources
+
+
+def _copied_from(stage: list[Instruction], alias: str) -> list[tuple[str, str]]:
+    """(source, destination) of each COPY --from=alias in stage."""
+    copies = []
+    for arguments in _arguments(stage, "COPY"):
+        words = arguments.split()
+        if words[0] == f"--from={alias}":
+            copies.append((words[1].rstrip("/"), words[2].rstrip("/")))
+    return copies
 
 
 def _packaged_roots() -> set[str]:
@@ -66,10 +85,10 @@ def _packaged_roots() -> set[str]:
     return roots
 
 
-def test_both_stages_are_the_slim_python_the_project_targets() -> None:
+def test_the_python_stages_are_the_slim_python_the_project_targets() -> None:
     stages = _stages()
-    assert len(stages) == 2
-    for stage in stages:
+    assert [s[0].arguments.split()[-1] for s in stages[:-1]] == ["build", "web"]
+    for stage in (_stage("build"), stages[-1]):
         image = stage[0].arguments.split()[0]
         assert image == BASE_IMAGE
     python = BASE_IMAGE.partition(":")[2].partition("-")[0]
@@ -89,15 +108,56 @@ def test_the_build_copies_everything_pyproject_packages() -> None:
 
 
 def test_the_image_installs_the_built_project_not_an_editable_one() -> None:
-    build, final = _stages()
-    built = " ".join(_arguments(build, "RUN"))
+    build, final = _stage("build"), _stages()[-1]
+    (built, *_) = _arguments(build, "RUN")
     assert "pip wheel" in built and built.endswith(" .")
     assert " -e " not in built
     (alias,) = [w for w in build[0].arguments.split() if w not in (BASE_IMAGE, "AS", "as")]
-    copied = [a for a in _arguments(final, "COPY") if a.startswith(f"--from={alias} ")]
-    assert len(copied) == 1
-    wheels = copied[0].split()[-1].rstrip("/")
+    ((_, wheels),) = _copied_from(final, alias)
     assert any(f"pip install {wheels}/" in run for run in _arguments(final, "RUN"))
+
+
+def test_the_page_is_built_by_the_scripts_make_web_runs() -> None:
+    web = _stage("web")
+    node = web[0].arguments.split()[0]
+    assert node.startswith("node:") and node.partition(":")[2].split("-")[0].isdigit()
+    runs = " && ".join(_arguments(web, "RUN"))
+    assert "npm ci " in runs
+    scripts = json.loads(PACKAGE_JSON.read_text())["scripts"]
+    makefile = (REPO / "Makefile").read_text()
+    for script in ("web:generate", "web:bundle"):
+        assert script in scripts
+        # The same build as `make web`, so the image's page is the tested one.
+        assert f"npm run --silent {script}" in runs
+        assert f"npm run --silent {script}" in makefile
+    for source in _copied_sources("web"):
+        assert (REPO / source).exists(), source
+    for source in ("package-lock.json", "proto", "web", "buf.gen.web.yaml"):
+        assert source in _copied_sources("web")
+    # The google.rpc protos come from the build stage, written where the
+    # template's second input reads them.
+    ((_, protos),) = _copied_from(web, "build")
+    assert {"directory": protos} in yaml.safe_load((REPO / "buf.gen.web.yaml").read_text())[
+        "inputs"
+    ]
+
+
+def test_the_error_detail_protos_are_of_the_version_the_project_depends_on() -> None:
+    build = " ".join(_arguments(_stage("build"), "RUN"))
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pinned,) = [d for d in dependencies if Requirement(d).name == "googleapis-common-protos"]
+    assert f'pip install --no-cache-dir --no-deps "{pinned}"' in build
+    assert "python tools/google_rpc_protos.py" in build
+
+
+def test_the_final_image_holds_the_page_the_console_serves() -> None:
+    final = _stages()[-1]
+    ((source, destination),) = _copied_from(final, "web")
+    assert source == "/src/web/dist"
+    config = config_in(CONSOLE, image_env(final))
+    assert config.page_dir == Path(destination)
+    assert config.host == "0.0.0.0"
+    assert str(CONSOLE.port) in " ".join(_arguments(final, "EXPOSE")).split()
 
 
 def test_the_default_command_runs_the_quote_service() -> None:

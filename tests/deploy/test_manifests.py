@@ -12,6 +12,7 @@ import pytest
 import yaml
 from deploy_model import (
     K8S,
+    PROCESSES,
     SERVICES,
     Instruction,
     Manifests,
@@ -28,7 +29,8 @@ from packaging.version import Version
 OLDEST = "1.27"
 #: The newest Kubernetes whose schemas kubernetes-validate ships.
 NEWEST = ".".join(kubernetes_validate.latest_version().split(".")[:2])
-KINDS = {"Deployment", "Service", "PersistentVolumeClaim"}
+#: The console's disruption budget is among them (deploy/console).
+KINDS = {"Deployment", "Service", "PersistentVolumeClaim", "PodDisruptionBudget"}
 
 by_name = pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
 
@@ -37,9 +39,11 @@ def _objects_ids() -> list[str]:
     return [f"{o['kind']}/{o['metadata']['name']}" for o in load_manifests()]
 
 
-def test_the_kustomization_lists_every_manifest() -> None:
+def test_the_kustomization_lists_every_manifest_and_the_console() -> None:
     files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
-    assert sorted(kustomization()["resources"]) == files
+    resources = kustomization()["resources"]
+    assert sorted(r for r in resources if r.endswith(".yaml")) == files
+    assert [r for r in resources if not r.endswith(".yaml")] == ["../console"]
 
 
 def test_the_schemas_are_of_a_current_kubernetes() -> None:
@@ -69,7 +73,7 @@ def test_what_kubectl_apply_k_applies_is_the_manifests(manifests: Manifests) -> 
     for document in applied.objects:
         kubernetes_validate.validate(document, NEWEST, strict=True)
     # The kustomization's image entry leaves the image as the manifests name it.
-    for service in SERVICES:
+    for service in PROCESSES:
         assert applied.container(service)["image"] == manifests.container(service)["image"]
 
 

@@ -15,14 +15,24 @@ from unittest import mock
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_model import K8S, REPO, SERVICES, Instruction, Manifests, Service, image_env
+from deploy_model import (
+    K8S,
+    K8S_POSTGRES,
+    PROCESSES,
+    SERVICES,
+    Instruction,
+    Manifests,
+    Service,
+    image_env,
+    kustomized,
+)
 from test_manifests import NEWEST, OLDEST
 
 from service_runtime.config import load_config
 
-K8S_POSTGRES = REPO / "deploy" / "k8s-postgres"
 #: The template of the Secret: documented, never applied by the kustomization.
 SECRET_EXAMPLE = K8S_POSTGRES / "database-secret.example.yaml"
+#: The console's are among them (deploy/console).
 KINDS = {"Deployment", "Service", "PodDisruptionBudget"}
 
 by_name = pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
@@ -40,8 +50,8 @@ def _load(directory, files) -> list[dict[str, Any]]:
 
 
 def _objects() -> list[dict[str, Any]]:
-    """Every object the kustomization lists, in order."""
-    return _load(K8S_POSTGRES, _kustomization()["resources"])
+    """Every object the kustomization applies, in order."""
+    return kustomized(K8S_POSTGRES)
 
 
 def _secret_example() -> dict[str, Any]:
@@ -60,9 +70,7 @@ def postgres() -> Manifests:
 
 @pytest.fixture(scope="module")
 def sqlite() -> Manifests:
-    return Manifests(
-        _load(K8S, yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
-    )
+    return Manifests(kustomized(K8S))
 
 
 def _database_env(service: Service) -> str:
@@ -125,7 +133,9 @@ def test_the_kustomization_lists_every_manifest_but_the_secret_template() -> Non
         for p in K8S_POSTGRES.glob("*.yaml")
         if p.name not in ("kustomization.yaml", SECRET_EXAMPLE.name)
     )
-    assert sorted(_kustomization()["resources"]) == files
+    resources = _kustomization()["resources"]
+    assert sorted(r for r in resources if r.endswith(".yaml")) == files
+    assert [r for r in resources if not r.endswith(".yaml")] == ["../console"]
     assert not {"secretGenerator", "configMapGenerator"} & set(_kustomization())
     # The SQLite manifests stay, for a single node.
     assert (K8S / "kustomization.yaml").exists()
@@ -165,7 +175,7 @@ def test_what_kubectl_apply_k_applies_is_the_manifests(postgres: Manifests) -> N
     assert names(applied) == names(postgres)
     for document in applied.objects:
         kubernetes_validate.validate(document, NEWEST, strict=True)
-    for service in SERVICES:
+    for service in PROCESSES:
         assert applied.container(service)["image"] == postgres.container(service)["image"]
 
 
