@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := $(wildcard */__init__.py)
 
-.PHONY: run demo durability-check test test-fast lint bench gen install clean web browser
+.PHONY: run run-secure demo demo-secure durability-check test test-fast lint bench gen install clean web browser
 
 $(BIN)/.installed: pyproject.toml $(PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,19 @@ browser:
 
 demo: $(BIN)/.installed
 	$(BIN)/python tools/demo.py
+
+# The same, with TLS, mTLS and tokens on every call: development credentials
+# (tools/dev_credentials.py) in var/dev-credentials, made anew at each start.
+DEV_CREDENTIALS := var/dev-credentials
+run-secure: $(BIN)/.installed web
+	$(BIN)/python tools/dev_credentials.py $(DEV_CREDENTIALS)
+	set -a && . $(DEV_CREDENTIALS)/secure.env && set +a && \
+		$(BIN)/python tools/run_services.py $(SERVICES)
+
+demo-secure: $(BIN)/.installed
+	$(BIN)/python tools/demo.py --ca-file $(DEV_CREDENTIALS)/ca.pem \
+		--cert-file $(DEV_CREDENTIALS)/server.pem --key-file $(DEV_CREDENTIALS)/server.key \
+		--token-file $(DEV_CREDENTIALS)/submitter.token
 
 durability-check: $(BIN)/.installed
 	$(BIN)/python -m tools.durability_check

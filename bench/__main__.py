@@ -33,7 +33,9 @@ from bench.fig_engine import figure_engine
 from bench.fig_levers import figure_levers
 from bench.fig_memory import figure_memory
 from bench.fig_pg_stats import figure_pg_stats
+from bench.fig_security import figure_security
 from bench.fig_split import figure_split
+from bench.fig_stalled import figure_stalled
 from bench.fig_streams import figure_streams
 from bench.fig_unary import figure_unary
 from bench.machine import describe
@@ -58,6 +60,8 @@ SECTIONS = (
     "pg-stats",
     "split",
     "console",
+    "security",
+    "stalled",
     "profiles",
 )
 #: Sections that run part of figure 3 (not in a full run: e2e runs them).
@@ -81,6 +85,8 @@ SECTION_RUNNERS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "pg-stats": figure_pg_stats,
     "split": figure_split,
     "console": figure_console,
+    "security": figure_security,
+    "stalled": figure_stalled,
     "profiles": profile_servers,
 }
 

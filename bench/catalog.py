@@ -6,7 +6,9 @@ from bench.fig_engine import ENGINE_NAMES
 from bench.fig_levers import LEVER_NAMES
 from bench.fig_memory import MEMORY_NAMES
 from bench.fig_pg_stats import PG_STATS_NAMES
+from bench.fig_security import SECURITY_NAMES
 from bench.fig_split import SPLIT_NAMES
+from bench.fig_stalled import STALLED_NAMES
 from bench.fig_streams import STREAM_NAMES
 from bench.fig_unary import CONCURRENCIES, METHODS
 
@@ -33,5 +35,7 @@ def figure_names() -> list[str]:
         *PG_STATS_NAMES,
         *SPLIT_NAMES,
         *CONSOLE_NAMES,
+        *SECURITY_NAMES,
+        *STALLED_NAMES,
         *LEVER_NAMES,
     ]

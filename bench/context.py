@@ -31,6 +31,9 @@ class Run:
     figures: list[Figure] = field(default_factory=list)
     #: Per section, what the report shows beyond figures (tables, settings, profiles).
     notes: dict[str, Any] = field(default_factory=dict)
+    #: How to reach the servers that need TLS and a token, by address: the
+    #: keyword arguments of service_runtime.channels.client_security.
+    client_security: dict[str, dict[str, str]] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
     def say(self, message: str) -> None:

@@ -49,6 +49,7 @@ import grpc.aio
 from bench.procs import set_parent_death_signal
 from quoteflow.processor.v1 import processor_service_pb2 as ppb
 from quoteflow.quote.v1 import quote_service_pb2 as pb
+from service_runtime.channels import PLAINTEXT, client_security, open_channel
 
 QUOTE_SERVICE = "/quoteflow.quote.v1.QuoteService/"
 PROCESSOR_SERVICE = "/quoteflow.processor.v1.ProcessorService/"
@@ -85,11 +86,15 @@ async def wait_for_go() -> None:
         raise SystemExit(f"expected go, got {command!r}")
 
 
-def channels(target: str, count: int) -> list[grpc.aio.Channel]:
+def channels(
+    target: str, count: int, security: dict[str, str] | None = None
+) -> list[grpc.aio.Channel]:
+    """security: client_security's arguments, for a server with TLS and tokens."""
+    secured = client_security(**security) if security else PLAINTEXT
     # A local subchannel pool gives each channel its own TCP connection, as
     # separate clients would have (and lets SO_REUSEPORT spread them).
     return [
-        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        open_channel(target, security=secured, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(count)
     ]
 
@@ -139,7 +144,7 @@ async def closed_loop(
 
 
 async def unary(command: Command) -> dict[str, Any]:
-    chans = channels(command["target"], command.get("channels", 1))
+    chans = channels(command["target"], command.get("channels", 1), command.get("security"))
     try:
         request = await _request_for(command["method"], chans[0])
         stubs = [

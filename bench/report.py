@@ -77,6 +77,8 @@ class Markdown:
         self.pg_stats()
         self.split()
         self.console()
+        self.security()
+        self.stalled()
         self.levers()
         self.profiles()
         if ANALYSIS.exists():
@@ -656,6 +658,66 @@ class Markdown:
             ],
         ]
         self.add(*_table(["figure", "value", "≤ 100 ms"], rows))
+
+    def security(self) -> None:
+        self.add(
+            "## 10. TLS, mTLS and tokens",
+            "",
+            "`bench/fig_security.py`: SubmitQuote on the quote service (SQLite) with TLS, mTLS",
+            "and an HS256 bearer token checked on every call, against the same service in",
+            "plaintext with no tokens, interleaved rounds; channels opened once, so this is",
+            "the per-call cost. Target ≥ 0.8x.",
+            "",
+        )
+        rows = []
+        for figure in self.run.figures:
+            if figure.name.startswith("security.") and figure.name.endswith(".rps"):
+                base = figure.name.removesuffix(".rps")
+                cpu = self.fig(f"{base}.calls_per_cpu_s")
+                rows.append(
+                    [
+                        f"c={figure.params.get('concurrency')}",
+                        f"{_num(figure.value)} / {_num(figure.reference)}",
+                        _ratio(figure),
+                        f"{self.value(f'{base}.calls_per_cpu_s')} / "
+                        f"{self.ref(f'{base}.calls_per_cpu_s')}",
+                        _ratio(cpu),
+                        f"{self.value(f'{base}.p99_ms', 2)} / {self.ref(f'{base}.p99_ms', 2)}",
+                        _met(figure),
+                    ]
+                )
+        header = [
+            "SubmitQuote", "calls/s (plain)", "ratio", "calls/CPU-s (plain)", "ratio",
+            "p99 ms (plain)", "",
+        ]  # fmt: skip
+        self.add(*_table(header, rows))
+
+    def stalled(self) -> None:
+        extra = self.fig("stalled.extra_mib")
+        events = extra.params.get("events", 0) if extra else 0
+        self.add(
+            "## 11. A watcher that never reads",
+            "",
+            f"`bench/fig_stalled.py`: {events:,} proposals appended to an order whose one",
+            "WatchOrder client never reads, against the same fill of an order nobody",
+            "watches; the processor's RSS growth over each. Target: the stalled stream",
+            "costs ≤ 16 MiB.",
+            "",
+        )
+        rows = [
+            [
+                "RSS growth, stalled watcher / none",
+                f"{self.value('stalled.rss_growth_mib', 1)} / "
+                f"{self.ref('stalled.rss_growth_mib', 1)} MiB",
+                "",
+            ],
+            [
+                "what the stalled stream costs",
+                f"{self.value('stalled.extra_mib', 1)} MiB",
+                _met(extra) if extra else "",
+            ],
+        ]
+        self.add(*_table(["figure", "value", "≤ 16 MiB"], rows))
 
     def levers(self) -> None:
         self.add(

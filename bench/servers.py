@@ -31,6 +31,8 @@ class ServerSpec:
     #: A fixed port (several processes sharing one with SO_REUSEPORT); else a free one.
     port: int | None = None
     store: str = "sqlite"
+    #: With TLS on, the plaintext health port (--health-port) start() waits on.
+    health_port: int | None = None
 
 
 def noop(name: str = "noop", **options: Any) -> ServerSpec:
@@ -66,7 +68,9 @@ class Servers:
     async def start(self, spec: ServerSpec) -> Launched:
         port = spec.port or free_port()
         child = await self._processes.start(spec.name, self._argv(spec, port))
-        await child.serving(f"127.0.0.1:{port}")
+        await child.serving(f"127.0.0.1:{spec.health_port or port}")
+        # Its calls are made on its own port, whichever answered health.
+        child.address = f"127.0.0.1:{port}"
         return child
 
     async def start_worker(self, spec: ServerSpec) -> Launched:

@@ -29,6 +29,8 @@ class Sizes:
     streams_per_client: int
     streams_per_channel: int
     replay_events: int
+    #: Figure 11: events appended to an order a watcher holds and never reads.
+    stalled_events: int
     event_rate: float
     rate_seconds: float
     #: Seconds left for RSS to settle, and for the last events to arrive.
@@ -59,6 +61,7 @@ FULL = Sizes(
     streams_per_client=2_500,
     streams_per_channel=100,
     replay_events=2_000,
+    stalled_events=100_000,
     event_rate=200.0,
     rate_seconds=5.0,
     settle_seconds=1.0,
@@ -86,6 +89,7 @@ SMOKE = Sizes(
     streams_per_client=30,
     streams_per_channel=10,
     replay_events=20,
+    stalled_events=200,
     event_rate=50.0,
     rate_seconds=0.3,
     settle_seconds=0.1,

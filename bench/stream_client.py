@@ -20,6 +20,8 @@ Commands, one JSON object a line on stdin, each answered by one on stdout:
 - {"cmd": "replay", "target", "order"}: one stream from the order's first
   event to its end, as fast as the server sends it; answers events and seconds.
   Responses stay undecoded, so the client's protobuf cost is not measured.
+- {"cmd": "stall", "target", "order"}: open one WatchOrder stream and never
+  read it (a watcher whose client stopped reading), until "close".
 - {"cmd": "follow", "target", "order"} then {"cmd": "followed", "timeout"}:
   watch an order while it is being filled; answer the events and the seconds
   from the first to the last.
@@ -71,6 +73,7 @@ class Holder:
         self.closing = False
         self.error_codes: dict[str, int] = {}
         self.following: asyncio.Task[list[float]] | None = None
+        self.stalled: list[Any] = []
 
     async def open(self, command: dict[str, Any]) -> dict[str, Any]:
         per_channel = command["per_channel"]
@@ -121,6 +124,16 @@ class Holder:
                 self.error_codes[code] = self.error_codes.get(code, 0) + 1
                 self.failed.append((watch, order))
 
+    def stall(self, command: dict[str, Any]) -> dict[str, Any]:
+        channel = _channel(command["target"])
+        self.channels.append(channel)
+        watch = channel.unary_stream(
+            WATCH, response_deserializer=ppb.WatchOrderResponse.FromString, request_serializer=None
+        )
+        # grpc.aio starts the call at once; it is kept, and never read.
+        self.stalled.append(watch(_request(command["order"])))
+        return {"stalled": len(self.stalled)}
+
     def reset(self, command: dict[str, Any]) -> dict[str, Any]:
         self.delivery_us = array("q")
         self.end_to_end_us = array("q")
@@ -141,6 +154,9 @@ class Holder:
         self.closing = True
         for task in list(self.tasks):
             task.cancel()
+        for call in self.stalled:
+            call.cancel()
+        self.stalled = []
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.gather(*(channel.close(grace=None) for channel in self.channels))
         self.channels = []

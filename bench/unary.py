@@ -26,6 +26,7 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 from bench.context import Run
 from bench.stats import median, ms, percentile
 from quoteflow.quote.v1 import quote_service_pb2 as pb
+from service_runtime.channels import PLAINTEXT, client_security, open_channel
 from tools.launcher import Launched
 
 #: A quote service's backlog must drain within this before the next run.
@@ -74,6 +75,7 @@ async def run_unary(
     command = {
         "cmd": "unary",
         "target": servers[0].address,
+        "security": run.client_security.get(servers[0].address),
         "method": method,
         "concurrency": max(1, concurrency // generators),
         "seconds": run.sizes.unary_seconds,
@@ -88,7 +90,7 @@ async def run_unary(
     for loadgen in chosen:
         await loadgen.send('{"cmd": "go"}')
     answers = [_check(await lg.read_json(within=120), lg) for lg in chosen]
-    await settle(servers[0].address)
+    await settle(servers[0].address, run.client_security.get(servers[0].address))
     cpu = _cpu_seconds(servers) - cpu_before
     calls = sum(answer["ok"] for answer in answers)
     return _Run(
@@ -105,12 +107,14 @@ def _check(answer: dict[str, Any], loadgen: Launched) -> dict[str, Any]:
     return answer
 
 
-async def settle(address: str) -> None:
+async def settle(address: str, security: Mapping[str, str] | None = None) -> None:
     """Wait until a quote service has no message pending or processing, so one
-    run's backlog is not worked off during the next run (the no-op answers 0)."""
+    run's backlog is not worked off during the next run (the no-op answers 0).
+    security: client_security's arguments, for a server with TLS and tokens."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SETTLE_DEADLINE
-    async with grpc.aio.insecure_channel(address) as channel:
+    secured = client_security(**security) if security else PLAINTEXT
+    async with open_channel(address, security=secured) as channel:
         stats = channel.unary_unary(
             "/quoteflow.quote.v1.QuoteService/GetStats",
             request_serializer=pb.GetStatsRequest.SerializeToString,
@@ -162,7 +166,8 @@ async def compare(
         # A fresh order each round (seeded, so runs are comparable): no variant
         # always follows the same one.
         for label in random.Random(number).sample(labels, len(labels)):
-            await settle(variants[label][0].address)
+            address = variants[label][0].address
+            await settle(address, run.client_security.get(address))
             runs[label].append(
                 await run_unary(
                     run,

@@ -8,6 +8,11 @@ translated but the errors: a service's status passes through with its code,
 message and details (the google.rpc BadRequest, RetryInfo and ErrorInfo of
 grpc-status-details-bin), and a service that cannot be reached becomes
 UNAVAILABLE naming it and its address.
+
+The page's `authorization` header goes on to the service with each call, so
+the service decides what the page's user may do; with an Access of its own
+(auth on at the console too) the bridge refuses a call the service would
+refuse before forwarding it.
 """
 
 import asyncio
@@ -34,6 +39,8 @@ from console_svc.drain import DRAINING_MESSAGE, DrainGate
 from quoteflow.processor.v1 import processor_service_pb2, processor_service_pb2_grpc
 from quoteflow.quote.v1 import quote_service_pb2, quote_service_pb2_grpc
 from quoteflow.requestor.v1 import requestor_service_pb2, requestor_service_pb2_grpc
+from service_runtime.access import Access, CallRefused
+from service_runtime.channels import PLAINTEXT, ClientSecurity, open_channel
 
 if TYPE_CHECKING:
     # The types Endpoint.unary and Endpoint.server_stream answer, which
@@ -92,10 +99,12 @@ SERVICES = (QUOTE, PROCESSOR, REQUESTOR)
 class Downstream:
     """One service at one address, over one channel, as the bridge calls it."""
 
-    def __init__(self, service: Service, address: str) -> None:
+    def __init__(
+        self, service: Service, address: str, security: ClientSecurity = PLAINTEXT
+    ) -> None:
         self.service = service
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self.channel = open_channel(address, security=security, options=_CHANNEL_OPTIONS)
         self.stub = service.stub(self.channel)
 
     def error(self, failure: grpc.aio.AioRpcError) -> ConnectError:
@@ -146,6 +155,12 @@ def _details(trailing: grpc.aio.Metadata | None) -> list[ErrorDetail]:
     return []
 
 
+def _forwarded(ctx: RequestContext[Any, Any]) -> tuple[tuple[str, str], ...]:
+    """The page's authorization header, as the call's metadata."""
+    token = ctx.request_headers.get("authorization")
+    return (("authorization", token),) if token else ()
+
+
 def _seconds(ctx: RequestContext[Any, Any], default: float | None) -> float | None:
     """The deadline the page set (Connect-Timeout-Ms, grpc-timeout), else default."""
     timeout_ms = ctx.timeout_ms
@@ -156,11 +171,29 @@ class Bridge:
     """The endpoints of every bridged RPC, by their URL path."""
 
     def __init__(
-        self, downstreams: Iterable[Downstream], gate: DrainGate, *, call_deadline: float
+        self,
+        downstreams: Iterable[Downstream],
+        gate: DrainGate,
+        *,
+        call_deadline: float,
+        access: Access | None = None,
     ) -> None:
         self.gate = gate
         self._call_deadline = call_deadline
+        self._access = access
         self.downstreams = list(downstreams)
+
+    def _admit(self, path: str, ctx: RequestContext[Any, Any]) -> None:
+        """ConnectError for a call this console's own auth refuses."""
+        if self._access is None:
+            return
+        try:
+            self._access.admit(path, _forwarded(ctx), ctx.client_address or "")
+        except CallRefused as refused:
+            status = refused.status
+            # assignment: a grpc.Status's metadata is the (key, value) pairs rich_status made.
+            trailing: Any = status.trailing_metadata
+            raise ConnectError(_CODES[status.code], status.details, _details(trailing)) from None
 
     def endpoints(self) -> "dict[str, Bridged]":
         endpoints: dict[str, Bridged] = {}
@@ -178,32 +211,44 @@ class Bridge:
             raise ValueError(f"{method.full_name}: client streaming cannot be bridged")
         info = method_info(method)
         target = getattr(downstream.stub, method.name)
+        path = f"/{method.containing_service.full_name}/{method.name}"
         if method.server_streaming:
-            return Endpoint.server_stream(method=info, function=self._streaming(downstream, target))
-        return Endpoint.unary(method=info, function=self._unary(downstream, target))
+            return Endpoint.server_stream(
+                method=info, function=self._streaming(downstream, path, target)
+            )
+        return Endpoint.unary(method=info, function=self._unary(downstream, path, target))
 
     def _unary(
-        self, downstream: Downstream, target: Callable[..., Awaitable[Message]]
+        self, downstream: Downstream, path: str, target: Callable[..., Awaitable[Message]]
     ) -> Callable[[Message, RequestContext[Any, Any]], Awaitable[Message]]:
         async def forward(request: Message, ctx: RequestContext[Any, Any]) -> Message:
+            self._admit(path, ctx)
             with self.gate.unary():
                 try:
-                    return await target(request, timeout=_seconds(ctx, self._call_deadline))
+                    return await target(
+                        request,
+                        timeout=_seconds(ctx, self._call_deadline),
+                        metadata=_forwarded(ctx),
+                    )
                 except grpc.aio.AioRpcError as failure:
                     raise downstream.error(failure) from None
 
         return forward
 
     def _streaming(
-        self, downstream: Downstream, target: Callable[..., grpc.aio.UnaryStreamCall[Any, Any]]
+        self,
+        downstream: Downstream,
+        path: str,
+        target: Callable[..., grpc.aio.UnaryStreamCall[Any, Any]],
     ) -> Callable[[Message, RequestContext[Any, Any]], AsyncIterator[Message]]:
         async def forward(
             request: Message, ctx: RequestContext[Any, Any]
         ) -> AsyncIterator[Message]:
+            self._admit(path, ctx)
             with self.gate.stream() as closing:
                 # No deadline unless the page sets one: a watch lasts as long as
                 # the page shows it.
-                call = target(request, timeout=_seconds(ctx, None))
+                call = target(request, timeout=_seconds(ctx, None), metadata=_forwarded(ctx))
                 responses = aiter(call)
                 ended = asyncio.ensure_future(closing.wait())
                 try:

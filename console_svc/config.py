@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from service_runtime.config import ListenerOptions, require_positive
+from service_runtime.config import DownstreamOptions, ListenerOptions, require_positive
 
 ENV_PREFIX = "CONSOLE"
 
@@ -13,7 +13,7 @@ DEFAULT_STATIC_DIR = str(Path(__file__).resolve().parent.parent / "web" / "dist"
 
 
 @dataclass
-class ConsoleConfig(ListenerOptions):
+class ConsoleConfig(ListenerOptions, DownstreamOptions):
     """The listener's options (the console keeps no store, so it takes none of
     the services' store options), the services it bridges, and its page."""
 
@@ -65,6 +65,7 @@ class ConsoleConfig(ListenerOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_downstream()
         require_positive(self, "call_deadline", "health_timeout")
         for name in ("quote_address", "processor_address", "requestor_address"):
             if not getattr(self, name).strip():

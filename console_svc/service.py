@@ -4,8 +4,10 @@ drains on SIGTERM or SIGINT."""
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import ssl
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,11 @@ from console_svc.app import build_app
 from console_svc.bridge import PROCESSOR, QUOTE, REQUESTOR, Bridge, Downstream
 from console_svc.config import ConsoleConfig
 from console_svc.drain import DrainGate
+from service_runtime.access import Access
+from service_runtime.channels import downstream_security
+from service_runtime.config import DEFAULT_MAX_STREAMS_PER_CALLER
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+from service_runtime.tokens import TokenVerifier
 
 logger = logging.getLogger("console_svc.service")
 
@@ -65,6 +71,37 @@ class RunningConsole:
         self._server.force_exit = True
 
 
+#: How often the console looks for a renewed certificate.
+CERTIFICATE_CHECK_SECONDS = 5.0
+
+
+def _stamp(*paths: str) -> tuple[tuple[int, int], ...]:
+    stats = [os.stat(p) for p in paths]
+    return tuple((s.st_mtime_ns, s.st_ino) for s in stats)
+
+
+async def _reload_certificate(served: uvicorn.Config, config: ConsoleConfig) -> None:
+    """Load a renewed certificate into the context uvicorn serves with: new
+    connections get it, open ones keep theirs (grpc's listeners do the same)."""
+    paths = (config.tls_cert_file, config.tls_key_file)
+    seen = _stamp(*paths)
+    while True:
+        await asyncio.sleep(CERTIFICATE_CHECK_SECONDS)
+        try:
+            now = _stamp(*paths)
+            if now != seen and served.ssl is not None:
+                served.ssl.load_cert_chain(*paths)
+                seen = now
+                logger.info(
+                    "certificate reloaded", extra={FIELDS_ATTRIBUTE: {"cert_file": paths[0]}}
+                )
+        except (OSError, ssl.SSLError) as error:
+            # Mid-rotation: the next check finds the files whole.
+            logger.warning(
+                "certificate not reloaded", extra={FIELDS_ATTRIBUTE: {"error": str(error)}}
+            )
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -93,13 +130,21 @@ def _address(host: str, port: int) -> str:
 async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
     """Bind the port (OSError naming it if it cannot be), open a channel to each
     service, serve until the block exits, then stop and close the channels."""
+    security = downstream_security(config)
+    access = None
+    if config.auth:
+        verifier = TokenVerifier(
+            config.auth_jwt_key_file, issuer=config.auth_issuer, audience=config.auth_audience
+        )
+        # The services cap each caller's streams; the console checks who may call.
+        access = Access(verifier, max_streams_per_caller=DEFAULT_MAX_STREAMS_PER_CALLER)
     sock = _bind(config.host, config.port)
     downstreams = [
-        Downstream(QUOTE, config.quote_address),
-        Downstream(PROCESSOR, config.processor_address),
-        Downstream(REQUESTOR, config.requestor_address),
+        Downstream(QUOTE, config.quote_address, security),
+        Downstream(PROCESSOR, config.processor_address, security),
+        Downstream(REQUESTOR, config.requestor_address, security),
     ]
-    bridge = Bridge(downstreams, DrainGate(), call_deadline=config.call_deadline)
+    bridge = Bridge(downstreams, DrainGate(), call_deadline=config.call_deadline, access=access)
     app = build_app(bridge, config.page_dir, health_timeout=config.health_timeout)
     server = _Server(
         uvicorn.Config(
@@ -110,6 +155,10 @@ async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
             # After the drain has ended the streams, the rest of the grace for
             # responses still being written.
             timeout_graceful_shutdown=max(int(config.grace_seconds), 1),
+            ssl_certfile=config.tls_cert_file or None,
+            ssl_keyfile=config.tls_key_file or None,
+            ssl_ca_certs=config.tls_client_ca_file or None,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if config.tls_client_ca_file else ssl.CERT_NONE,
         )
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -121,6 +170,9 @@ async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
                 raise OSError("the console's HTTP server stopped before it served")
             await asyncio.sleep(0.01)
         address = _address(config.host, sock.getsockname()[1])
+        scheme = "https" if config.tls else "http"
+        if config.tls:
+            reloading = asyncio.create_task(_reload_certificate(server.config, config))
         if not _has_page(config.page_dir):
             logger.warning(
                 "no web page to serve: run make web",
@@ -131,13 +183,15 @@ async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
             extra={
                 FIELDS_ATTRIBUTE: {
                     "address": address,
-                    "url": f"http://{address}/",
+                    "url": f"{scheme}://{address}/",
                     "services": {d.service.name: d.address for d in downstreams},
                 }
             },
         )
         yield RunningConsole(bridge, address, server, serving)
     finally:
+        if config.tls:
+            reloading.cancel()
         server.should_exit = True
         with contextlib.suppress(Exception):
             await serving

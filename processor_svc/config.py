@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from processor_svc.pricing import COMPLETION_WAIT, MAX_PROPOSALS_PER_ORDER
 from service_runtime.config import (
+    ServiceCallerOptions,
     SharedStoreOptions,
     require_non_negative,
     require_positive,
@@ -14,7 +15,7 @@ ENV_PREFIX = "PROCESSOR"
 
 
 @dataclass
-class ProcessorConfig(SharedStoreOptions):
+class ProcessorConfig(SharedStoreOptions, ServiceCallerOptions):
     env_prefix: ClassVar[str] = ENV_PREFIX
 
     port: int = field(default=50052, metadata={"help": "TCP port to listen on"})
@@ -76,6 +77,7 @@ class ProcessorConfig(SharedStoreOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_downstream()
         require_positive(
             self, "call_deadline", "pricing_timeout", "cleanup_interval", "health_interval"
         )

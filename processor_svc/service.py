@@ -22,10 +22,12 @@ from processor_svc.stored_orders import StoredOrders
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
+from service_runtime.channels import downstream_security
 from service_runtime.downstream import Downstream
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.server import (
     RunningServer,
+    ServerSecurity,
     ServiceBinding,
     bind_server,
     serve_until_signalled,
@@ -65,13 +67,16 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
     """
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(store_lock(config, "processor"))
-        bound = await bind_server(host=config.host, port=config.port)
+        bound = await bind_server(
+            host=config.host, port=config.port, security=ServerSecurity.from_options(config)
+        )
         stack.push_async_callback(bound.close)
         quote = Downstream(
             "quote service",
             config.quote_address,
             health_name=QUOTE_SERVICE_NAME,
             deadline=config.call_deadline,
+            security=downstream_security(config),
         )
         stack.push_async_callback(quote.close)
         orders, check = await _stored(config, quote, stack)

@@ -26,6 +26,7 @@ from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.server import (
+    ServerSecurity,
     ServiceBinding,
     bind_server,
     serve_until_signalled,
@@ -156,7 +157,9 @@ async def serve_calls(config: QuoteConfig) -> None:
     attempts, and the store. Replicas over one postgres store lock nothing:
     they share it."""
     with store_lock(config, "quote"):
-        bound = await bind_server(host=config.host, port=config.port)
+        bound = await bind_server(
+            host=config.host, port=config.port, security=ServerSecurity.from_options(config)
+        )
         try:
             async with opened_queue(config) as (queue, check):
                 await queue.start()

@@ -3,13 +3,18 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from service_runtime.config import SharedStoreOptions, require_non_negative, require_positive
+from service_runtime.config import (
+    ServiceCallerOptions,
+    SharedStoreOptions,
+    require_non_negative,
+    require_positive,
+)
 
 ENV_PREFIX = "REQUESTOR"
 
 
 @dataclass
-class RequestorConfig(SharedStoreOptions):
+class RequestorConfig(SharedStoreOptions, ServiceCallerOptions):
     env_prefix: ClassVar[str] = ENV_PREFIX
 
     port: int = field(default=50053, metadata={"help": "TCP port to listen on"})
@@ -64,6 +69,7 @@ class RequestorConfig(SharedStoreOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_downstream()
         if not self.processor_address.strip():
             raise ValueError("processor_address must not be empty")
         require_positive(

@@ -19,9 +19,11 @@ from requestor_svc.core_tasks import CoreTasks
 from requestor_svc.journal_import import import_journal
 from requestor_svc.order_follower import OrderFollower
 from requestor_svc.servicer import RequestorServicer
+from service_runtime.channels import downstream_security
 from service_runtime.downstream import Downstream
 from service_runtime.server import (
     RunningServer,
+    ServerSecurity,
     ServiceBinding,
     bind_server,
     serve_until_signalled,
@@ -43,6 +45,7 @@ def connect_processor(config: RequestorConfig) -> Downstream:
         config.processor_address,
         health_name=PROCESSOR_SERVICE_NAME,
         deadline=config.call_deadline,
+        security=downstream_security(config),
     )
 
 
@@ -129,7 +132,9 @@ async def start_requestor(config: RequestorConfig) -> Requestor:
     (store_lock)."""
     resources = contextlib.AsyncExitStack()
     async with contextlib.AsyncExitStack() as undo:
-        bound = await bind_server(host=config.host, port=config.port)
+        bound = await bind_server(
+            host=config.host, port=config.port, security=ServerSecurity.from_options(config)
+        )
         undo.push_async_callback(bound.close)
         undo.push_async_callback(resources.aclose)
         processor = connect_processor(config)

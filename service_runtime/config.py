@@ -7,6 +7,7 @@ wins over the variable, which wins over the default.
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import typing
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 from service_runtime.event_loop import loop_factory
 from service_runtime.rpc_logging import level_number
+from service_runtime.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
 T = TypeVar("T")
 
@@ -38,6 +40,14 @@ _PARSERS: dict[type, Callable[[str], Any]] = {
     bool: _parse_bool,
 }
 
+
+#: 4 MiB, gRPC's own default, made explicit: the largest BatchSubmitQuotes fits.
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+#: As many as the processor's default pricing_concurrency: the most a
+#: well-behaved client holds (without auth, the processor is a peer like any).
+DEFAULT_MAX_STREAMS_PER_CALLER = 1000
+#: Above DEFAULT_MAX_STREAMS_PER_CALLER, so one channel can carry them all.
+DEFAULT_MAX_STREAMS_PER_CONNECTION = 2048
 
 #: The stores a service can keep its state in; a service that can share one
 #: database among its replicas adds "postgres" (its config's store_kinds).
@@ -72,8 +82,56 @@ class ListenerOptions:
         default="auto",
         metadata={"help": "uvloop, asyncio (the standard library's) or auto: uvloop if installed"},
     )
+    tls_cert_file: str = field(
+        default="",
+        metadata={
+            "help": "PEM certificate (chain) to serve TLS with; read again when it changes, "
+            "so a renewed certificate needs no restart"
+        },
+    )
+    tls_key_file: str = field(default="", metadata={"help": "PEM private key of tls_cert_file"})
+    tls_client_ca_file: str = field(
+        default="",
+        metadata={
+            "help": "PEM CA: turns on mTLS, every client must present a certificate it signed"
+        },
+    )
+    auth_jwt_key_file: str = field(
+        default="",
+        metadata={
+            "help": "turns on authentication: the PEM public key (RS256, ES256) or HS256 secret "
+            "that callers' bearer tokens are verified with"
+        },
+    )
+    auth_issuer: str = field(
+        default=DEFAULT_ISSUER, metadata={"help": "the iss a token must carry"}
+    )
+    auth_audience: str = field(
+        default=DEFAULT_AUDIENCE, metadata={"help": "the aud a token must carry"}
+    )
+    insecure: bool = field(
+        default=False,
+        metadata={
+            "help": "allow listening on a non-loopback address without TLS and authentication"
+        },
+    )
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
+
+    @property
+    def auth(self) -> bool:
+        return bool(self.auth_jwt_key_file)
 
     def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        if self.tls_client_ca_file and not self.tls:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        refusal = exposure_refusal(self.host, tls=self.tls, auth=self.auth, insecure=self.insecure)
+        if refusal:
+            raise ValueError(refusal)
         if self.event_loop not in EVENT_LOOPS:
             raise ValueError(
                 f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {self.event_loop!r}"
@@ -86,9 +144,35 @@ class ListenerOptions:
         level_number(self.log_level)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_refusal(host: str, *, tls: bool, auth: bool, insecure: bool) -> str:
+    """Why a listener must not start this way, or "": beyond loopback it needs
+    TLS and authentication both, unless insecure is asked for by name."""
+    if is_loopback(host) or insecure or (tls and auth):
+        return ""
+    missing = " and ".join(
+        name
+        for name, on in (("TLS (tls_cert_file)", tls), ("authentication (auth_jwt_key_file)", auth))
+        if not on
+    )
+    return (
+        f"refusing to listen on {host} without {missing}: anyone who can reach the port "
+        "could call every RPC; set them, listen on 127.0.0.1, or pass --insecure"
+    )
+
+
 @dataclass
 class ServerOptions(ListenerOptions):
-    """What a gRPC service adds: the store it keeps its state in."""
+    """What a gRPC service adds: the store it keeps its state in, reflection,
+    and the limits on what one caller can hold."""
 
     #: The stores this service can use.
     store_kinds: ClassVar[tuple[str, ...]] = STORE_KINDS
@@ -100,9 +184,48 @@ class ServerOptions(ListenerOptions):
     data_dir: str = field(
         default="var", metadata={"help": "directory of the service's SQLite database"}
     )
+    reflection: bool = field(
+        default=True,
+        metadata={"help": "serve gRPC reflection (for grpcurl and buf curl); off in production"},
+    )
+    max_request_bytes: int = field(
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metadata={
+            "help": "largest request message accepted (a full BatchSubmitQuotes fits); a "
+            "larger one is RESOURCE_EXHAUSTED"
+        },
+    )
+    max_streams_per_caller: int = field(
+        default=DEFAULT_MAX_STREAMS_PER_CALLER,
+        metadata={
+            "help": "open WatchMessage, WatchOrder and WatchStats streams one caller (a "
+            "token's sub, or a peer address without auth) may hold; callers with the "
+            "service role are bounded by their own concurrency instead"
+        },
+    )
+    max_streams_per_connection: int = field(
+        default=DEFAULT_MAX_STREAMS_PER_CONNECTION,
+        metadata={"help": "concurrent calls one HTTP/2 connection may carry"},
+    )
+    health_port: int = field(
+        default=0,
+        metadata={
+            "help": "a plaintext port serving only grpc.health.v1, for probes that speak no "
+            "TLS (the kubelet's gRPC probes); 0: health on the main port only"
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_positive(
+            self, "max_request_bytes", "max_streams_per_caller", "max_streams_per_connection"
+        )
+        if not 0 <= self.health_port <= 65535 or (
+            self.health_port and self.health_port == self.port
+        ):
+            raise ValueError(
+                f"health_port must be 0 (none) or a port of its own, not {self.health_port}"
+            )
         if self.store not in self.store_kinds:
             raise ValueError(
                 f"store must be one of {', '.join(self.store_kinds)}, not {self.store!r}"
@@ -153,6 +276,44 @@ class SharedStoreOptions(ServerOptions):
                 f"heartbeat_seconds must be positive and under lease_seconds "
                 f"({self.lease_seconds}), not {self.heartbeat_seconds}"
             )
+
+
+@dataclass
+class DownstreamOptions:
+    """How a process reaches the services it calls: over TLS when
+    downstream_ca_file is set, presenting a certificate for mTLS."""
+
+    downstream_ca_file: str = field(
+        default="",
+        metadata={"help": "PEM CA that signed the downstream services' certificates: turns on TLS"},
+    )
+    downstream_cert_file: str = field(
+        default="", metadata={"help": "PEM client certificate to present to them (mTLS)"}
+    )
+    downstream_key_file: str = field(
+        default="", metadata={"help": "PEM private key of downstream_cert_file"}
+    )
+
+    def check_downstream(self) -> None:
+        if bool(self.downstream_cert_file) != bool(self.downstream_key_file):
+            raise ValueError(
+                "downstream_cert_file and downstream_key_file go together: give both or neither"
+            )
+        if self.downstream_cert_file and not self.downstream_ca_file:
+            raise ValueError("downstream_cert_file (mTLS) needs downstream_ca_file (TLS)")
+
+
+@dataclass
+class ServiceCallerOptions(DownstreamOptions):
+    """What a service that calls another adds: the token it calls with."""
+
+    downstream_token_file: str = field(
+        default="",
+        metadata={
+            "help": "file holding the bearer token (with the service role) sent on every "
+            "downstream call; read again when it changes"
+        },
+    )
 
 
 def load_config(

@@ -11,6 +11,7 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from service_runtime.channels import PLAINTEXT, ClientSecurity, open_channel
 from service_runtime.errors import DETAILS_METADATA_KEY, DownstreamError, ForwardedError
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 
@@ -53,12 +54,20 @@ class ReadinessTarget(Protocol):
 class Downstream:
     """One service this one calls, at one address, over one channel."""
 
-    def __init__(self, name: str, address: str, *, health_name: str, deadline: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        *,
+        health_name: str,
+        deadline: float,
+        security: ClientSecurity = PLAINTEXT,
+    ) -> None:
         #: How errors and logs name it, e.g. "quote service at 127.0.0.1:50051".
         self.label = f"{name} at {address}"
         #: Seconds a unary call may take.
         self.deadline = deadline
-        self.channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self.channel = open_channel(address, security=security, options=_CHANNEL_OPTIONS)
         self._health_name = health_name
         self._health = health_pb2_grpc.HealthStub(self.channel)
 

@@ -1,4 +1,5 @@
-"""The server interceptor every service runs behind: error translation and one log line per RPC.
+"""The server interceptor every service runs behind: who may call (access),
+error translation, and one log line per RPC.
 
 Servicer methods raise the library's errors; the interceptor answers them with
 the status service_runtime.errors maps them to, so no servicer builds a status
@@ -28,6 +29,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError
 
+from service_runtime.access import Access, Admitted, CallRefused, audit
 from service_runtime.drain import DrainGate
 from service_runtime.errors import rich_status, status_for_exception
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
@@ -72,8 +74,10 @@ class _MalformedRequest(Exception):
 class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Translates servicer errors to statuses and logs method, code and duration of every RPC."""
 
-    def __init__(self, gate: DrainGate) -> None:
+    def __init__(self, gate: DrainGate, access: Access, *, max_request_bytes: int) -> None:
         self._gate = gate
+        self._access = access
+        self._max_request_bytes = max_request_bytes
         # Handlers are wrapped once per method, not per call; the cached
         # original guards against a generic handler answering with a new one.
         self._wrapped: dict[str, tuple[_Handler, _Handler]] = {}
@@ -92,12 +96,14 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = _wrap_handler(handler, method, self._gate)
+        wrapped = _wrap_handler(handler, method, self._gate, self._access, self._max_request_bytes)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
-def _wrap_handler(handler: _Handler, method: str, gate: DrainGate) -> _Handler:
+def _wrap_handler(
+    handler: _Handler, method: str, gate: DrainGate, access: Access, max_request_bytes: int
+) -> _Handler:
     """Rebuild handler around its behaviour, keeping its (de)serializers and streaming shape."""
     behaviour: Callable[..., Any] | None
     build: Callable[..., _Handler]
@@ -119,17 +125,18 @@ def _wrap_handler(handler: _Handler, method: str, gate: DrainGate) -> _Handler:
     wrap = _wrap_generator if inspect.isasyncgenfunction(servicer_method) else _wrap_coroutine
     deserializer = handler.request_deserializer
     if deserializer is not None:
-        deserializer = _tolerant(deserializer, method)
+        deserializer = _tolerant(deserializer, method, max_request_bytes)
     return build(
-        wrap(servicer_method, method, gate, handler.request_streaming),
+        wrap(servicer_method, method, gate, access, handler.request_streaming),
         request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
 
 
-def _tolerant(deserializer: _Deserializer, method: str) -> _Deserializer:
+def _tolerant(deserializer: _Deserializer, method: str, max_bytes: int) -> _Deserializer:
     """deserializer, answering _Undecodable rather than raising for a body that
-    does not parse, so the call ends as a refused request, not as a crash."""
+    does not parse or is over max_bytes, so the call ends as a refused
+    request, not as a crash."""
     # Generated stubs pass the message class's FromString, bound to the class.
     descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
     name = descriptor.full_name if descriptor is not None else f"request of {method}"
@@ -142,7 +149,19 @@ def _tolerant(deserializer: _Deserializer, method: str) -> _Deserializer:
         )
     )
 
+    too_large = _Undecodable(
+        rich_status(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the request is larger than the {max_bytes} bytes this server accepts; "
+            "send less at once (a smaller batch, say)",
+            reason="REQUEST_TOO_LARGE",
+            metadata={"maxBytes": str(max_bytes)},
+        )
+    )
+
     def deserialize(body: bytes) -> Any:
+        if len(body) > max_bytes:
+            return too_large
         try:
             return deserializer(body)
         except DecodeError:
@@ -168,15 +187,23 @@ async def _refusing_undecodable(requests: AsyncIterator[Any]) -> AsyncIterator[A
         yield request
 
 
+def _admitted(access: Access, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Admitted:
+    # assignment: grpc-stubs types metadata as the synchronous API's _Metadatum tuple.
+    metadata: Any = context.invocation_metadata() or ()
+    return access.admit(method, metadata, context.peer())
+
+
 def _wrap_coroutine(
-    behaviour: _Behaviour, method: str, gate: DrainGate, streamed: bool
+    behaviour: _Behaviour, method: str, gate: DrainGate, access: Access, streamed: bool
 ) -> _Behaviour:
     async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         cancelled = False
+        admitted: Admitted | None = None
         try:
             if not await gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
+            admitted = _admitted(access, method, context)
             with gate.tracking():
                 return await behaviour(_parsed(request, streamed), context)
         except grpc.aio.AbortError:
@@ -187,13 +214,15 @@ def _wrap_coroutine(
         except Exception as error:
             await _abort_for(error, context, method)
         finally:
-            _log_rpc(method, context, started, cancelled, None)
+            code = _log_rpc(method, context, started, cancelled, None)
+            if admitted is not None:
+                audit(admitted, request, code)
 
     return observed
 
 
 def _wrap_generator(
-    behaviour: _Behaviour, method: str, gate: DrainGate, streamed: bool
+    behaviour: _Behaviour, method: str, gate: DrainGate, access: Access, streamed: bool
 ) -> _Behaviour:
     async def observed(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
@@ -204,13 +233,15 @@ def _wrap_generator(
         try:
             if not await gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
+            admitted = _admitted(access, method, context)
             # aclosing: when the stream ends early, the servicer's generator is
             # closed now, running its cleanup, rather than whenever it is collected.
             parsed = _parsed(request, streamed)
-            async with contextlib.aclosing(behaviour(parsed, context)) as responses:
-                async for response in responses:
-                    yield response
-                    sent += 1
+            with access.stream_slot(admitted):
+                async with contextlib.aclosing(behaviour(parsed, context)) as responses:
+                    async for response in responses:
+                        yield response
+                        sent += 1
         except grpc.aio.AbortError:
             raise
         except (asyncio.CancelledError, GeneratorExit):
@@ -229,7 +260,7 @@ def _wrap_generator(
 async def _abort_for(
     error: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str
 ) -> NoReturn:
-    if isinstance(error, _MalformedRequest):
+    if isinstance(error, _MalformedRequest | CallRefused):
         await _abort(context, error.status)
     status = status_for_exception(error)
     if status is None:
@@ -253,18 +284,21 @@ def _log_rpc(
     started: float,
     cancelled: bool,
     sent: int | None,
-) -> None:
+) -> str:
+    """Logs the call; answers its final code."""
+    code = _final_code(context, cancelled)
     level = logging.DEBUG if method.startswith(_QUIET_METHODS) else logging.INFO
     if not logger.isEnabledFor(level):
-        return
+        return code
     fields: dict[str, object] = {
         "method": method,
-        "code": _final_code(context, cancelled),
+        "code": code,
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
     }
     if sent is not None:
         fields["messages_sent"] = sent
     logger.log(level, "rpc", extra={FIELDS_ATTRIBUTE: fields})
+    return code
 
 
 def _final_code(context: grpc.aio.ServicerContext[Any, Any], cancelled: bool) -> str:

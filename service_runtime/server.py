@@ -16,12 +16,22 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from queues.storage import StoreError
-from service_runtime.config import ListenerOptions, load_config
+from service_runtime.access import Access
+from service_runtime.config import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_STREAMS_PER_CALLER,
+    DEFAULT_MAX_STREAMS_PER_CONNECTION,
+    ListenerOptions,
+    ServerOptions,
+    load_config,
+)
 from service_runtime.drain import DrainGate
 from service_runtime.event_loop import loop_factory
 from service_runtime.interceptors import RpcInterceptor
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE, configure_logging
 from service_runtime.supervision import stop_with_supervisor
+from service_runtime.tls import ServerTls
+from service_runtime.tokens import TokenVerifier
 
 logger = logging.getLogger("service_runtime.server")
 
@@ -37,12 +47,66 @@ _SERVER_OPTIONS: Sequence[tuple[str, int]] = (
     # vanished without closing their connection, so their streams are cancelled.
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
-    # Message size limits stay at gRPC's defaults (4 MiB received): a quote
-    # message is a few kilobytes, so a larger one is a mistake worth refusing.
+    # Keepalive enforcement: a client pinging more often than every 10 s
+    # without data is sent GOAWAY after two strikes, so pings cannot be used
+    # to keep the server busy.
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 2),
 )
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class ServerSecurity:
+    """A listener's TLS, who may call it, and what one caller can hold. The
+    default is what tests and make run use: plaintext, no tokens, reflection
+    on (config.exposure_refusal keeps that to loopback)."""
+
+    tls: ServerTls | None = None
+    verifier: TokenVerifier | None = None
+    reflection: bool = True
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_streams_per_caller: int = DEFAULT_MAX_STREAMS_PER_CALLER
+    max_streams_per_connection: int = DEFAULT_MAX_STREAMS_PER_CONNECTION
+    #: A plaintext port serving grpc.health.v1 alone (0: none), for the
+    #: kubelet's gRPC probes, which speak neither TLS nor tokens.
+    health_port: int = 0
+
+    @classmethod
+    def from_options(cls, options: ServerOptions) -> "ServerSecurity":
+        """What the options ask for. Reads the certificate and key files, so a
+        missing one stops the start (OSError)."""
+        tls = None
+        if options.tls:
+            tls = ServerTls(options.tls_cert_file, options.tls_key_file, options.tls_client_ca_file)
+        verifier = None
+        if options.auth:
+            verifier = TokenVerifier(
+                options.auth_jwt_key_file,
+                issuer=options.auth_issuer,
+                audience=options.auth_audience,
+            )
+        return cls(
+            tls=tls,
+            verifier=verifier,
+            reflection=options.reflection,
+            max_request_bytes=options.max_request_bytes,
+            max_streams_per_caller=options.max_streams_per_caller,
+            max_streams_per_connection=options.max_streams_per_connection,
+            health_port=options.health_port,
+        )
+
+    def server_options(self) -> list[tuple[str, int]]:
+        return [
+            *_SERVER_OPTIONS,
+            # The interceptor refuses what is over max_request_bytes with an
+            # ErrorInfo (service_runtime.interceptors); gRPC's own refusal, which
+            # carries none, is the backstop for what is far over.
+            ("grpc.max_receive_message_length", 2 * self.max_request_bytes),
+            ("grpc.max_concurrent_streams", self.max_streams_per_connection),
+        ]
 
 
 @dataclass(frozen=True)
@@ -64,8 +128,10 @@ class RunningServer:
         host: str,
         port: int,
         gate: DrainGate,
+        health_server: grpc.aio.Server | None,
     ) -> None:
         self._server = server
+        self._health_server = health_server
         self._gate = gate
         self._health = health
         self._service_names = tuple(service_names)
@@ -109,6 +175,9 @@ class RunningServer:
         Health answers NOT_SERVING for everything from here on, whatever is set later.
         """
         await self._health.enter_graceful_shutdown()
+        if self._health_server is not None:
+            # Probes see the port close with the main one, not after it.
+            await self._health_server.stop(None)
         stopping = asyncio.ensure_future(self._server.stop(grace))
         # The first step of grpc.aio's stop closes the listener and sends every
         # connection a GOAWAY, before it first yields; only then may the held
@@ -137,10 +206,14 @@ class BoundServer:
         gate: DrainGate,
         host: str,
         port: int,
+        reflection: bool,
+        health_server: grpc.aio.Server | None = None,
     ) -> None:
         self._server = server
+        self._health_server = health_server
         self._gate = gate
         self._host = host
+        self._reflection = reflection
         self._started = False
         #: The bound port: the one chosen by the system when 0 was asked for.
         self.port = port
@@ -159,15 +232,26 @@ class BoundServer:
             binding.register(self._server)
         health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, self._server)
+        if self._health_server is not None:
+            health_pb2_grpc.add_HealthServicer_to_server(health, self._health_server)
         for name in service_names:
             await health.set(name, _SERVING if ready else _NOT_SERVING)
-        reflection.enable_server_reflection(
-            [*service_names, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self._server
-        )
+        if self._reflection:
+            reflection.enable_server_reflection(
+                [*service_names, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self._server
+            )
         await self._server.start()
+        if self._health_server is not None:
+            await self._health_server.start()
         self._started = True
         running = RunningServer(
-            self._server, health, service_names, self._host, self.port, self._gate
+            self._server,
+            health,
+            service_names,
+            self._host,
+            self.port,
+            self._gate,
+            self._health_server,
         )
         logger.info(
             "serving",
@@ -185,7 +269,11 @@ class BoundServer:
             # would keep the port until the process ends; with no servicer
             # registered, a call in this instant is answered UNIMPLEMENTED.
             await self._server.start()
+            if self._health_server is not None:
+                await self._health_server.start()
             self._started = True
+        if self._health_server is not None:
+            await self._health_server.stop(None)
         await self._server.stop(None)
 
 
@@ -193,25 +281,45 @@ async def bind_server(
     *,
     host: str,
     port: int,
+    security: ServerSecurity = ServerSecurity(),
     # type-arg: grpc-stubs makes the class generic; grpc.aio's is not.
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
 ) -> BoundServer:
     """A server holding host:port, to be started later. Raises OSError naming
-    the address when it cannot be bound."""
+    the address when it cannot be bound, or a certificate file that cannot be read."""
     gate = DrainGate()
+    access = Access(security.verifier, max_streams_per_caller=security.max_streams_per_caller)
+    credentials = security.tls.credentials() if security.tls is not None else None
     server = grpc.aio.server(
-        interceptors=[RpcInterceptor(gate), *extra_interceptors], options=_SERVER_OPTIONS
+        interceptors=[
+            RpcInterceptor(gate, access, max_request_bytes=security.max_request_bytes),
+            *extra_interceptors,
+        ],
+        options=security.server_options(),
     )
     address = _address(host, port)
     try:
-        bound_port = server.add_insecure_port(address)
+        if credentials is None:
+            bound_port = server.add_insecure_port(address)
+        else:
+            bound_port = server.add_secure_port(address, credentials)
     except RuntimeError as error:
         # Unbound, the server still owns core resources (see BoundServer.close).
         await server.stop(None)
         raise OSError(
             f"cannot listen on {address}: the port is taken or the host is not local"
         ) from error
-    return BoundServer(server, gate, host, bound_port)
+    health_server = None
+    if security.health_port:
+        health_server = grpc.aio.server(options=_SERVER_OPTIONS)
+        health_address = _address(host, security.health_port)
+        try:
+            health_server.add_insecure_port(health_address)
+        except RuntimeError as error:
+            await health_server.stop(None)
+            await server.stop(None)
+            raise OSError(f"cannot listen on {health_address} (health_port): taken") from error
+    return BoundServer(server, gate, host, bound_port, security.reflection, health_server)
 
 
 async def start_server(
@@ -220,11 +328,14 @@ async def start_server(
     host: str,
     port: int,
     ready: bool = True,
+    security: ServerSecurity = ServerSecurity(),
     # type-arg: grpc-stubs makes the class generic; grpc.aio's is not.
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
 ) -> RunningServer:
     """Bind host:port and serve bindings there at once (BoundServer.start)."""
-    bound = await bind_server(host=host, port=port, extra_interceptors=extra_interceptors)
+    bound = await bind_server(
+        host=host, port=port, security=security, extra_interceptors=extra_interceptors
+    )
     return await bound.start(bindings, ready=ready)
 
 

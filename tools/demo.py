@@ -18,6 +18,7 @@ from quoteflow.processor.v1 import processor_service_pb2_grpc as processor_grpc
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.requestor.v1 import requestor_service_pb2 as requestor_pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as requestor_grpc
+from service_runtime.channels import PLAINTEXT, ClientSecurity, client_security, open_channel
 
 # Sizes that price without a human review (review starts above 2,000,000).
 PROPOSALS = (("PROP-S", 80_000), ("PROP-M", 400_000), ("PROP-L", 1_500_000))
@@ -31,11 +32,13 @@ _FINAL = {
 }
 
 
-async def demo(processor_address: str, requestor_address: str) -> int:
+async def demo(
+    processor_address: str, requestor_address: str, security: ClientSecurity = PLAINTEXT
+) -> int:
     order = f"ORD-{uuid.uuid4().hex[:8]}"
     async with (
-        grpc.aio.insecure_channel(processor_address) as processor_channel,
-        grpc.aio.insecure_channel(requestor_address) as requestor_channel,
+        open_channel(processor_address, security=security) as processor_channel,
+        open_channel(requestor_address, security=security) as requestor_channel,
     ):
         processor = processor_grpc.ProcessorServiceStub(processor_channel)
         requestor = requestor_grpc.RequestorServiceStub(requestor_channel)
@@ -102,9 +105,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processor", default="127.0.0.1:50052", help="processor address")
     parser.add_argument("--requestor", default="127.0.0.1:50053", help="requestor address")
+    parser.add_argument("--ca-file", default="", help="CA of the services' certificates (TLS)")
+    parser.add_argument("--cert-file", default="", help="client certificate (mTLS)")
+    parser.add_argument("--key-file", default="", help="client certificate's key (mTLS)")
+    parser.add_argument("--token-file", default="", help="file holding a submitter's token")
     args = parser.parse_args()
+    security = client_security(
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+        token_file=args.token_file,
+    )
     try:
-        sys.exit(asyncio.run(demo(args.processor, args.requestor)))
+        sys.exit(asyncio.run(demo(args.processor, args.requestor, security)))
     except grpc.aio.AioRpcError as error:
         sys.exit(f"demo failed: {error.code().name}: {error.details()} (is `make run` going?)")
 

@@ -244,7 +244,8 @@ async def processor_forwarded_resource_exhausted(services: Services) -> grpc.aio
 async def processor_oversized_for_the_quote_service(services: Services) -> grpc.aio.AioRpcError:
     processor = await services.processor()
     # Within the processor's 4 MiB limit, but not once the quote request adds its
-    # request_id: the quote service's gRPC refuses it, with no details at all.
+    # request_id: the quote service refuses it (REQUEST_TOO_LARGE), and the
+    # processor passes that refusal on as it is.
     # The submission's own fields are bounded far below that, so the bulk is a
     # field unknown to this version, which protobuf keeps and passes on.
     limit = 4 * 1024 * 1024
@@ -370,7 +371,7 @@ CASES: list[tuple[Provoke, Code, str]] = [
     (
         processor_oversized_for_the_quote_service,
         Code.RESOURCE_EXHAUSTED,
-        "DOWNSTREAM_RESOURCE_EXHAUSTED",
+        "REQUEST_TOO_LARGE",
     ),
     (processor_unavailable, Code.UNAVAILABLE, "SHUTTING_DOWN"),
     (processor_downstream_unavailable, Code.UNAVAILABLE, "DOWNSTREAM_UNAVAILABLE"),
@@ -385,7 +386,7 @@ CASES: list[tuple[Provoke, Code, str]] = [
 ]
 
 #: A full queue passes; a request too large for the quote service never will.
-NEVER_RETRYABLE = {"DOWNSTREAM_RESOURCE_EXHAUSTED"}
+NEVER_RETRYABLE = {"REQUEST_TOO_LARGE"}
 
 
 @pytest.mark.parametrize(

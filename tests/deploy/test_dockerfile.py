@@ -154,7 +154,7 @@ def test_the_final_image_holds_the_page_the_console_serves() -> None:
     final = _stages()[-1]
     ((source, destination),) = _copied_from(final, "web")
     assert source == "/src/web/dist"
-    config = config_in(CONSOLE, image_env(final))
+    config = config_in(CONSOLE, {**image_env(final), "CONSOLE_INSECURE": "true"})
     assert config.page_dir == Path(destination)
     assert config.host == "0.0.0.0"
     assert str(CONSOLE.port) in " ".join(_arguments(final, "EXPOSE")).split()
@@ -185,7 +185,11 @@ def test_the_user_is_numeric_and_not_root() -> None:
 def test_in_the_image_every_service_listens_on_every_interface(service) -> None:
     final = _stages()[-1]
     env = image_env(final)
-    config = config_in(service, env)
+    # Secure by default: on every interface, not without TLS and tokens...
+    with pytest.raises(AssertionError, match="would not start"):
+        config_in(service, env)
+    # ...unless told so by name (the manifests give it both: test_secure_manifests).
+    config = config_in(service, {**env, f"{service.env_prefix}_INSECURE": "true"})
     assert config.host == "0.0.0.0"
     assert Path(config.data_dir).is_absolute()
     assert str(service.port) in " ".join(_arguments(final, "EXPOSE")).split()

@@ -115,25 +115,39 @@ def test_the_configuration_is_the_environment_and_starts_the_service(
     assert config.log_level == "INFO"
 
 
-@by_name
-def test_the_ports_are_the_services_defaults(manifests: Manifests, service: Service) -> None:
+def _health_port(manifests: Manifests, service: Service, final_stage: list[Instruction]) -> int:
     container = manifests.container(service)
-    (port,) = container["ports"]
-    assert (port["containerPort"], port["protocol"]) == (service.port, "TCP")
+    port: int = config_in(service, container_env(container, image_env(final_stage))).health_port
+    return port
+
+
+@by_name
+def test_the_ports_are_the_services_defaults_and_its_health_port(
+    manifests: Manifests, service: Service, final_stage: list[Instruction]
+) -> None:
+    container = manifests.container(service)
+    ports = {p["name"]: p for p in container["ports"]}
+    assert set(ports) == {"grpc", "health"}
+    assert (ports["grpc"]["containerPort"], ports["grpc"]["protocol"]) == (service.port, "TCP")
+    health = _health_port(manifests, service, final_stage)
+    assert ports["health"]["containerPort"] == health != service.port
+    # The Service exposes the calls' port only; health is for the kubelet.
     (exposed,) = manifests.find("Service", service.name)["spec"]["ports"]
     assert exposed["port"] == service.port
-    assert exposed["targetPort"] in (port["name"], service.port)
+    assert exposed["targetPort"] in ("grpc", service.port)
 
 
 @by_name
 def test_liveness_and_start_up_ask_for_the_whole_server(
-    manifests: Manifests, service: Service
+    manifests: Manifests, service: Service, final_stage: list[Instruction]
 ) -> None:
+    # On the plaintext health port: the kubelet's gRPC probes speak no TLS.
+    health = _health_port(manifests, service, final_stage)
     for kind in ("liveness", "startup"):
         probe = manifests.probe(service, kind)
         assert not {"httpGet", "tcpSocket", "exec"} & set(probe)
         # The kubelet sends "" when service is left out; it is written out here.
-        assert probe["grpc"] == {"port": service.port, "service": ""}
+        assert probe["grpc"] == {"port": health, "service": ""}
     liveness = manifests.probe(service, "liveness")
     assert liveness["timeoutSeconds"] < liveness["periodSeconds"]
     # Not trigger-happy: a process is restarted only after 20 s or more unanswered.
@@ -145,11 +159,12 @@ def test_liveness_and_start_up_ask_for_the_whole_server(
 
 @by_name
 def test_readiness_asks_for_the_service_by_its_proto_name(
-    manifests: Manifests, service: Service
+    manifests: Manifests, service: Service, final_stage: list[Instruction]
 ) -> None:
     probe = manifests.probe(service, "readiness")
     assert not {"httpGet", "tcpSocket", "exec"} & set(probe)
-    assert probe["grpc"] == {"port": service.port, "service": service.full_name}
+    health = _health_port(manifests, service, final_stage)
+    assert probe["grpc"] == {"port": health, "service": service.full_name}
     assert probe["timeoutSeconds"] < probe["periodSeconds"] <= 10
 
 
@@ -218,7 +233,7 @@ def test_the_downstream_is_a_service_in_the_manifests(
     for other in SERVICES:
         labels = manifests.find("Deployment", other.name)["spec"]["template"]["metadata"]["labels"]
         assert (selector.items() <= labels.items()) == (other == downstream)
-    (container_port,) = manifests.container(downstream)["ports"]
+    (container_port,) = [p for p in manifests.container(downstream)["ports"] if p["name"] == "grpc"]
     assert exposed["targetPort"] in (container_port["name"], container_port["containerPort"])
     assert container_port["containerPort"] == downstream.port
 
@@ -270,7 +285,11 @@ def test_non_root_read_only_and_no_capabilities(
     }
     # Read-only everywhere but the data volume and an emptyDir /tmp.
     volumes = {v["name"]: v for v in pod["volumes"]}
-    writable = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    writable = {
+        m["mountPath"]: volumes[m["name"]]
+        for m in container["volumeMounts"]
+        if not m.get("readOnly", False)
+    }
     assert set(writable) == {
         config_in(service, container_env(container, image_env(final_stage))).data_dir,
         "/tmp",

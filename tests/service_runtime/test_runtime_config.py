@@ -48,11 +48,11 @@ def test_an_environment_variable_overrides_the_default(monkeypatch):
 
 def test_a_flag_overrides_the_environment_variable(monkeypatch):
     monkeypatch.setenv("QUOTE_PORT", "6000")
-    monkeypatch.setenv("QUOTE_HOST", "0.0.0.0")
+    monkeypatch.setenv("QUOTE_HOST", "::1")
 
     config = load(["--port", "7000"])
 
-    assert (config.port, config.host) == (7000, "0.0.0.0")
+    assert (config.port, config.host) == (7000, "::1")
 
 
 def test_a_flag_set_to_the_default_value_still_beats_the_environment(monkeypatch):

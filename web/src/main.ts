@@ -2,6 +2,7 @@
 // #/messages, #/orders), each a client of the services through the bridge.
 
 import { byId, h } from "./dom.js";
+import { currentToken, useToken } from "./token.js";
 import { DashboardView } from "./views/dashboard.js";
 import { FollowView } from "./views/follow.js";
 import { MessagesView } from "./views/messages.js";
@@ -47,6 +48,17 @@ function route(): void {
   }
   view.show(rest.join("/"));
 }
+
+const tokenForm = byId<HTMLFormElement>("token-form");
+const tokenInput = byId<HTMLInputElement>("token");
+tokenInput.value = currentToken();
+tokenForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  useToken(tokenInput.value);
+  alertText("");
+  // The open views call again with the new token.
+  route();
+});
 
 window.addEventListener("hashchange", route);
 window.addEventListener("unhandledrejection", (event) => {

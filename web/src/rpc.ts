@@ -12,12 +12,14 @@ import { ProcessorService } from "./gen/quoteflow/processor/v1/processor_service
 import { QuoteService } from "./gen/quoteflow/quote/v1/quote_service_pb.js";
 import { RequestorService } from "./gen/quoteflow/requestor/v1/requestor_service_pb.js";
 import { durationSeconds, seconds } from "./format.js";
+import { bearerToken } from "./token.js";
 
 // Connect over fetch: server streams arrive as the response body streams, over
 // HTTP/1.1 as over HTTP/2, with no trailers for a browser to miss.
 const transport = createConnectTransport({
   baseUrl: window.location.origin,
   useBinaryFormat: true,
+  interceptors: [bearerToken],
 });
 
 export const quote: Client<typeof QuoteService> = createClient(QuoteService, transport);
@@ -36,6 +38,8 @@ const CODE_WORDS: Partial<Record<Code, string>> = {
   [Code.Internal]: "Internal error",
   [Code.Unknown]: "Unknown error",
   [Code.Canceled]: "Cancelled",
+  [Code.Unauthenticated]: "Not signed in (give an access token above)",
+  [Code.PermissionDenied]: "Not allowed for your token's roles",
 };
 
 export interface Described {
