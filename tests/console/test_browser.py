@@ -374,3 +374,26 @@ async def test_an_unreachable_service_is_said_in_words(browser):
         await context.close()
     assert f"processor service unreachable at {dead}" in others
     assert f"requestor service unreachable at {dead}" in others
+
+
+def carries_token(request) -> bool:
+    """A call of the contract with the token the test gives the page."""
+    authorization = request.headers.get("authorization")
+    return RPC_PATH.search(request.url) is not None and authorization == "Bearer a.b.c"
+
+
+async def test_a_token_given_in_the_header_goes_with_every_call(tab, stack):
+    page = tab.page
+    await page.goto(f"{stack.url}/#/dashboard")
+    await page.get_by_label("Access token").fill("a.b.c")
+    async with page.expect_request(
+        carries_token,
+        timeout=SHOWN_WITHIN_MS,
+    ):
+        await page.get_by_role("button", name="Use").click()
+    # Kept for the tab: a reload calls with it still.
+    async with page.expect_request(
+        carries_token,
+        timeout=SHOWN_WITHIN_MS,
+    ):
+        await page.reload()
