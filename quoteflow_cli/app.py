@@ -13,12 +13,13 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from quoteflow_cli import batch, dead_letters, exit_codes, orders, quotes, stats
+from quoteflow_cli import batch, dead_letters, dev_tokens, exit_codes, orders, quotes, stats
 from quoteflow_cli.command import Parser, add_group, positive_seconds
 from quoteflow_cli.connection import DEFAULT_TIMEOUT, Clients, default_address, env_name
 from quoteflow_cli.errors import CliError, UnexpectedError, UsageError
 from quoteflow_cli.exit_codes import ExitCode
 from quoteflow_cli.output import PROGRAM, Output
+from quoteflow_cli.security import TOKEN_ENV, add_security_options, security_from_options
 
 _EPILOG = f"""\
 Global options go before the command: {PROGRAM} --json --timeout 30 quote get ID
@@ -28,6 +29,8 @@ Global options go before the command: {PROGRAM} --json --timeout 30 quote get ID
 environment:
   QUOTEFLOW_QUOTE_ADDRESS, QUOTEFLOW_PROCESSOR_ADDRESS, QUOTEFLOW_REQUESTOR_ADDRESS
        default addresses of the services (the options win)
+  {TOKEN_ENV}
+       the bearer token sent with every call, unless --token is given
   QUOTEFLOW_DEBUG=1
        a traceback instead of the one line, for an unexpected error
 """
@@ -55,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="deadline of each request-response call (default %(default)g); watches last "
         "as long as what they watch",
     )
+    add_security_options(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -67,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.register(commands)
     dead_letters.register(add_group(commands, "dead-letters", help="list and redrive dead letters"))
     orders.register(add_group(commands, "order", help="place, feed and follow orders"))
+    dev_tokens.register(commands)
     return parser
 
 
@@ -93,8 +98,17 @@ async def run(
         out.error(error)
         return error.exit_code
     out = Output(json_mode=args.json, stdout=stdout, stderr=stderr)
+    try:
+        security = security_from_options(args)
+    except UsageError as error:
+        out.error(error)
+        return error.exit_code
     clients = Clients(
-        quote=args.quote, processor=args.processor, requestor=args.requestor, timeout=args.timeout
+        quote=args.quote,
+        processor=args.processor,
+        requestor=args.requestor,
+        timeout=args.timeout,
+        security=security,
     )
     try:
         return int(await args.handler(args, clients, out))

@@ -290,6 +290,7 @@ def _batch_service(quote: QuoteService) -> QuoteService:
         quote_service_pb2_grpc.QuoteServiceStub,
         quote.timeout,
         channel_options=[("grpc.max_receive_message_length", _MAX_RECEIVE_BYTES)],
+        security=quote.security,
     )
 
 

@@ -1,5 +1,6 @@
-"""Channels to the three services, a deadline on every call, and failures named
-after the service and address they came from."""
+"""Channels to the three services (plaintext, or TLS and a bearer token as the
+global options say), a deadline on every call, and failures named after the
+service and address they came from."""
 
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -11,6 +12,7 @@ from quoteflow.processor.v1 import processor_service_pb2_grpc
 from quoteflow.quote.v1 import quote_service_pb2_grpc
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc
 from quoteflow_cli.errors import CallError
+from service_runtime.channels import PLAINTEXT, ClientSecurity, open_channel
 
 StubT = TypeVar("StubT")
 ResponseT = TypeVar("ResponseT")
@@ -43,10 +45,12 @@ class Service(Generic[StubT]):
         make_stub: Callable[[grpc.aio.Channel], StubT],
         timeout: float,
         channel_options: Sequence[tuple[str, Any]] = (),
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         self.name = name
         self.address = address
         self.timeout = timeout
+        self.security = security
         self.channel_options = tuple(channel_options)
         self._make_stub = make_stub
         self._channel: grpc.aio.Channel | None = None
@@ -55,7 +59,9 @@ class Service(Generic[StubT]):
     @property
     def stub(self) -> StubT:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=self.channel_options)
+            self._channel = open_channel(
+                self.address, security=self.security, options=self.channel_options
+            )
             self._stub = self._make_stub(self._channel)
         return self._stub
 
@@ -100,13 +106,31 @@ class Service(Generic[StubT]):
 class Clients:
     """The three services, as the global options address them."""
 
-    def __init__(self, *, quote: str, processor: str, requestor: str, timeout: float) -> None:
-        self.quote = Service("quote", quote, quote_service_pb2_grpc.QuoteServiceStub, timeout)
+    def __init__(
+        self,
+        *,
+        quote: str,
+        processor: str,
+        requestor: str,
+        timeout: float,
+        security: ClientSecurity = PLAINTEXT,
+    ) -> None:
+        self.quote = Service(
+            "quote", quote, quote_service_pb2_grpc.QuoteServiceStub, timeout, security=security
+        )
         self.processor = Service(
-            "processor", processor, processor_service_pb2_grpc.ProcessorServiceStub, timeout
+            "processor",
+            processor,
+            processor_service_pb2_grpc.ProcessorServiceStub,
+            timeout,
+            security=security,
         )
         self.requestor = Service(
-            "requestor", requestor, requestor_service_pb2_grpc.RequestorServiceStub, timeout
+            "requestor",
+            requestor,
+            requestor_service_pb2_grpc.RequestorServiceStub,
+            timeout,
+            security=security,
         )
 
     async def close(self) -> None:

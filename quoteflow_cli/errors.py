@@ -148,11 +148,23 @@ class CallError(CliError):
         if self.code == grpc.StatusCode.INVALID_ARGUMENT and self.violations:
             listed = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
             return f"invalid request: {listed}"
+        if self.code == grpc.StatusCode.UNAUTHENTICATED:
+            return self._unauthenticated_line(where)
+        if self.code == grpc.StatusCode.PERMISSION_DENIED:
+            because = f"PERMISSION_DENIED, {self.reason}" if self.reason else "PERMISSION_DENIED"
+            text = f"{where} denied the call ({because}): {self.message}"
+            return f"{text} (the token has none)" if self.reason == "ROLE_REQUIRED" else text
         because = f"{self.code.name} ({self.reason})" if self.reason else self.code.name
         text = f"{where} answered {because}: {self.message}"
         if self.retry_delay is not None:
             text += f"; it asks to retry after {self.retry_delay:g} s"
         return text
+
+    def _unauthenticated_line(self, where: str) -> str:
+        because = f"UNAUTHENTICATED, {self.reason}" if self.reason else "UNAUTHENTICATED"
+        if self.reason == "TOKEN_MISSING":
+            return f"{where} needs a token ({because}): give one with --token or $QUOTEFLOW_TOKEN"
+        return f"{where} did not accept the token ({because}): {self.message}"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -5,6 +5,7 @@ ES256 (EC P-256) tokens; any other file is an HS256 shared secret. A token
 names its caller in `sub` and what it may do in `roles`.
 """
 
+import os
 import secrets
 import time
 from collections.abc import Sequence
@@ -168,6 +169,9 @@ def mint(
 
 
 def write_secret(path: Path) -> None:
-    """A new random HS256 secret at path, readable by its owner only."""
-    path.write_text(secrets.token_urlsafe(48) + "\n")
-    path.chmod(0o600)
+    """A new random HS256 secret at path, readable by its owner only;
+    FileExistsError if path exists (a secret is never written over)."""
+    # Created owner-only, so the secret is never readable by others, even briefly.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(secrets.token_urlsafe(48) + "\n")

@@ -2,14 +2,31 @@
 @grpc/proto-loader from proto/), against the three services running as processes."""
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 from ecosystem.support import REPO, BufCurl, Services, closed_address, run_killed_on_failure
+from support.credentials import Credentials, make_credentials
+from support.service_process import Launched, running_service
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("service_logs")]
 
 FLOW = REPO / "clients" / "node" / "flow.js"
 COVERAGES = {"PROP-S": 80_000, "PROP-M": 400_000, "PROP-L": 1_500_000}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def secure_quote(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Credentials, Launched]]:
+    """A quote service with TLS, mTLS and tokens on (trustme certificates, an
+    HS256 secret), for the module's tests."""
+    credentials = make_credentials(tmp_path_factory.mktemp("node-credentials"))
+    async with running_service(
+        "quote_svc", "--store", "memory", *credentials.server_flags()
+    ) as quote:
+        yield credentials, quote
 
 
 async def test_the_node_client_runs_the_whole_flow(services: Services, buf: BufCurl, node: str):
@@ -93,3 +110,53 @@ async def test_a_bad_option_is_a_usage_error(node: str):
     finished = await run_killed_on_failure([node, str(FLOW), "--wait", "soon"])
     assert finished.returncode == 2
     assert finished.stderr == "flow.js: --wait must be a positive number of seconds\n"
+
+
+async def test_the_node_client_sends_its_token_over_mtls(secure_quote, node: str):
+    credentials, quote = secure_quote
+    requestor = await closed_address()
+    argv = [
+        node, str(FLOW), "--quote", quote.address, "--processor", requestor,
+        "--requestor", requestor, "--timeout", "5",
+        "--ca-file", str(credentials.ca_file),
+        "--cert-file", str(credentials.client_cert), "--key-file", str(credentials.client_key),
+    ]  # fmt: skip
+    at = f"on the quote service at {quote.address} failed"
+
+    # Over mTLS, but with no token: refused as the service refuses any such call.
+    refused = await run_killed_on_failure(argv, QUOTEFLOW_TOKEN="")
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        f"flow.js: SubmitQuote {at}: UNAUTHENTICATED: "
+        "this call needs a token: send authorization: Bearer <token>\n"
+    )
+
+    # The token's roles are what the service judges: a reviewer may not submit.
+    reviewer = credentials.token("reviewer", subject="node")
+    denied = await run_killed_on_failure([*argv, "--token", reviewer])
+    assert denied.returncode == 1
+    assert denied.stderr.startswith(f"flow.js: SubmitQuote {at}: PERMISSION_DENIED: ")
+
+    # A submitter's token, from $QUOTEFLOW_TOKEN: SubmitQuote and the WatchMessage
+    # stream both carry it, the quote is watched to COMPLETED, and the flow stops
+    # only at the requestor, where nothing listens.
+    submitter = credentials.token("submitter", subject="node")
+    sent = await run_killed_on_failure(argv, QUOTEFLOW_TOKEN=submitter)
+    assert sent.returncode == 1
+    lines = sent.stderr.splitlines()
+    assert len(lines) == 1, sent.stderr
+    assert lines[0].startswith(
+        f"flow.js: PlaceOrder on the requestor service at {requestor} failed: UNAVAILABLE"
+    )
+
+
+async def test_unusable_credentials_are_a_usage_error(node: str, tmp_path):
+    missing = tmp_path / "missing.pem"
+    finished = await run_killed_on_failure([node, str(FLOW), "--ca-file", str(missing)])
+    assert finished.returncode == 2
+    assert finished.stderr == f"flow.js: --ca-file {missing}: cannot read it (ENOENT)\n"
+    halves = await run_killed_on_failure([node, str(FLOW), "--cert-file", str(missing)])
+    assert halves.returncode == 2
+    assert halves.stderr == (
+        "flow.js: --cert-file and --key-file go together: a client certificate and its key\n"
+    )
