@@ -1,9 +1,14 @@
 # syntax=docker/dockerfile:1
-# One image for the three quoteflow services and the console; the command chooses which:
-#   docker run quoteflow:0.1.0                              # the quote service
-#   docker run quoteflow:0.1.0 python -m processor_svc      # the processor
-#   docker run quoteflow:0.1.0 python -m requestor_svc      # the requestor
-#   docker run quoteflow:0.1.0 python -m console_svc        # the console (page and bridge)
+# One image for the three quoteflow services and the console; the command chooses which.
+# Secure by default: every process listens on 0.0.0.0 here, so it refuses to start
+# without TLS and authentication (*_TLS_CERT_FILE, *_TLS_KEY_FILE and
+# *_AUTH_JWT_KEY_FILE, which the Kubernetes manifests in deploy/ set from Secrets).
+# For a quick local try, say so by name with <PREFIX>_INSECURE=true:
+#   docker run -e QUOTE_INSECURE=true -p 50051:50051 quoteflow:0.1.0   # quote service
+#   docker run -e PROCESSOR_INSECURE=true quoteflow:0.1.0 python -m processor_svc
+#   docker run -e REQUESTOR_INSECURE=true quoteflow:0.1.0 python -m requestor_svc
+#   docker run -e CONSOLE_INSECURE=true quoteflow:0.1.0 python -m console_svc
+# (the last: the console, its page and bridge).
 # Build: docker build -t quoteflow:0.1.0 .
 
 # -- build: the project's wheel, from the sources pyproject.toml packages --------
@@ -60,6 +65,8 @@ RUN groupadd --system --gid 10001 quoteflow \
 # Inside a container every service listens on every interface, and keeps its
 # database in /var/lib/quoteflow (mount a volume there to keep it). Each
 # service reads only its own prefix, so one set of variables serves all four.
+# No TLS, key or token is set here (none is in the image): on 0.0.0.0 without
+# them each refuses to start until given them, or <PREFIX>_INSECURE=true.
 ENV QUOTE_HOST=0.0.0.0 \
     PROCESSOR_HOST=0.0.0.0 \
     REQUESTOR_HOST=0.0.0.0 \

@@ -1,9 +1,10 @@
 """deploy/console, as both deploy/k8s and deploy/k8s-postgres include it: the
 console's Deployment, Service and disruption budget say what console_svc does,
-and its HTTP probes are asked of a real console as the kubelet asks them."""
+and its HTTPS probes are asked of a real console as the kubelet asks them."""
 
 import asyncio
 import json
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +26,7 @@ from deploy_model import (
     kustomization,
     kustomized,
 )
+from support.credentials import make_credentials
 
 VARIANTS = pytest.mark.parametrize("variant", [K8S, K8S_POSTGRES], ids=lambda p: p.name)
 
@@ -116,30 +118,45 @@ def test_non_root_read_only_and_nothing_to_keep(console: Manifests) -> None:
     assert writable == ["/tmp"]
 
 
+def _kubelets_tls() -> ssl.SSLContext:
+    """What the kubelet's HTTPS probe checks of the certificate: nothing."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _get(url: str, timeout: float) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(url, timeout=timeout, context=_kubelets_tls()) as answer:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
 
 
 async def test_the_probes_answer_from_a_real_console_with_every_service_away(
-    console: Manifests,
+    console: Manifests, tmp_path: Path
 ) -> None:
-    """What the kubelet asks, asked of `python -m console_svc`: liveness and
-    readiness hold while none of the three services can be reached."""
+    """What the kubelet asks, asked of `python -m console_svc` serving TLS with
+    a certificate of its own, as in the pod: liveness and readiness hold while
+    none of the three services can be reached."""
     container = console.container(CONSOLE)
     (port,) = container["ports"]
+    credentials = make_credentials(tmp_path / "credentials")
+    tls = [
+        "--tls-cert-file", str(credentials.server_cert),
+        "--tls-key-file", str(credentials.server_key),
+    ]  # fmt: skip
     away = closed_address()
-    async with running_console(quote=away, processor=away, requestor=away) as process:
-        base = f"http://{process.address}"
+    async with running_console(*tls, quote=away, processor=away, requestor=away) as process:
         for kind in ("startup", "liveness", "readiness"):
-            probe = container[f"{kind}Probe"]
-            assert probe["httpGet"]["port"] in (port["name"], port["containerPort"])
-            url = base + probe["httpGet"]["path"]
-            status, body = await asyncio.to_thread(_get, url, probe["timeoutSeconds"])
+            probe = container[f"{kind}Probe"]["httpGet"]
+            assert probe["port"] in (port["name"], port["containerPort"])
+            # The scheme the manifest gives: HTTPS, as the console serves.
+            url = f"{probe['scheme'].lower()}://{process.address}{probe['path']}"
+            timeout = container[f"{kind}Probe"]["timeoutSeconds"]
+            status, body = await asyncio.to_thread(_get, url, timeout)
             assert status == 200, (kind, body)
-        status, body = await asyncio.to_thread(_get, base + "/healthz", 5.0)
+        status, body = await asyncio.to_thread(_get, f"https://{process.address}/healthz", 5.0)
         services = json.loads(body)["services"].values()
         assert {s["status"] for s in services} == {"UNREACHABLE"}

@@ -9,6 +9,7 @@ import fnmatch
 import importlib.metadata
 import importlib.util
 import json
+import shlex
 import shutil
 import sys
 import sysconfig
@@ -22,6 +23,7 @@ from deploy_model import (
     CONSOLE,
     DOCKERFILE,
     DOCKERIGNORE,
+    PROCESSES,
     REPO,
     SERVICES,
     Instruction,
@@ -154,6 +156,9 @@ def test_the_final_image_holds_the_page_the_console_serves() -> None:
     final = _stages()[-1]
     ((source, destination),) = _copied_from(final, "web")
     assert source == "/src/web/dist"
+    # Secure by default, as the services are (test_in_the_image_...).
+    with pytest.raises(AssertionError, match="would not start"):
+        config_in(CONSOLE, image_env(final))
     config = config_in(CONSOLE, {**image_env(final), "CONSOLE_INSECURE": "true"})
     assert config.page_dir == Path(destination)
     assert config.host == "0.0.0.0"
@@ -193,6 +198,44 @@ def test_in_the_image_every_service_listens_on_every_interface(service) -> None:
     assert config.host == "0.0.0.0"
     assert Path(config.data_dir).is_absolute()
     assert str(service.port) in " ".join(_arguments(final, "EXPOSE")).split()
+
+
+def _docker_run_examples() -> list[list[str]]:
+    """The `docker run` commands the Dockerfile's opening comment shows, as words."""
+    examples = []
+    for line in DOCKERFILE.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        command = line.lstrip("#").strip()
+        if command.startswith("docker run "):
+            examples.append(shlex.split(command.partition("#")[0]))
+    return examples
+
+
+def test_the_docker_run_examples_start_each_process_insecure_by_name() -> None:
+    """Each example, run as written: the image's ENV with the example's -e, and
+    the module it names (or the CMD's). Each says INSECURE by name and no more:
+    the image alone is refused (test_in_the_image_...)."""
+    final = _stages()[-1]
+    (cmd,) = _arguments(final, "CMD")
+    started = []
+    for words in _docker_run_examples():
+        env: dict[str, str] = {}
+        rest = words[2:]
+        while rest[0].startswith("-"):
+            option, value, rest = rest[0], rest[1], rest[2:]
+            assert option in ("-e", "-p", "-v"), words
+            if option == "-e":
+                key, _, env[key] = value.partition("=")
+        image, command = rest[0], rest[1:] or json.loads(cmd)
+        assert image.partition(":")[0] == "quoteflow", words
+        assert command[:2] == ["python", "-m"] and len(command) == 3, words
+        (process,) = [p for p in PROCESSES if p.module == command[2]]
+        assert env == {f"{process.env_prefix}_INSECURE": "true"}, words
+        config = config_in(process, {**image_env(final), **env})
+        assert config.host == "0.0.0.0" and not config.tls and not config.auth
+        started.append(process)
+    assert sorted(p.name for p in started) == sorted(p.name for p in PROCESSES)
 
 
 def test_dockerignore_keeps_out_the_local_state_and_nothing_the_build_needs() -> None:

@@ -5,9 +5,13 @@ of a downstream, and SIGTERM.
 The kubelet's gRPC prober opens a fresh connection for every probe, calls
 grpc.health.v1.Health/Check with the probe's `service` (or ""), with the probe's
 timeoutSeconds as the deadline, and counts SERVING as success and anything else,
-a status or an error, as failure. The processes here listen on ports of their
-own rather than the manifests' (those the manifest tests check): everything else
-about the probes is read from the manifests.
+a status or an error, as failure. It speaks no TLS: the manifests point every
+probe at the service's plaintext health port (`--health-port`, serving
+grpc.health.v1 alone), and so does this kubelet. The processes here listen on
+ports of their own rather than the manifests' (those the manifest tests check),
+a main port and a health port each, and a probe goes to whichever of the two
+the manifest's probe names: everything else about the probes is read from the
+manifests.
 """
 
 import asyncio
@@ -44,7 +48,8 @@ PROBES = ("startup", "liveness", "readiness")
 
 
 async def probe(address: str, spec: dict[str, Any]) -> str:
-    """One probe as the kubelet makes it; the status's name, or the error's code."""
+    """One probe as the kubelet makes it, in plaintext; the status's name, or
+    the error's code."""
     options = [("grpc.primary_user_agent", "kube-probe/1.33")]
     async with grpc.aio.insecure_channel(address, options=options) as channel:
         request = health_pb2.HealthCheckRequest(service=spec["grpc"].get("service", ""))
@@ -65,9 +70,16 @@ class Pod:
     process: Launched
     probes: dict[str, dict[str, Any]]
     data_dir: Path
+    #: The manifest's container port → the port this process has in its stead.
+    ports: dict[int, int]
+
+    def address(self, kind: str) -> str:
+        """Where the kubelet sends the `kind` probe: the port the manifest names."""
+        host = self.process.address.rpartition(":")[0]
+        return f"{host}:{self.ports[self.probes[kind]['grpc']['port']]}"
 
     async def probe(self, kind: str) -> str:
-        return await probe(self.process.address, self.probes[kind])
+        return await probe(self.address(kind), self.probes[kind])
 
     async def statuses(self) -> dict[str, str]:
         return {kind: await self.probe(kind) for kind in PROBES}
@@ -124,8 +136,9 @@ def silent_port() -> socket.socket:
 
 
 class Cluster:
-    """Starts services as `python -m` processes, on given ports and data
-    directories, with their Deployments' probes; stops them all at the end."""
+    """Starts services as `python -m` processes, on given ports (a main port
+    and a health port each) and data directories, with their Deployments'
+    probes; stops them all at the end."""
 
     def __init__(self, stack: contextlib.AsyncExitStack, manifests: Manifests, root: Path) -> None:
         self._stack = stack
@@ -136,6 +149,10 @@ class Cluster:
         # at once, and a dependent must say NOT_SERVING before any check ends.
         self._silent = {s.name: stack.enter_context(silent_port()) for s in SERVICES}
         self.ports = {name: s.getsockname()[1] for name, s in self._silent.items()}
+        # The health ports, held the same way until each service first starts:
+        # no other connection can take one meanwhile, and a restart finds it free.
+        self._silent_health = {s.name: stack.enter_context(silent_port()) for s in SERVICES}
+        self.health_ports = {n: s.getsockname()[1] for n, s in self._silent_health.items()}
         #: The last process started for each service.
         self.started: dict[str, Pod] = {}
 
@@ -143,7 +160,8 @@ class Cluster:
         """Start service on its port (and its database, if it ran before)."""
         if service.name in self._silent:
             self._silent.pop(service.name).close()
-        args: list[str] = []
+            self._silent_health.pop(service.name).close()
+        args = ["--health-port", str(self.health_ports[service.name])]
         if service.downstream is not None:
             field, downstream = service.downstream
             address = f"127.0.0.1:{self.ports[downstream]}"
@@ -155,8 +173,18 @@ class Cluster:
             running_service(service.module, *args, data_dir=data_dir, port=self.ports[service.name])
         )
         probes = {kind: self._manifests.probe(service, kind) for kind in PROBES}
-        self.started[service.name] = Pod(service, process, probes, data_dir)
+        ports = {
+            _container_port(self._manifests, service, "grpc"): self.ports[service.name],
+            _container_port(self._manifests, service, "health"): self.health_ports[service.name],
+        }
+        self.started[service.name] = Pod(service, process, probes, data_dir, ports)
         return self.started[service.name]
+
+
+def _container_port(manifests: Manifests, service: Service, name: str) -> int:
+    (port,) = [p for p in manifests.container(service)["ports"] if p["name"] == name]
+    number: int = port["containerPort"]
+    return number
 
 
 @contextlib.asynccontextmanager
@@ -192,6 +220,15 @@ async def test_readiness_follows_start_up_and_the_downstreams(manifests, tmp_pat
         # Running: every probe of every pod passes.
         for pod in (quote, processor, requestor):
             assert set((await pod.statuses()).values()) == {SERVING}, pod.service.name
+            # Asked of the health port, as the manifest says: never the main one.
+            health = f"127.0.0.1:{pods.health_ports[pod.service.name]}"
+            assert {pod.address(kind) for kind in PROBES} == {health}
+        # The health port serves health and nothing else: it has no TLS.
+        async with grpc.aio.insecure_channel(quote.address("liveness")) as channel:
+            stats = quote_service_pb2_grpc.QuoteServiceStub(channel).GetStats
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stats(quote_service_pb2.GetStatsRequest(), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
         # The quote service goes away: the processor is not ready, nor (its
         # downstream not ready) the requestor; both stay alive.
@@ -261,15 +298,17 @@ async def hold_processor(pods: Cluster, channel: grpc.aio.Channel) -> asyncio.Fu
 
 async def hold_requestor(pods: Cluster, channel: grpc.aio.Channel) -> asyncio.Future[object]:
     """PlaceOrder: it commits the task before answering. Nothing shows it in
-    flight before that, so: GetStats, sent after it on the same connection, is
-    answered only once the server has taken both calls, in order."""
+    flight before that, so: a health check, sent after it on the same
+    connection, is answered only once the server has taken both calls, in
+    order. Not GetStats: that may read the locked database, and wait out its
+    busy timeout."""
     stub = requestor_service_pb2_grpc.RequestorServiceStub(channel)
     # Connected first: calls made before a connection is up may start in any order.
     await channel.channel_ready()
     call = asyncio.ensure_future(
         stub.PlaceOrder(requestor_service_pb2.PlaceOrderRequest(order_req_id="ORD-1"))
     )
-    await stub.GetStats(requestor_service_pb2.GetStatsRequest())
+    await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
     return call
 
 

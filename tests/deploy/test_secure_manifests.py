@@ -24,6 +24,8 @@ from deploy_model import (
 )
 from test_manifests import NEWEST
 
+from service_runtime.tokens import DEFAULT_ISSUER
+
 SECRETS_EXAMPLE = REPO / "deploy" / "secrets.example.yaml"
 #: Options naming a file, by the config field.
 FILE_OPTIONS = (
@@ -126,3 +128,126 @@ def test_the_secrets_template_is_valid_names_what_is_mounted_and_holds_no_key() 
     assert mounted - templated == {f"{p.name}-tls" for p in (*SERVICES, CONSOLE)}
     text = SECRETS_EXAMPLE.read_text()
     assert "client auth" in text and "kind: Certificate" in text
+
+
+#: The file each option names, by the Secret it is in: a pod's own certificate
+#: in cert-manager's kubernetes.io/tls layout (its CA beside it), the others'
+#: keys in deploy/secrets.example.yaml.
+FILE_KEYS = {
+    "tls_cert_file": ("tls", "tls.crt"),
+    "tls_key_file": ("tls", "tls.key"),
+    "tls_client_ca_file": ("tls", "ca.crt"),
+    "downstream_ca_file": ("tls", "ca.crt"),
+    "downstream_cert_file": ("tls", "tls.crt"),
+    "downstream_key_file": ("tls", "tls.key"),
+    "auth_jwt_key_file": ("auth", "jwt-public-key.pem"),
+    "downstream_token_file": ("token", "token"),
+}
+
+
+def _template_keys() -> dict[str, set[str]]:
+    """Secret name → its keys, as deploy/secrets.example.yaml makes them."""
+    secrets = [d for d in yaml.safe_load_all(SECRETS_EXAMPLE.read_text()) if d]
+    return {s["metadata"]["name"]: set(s["stringData"]) for s in secrets}
+
+
+@pytest.mark.parametrize(("variant", "process"), CASES)
+def test_each_file_is_the_key_of_the_secret_it_belongs_in(
+    variant: Path, process: Process, final_stage: list[Instruction]
+) -> None:
+    manifests = Manifests(kustomized(variant))
+    config = _config(manifests, process, final_stage)
+    mounts = _secret_mounts(manifests, process)
+    secrets = {
+        "tls": f"{process.name}-tls",
+        "auth": "quoteflow-auth",
+        "token": f"{process.name}-token",
+    }
+    templates = _template_keys()
+    for option, (kind, key) in FILE_KEYS.items():
+        path = Path(getattr(config, option, "") or "")
+        if not path.name:
+            continue
+        assert path.name == key, f"{option} {path}"
+        assert mounts[str(path.parent)] == secrets[kind], f"{option} {path}"
+        if kind != "tls":
+            assert key in templates[secrets[kind]], f"{secrets[kind]} has no key {key}"
+    # A token only where there is a downstream service to call with it.
+    has_token = process.name in ("processor", "requestor")
+    assert (f"{process.name}-token" in mounts.values()) == has_token
+    assert bool(getattr(config, "downstream_token_file", "")) == has_token
+
+
+@pytest.mark.parametrize(("variant", "process"), CASES)
+def test_secrets_are_mounted_whole_and_required(variant: Path, process: Process) -> None:
+    manifests = Manifests(kustomized(variant))
+    # No subPath on any mount: one on a Secret would freeze its files.
+    for mount in manifests.container(process)["volumeMounts"]:
+        assert not {"subPath", "subPathExpr"} & set(mount), mount
+    for volume in manifests.pod_spec(process)["volumes"]:
+        if "secret" in volume:
+            # Every key (no items picking some), the default mode (readable by
+            # the service's user), and a pod without its Secret waits for it.
+            assert set(volume["secret"]) == {"secretName"}, volume
+
+
+@pytest.mark.parametrize("variant", [K8S, K8S_POSTGRES], ids=lambda p: p.name)
+def test_one_issuer_and_audience_set_in_every_manifest(
+    variant: Path, final_stage: list[Instruction]
+) -> None:
+    manifests = Manifests(kustomized(variant))
+    expected = set()
+    for process in (*SERVICES, CONSOLE):
+        own = {v["name"] for v in manifests.container(process)["env"]}
+        # Set explicitly, not left to the development defaults.
+        assert {f"{process.env_prefix}_AUTH_ISSUER", f"{process.env_prefix}_AUTH_AUDIENCE"} <= own
+        config = _config(manifests, process, final_stage)
+        # Not the issuer `quoteflow token` mints for unless told otherwise.
+        assert config.auth_issuer != DEFAULT_ISSUER
+        expected.add((config.auth_issuer, config.auth_audience))
+    # One: the console forwards the page's token to the services, which must
+    # take it too.
+    assert len(expected) == 1
+
+
+@pytest.mark.parametrize("variant", [K8S, K8S_POSTGRES], ids=lambda p: p.name)
+def test_the_services_expose_the_tls_port_only_and_say_no_h2c(variant: Path) -> None:
+    manifests = Manifests(kustomized(variant))
+    for service in SERVICES:
+        (exposed,) = manifests.find("Service", service.name)["spec"]["ports"]
+        assert exposed["targetPort"] == "grpc"
+        # kubernetes.io/h2c is HTTP/2 in clear text; over TLS, HTTP/2 is
+        # negotiated by ALPN and no standard appProtocol names gRPC.
+        assert "appProtocol" not in exposed
+    (exposed,) = manifests.find("Service", CONSOLE.name)["spec"]["ports"]
+    assert exposed["appProtocol"] == "https"
+
+
+def _certificate_example() -> dict[str, Any]:
+    """The cert-manager Certificate the template shows in its comment."""
+    lines = SECRETS_EXAMPLE.read_text().splitlines()
+    start = lines.index("#   apiVersion: cert-manager.io/v1")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        block.append(line.removeprefix("#   "))
+    certificate: dict[str, Any] = yaml.safe_load("\n".join(block))
+    return certificate
+
+
+def test_the_certificate_example_serves_and_calls_for_its_service(
+    manifests: Manifests,
+) -> None:
+    certificate = _certificate_example()
+    assert certificate["kind"] == "Certificate"
+    spec = certificate["spec"]
+    name = certificate["metadata"]["name"]
+    process = next(p for p in (*SERVICES, CONSOLE) if p.name == name)
+    # The Secret the Deployment mounts at /etc/quoteflow/tls.
+    assert spec["secretName"] == _secret_mounts(manifests, process)["/etc/quoteflow/tls"]
+    # The name its callers dial (the Service's), which their TLS checks.
+    assert manifests.find("Service", name)["metadata"]["name"] in spec["dnsNames"]
+    # Its server certificate is its client certificate on its downstream calls.
+    assert {"server auth", "client auth"} <= set(spec["usages"])
+    assert spec["issuerRef"]["kind"] in ("Issuer", "ClusterIssuer")
