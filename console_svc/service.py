@@ -4,7 +4,6 @@ drains on SIGTERM or SIGINT."""
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 import ssl
@@ -22,6 +21,7 @@ from service_runtime.access import Access
 from service_runtime.channels import downstream_security
 from service_runtime.config import DEFAULT_MAX_STREAMS_PER_CALLER
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+from service_runtime.tls import file_stamps
 from service_runtime.tokens import TokenVerifier
 
 logger = logging.getLogger("console_svc.service")
@@ -75,20 +75,15 @@ class RunningConsole:
 CERTIFICATE_CHECK_SECONDS = 5.0
 
 
-def _stamp(*paths: str) -> tuple[tuple[int, int], ...]:
-    stats = [os.stat(p) for p in paths]
-    return tuple((s.st_mtime_ns, s.st_ino) for s in stats)
-
-
 async def _reload_certificate(served: uvicorn.Config, config: ConsoleConfig) -> None:
     """Load a renewed certificate into the context uvicorn serves with: new
     connections get it, open ones keep theirs (grpc's listeners do the same)."""
     paths = (config.tls_cert_file, config.tls_key_file)
-    seen = _stamp(*paths)
+    seen = file_stamps(*paths)
     while True:
         await asyncio.sleep(CERTIFICATE_CHECK_SECONDS)
         try:
-            now = _stamp(*paths)
+            now = file_stamps(*paths)
             if now != seen and served.ssl is not None:
                 served.ssl.load_cert_chain(*paths)
                 seen = now
@@ -132,10 +127,8 @@ async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
     service, serve until the block exits, then stop and close the channels."""
     security = downstream_security(config)
     access = None
-    if config.auth:
-        verifier = TokenVerifier(
-            config.auth_jwt_key_file, issuer=config.auth_issuer, audience=config.auth_audience
-        )
+    verifier = TokenVerifier.for_options(config)
+    if verifier is not None:
         # The services cap each caller's streams; the console checks who may call.
         access = Access(verifier, max_streams_per_caller=DEFAULT_MAX_STREAMS_PER_CALLER)
     sock = _bind(config.host, config.port)

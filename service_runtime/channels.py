@@ -1,7 +1,6 @@
 """Channels to a quoteflow service: plaintext or TLS (with a client certificate
 for mTLS), and a bearer token on every call."""
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ import grpc
 import grpc.aio
 
 from service_runtime.config import DownstreamOptions, ServiceCallerOptions
-from service_runtime.tls import ClientTls, CredentialFileError
+from service_runtime.tls import ClientTls, CredentialFileError, FileStamp, file_stamps
 
 
 @dataclass(frozen=True)
@@ -33,14 +32,13 @@ class TokenFile:
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[FileStamp, ...] | None = None
         self._token = ""
         self()  # a missing file stops the start, not the first call
 
     def __call__(self) -> str:
         try:
-            stat = os.stat(self._path)
-            stamp = (stat.st_mtime_ns, stat.st_ino)
+            stamp = file_stamps(self._path)
             if stamp != self._stamp:
                 self._token = Path(self._path).read_text().strip()
                 self._stamp = stamp

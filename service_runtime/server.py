@@ -81,16 +81,9 @@ class ServerSecurity:
         tls = None
         if options.tls:
             tls = ServerTls(options.tls_cert_file, options.tls_key_file, options.tls_client_ca_file)
-        verifier = None
-        if options.auth:
-            verifier = TokenVerifier(
-                options.auth_jwt_key_file,
-                issuer=options.auth_issuer,
-                audience=options.auth_audience,
-            )
         return cls(
             tls=tls,
-            verifier=verifier,
+            verifier=TokenVerifier.for_options(options),
             reflection=options.reflection,
             max_request_bytes=options.max_request_bytes,
             max_streams_per_caller=options.max_streams_per_caller,

@@ -18,6 +18,17 @@ from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 logger = logging.getLogger("service_runtime.tls")
 
 
+#: What tells a file that changed: its modification time and inode (a Secret's
+#: files are swapped by a symlink, which changes the inode).
+FileStamp = tuple[int, int]
+
+
+def file_stamps(*paths: str) -> tuple[FileStamp, ...]:
+    """The stamps of paths; OSError if one is missing (mid-rotation, say)."""
+    stats = [os.stat(path) for path in paths]
+    return tuple((stat.st_mtime_ns, stat.st_ino) for stat in stats)
+
+
 class CredentialFileError(OSError):
     """A certificate, key, CA or token file that cannot be read or used: the
     process cannot start."""
@@ -60,22 +71,18 @@ class _ReloadingCertificate:
 
     def __init__(self, tls: ServerTls) -> None:
         self._tls = tls
-        self._seen: tuple[tuple[int, int], ...] = ()
+        self._seen: tuple[FileStamp, ...] = ()
 
-    def _stamps(self) -> tuple[tuple[int, int], ...]:
+    def _stamps(self) -> tuple[FileStamp, ...]:
         paths = [self._tls.cert_file, self._tls.key_file]
         if self._tls.client_ca_file:
             paths.append(self._tls.client_ca_file)
-        stamps = []
-        for path in paths:
-            try:
-                stat = os.stat(path)
-            except OSError:
-                # Mid-rotation (a Secret's files are swapped by a symlink): keep
-                # the configuration in use until the new files are all there.
-                return self._seen
-            stamps.append((stat.st_mtime_ns, stat.st_ino))
-        return tuple(stamps)
+        try:
+            return file_stamps(*paths)
+        except OSError:
+            # Mid-rotation: keep the configuration in use until the new files
+            # are all there.
+            return self._seen
 
     def configuration(self) -> grpc.ServerCertificateConfiguration:
         self._seen = self._stamps()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -29,6 +29,14 @@ _MIN_SECRET_BYTES = 32
 #: Tokens whose signature was checked, kept so that the next call with the
 #: same token costs a dictionary lookup, not a signature check (~150 µs).
 _VERIFIED_CACHE_SIZE = 4096
+
+
+class AuthOptions(Protocol):
+    """The options that turn authentication on (service_runtime.config.ListenerOptions)."""
+
+    auth_jwt_key_file: str
+    auth_issuer: str
+    auth_audience: str
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,15 @@ class TokenVerifier:
         #: token → (its caller, nbf, exp): what a full check found, which only
         #: time can change.
         self._verified: dict[str, tuple[Caller, float, float]] = {}
+
+    @classmethod
+    def for_options(cls, options: "AuthOptions") -> "TokenVerifier | None":
+        """The verifier a listener's options ask for (auth_jwt_key_file), or None."""
+        if not options.auth_jwt_key_file:
+            return None
+        return cls(
+            options.auth_jwt_key_file, issuer=options.auth_issuer, audience=options.auth_audience
+        )
 
     def verify(self, token: str) -> Caller:
         known = self._verified.get(token)
