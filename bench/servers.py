@@ -94,6 +94,9 @@ class Servers:
             spec.store,
             "--data-dir",
             str(data_dir),
+            # No /metrics unless the figure asks (its args come after, and win).
+            "--metrics-port",
+            "0",
             *spec.args,
         ]
 

@@ -41,6 +41,7 @@ from quoteflow.quote.v1 import quote_service_pb2, quote_service_pb2_grpc
 from quoteflow.requestor.v1 import requestor_service_pb2, requestor_service_pb2_grpc
 from service_runtime.access import Access, CallRefused
 from service_runtime.channels import PLAINTEXT, ClientSecurity, open_channel
+from service_runtime.metrics.rpc import RpcMetrics
 
 if TYPE_CHECKING:
     # The types Endpoint.unary and Endpoint.server_stream answer, which
@@ -100,11 +101,17 @@ class Downstream:
     """One service at one address, over one channel, as the bridge calls it."""
 
     def __init__(
-        self, service: Service, address: str, security: ClientSecurity = PLAINTEXT
+        self,
+        service: Service,
+        address: str,
+        security: ClientSecurity = PLAINTEXT,
+        metrics: RpcMetrics | None = None,
     ) -> None:
         self.service = service
         self.address = address
-        self.channel = open_channel(address, security=security, options=_CHANNEL_OPTIONS)
+        self.channel = open_channel(
+            address, security=security, options=_CHANNEL_OPTIONS, metrics=metrics
+        )
         self.stub = service.stub(self.channel)
 
     def error(self, failure: grpc.aio.AioRpcError) -> ConnectError:

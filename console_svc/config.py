@@ -22,6 +22,10 @@ class ConsoleConfig(ListenerOptions, DownstreamOptions):
     port: int = field(
         default=8080, metadata={"help": "TCP port to serve HTTP on; 0 picks a free one"}
     )
+    metrics_port: int = field(
+        default=9094,
+        metadata={"help": "TCP port of /metrics (Prometheus, plaintext, on host); 0: none"},
+    )
     grace_seconds: float = field(
         default=10.0,
         metadata={

@@ -5,9 +5,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import ssl
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,20 +19,14 @@ from console_svc.drain import DrainGate
 from service_runtime.access import Access
 from service_runtime.channels import downstream_security
 from service_runtime.config import DEFAULT_MAX_STREAMS_PER_CALLER
+from service_runtime.http_serving import UvicornServer, bind_socket, start_serving
+from service_runtime.metrics.endpoint import serving_metrics
+from service_runtime.metrics.service_metrics import ServiceMetrics, metrics_for
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.tls import file_stamps
 from service_runtime.tokens import TokenVerifier
 
 logger = logging.getLogger("console_svc.service")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the console drains on its own
-    terms (RunningConsole.drain), then tells uvicorn to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 @dataclass
@@ -43,7 +36,7 @@ class RunningConsole:
     bridge: Bridge
     #: host:port it serves on (the port the system chose, when 0 was asked for).
     address: str
-    _server: _Server
+    _server: UvicornServer
     _serving: "asyncio.Task[None]"
 
     @property
@@ -97,18 +90,8 @@ async def _reload_certificate(served: uvicorn.Config, config: ConsoleConfig) -> 
             )
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), port))
-        sock.listen(socket.SOMAXCONN)
-    except OSError as error:
-        sock.close()
-        raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from error
-    sock.setblocking(False)
-    return sock
+async def _show_ready(bridge: Bridge, metrics: ServiceMetrics) -> None:
+    metrics.set_ready(not bridge.gate.draining)
 
 
 def _has_page(page_dir: Path) -> bool:
@@ -122,24 +105,31 @@ def _address(host: str, port: int) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
+async def running(
+    config: ConsoleConfig, metrics: ServiceMetrics | None = None
+) -> AsyncIterator[RunningConsole]:
     """Bind the port (OSError naming it if it cannot be), open a channel to each
-    service, serve until the block exits, then stop and close the channels."""
+    service (its calls counted in metrics, when given), serve until the block
+    exits, then stop and close the channels."""
     security = downstream_security(config)
     access = None
     verifier = TokenVerifier.for_options(config)
     if verifier is not None:
         # The services cap each caller's streams; the console checks who may call.
         access = Access(verifier, max_streams_per_caller=DEFAULT_MAX_STREAMS_PER_CALLER)
-    sock = _bind(config.host, config.port)
+    sock = bind_socket(config.host, config.port)
+    client = metrics.client if metrics is not None else None
     downstreams = [
-        Downstream(QUOTE, config.quote_address, security),
-        Downstream(PROCESSOR, config.processor_address, security),
-        Downstream(REQUESTOR, config.requestor_address, security),
+        Downstream(QUOTE, config.quote_address, security, client),
+        Downstream(PROCESSOR, config.processor_address, security, client),
+        Downstream(REQUESTOR, config.requestor_address, security, client),
     ]
     bridge = Bridge(downstreams, DrainGate(), call_deadline=config.call_deadline, access=access)
+    if metrics is not None:
+        # Ready as /healthz/ready says: while not draining.
+        metrics.on_scrape(lambda: _show_ready(bridge, metrics))
     app = build_app(bridge, config.page_dir, health_timeout=config.health_timeout)
-    server = _Server(
+    server = UvicornServer(
         uvicorn.Config(
             app,
             log_config=None,  # its records go through the JSON logging of the root logger
@@ -154,14 +144,14 @@ async def running(config: ConsoleConfig) -> AsyncIterator[RunningConsole]:
             ssl_cert_reqs=ssl.CERT_REQUIRED if config.tls_client_ca_file else ssl.CERT_NONE,
         )
     )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        # uvicorn has no event for it: its flag is set once the sockets listen.
-        while not server.started:
-            if serving.done():
-                serving.result()  # raises what stopped it
-                raise OSError("the console's HTTP server stopped before it served")
-            await asyncio.sleep(0.01)
+        serving = await start_serving(server, sock)
+    except BaseException:
+        sock.close()
+        for downstream in downstreams:
+            await downstream.close()
+        raise
+    try:
         address = _address(config.host, sock.getsockname()[1])
         scheme = "https" if config.tls else "http"
         if config.tls:
@@ -200,8 +190,12 @@ async def serve(config: ConsoleConfig) -> None:
     handled = (signal.SIGTERM, signal.SIGINT)
     for signum in handled:
         loop.add_signal_handler(signum, signals.put_nowait, signum)
+    metrics = metrics_for(config)
     try:
-        async with running(config) as console:
+        async with (
+            serving_metrics(metrics, host=config.host, port=config.metrics_port),
+            running(config, metrics) as console,
+        ):
             first = await signals.get()
             logger.info(
                 "draining",

@@ -19,6 +19,10 @@ class ProcessorConfig(SharedStoreOptions, ServiceCallerOptions):
     env_prefix: ClassVar[str] = ENV_PREFIX
 
     port: int = field(default=50052, metadata={"help": "TCP port to listen on"})
+    metrics_port: int = field(
+        default=9092,
+        metadata={"help": "TCP port of /metrics (Prometheus, plaintext, on host); 0: none"},
+    )
     pricing_concurrency: int = field(
         default=1000,
         metadata={

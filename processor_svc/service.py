@@ -24,6 +24,8 @@ from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
 from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from service_runtime.channels import downstream_security
 from service_runtime.downstream import Downstream
+from service_runtime.metrics.endpoint import serving_metrics
+from service_runtime.metrics.service_metrics import ServiceMetrics, metrics_for
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.server import (
     RunningServer,
@@ -54,7 +56,9 @@ class RunningProcessor:
 
 
 @contextlib.asynccontextmanager
-async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
+async def running(
+    config: ProcessorConfig, metrics: ServiceMetrics | None = None
+) -> AsyncIterator[RunningProcessor]:
     """Open the store (locking its data dir, for sqlite) and bind the port,
     rebuild or reach the orders, then serve until the block exits. Raises
     StoreError, before serving, if the store cannot be opened or read, OSError
@@ -64,11 +68,18 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
     readiness checks, no more pricing (unpriced proposals stay accepted in the
     store, and the next start, or another replica, prices them), the quote
     channel and the store closed.
+
+    metrics, when given, counts the RPCs, the calls to the quote service, the
+    pricing attempts and the store's commits, and shows the order logs'
+    stats at each scrape.
     """
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(store_lock(config, "processor"))
         bound = await bind_server(
-            host=config.host, port=config.port, security=ServerSecurity.from_options(config)
+            host=config.host,
+            port=config.port,
+            security=ServerSecurity.from_options(config),
+            metrics=metrics,
         )
         stack.push_async_callback(bound.close)
         quote = Downstream(
@@ -77,9 +88,12 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
             health_name=QUOTE_SERVICE_NAME,
             deadline=config.call_deadline,
             security=downstream_security(config),
+            metrics=metrics.client if metrics is not None else None,
         )
         stack.push_async_callback(quote.close)
-        orders, check = await _stored(config, quote, stack)
+        orders, check = await _stored(config, quote, stack, metrics)
+        if metrics is not None:
+            metrics.on_scrape(lambda: _show_stats(orders, metrics))
         servicer = ProcessorServicer(orders)
         binding = ServiceBinding(
             SERVICE_NAME, lambda srv: pb_grpc.add_ProcessorServiceServicer_to_server(servicer, srv)
@@ -99,19 +113,39 @@ async def running(config: ProcessorConfig) -> AsyncIterator[RunningProcessor]:
         yield RunningProcessor(server, orders)
 
 
+async def _show_stats(orders: Orders, metrics: ServiceMetrics) -> None:
+    stats = await orders.stats(busiest=0)
+    gauges = metrics.orders
+    gauges.orders.set(stats.orders)
+    gauges.events.set(stats.events)
+    gauges.watchers.set(stats.watchers)
+    gauges.awaited.set(stats.awaited)
+    gauges.in_flight.set(stats.in_flight)
+
+
 async def _stored(
-    config: ProcessorConfig, quote: Downstream, stack: contextlib.AsyncExitStack
+    config: ProcessorConfig,
+    quote: Downstream,
+    stack: contextlib.AsyncExitStack,
+    metrics: ServiceMetrics | None,
 ) -> tuple[StoredOrders, StoreCheck | None]:
     """The orders in the durable core: nothing to rebuild, since every read
     answers from the store (an earlier release's journal is imported first,
     once); and the check readiness follows (postgres's: whether the database
     answers; None for the others)."""
     data_dir = Path(config.data_dir)
+    commits = metrics.store.observer(config.store) if metrics is not None else None
     logs = log_store_for(
-        config.store, config.database_url, sqlite_path=data_dir / "processor-logs.sqlite3"
+        config.store,
+        config.database_url,
+        sqlite_path=data_dir / "processor-logs.sqlite3",
+        commits=commits,
     )
     jobs = job_store_for(
-        config.store, config.database_url, sqlite_path=data_dir / "processor-jobs.sqlite3"
+        config.store,
+        config.database_url,
+        sqlite_path=data_dir / "processor-jobs.sqlite3",
+        commits=commits,
     )
     for store in (logs, jobs):
         stack.push_async_callback(store.close)
@@ -138,6 +172,7 @@ async def _stored(
         lease=config.lease_seconds,
         heartbeat=config.heartbeat_seconds,
         pricing_concurrency=config.pricing_concurrency,
+        observer=metrics.queues.observe if metrics is not None else None,
     )
     await orders.start()
     stack.push_async_callback(orders.stop)
@@ -151,5 +186,9 @@ async def _stored(
 
 async def serve(config: ProcessorConfig) -> None:
     """Serve until SIGTERM or SIGINT, then drain."""
-    async with running(config) as processor:
+    metrics = metrics_for(config)
+    async with (
+        running(config, metrics) as processor,
+        serving_metrics(metrics, host=config.host, port=config.metrics_port),
+    ):
         await serve_until_signalled(processor.server, grace=config.grace_seconds)

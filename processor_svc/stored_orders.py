@@ -45,6 +45,7 @@ from processor_svc.event_entries import (
 from processor_svc.orders import Event, ProcessorStats
 from processor_svc.pricing import OrderFullError, Pricer, PricingOutcome, cut_error
 from processor_svc.quote_pricer import ProposalQuote
+from queues.core.attempts import AttemptObserver
 from queues.core.job_store import JobStore
 from queues.core.jobs import Job, JobState, NewJob
 from queues.core.led_duty import run_led_periodically
@@ -110,6 +111,7 @@ class StoredOrders:
         heartbeat: float,
         pricing_concurrency: int,
         clock: Callable[[], float] = time.time,
+        observer: AttemptObserver | None = None,
     ) -> None:
         self._logs = logs
         self._jobs = jobs
@@ -132,6 +134,7 @@ class StoredOrders:
             lease=lease,
             heartbeat=heartbeat,
             attempt_timeout=pricing_timeout + completion_wait + lease,
+            observer=observer,
         )
         self._pricing = Worker(
             jobs, PRICING, _logging_failures(self._price), owner=owner, settings=settings

@@ -40,11 +40,12 @@ import concurrent.futures
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from queues.storage import StoreError
+from queues.storage import CommitObserver, StoreError
 
 T = TypeVar("T")
 
@@ -269,10 +270,12 @@ class GroupCommit(Generic[P]):
         file: SqliteFile,
         write: Callable[[list[P]], None],
         committed: Callable[[list[P]], None],
+        observe: CommitObserver | None = None,
     ) -> None:
         self._file = file
         self._write = write
         self._committed = committed
+        self._observe = observe
         self._pending: list[P] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -290,6 +293,7 @@ class GroupCommit(Generic[P]):
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                started = time.perf_counter()
                 try:
                     await self._file.run(self._write, batch)
                 except sqlite3.Error as error:
@@ -298,6 +302,8 @@ class GroupCommit(Generic[P]):
                         if not pending.done.done():
                             pending.done.set_exception(failure)
                     continue
+                if self._observe is not None:
+                    self._observe(time.perf_counter() - started, len(batch))
                 self._committed(batch)
         finally:
             self._writer = None

@@ -12,7 +12,7 @@ MemoryStore keeps records in this process only, for tests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +40,11 @@ class Delete:
 
 
 Change = Put | Delete
+
+
+#: Told of each group commit a store wrote: its seconds and how many writes
+#: it carried (a service's metrics). Called on the event loop; must not block.
+CommitObserver = Callable[[float, int], None]
 
 
 class StoreError(QueueError):

@@ -25,6 +25,7 @@ from typing import Any, Generic
 
 from queues.backoff import Backoff
 from queues.codec import Codec, JsonCodec
+from queues.core.attempts import AttemptObserver
 from queues.core.changes import JobChange, Subscription
 from queues.core.coalescing import Coalescing
 from queues.core.job_store import JobStore
@@ -98,6 +99,7 @@ class StoreMessageQueue(Generic[P, R]):
         result_codec: Codec[R] | None = None,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
+        observer: AttemptObserver | None = None,
     ) -> None:
         if workers < 0:
             raise ValueError(f"workers must not be negative; got {workers}")
@@ -126,6 +128,7 @@ class StoreMessageQueue(Generic[P, R]):
             heartbeat=heartbeat,
             backoff=backoff or Backoff(),
             attempt_timeout=attempt_timeout,
+            observer=observer,
         )
         self._owner = owner or random_id()
         # Claims and runs workers' attempts (none with workers=0), and keeps the

@@ -18,6 +18,10 @@ class QuoteConfig(SharedStoreOptions):
     env_prefix: ClassVar[str] = ENV_PREFIX
 
     port: int = field(default=50051, metadata={"help": "TCP port to listen on"})
+    metrics_port: int = field(
+        default=9091,
+        metadata={"help": "TCP port of /metrics (Prometheus, plaintext, on host); 0: none"},
+    )
     api: bool = field(
         default=True,
         metadata={

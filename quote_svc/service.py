@@ -24,6 +24,9 @@ from quote_svc.quote_queue import QuoteQueue
 from quote_svc.servicer import QuoteServicer
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
+from service_runtime.metrics.endpoint import serving_metrics
+from service_runtime.metrics.queue import message_queue_snapshot
+from service_runtime.metrics.service_metrics import ServiceMetrics, metrics_for
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 from service_runtime.server import (
     ServerSecurity,
@@ -50,10 +53,14 @@ _CHECK_PAGE = 500
 
 
 def build_queue(
-    config: QuoteConfig, store: JobStore, registry: ProcessorRegistry | None = None
+    config: QuoteConfig,
+    store: JobStore,
+    registry: ProcessorRegistry | None = None,
+    metrics: ServiceMetrics | None = None,
 ) -> QuoteQueue:
-    """The quote queue over store (opened by the caller), pricing with registry."""
-    return StoreMessageQueue(
+    """The quote queue over store (opened by the caller), pricing with
+    registry, its attempts counted in metrics and its stats shown at each scrape."""
+    queue: QuoteQueue = StoreMessageQueue(
         _handler(config, registry),
         store=store,
         queue=QUEUE_NAME,
@@ -70,7 +77,11 @@ def build_queue(
         result_codec=QuoteResultCodec(),
         # Who holds a claim, for an operator reading the store.
         owner=f"{socket.gethostname()}:{os.getpid()}",
+        observer=metrics.queues.observe if metrics is not None else None,
     )
+    if metrics is not None:
+        metrics.on_scrape(lambda: _show_stats(queue, metrics))
+    return queue
 
 
 def _handler(
@@ -90,7 +101,9 @@ def binding(queue: QuoteQueue) -> ServiceBinding:
 
 @contextlib.asynccontextmanager
 async def opened_queue(
-    config: QuoteConfig, registry: ProcessorRegistry | None = None
+    config: QuoteConfig,
+    registry: ProcessorRegistry | None = None,
+    metrics: ServiceMetrics | None = None,
 ) -> AsyncIterator[tuple[QuoteQueue, StoreCheck | None]]:
     """The queue over its opened store, closed after, and the check readiness
     follows (postgres's: whether the database answers; None for the others).
@@ -104,14 +117,21 @@ async def opened_queue(
         codec = MessageCodec(QuoteJobCodec(), QuoteResultCodec())
         await import_journal(data_dir, queue=QUEUE_NAME, codec=codec)
         sqlite_path = jobs_path(data_dir)
-    store = job_store_for(config.store, config.database_url, sqlite_path=sqlite_path)
+    commits = metrics.store.observer(config.store) if metrics is not None else None
+    store = job_store_for(
+        config.store, config.database_url, sqlite_path=sqlite_path, commits=commits
+    )
     try:
         await store.open()
         if config.store == "sqlite":
             await _read_every_job(store)
-        yield build_queue(config, store, registry), store_check(store)
+        yield build_queue(config, store, registry, metrics), store_check(store)
     finally:
         await store.close()
+
+
+async def _show_stats(queue: QuoteQueue, metrics: ServiceMetrics) -> None:
+    metrics.queues.show(QUEUE_NAME, message_queue_snapshot(await queue.stats(), time.time()))
 
 
 async def _read_every_job(store: JobStore) -> None:
@@ -144,7 +164,11 @@ async def work(config: QuoteConfig) -> None:
     claim what any replica accepted until SIGTERM or SIGINT, then drain them
     within the grace. Its changes reach every replica's watchers through the
     database."""
-    async with opened_queue(config) as (queue, _check):
+    metrics = metrics_for(config)
+    async with (
+        opened_queue(config, metrics=metrics) as (queue, _check),
+        serving_metrics(metrics, host=config.host, port=config.metrics_port),
+    ):
         await queue.start()
         logger.info("working", extra={FIELDS_ATTRIBUTE: {"workers": config.workers}})
         await work_until_signalled(grace=config.grace_seconds, on_drain=queue.stop)
@@ -156,12 +180,19 @@ async def serve_calls(config: QuoteConfig) -> None:
     serve until SIGTERM or SIGINT, then drain: the server, the queue's
     attempts, and the store. Replicas over one postgres store lock nothing:
     they share it."""
+    metrics = metrics_for(config)
     with store_lock(config, "quote"):
         bound = await bind_server(
-            host=config.host, port=config.port, security=ServerSecurity.from_options(config)
+            host=config.host,
+            port=config.port,
+            security=ServerSecurity.from_options(config),
+            metrics=metrics,
         )
         try:
-            async with opened_queue(config) as (queue, check):
+            async with (
+                serving_metrics(metrics, host=config.host, port=config.metrics_port),
+                opened_queue(config, metrics=metrics) as (queue, check),
+            ):
                 await queue.start()
                 server = await bound.start([binding(queue)])
                 # Ready only while the database answers (postgres).

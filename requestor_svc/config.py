@@ -18,6 +18,10 @@ class RequestorConfig(SharedStoreOptions, ServiceCallerOptions):
     env_prefix: ClassVar[str] = ENV_PREFIX
 
     port: int = field(default=50053, metadata={"help": "TCP port to listen on"})
+    metrics_port: int = field(
+        default=9093,
+        metadata={"help": "TCP port of /metrics (Prometheus, plaintext, on host); 0: none"},
+    )
     processor_address: str = field(
         default="127.0.0.1:50052", metadata={"help": "host:port of the processor service"}
     )

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from queues.backoff import Backoff
+from queues.core.attempts import AttemptObserver
 from queues.core.job_store import JobStore
 from queues.core.jobs import Claim, Job, JobState, NewJob
 from queues.core.led_duty import run_led_periodically
@@ -89,6 +90,7 @@ class CoreTasks:
         heartbeat: float = 10.0,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        observer: AttemptObserver | None = None,
     ) -> None:
         """store: opened and closed by the caller. longest_timeout: the longest
         a task may run (what a placement's timeout is held under), after which
@@ -109,6 +111,7 @@ class CoreTasks:
             heartbeat=heartbeat,
             backoff=backoff or Backoff(),
             attempt_timeout=max(longest_timeout, default_timeout) + lease,
+            observer=observer,
         )
         self._workers = [
             Worker(

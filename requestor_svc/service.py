@@ -21,6 +21,8 @@ from requestor_svc.order_follower import OrderFollower
 from requestor_svc.servicer import RequestorServicer
 from service_runtime.channels import downstream_security
 from service_runtime.downstream import Downstream
+from service_runtime.metrics.endpoint import serving_metrics
+from service_runtime.metrics.service_metrics import ServiceMetrics, metrics_for
 from service_runtime.server import (
     RunningServer,
     ServerSecurity,
@@ -39,18 +41,22 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RequestorService"].full_name
 PROCESSOR_SERVICE_NAME = processor_pb.DESCRIPTOR.services_by_name["ProcessorService"].full_name
 
 
-def connect_processor(config: RequestorConfig) -> Downstream:
+def connect_processor(config: RequestorConfig, metrics: ServiceMetrics | None = None) -> Downstream:
     return Downstream(
         "processor service",
         config.processor_address,
         health_name=PROCESSOR_SERVICE_NAME,
         deadline=config.call_deadline,
         security=downstream_security(config),
+        metrics=metrics.client if metrics is not None else None,
     )
 
 
 async def open_tasks(
-    config: RequestorConfig, processor: Downstream, undo: contextlib.AsyncExitStack
+    config: RequestorConfig,
+    processor: Downstream,
+    undo: contextlib.AsyncExitStack,
+    metrics: ServiceMetrics | None = None,
 ) -> tuple[CoreTasks, StoreCheck | None]:
     """The order tasks, following orders through processor, in an opened
     JobStore that undo closes (for store sqlite, an earlier release's journal
@@ -67,7 +73,8 @@ async def open_tasks(
         await import_journal(
             data_dir / "requestor.sqlite3", jobs_path, default_timeout=config.default_task_timeout
         )
-    jobs = job_store_for(config.store, config.database_url, sqlite_path=jobs_path)
+    commits = metrics.store.observer(config.store) if metrics is not None else None
+    jobs = job_store_for(config.store, config.database_url, sqlite_path=jobs_path, commits=commits)
     undo.push_async_callback(jobs.close)
     await jobs.open()
     tasks = CoreTasks(
@@ -84,8 +91,21 @@ async def open_tasks(
         lease=config.lease_seconds,
         heartbeat=config.heartbeat_seconds,
         backoff=Backoff(base=config.reconnect_backoff_base, cap=config.reconnect_backoff_cap),
+        observer=metrics.queues.observe if metrics is not None else None,
     )
+    if metrics is not None:
+        metrics.on_scrape(lambda: _show_stats(tasks, metrics))
     return tasks, store_check(jobs)
+
+
+async def _show_stats(tasks: CoreTasks, metrics: ServiceMetrics) -> None:
+    stats = await tasks.stats()
+    gauges = metrics.tasks
+    gauges.active.set(stats.active_tasks)
+    gauges.queued.set(stats.priority_queue_size)
+    gauges.waiting.set(stats.waiting_tasks)
+    gauges.kept.set(stats.completed_tasks)
+    gauges.max_concurrent.set(stats.max_concurrent_tasks)
 
 
 def binding(tasks: CoreTasks) -> ServiceBinding:
@@ -123,23 +143,30 @@ class Requestor:
         await self._resources.aclose()
 
 
-async def start_requestor(config: RequestorConfig) -> Requestor:
+async def start_requestor(
+    config: RequestorConfig, metrics: ServiceMetrics | None = None
+) -> Requestor:
     """Bind the port (so a second service on it stops before it reads the
     store), open the store, bring back the tasks it holds, then serve; the
     service is ready only while the processor is. Raises StoreError if the
     store cannot be opened or read, OSError if the port cannot be bound; either
     way what was started is stopped again. The caller holds the store's lock
-    (store_lock)."""
+    (store_lock). metrics, when given, counts the RPCs, the calls to the
+    processor, the task attempts and the store's commits, and shows the
+    pool's stats at each scrape."""
     resources = contextlib.AsyncExitStack()
     async with contextlib.AsyncExitStack() as undo:
         bound = await bind_server(
-            host=config.host, port=config.port, security=ServerSecurity.from_options(config)
+            host=config.host,
+            port=config.port,
+            security=ServerSecurity.from_options(config),
+            metrics=metrics,
         )
         undo.push_async_callback(bound.close)
         undo.push_async_callback(resources.aclose)
-        processor = connect_processor(config)
+        processor = connect_processor(config, metrics)
         resources.push_async_callback(processor.close)
-        tasks, check = await open_tasks(config, processor, resources)
+        tasks, check = await open_tasks(config, processor, resources, metrics)
         resources.push_async_callback(tasks.stop)
         await tasks.start()
         # Not ready until the first health check of the processor says so:
@@ -161,8 +188,10 @@ async def start_requestor(config: RequestorConfig) -> Requestor:
 async def serve(config: RequestorConfig) -> None:
     """Lock the store, serve until SIGTERM or SIGINT, then drain the server,
     the tasks, the channel and the store."""
+    metrics = metrics_for(config)
     with store_lock(config, "requestor"):
-        requestor = await start_requestor(config)
-        await serve_until_signalled(
-            requestor.server, grace=config.grace_seconds, on_drain=lambda _: requestor.drain()
-        )
+        async with serving_metrics(metrics, host=config.host, port=config.metrics_port):
+            requestor = await start_requestor(config, metrics)
+            await serve_until_signalled(
+                requestor.server, grace=config.grace_seconds, on_drain=lambda _: requestor.drain()
+            )

@@ -71,6 +71,10 @@ class ListenerOptions:
         metadata={"help": "address to listen on; 0.0.0.0 or :: listens on every interface"},
     )
     port: int = field(default=0, metadata={"help": "TCP port to listen on; 0 picks a free one"})
+    metrics_port: int = field(
+        default=0,
+        metadata={"help": "TCP port of /metrics (Prometheus, plaintext, on host); 0: none"},
+    )
     log_level: str = field(
         default="INFO", metadata={"help": "lowest level logged: DEBUG, INFO, WARNING or ERROR"}
     )
@@ -139,6 +143,12 @@ class ListenerOptions:
         loop_factory(self.event_loop)  # uvloop asked for but not installed: refused here
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0 to 65535, not {self.port}")
+        if not 0 <= self.metrics_port <= 65535 or (
+            self.metrics_port and self.metrics_port == self.port
+        ):
+            raise ValueError(
+                f"metrics_port must be 0 (none) or a port of its own, not {self.metrics_port}"
+            )
         if self.grace_seconds < 0:
             raise ValueError(f"grace_seconds must not be negative, not {self.grace_seconds}")
         level_number(self.log_level)

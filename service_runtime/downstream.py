@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service_runtime.channels import PLAINTEXT, ClientSecurity, open_channel
 from service_runtime.errors import DETAILS_METADATA_KEY, DownstreamError, ForwardedError
+from service_runtime.metrics.rpc import RpcMetrics
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger("service_runtime.downstream")
@@ -62,12 +63,15 @@ class Downstream:
         health_name: str,
         deadline: float,
         security: ClientSecurity = PLAINTEXT,
+        metrics: RpcMetrics | None = None,
     ) -> None:
         #: How errors and logs name it, e.g. "quote service at 127.0.0.1:50051".
         self.label = f"{name} at {address}"
         #: Seconds a unary call may take.
         self.deadline = deadline
-        self.channel = open_channel(address, security=security, options=_CHANNEL_OPTIONS)
+        self.channel = open_channel(
+            address, security=security, options=_CHANNEL_OPTIONS, metrics=metrics
+        )
         self._health_name = health_name
         self._health = health_pb2_grpc.HealthStub(self.channel)
 

@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 from service_runtime.access import Access, Admitted, CallRefused, audit
 from service_runtime.drain import DrainGate
 from service_runtime.errors import rich_status, status_for_exception
+from service_runtime.metrics.rpc import MethodMetrics, RpcMetrics, grpc_type
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
 
 logger = logging.getLogger("service_runtime.rpc")
@@ -72,12 +73,21 @@ class _MalformedRequest(Exception):
 
 # type-arg: grpc-stubs makes the class generic; grpc.aio's is not, so it takes no arguments.
 class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Translates servicer errors to statuses and logs method, code and duration of every RPC."""
+    """Translates servicer errors to statuses, logs method, code and duration
+    of every RPC, and counts it in metrics (when given)."""
 
-    def __init__(self, gate: DrainGate, access: Access, *, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        gate: DrainGate,
+        access: Access,
+        *,
+        max_request_bytes: int,
+        metrics: RpcMetrics | None = None,
+    ) -> None:
         self._gate = gate
         self._access = access
         self._max_request_bytes = max_request_bytes
+        self._metrics = metrics
         # Handlers are wrapped once per method, not per call; the cached
         # original guards against a generic handler answering with a new one.
         self._wrapped: dict[str, tuple[_Handler, _Handler]] = {}
@@ -96,13 +106,27 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = _wrap_handler(handler, method, self._gate, self._access, self._max_request_bytes)
+        observed = None
+        if self._metrics is not None:
+            kind = grpc_type(
+                request_streaming=handler.request_streaming,
+                response_streaming=handler.response_streaming,
+            )
+            observed = self._metrics.method(method, kind)
+        wrapped = _wrap_handler(
+            handler, method, self._gate, self._access, self._max_request_bytes, observed
+        )
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
 def _wrap_handler(
-    handler: _Handler, method: str, gate: DrainGate, access: Access, max_request_bytes: int
+    handler: _Handler,
+    method: str,
+    gate: DrainGate,
+    access: Access,
+    max_request_bytes: int,
+    observed: MethodMetrics | None,
 ) -> _Handler:
     """Rebuild handler around its behaviour, keeping its (de)serializers and streaming shape."""
     behaviour: Callable[..., Any] | None
@@ -127,7 +151,7 @@ def _wrap_handler(
     if deserializer is not None:
         deserializer = _tolerant(deserializer, method, max_request_bytes)
     return build(
-        wrap(servicer_method, method, gate, access, handler.request_streaming),
+        wrap(servicer_method, method, gate, access, handler.request_streaming, observed),
         request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
@@ -170,18 +194,24 @@ def _tolerant(deserializer: _Deserializer, method: str, max_bytes: int) -> _Dese
     return deserialize
 
 
-def _parsed(request: Any, streamed: bool) -> Any:
+def _parsed(request: Any, streamed: bool, observed: MethodMetrics | None) -> Any:
     """What the servicer is handed: the request, refused if it did not parse;
     streamed, the requests, refused at the first message that did not."""
     if streamed:
-        return _refusing_undecodable(request)
+        return _refusing_undecodable(request, observed)
+    if observed is not None:
+        observed.received.inc()
     if isinstance(request, _Undecodable):
         raise _MalformedRequest(request.status)
     return request
 
 
-async def _refusing_undecodable(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def _refusing_undecodable(
+    requests: AsyncIterator[Any], observed: MethodMetrics | None
+) -> AsyncIterator[Any]:
     async for request in requests:
+        if observed is not None:
+            observed.received.inc()
         if isinstance(request, _Undecodable):
             raise _MalformedRequest(request.status)
         yield request
@@ -194,10 +224,17 @@ def _admitted(access: Access, method: str, context: grpc.aio.ServicerContext[Any
 
 
 def _wrap_coroutine(
-    behaviour: _Behaviour, method: str, gate: DrainGate, access: Access, streamed: bool
+    behaviour: _Behaviour,
+    method: str,
+    gate: DrainGate,
+    access: Access,
+    streamed: bool,
+    observed: MethodMetrics | None,
 ) -> _Behaviour:
-    async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
+        if observed is not None:
+            observed.started.inc()
         cancelled = False
         admitted: Admitted | None = None
         try:
@@ -205,7 +242,7 @@ def _wrap_coroutine(
                 await _abort(context, _SHUTTING_DOWN)
             admitted = _admitted(access, method, context)
             with gate.tracking():
-                return await behaviour(_parsed(request, streamed), context)
+                return await behaviour(_parsed(request, streamed, observed), context)
         except grpc.aio.AbortError:
             raise
         except asyncio.CancelledError:
@@ -215,19 +252,33 @@ def _wrap_coroutine(
             await _abort_for(error, context, method)
         finally:
             code = _log_rpc(method, context, started, cancelled, None)
+            if observed is not None:
+                if code == "OK":
+                    observed.sent.inc()
+                observed.handled(code, time.perf_counter() - started)
             if admitted is not None:
                 audit(admitted, request, code)
 
-    return observed
+    return wrapped
 
 
 def _wrap_generator(
-    behaviour: _Behaviour, method: str, gate: DrainGate, access: Access, streamed: bool
+    behaviour: _Behaviour,
+    method: str,
+    gate: DrainGate,
+    access: Access,
+    streamed: bool,
+    observed: MethodMetrics | None,
 ) -> _Behaviour:
-    async def observed(
+    async def wrapped(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         started = time.perf_counter()
+        streams = observed.streams if observed is not None else None
+        if observed is not None:
+            observed.started.inc()
+        if streams is not None:
+            streams.inc()
         cancelled = False
         sent = 0
         try:
@@ -236,12 +287,14 @@ def _wrap_generator(
             admitted = _admitted(access, method, context)
             # aclosing: when the stream ends early, the servicer's generator is
             # closed now, running its cleanup, rather than whenever it is collected.
-            parsed = _parsed(request, streamed)
+            parsed = _parsed(request, streamed, observed)
             with access.stream_slot(admitted):
                 async with contextlib.aclosing(behaviour(parsed, context)) as responses:
                     async for response in responses:
                         yield response
                         sent += 1
+                        if observed is not None:
+                            observed.sent.inc()
         except grpc.aio.AbortError:
             raise
         except (asyncio.CancelledError, GeneratorExit):
@@ -252,9 +305,13 @@ def _wrap_generator(
         except Exception as error:
             await _abort_for(error, context, method)
         finally:
-            _log_rpc(method, context, started, cancelled, sent)
+            code = _log_rpc(method, context, started, cancelled, sent)
+            if streams is not None:
+                streams.dec()
+            if observed is not None:
+                observed.handled(code, time.perf_counter() - started)
 
-    return observed
+    return wrapped
 
 
 async def _abort_for(

@@ -28,6 +28,7 @@ from service_runtime.config import (
 from service_runtime.drain import DrainGate
 from service_runtime.event_loop import loop_factory
 from service_runtime.interceptors import RpcInterceptor
+from service_runtime.metrics.service_metrics import ServiceMetrics
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE, configure_logging
 from service_runtime.supervision import stop_with_supervisor
 from service_runtime.tls import ServerTls
@@ -122,9 +123,11 @@ class RunningServer:
         port: int,
         gate: DrainGate,
         health_server: grpc.aio.Server | None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._server = server
         self._health_server = health_server
+        self._metrics = metrics
         self._gate = gate
         self._health = health
         self._service_names = tuple(service_names)
@@ -139,6 +142,8 @@ class RunningServer:
             return
         for name in self._service_names:
             await self._health.set(name, _SERVING if ready else _NOT_SERVING)
+        if self._metrics is not None:
+            self._metrics.set_ready(ready)
 
     def refuse_new_calls(self) -> None:
         """From now on, answer every new call but health and reflection UNAVAILABLE."""
@@ -168,6 +173,8 @@ class RunningServer:
         Health answers NOT_SERVING for everything from here on, whatever is set later.
         """
         await self._health.enter_graceful_shutdown()
+        if self._metrics is not None:
+            self._metrics.set_ready(False)
         if self._health_server is not None:
             # Probes see the port close with the main one, not after it.
             await self._health_server.stop(None)
@@ -201,9 +208,11 @@ class BoundServer:
         port: int,
         reflection: bool,
         health_server: grpc.aio.Server | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._server = server
         self._health_server = health_server
+        self._metrics = metrics
         self._gate = gate
         self._host = host
         self._reflection = reflection
@@ -229,6 +238,8 @@ class BoundServer:
             health_pb2_grpc.add_HealthServicer_to_server(health, self._health_server)
         for name in service_names:
             await health.set(name, _SERVING if ready else _NOT_SERVING)
+        if self._metrics is not None:
+            self._metrics.set_ready(ready)
         if self._reflection:
             reflection.enable_server_reflection(
                 [*service_names, _HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self._server
@@ -245,6 +256,7 @@ class BoundServer:
             self.port,
             self._gate,
             self._health_server,
+            self._metrics,
         )
         logger.info(
             "serving",
@@ -277,15 +289,22 @@ async def bind_server(
     security: ServerSecurity = ServerSecurity(),
     # type-arg: grpc-stubs makes the class generic; grpc.aio's is not.
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
+    metrics: ServiceMetrics | None = None,
 ) -> BoundServer:
-    """A server holding host:port, to be started later. Raises OSError naming
-    the address when it cannot be bound, or a certificate file that cannot be read."""
+    """A server holding host:port, to be started later, counting its RPCs and
+    readiness in metrics (when given). Raises OSError naming the address when
+    it cannot be bound, or a certificate file that cannot be read."""
     gate = DrainGate()
     access = Access(security.verifier, max_streams_per_caller=security.max_streams_per_caller)
     credentials = security.tls.credentials() if security.tls is not None else None
     server = grpc.aio.server(
         interceptors=[
-            RpcInterceptor(gate, access, max_request_bytes=security.max_request_bytes),
+            RpcInterceptor(
+                gate,
+                access,
+                max_request_bytes=security.max_request_bytes,
+                metrics=metrics.server if metrics is not None else None,
+            ),
             *extra_interceptors,
         ],
         options=security.server_options(),
@@ -312,7 +331,7 @@ async def bind_server(
             await health_server.stop(None)
             await server.stop(None)
             raise OSError(f"cannot listen on {health_address} (health_port): taken") from error
-    return BoundServer(server, gate, host, bound_port, security.reflection, health_server)
+    return BoundServer(server, gate, host, bound_port, security.reflection, health_server, metrics)
 
 
 async def start_server(
@@ -324,10 +343,15 @@ async def start_server(
     security: ServerSecurity = ServerSecurity(),
     # type-arg: grpc-stubs makes the class generic; grpc.aio's is not.
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),  # type: ignore[type-arg]
+    metrics: ServiceMetrics | None = None,
 ) -> RunningServer:
     """Bind host:port and serve bindings there at once (BoundServer.start)."""
     bound = await bind_server(
-        host=host, port=port, security=security, extra_interceptors=extra_interceptors
+        host=host,
+        port=port,
+        security=security,
+        extra_interceptors=extra_interceptors,
+        metrics=metrics,
     )
     return await bound.start(bindings, ready=ready)
 

@@ -1,10 +1,16 @@
 """Fixtures every test folder can use."""
 
 import functools
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 from support.quote_harness import QuoteHarness, StartQuote, start_quote_harness, stop_quote_harness
+
+# The service processes the tests start serve no /metrics unless a test asks:
+# the default ports (9091-9094) would be taken by the first, or by make run.
+for _prefix in ("QUOTE", "PROCESSOR", "REQUESTOR", "CONSOLE"):
+    os.environ.setdefault(f"{_prefix}_METRICS_PORT", "0")
 
 
 @pytest.fixture

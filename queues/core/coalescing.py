@@ -13,8 +13,11 @@ item to the batch: what it asked for may still be done.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+from queues.storage import CommitObserver
 
 I = TypeVar("I")  # noqa: E741 - an item, as T is a value
 A = TypeVar("A")
@@ -25,10 +28,18 @@ WriteBatch = Callable[[list[I]], Awaitable[Sequence[A | BaseException]]]
 
 
 class Coalescing(Generic[I, A]):
-    def __init__(self, write: WriteBatch[I, A], *, most: int | None = None) -> None:
-        """write: how a batch is written; most: the largest batch."""
+    def __init__(
+        self,
+        write: WriteBatch[I, A],
+        *,
+        most: int | None = None,
+        observe: CommitObserver | None = None,
+    ) -> None:
+        """write: how a batch is written; most: the largest batch; observe:
+        told each batch's seconds and size, if it was written."""
         self._write = write
         self._most = most
+        self._observe = observe
         self._waiting: list[tuple[I, asyncio.Future[A]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -47,10 +58,14 @@ class Coalescing(Generic[I, A]):
             while self._waiting:
                 cut = len(self._waiting) if self._most is None else self._most
                 batch, self._waiting = self._waiting[:cut], self._waiting[cut:]
+                started = time.perf_counter()
                 try:
                     answers = await self._write([item for item, _ in batch])
                 except Exception as error:
                     answers = [error] * len(batch)
+                else:
+                    if self._observe is not None:
+                        self._observe(time.perf_counter() - started, len(batch))
                 for (_, answer), outcome in zip(batch, answers, strict=True):
                     if answer.done():
                         continue

@@ -133,6 +133,8 @@ class Claim:
     job: Job
     #: The attempt this claim started (the job's attempt when it was claimed).
     token: int
+    #: The claim took the job from a worker whose lease had expired (presumed dead).
+    taken_over: bool = False
 
     @property
     def id(self) -> str:

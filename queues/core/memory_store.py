@@ -310,7 +310,7 @@ class MemoryJobStore:
                 run_at=None,
                 started_at=now,
             )
-            claims.append(Claim(claimed, claimed.attempt))
+            claims.append(Claim(claimed, claimed.attempt, job.state is JobState.RUNNING))
         return claims
 
     def _claimable(self, queue: _Queue, limit: int, now: float) -> list[Job]:

@@ -41,6 +41,7 @@ from queues.errors import (
     RequestConflictError,
 )
 from queues.ids import random_id
+from queues.storage import CommitObserver
 
 if TYPE_CHECKING:
     from queues.core.postgres_database import Connection
@@ -207,23 +208,24 @@ _UNFINISHED = """
 # index serves "available or expired" in claim order.
 _CLAIM = f"""
     WITH ready AS (
-        SELECT id, priority, seq FROM jobs
+        SELECT id, priority, seq, false AS taken_over FROM jobs
         WHERE queue = $1 AND state = 'available' AND (run_at IS NULL OR run_at <= $2)
         ORDER BY priority DESC, seq LIMIT $3
         FOR UPDATE SKIP LOCKED
     ), expired AS (
-        SELECT id, priority, seq FROM jobs
+        SELECT id, priority, seq, true AS taken_over FROM jobs
         WHERE queue = $1 AND state = 'running' AND lease_until <= $2
         ORDER BY priority DESC, seq LIMIT $3
         FOR UPDATE SKIP LOCKED
     ), next AS (
-        SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS claimable
+        SELECT id, taken_over
+        FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS claimable
         ORDER BY priority DESC, seq LIMIT $3
     )
     UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $4,
                     lease_until = $5, run_at = NULL, started_at = $2
     FROM next WHERE jobs.id = next.id
-    RETURNING {_JOBS_COLUMNS}"""
+    RETURNING {_JOBS_COLUMNS}, next.taken_over"""
 
 _EXTEND = """
     UPDATE jobs SET lease_until = $3
@@ -313,7 +315,16 @@ _FINAL = sorted(state.value for state in FINAL_STATES)
 
 
 class PostgresJobStore(DatabaseStore):
-    def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        commits: CommitObserver | None = None,
+    ) -> None:
+        """commits: told of each group commit (submissions, completions): its
+        seconds and size."""
         super().__init__(
             url,
             schema="jobs",
@@ -324,8 +335,8 @@ class PostgresJobStore(DatabaseStore):
             max_connections=max_connections,
         )
         self._hub: ChangeHub[JobChange] = ChangeHub()
-        self._submissions = Coalescing(self._submit_batch)
-        self._completions = Coalescing(self._complete_batch)
+        self._submissions = Coalescing(self._submit_batch, observe=commits)
+        self._completions = Coalescing(self._complete_batch, observe=commits)
 
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
@@ -406,8 +417,8 @@ class PostgresJobStore(DatabaseStore):
         async with self._database.connection("write") as connection:
             rows = await connection.fetch(_CLAIM, queue, now, limit, owner, now + lease)
         # UPDATE ... RETURNING answers in no particular order.
-        claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
-        return [Claim(job, job.attempt) for job in claimed]
+        claimed = sorted(((_job(row), row["taken_over"]) for row in rows), key=_claim_order)
+        return [Claim(job, job.attempt, taken_over) for job, taken_over in claimed]
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         if not claims:
@@ -651,3 +662,7 @@ def _job(row: asyncpg.Record) -> Job:
         started_at=row["started_at"],
         review=row["review"],
     )
+
+
+def _claim_order(claimed: tuple[Job, bool]) -> tuple[int, int]:
+    return rules.claim_order(claimed[0])

@@ -30,6 +30,7 @@ from queues.core.log_store import (
 from queues.core.sqlite_writes import SqliteAccess
 from queues.records import FieldError, RecordError
 from queues.sqlite_file import Migrations, SqliteFile
+from queues.storage import CommitObserver
 
 T = TypeVar("T")
 
@@ -83,14 +84,15 @@ _COUNT = """
 
 
 class SqliteLogStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, commits: CommitObserver | None = None) -> None:
+        """commits: told of each group commit (its seconds and size)."""
         self.path = path
         self.name = str(path)
         self._hub: ChangeHub[LogChange] = ChangeHub()
         self._file = SqliteFile(
             path, MIGRATIONS, synchronous="FULL", thread_name=f"sqlite-logs-{path.name}"
         )
-        self._access = SqliteAccess(self._file, self._hub)
+        self._access = SqliteAccess(self._file, self._hub, commits)
 
     async def open(self) -> None:
         await self._access.open()

@@ -46,6 +46,7 @@ from queues.errors import (
 from queues.ids import random_id
 from queues.records import FieldError, RecordError, check
 from queues.sqlite_file import Migrations, SqliteFile
+from queues.storage import CommitObserver
 
 T = TypeVar("T")
 
@@ -147,6 +148,8 @@ _CLAIMABLE = """
             WHERE queue = ? AND state = 'running' AND lease_until <= ?
             LIMIT ?)
     ) ORDER BY priority DESC, seq LIMIT ?"""
+_EXPIRED = """SELECT seq FROM jobs INDEXED BY jobs_leased
+    WHERE queue = ? AND state = 'running' AND lease_until <= ? LIMIT ?"""
 _UNFINISHED = """SELECT coalesce(sum(count), 0) FROM job_counts
     WHERE queue = ? AND state IN ('available', 'running')"""
 _STATS = """
@@ -211,14 +214,15 @@ def _json(text: str, name: str) -> Any:
 
 
 class SqliteJobStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, commits: CommitObserver | None = None) -> None:
+        """commits: told of each group commit (its seconds and size)."""
         self.path = path
         self.name = str(path)
         self._hub: ChangeHub[JobChange] = ChangeHub()
         self._file = SqliteFile(
             path, MIGRATIONS, synchronous="FULL", thread_name=f"sqlite-jobs-{path.name}"
         )
-        self._access = SqliteAccess(self._file, self._hub)
+        self._access = SqliteAccess(self._file, self._hub, commits)
 
     async def open(self) -> None:
         await self._access.open()
@@ -254,6 +258,9 @@ class SqliteJobStore:
         self, queue: str, owner: str, *, limit: int, lease: float, now: float
     ) -> list[Claim]:
         def claim(c: sqlite3.Connection) -> list[Claim]:
+            # The leases the claim may take over, read first: RETURNING sees
+            # the new row only. The index makes it cheap while none expired.
+            expired = {seq for (seq,) in c.execute(_EXPIRED, (queue, now, limit))}
             rows = c.execute(
                 f"""UPDATE jobs SET state = 'running', attempt = attempt + 1,
                     lease_owner = ?, lease_until = ?, run_at = NULL, started_at = ?
@@ -263,7 +270,7 @@ class SqliteJobStore:
             ).fetchall()
             # RETURNING keeps no order.
             claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
-            return [Claim(job, job.attempt) for job in claimed]
+            return [Claim(job, job.attempt, job.seq in expired) for job in claimed]
 
         return await self._write(claim, lambda claims: (claim.job for claim in claims))
 

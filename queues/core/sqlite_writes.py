@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from queues.core.changes import C, ChangeHub
 from queues.sqlite_file import GroupCommit, SqliteFile
+from queues.storage import CommitObserver
 
 T = TypeVar("T")
 
@@ -33,13 +34,16 @@ class _Operation(Generic[T, C]):
 
 
 class SqliteAccess(Generic[C]):
-    def __init__(self, file: SqliteFile, hub: ChangeHub[C]) -> None:
+    def __init__(
+        self, file: SqliteFile, hub: ChangeHub[C], commits: CommitObserver | None = None
+    ) -> None:
         self._hub = hub
         self._file = file
         self._commits = GroupCommit[_Operation[Any, C]](
             file,
             lambda batch: file.transaction(lambda c: _each_in_a_savepoint(c, batch)),
             self._answer,
+            commits,
         )
 
     async def write(

@@ -34,6 +34,7 @@ from typing import Any
 
 from queues.backoff import Backoff
 from queues.core import rules
+from queues.core.attempts import AttemptEnded, AttemptObserver, Outcome
 from queues.core.job_store import JobStore
 from queues.core.jobs import Claim, Job
 from queues.errors import LostClaimError
@@ -84,6 +85,8 @@ class WorkerSettings:
     attempt_timeout: float = 30.0
     #: The longest the worker waits after a store failure before claiming again.
     store_retry_cap: float = 5.0
+    #: Told how each attempt ended (a service's metrics); None for no one.
+    observer: AttemptObserver | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 0:
@@ -259,23 +262,60 @@ class Worker:
         """Run the attempt; answers how its outcome is written."""
         job = claim.job
         timeout = job.attempt_timeout or self._settings.attempt_timeout
+        started = time.perf_counter()
+        outcome = Outcome.FAILED
         try:
             async with asyncio.timeout(timeout):
                 done = await self._handler(claim)
         except TimeoutError:
+            outcome = Outcome.TIMED_OUT
             error = f"attempt timed out after {timeout:g}s"
+        except asyncio.CancelledError:
+            self._observe(claim, Outcome.CANCELLED, started)
+            raise
         except Exception as failure:
             error = f"{type(failure).__name__}: {failure}"
         else:
+            self._observe(claim, Outcome.SUCCEEDED, started)
             return functools.partial(
                 self._store.complete, claim, done.result, hold=done.hold, now=self._clock()
             )
         now = self._clock()
         match rules.after_failure(job.failures + 1, job.max_attempts, self._settings.backoff, now):
             case rules.RetryAt(run_at):
+                self._observe(claim, outcome, started, retried=True)
                 return functools.partial(self._store.retry, claim, error, run_at=run_at, now=now)
             case rules.DeadLetter():
+                self._observe(claim, outcome, started, dead_lettered=True)
                 return functools.partial(self._store.fail, claim, error, now=now)
+
+    def _observe(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        started: float,
+        *,
+        retried: bool = False,
+        dead_lettered: bool = False,
+    ) -> None:
+        observer = self._settings.observer
+        if observer is None:
+            return
+        job = claim.job
+        waited = None
+        if claim.token == 1 and job.started_at is not None:
+            waited = max(0.0, job.started_at - job.created_at)
+        observer(
+            AttemptEnded(
+                queue=self._queue,
+                outcome=outcome,
+                ran=time.perf_counter() - started,
+                waited=waited,
+                retried=retried,
+                dead_lettered=dead_lettered,
+                taken_over=claim.taken_over,
+            )
+        )
 
     async def _heartbeat_loop(self) -> None:
         while True:

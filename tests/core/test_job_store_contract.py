@@ -122,6 +122,7 @@ async def test_an_expired_lease_is_claimed_again_and_fences_out_the_old_worker(
     assert await job_store.claim("q", "w2", limit=1, lease=LEASE, now=10.0 + LEASE - 0.1) == []
     [new] = await job_store.claim("q", "w2", limit=1, lease=LEASE, now=10.0 + LEASE)
     assert (new.id, new.token, new.job.lease_owner) == (old.id, 2, "w2")
+    assert (old.taken_over, new.taken_over) == (False, True)
     with pytest.raises(LostClaimError, match="is no longer held by attempt 1"):
         await job_store.complete(old, "late", hold=False, now=50.0)
     with pytest.raises(LostClaimError):

@@ -12,6 +12,7 @@ import pytest
 from support.polling import poll
 
 from queues.backoff import Backoff
+from queues.core.attempts import AttemptEnded, Outcome
 from queues.core.job_store import JobStore
 from queues.core.jobs import Claim, Job, JobState, NewJob
 from queues.core.worker import Done, WithClaim, Worker, WorkerSettings
@@ -225,8 +226,9 @@ async def test_a_stopped_worker_hands_its_cut_attempts_back_at_once(
 ) -> None:
     handler = Handler()
     handler.gate("long")
+    ended: list[AttemptEnded] = []
     # A lease no test outlasts: only the hand-back lets another worker in.
-    settings = WorkerSettings(concurrency=1, lease=3600.0, heartbeat=60.0)
+    settings = WorkerSettings(concurrency=1, lease=3600.0, heartbeat=60.0, observer=ended.append)
     stopping = await start_worker(handler, settings, owner="w1")
     [long] = await job_store.submit([job("long")], now=time.time())
     await poll(lambda: job_store.get(long.job.id), lambda j: j.state is JobState.RUNNING, "run")
@@ -241,6 +243,11 @@ async def test_a_stopped_worker_hands_its_cut_attempts_back_at_once(
     await start_worker(handler, settings, owner="w2")
     done = await final(job_store, long.job.id)
     assert (done.state, done.attempt, handler.started) == (JobState.COMPLETED, 2, ["long", "long"])
+    # The cut attempt is told as cancelled; the first attempt alone has a wait.
+    assert [(e.outcome, e.waited is not None, e.taken_over) for e in ended] == [
+        (Outcome.CANCELLED, True, False),
+        (Outcome.SUCCEEDED, False, False),
+    ]
 
 
 async def test_a_dead_workers_job_is_taken_over_once_its_lease_expires(
@@ -250,8 +257,12 @@ async def test_a_dead_workers_job_is_taken_over_once_its_lease_expires(
     # A worker that claimed the job and died: no heartbeat, no outcome.
     [dead] = await job_store.claim("q", "dead", limit=1, lease=0.2, now=time.time())
     handler = Handler()
-    await start_worker(handler, WorkerSettings(concurrency=1, lease=5.0, heartbeat=1.0))
+    ended: list[AttemptEnded] = []
+    await start_worker(
+        handler, WorkerSettings(concurrency=1, lease=5.0, heartbeat=1.0, observer=ended.append)
+    )
     done = await final(job_store, stuck.job.id)
     assert (done.state, done.attempt, handler.started) == (JobState.COMPLETED, 2, ["stuck"])
+    assert [(e.queue, e.outcome, e.taken_over) for e in ended] == [("q", Outcome.SUCCEEDED, True)]
     with pytest.raises(LostClaimError):
         await job_store.complete(dead, "late", hold=False, now=time.time())

@@ -66,7 +66,8 @@ def test_it_serves_the_images_page_on_every_interface(
     assert config.port == CONSOLE.port
     # The page the image built (test_dockerfile checks it is copied there).
     assert config.page_dir == Path(image_env(final_stage)["CONSOLE_STATIC_DIR"])
-    (port,) = console.container(CONSOLE)["ports"]
+    # Beside the metrics port, which test_observability_assets checks.
+    (port,) = [p for p in console.container(CONSOLE)["ports"] if p["name"] != "metrics"]
     assert port["containerPort"] == CONSOLE.port
     (exposed,) = console.find("Service", CONSOLE.name)["spec"]["ports"]
     assert exposed["targetPort"] == port["name"] and exposed["port"] == CONSOLE.port
@@ -141,7 +142,7 @@ async def test_the_probes_answer_from_a_real_console_with_every_service_away(
     a certificate of its own, as in the pod: liveness and readiness hold while
     none of the three services can be reached."""
     container = console.container(CONSOLE)
-    (port,) = container["ports"]
+    (port,) = [p for p in container["ports"] if p["name"] == "https"]
     credentials = make_credentials(tmp_path / "credentials")
     tls = [
         "--tls-cert-file", str(credentials.server_cert),

@@ -127,7 +127,8 @@ def test_the_ports_are_the_services_defaults_and_its_health_port(
 ) -> None:
     container = manifests.container(service)
     ports = {p["name"]: p for p in container["ports"]}
-    assert set(ports) == {"grpc", "health"}
+    # metrics: test_observability_assets checks it.
+    assert set(ports) == {"grpc", "health", "metrics"}
     assert (ports["grpc"]["containerPort"], ports["grpc"]["protocol"]) == (service.port, "TCP")
     health = _health_port(manifests, service, final_stage)
     assert ports["health"]["containerPort"] == health != service.port

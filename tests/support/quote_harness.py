@@ -15,6 +15,7 @@ from quote_svc.service import binding, build_queue
 from quote_svc.underwriting import underwrite
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
+from service_runtime.metrics.service_metrics import ServiceMetrics
 from service_runtime.server import RunningServer, start_server
 from support.scripted import Scripted
 
@@ -57,7 +58,9 @@ def submission(
     )
 
 
-async def start_quote_harness(started: list["QuoteHarness"], **overrides: object) -> "QuoteHarness":
+async def start_quote_harness(
+    started: list["QuoteHarness"], *, metrics: ServiceMetrics | None = None, **overrides: object
+) -> "QuoteHarness":
     settings = {
         "port": 0,
         "workers": 1,
@@ -70,9 +73,9 @@ async def start_quote_harness(started: list["QuoteHarness"], **overrides: object
     registry = ProcessorRegistry()
     registry.register(config.processor, rating)
     registry.register(config.agentic_processor, underwrite)
-    queue = build_queue(config, MemoryJobStore(), registry)
+    queue = build_queue(config, MemoryJobStore(), registry, metrics)
     await queue.start()
-    server = await start_server([binding(queue)], host="127.0.0.1", port=0)
+    server = await start_server([binding(queue)], host="127.0.0.1", port=0, metrics=metrics)
     channel = grpc.aio.insecure_channel(server.address)
     harness = QuoteHarness(pb_grpc.QuoteServiceStub(channel), queue, server, rating, channel)
     started.append(harness)
