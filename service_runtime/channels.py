@@ -9,9 +9,10 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from queues.core.traces import tracing_on
 from service_runtime.config import DownstreamOptions, ServiceCallerOptions
-from service_runtime.metrics.client import StreamCounting, UnaryCounting
 from service_runtime.metrics.rpc import RpcMetrics
+from service_runtime.observed_calls import StreamObserving, UnaryObserving
 from service_runtime.tls import ClientTls, CredentialFileError, FileStamp, file_stamps
 
 
@@ -98,11 +99,12 @@ def open_channel(
     metrics: RpcMetrics | None = None,
 ) -> grpc.aio.Channel:
     """A channel to address, secured as security says, its calls counted in
-    metrics (the grpc_client_* families) when given."""
+    metrics (the grpc_client_* families) when given, and traced when tracing is on."""
     # Any: grpc-stubs types interceptors as a placeholder that must be cast.
     interceptors: Any = []
-    if metrics is not None:
-        interceptors += [UnaryCounting(metrics), StreamCounting(metrics)]
+    # grpc.aio's interceptors cost a task per call: none unless asked for.
+    if metrics is not None or tracing_on():
+        interceptors += [UnaryObserving(metrics), StreamObserving(metrics)]
     if security.token is not None:
         interceptors += [_UnaryBearerToken(security.token), _StreamBearerToken(security.token)]
     interceptors = interceptors or None

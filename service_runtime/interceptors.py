@@ -34,6 +34,7 @@ from service_runtime.drain import DrainGate
 from service_runtime.errors import rich_status, status_for_exception
 from service_runtime.metrics.rpc import MethodMetrics, RpcMetrics, grpc_type
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+from service_runtime.tracing import end_rpc_span, start_rpc_span
 
 logger = logging.getLogger("service_runtime.rpc")
 
@@ -217,10 +218,19 @@ async def _refusing_undecodable(
         yield request
 
 
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    # Any: grpc-stubs types metadata as the synchronous API's _Metadatum tuple.
+    return context.invocation_metadata() or ()
+
+
+def _details(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    # grpc-stubs leaves details() out of grpc.aio.ServicerContext.
+    details: Any = getattr(context, "details", lambda: "")()
+    return details if isinstance(details, str) else ""
+
+
 def _admitted(access: Access, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Admitted:
-    # assignment: grpc-stubs types metadata as the synchronous API's _Metadatum tuple.
-    metadata: Any = context.invocation_metadata() or ()
-    return access.admit(method, metadata, context.peer())
+    return access.admit(method, _metadata(context), context.peer())
 
 
 def _wrap_coroutine(
@@ -237,6 +247,7 @@ def _wrap_coroutine(
             observed.started.inc()
         cancelled = False
         admitted: Admitted | None = None
+        span = start_rpc_span(method, _metadata(context), current=True)
         try:
             if not await gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
@@ -252,6 +263,7 @@ def _wrap_coroutine(
             await _abort_for(error, context, method)
         finally:
             code = _log_rpc(method, context, started, cancelled, None)
+            end_rpc_span(span, code, _details(context))
             if observed is not None:
                 if code == "OK":
                     observed.sent.inc()
@@ -281,6 +293,8 @@ def _wrap_generator(
             streams.inc()
         cancelled = False
         sent = 0
+        # Not current: the body runs across yields, in whatever context pulls it.
+        span = start_rpc_span(method, _metadata(context), current=False)
         try:
             if not await gate.admits(method):
                 await _abort(context, _SHUTTING_DOWN)
@@ -306,6 +320,7 @@ def _wrap_generator(
             await _abort_for(error, context, method)
         finally:
             code = _log_rpc(method, context, started, cancelled, sent)
+            end_rpc_span(span, code, _details(context))
             if streams is not None:
                 streams.dec()
             if observed is not None:

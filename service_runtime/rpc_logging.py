@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line on stderr.
+"""Structured logs: one JSON object per line on stderr, with the trace_id and
+span_id of the span current where the line was logged, if any.
 
 Structured fields travel in ``extra={"fields": {...}}`` so they cannot collide
 with the attributes logging itself sets on a record.
@@ -9,6 +10,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
+
+from opentelemetry import trace
 
 FIELDS_ATTRIBUTE = "fields"
 
@@ -27,6 +30,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        # The line joins its trace: the span current where it was logged.
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         # The fixed keys win over a same-named field so every line keeps its shape.
         for key, value in getattr(record, FIELDS_ATTRIBUTE, {}).items():
             entry.setdefault(key, value)

@@ -33,6 +33,7 @@ from service_runtime.rpc_logging import FIELDS_ATTRIBUTE, configure_logging
 from service_runtime.supervision import stop_with_supervisor
 from service_runtime.tls import ServerTls
 from service_runtime.tokens import TokenVerifier
+from service_runtime.tracing import configure_tracing, shutdown_tracing
 
 logger = logging.getLogger("service_runtime.server")
 
@@ -435,6 +436,7 @@ def run_service(
     --help names the command, "python -m quote_svc" say, not "__main__.py"."""
     config = load_config(config_type, env_prefix=env_prefix, description=description, prog=prog)
     configure_logging(config.log_level)
+    configure_tracing(f"quoteflow-{env_prefix.lower()}")
     stop_with_supervisor()
     try:
         run(lambda: serve(config), event_loop=config.event_loop)
@@ -443,6 +445,8 @@ def run_service(
         # and exit non-zero, rather than start in a state nobody asked for.
         logger.error("cannot start", extra={FIELDS_ATTRIBUTE: {"error": str(error)}})
         sys.exit(f"{description} cannot start: {error}")
+    finally:
+        shutdown_tracing()
 
 
 def run(main: Callable[[], Awaitable[None]], *, event_loop: str = "auto") -> None:

@@ -25,7 +25,7 @@ async def start_quote() -> AsyncIterator[StartQuote]:
 #: Folders whose tests drive the project's surroundings, marked by the folder's name.
 _FOLDER_MARKERS = {"ecosystem": "ecosystem", "deploy": "deploy", "benchmarks": "bench"}
 #: Words in a test module's source that mean its tests start real processes.
-_PROCESS_WORDS = ("service_process", "subprocess", "run_to_exit")
+_PROCESS_WORDS = ("service_process", "service_stack", "subprocess", "run_to_exit")
 #: Words in a test module's source that mean its tests drive a browser.
 _BROWSER_WORDS = ("playwright",)
 

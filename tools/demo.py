@@ -3,6 +3,9 @@
 It places an order with the requestor, submits proposals of several sizes to
 the processor (each priced by the quote service), completes the order, and
 prints the task result the requestor collected.
+
+With OTEL_EXPORTER_OTLP_ENDPOINT set, the whole flow is one trace: its root
+span is the demo's, and every call carries it to the services.
 """
 
 import argparse
@@ -12,6 +15,7 @@ import uuid
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from opentelemetry import trace
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as processor_grpc
@@ -19,6 +23,9 @@ from quoteflow.quote.v1 import quote_service_pb2 as quote_pb
 from quoteflow.requestor.v1 import requestor_service_pb2 as requestor_pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as requestor_grpc
 from service_runtime.channels import PLAINTEXT, ClientSecurity, client_security, open_channel
+from service_runtime.tracing import configure_tracing, shutdown_tracing
+
+_TRACER = trace.get_tracer("quoteflow.demo")
 
 # Sizes that price without a human review (review starts above 2,000,000).
 PROPOSALS = (("PROP-S", 80_000), ("PROP-M", 400_000), ("PROP-L", 1_500_000))
@@ -40,37 +47,44 @@ async def demo(
         open_channel(processor_address, security=security) as processor_channel,
         open_channel(requestor_address, security=security) as requestor_channel,
     ):
-        processor = processor_grpc.ProcessorServiceStub(processor_channel)
-        requestor = requestor_grpc.RequestorServiceStub(requestor_channel)
-        placed = await requestor.PlaceOrder(
-            requestor_pb.PlaceOrderRequest(
-                order_req_id=order,
-                priority=requestor_pb.TASK_PRIORITY_HIGH,
-                timeout=Duration(seconds=int(RESULT_DEADLINE)),
+        with _TRACER.start_as_current_span(f"order {order}"):
+            result = await _flow(order, processor_channel, requestor_channel)
+    _print(result)
+    return 0 if result.status == requestor_pb.TASK_STATUS_SUCCEEDED else 1
+
+
+async def _flow(
+    order: str, processor_channel: grpc.aio.Channel, requestor_channel: grpc.aio.Channel
+) -> requestor_pb.TaskResult:
+    processor = processor_grpc.ProcessorServiceStub(processor_channel)
+    requestor = requestor_grpc.RequestorServiceStub(requestor_channel)
+    placed = await requestor.PlaceOrder(
+        requestor_pb.PlaceOrderRequest(
+            order_req_id=order,
+            priority=requestor_pb.TASK_PRIORITY_HIGH,
+            timeout=Duration(seconds=int(RESULT_DEADLINE)),
+        ),
+        timeout=CALL_DEADLINE,
+    )
+    print(f"placed order {order}: task {placed.task_id}")
+    for proposal_id, coverage in PROPOSALS:
+        submission = quote_pb.Submission(
+            applicant_name="Ada Lovelace",
+            address="12 St James's Square, London",
+            coverage_amount=coverage,
+        )
+        await processor.SubmitProposal(
+            processor_pb.SubmitProposalRequest(
+                order_req_id=order, proposal_id=proposal_id, submission=submission
             ),
             timeout=CALL_DEADLINE,
         )
-        print(f"placed order {order}: task {placed.task_id}")
-        for proposal_id, coverage in PROPOSALS:
-            submission = quote_pb.Submission(
-                applicant_name="Ada Lovelace",
-                address="12 St James's Square, London",
-                coverage_amount=coverage,
-            )
-            await processor.SubmitProposal(
-                processor_pb.SubmitProposalRequest(
-                    order_req_id=order, proposal_id=proposal_id, submission=submission
-                ),
-                timeout=CALL_DEADLINE,
-            )
-            print(f"submitted {proposal_id} for coverage {coverage:,}")
-        await processor.CompleteOrder(
-            processor_pb.CompleteOrderRequest(order_req_id=order), timeout=RESULT_DEADLINE
-        )
-        print(f"completed order {order}")
-        result = await _final_result(requestor, placed.task_id)
-    _print(result)
-    return 0 if result.status == requestor_pb.TASK_STATUS_SUCCEEDED else 1
+        print(f"submitted {proposal_id} for coverage {coverage:,}")
+    await processor.CompleteOrder(
+        processor_pb.CompleteOrderRequest(order_req_id=order), timeout=RESULT_DEADLINE
+    )
+    print(f"completed order {order}")
+    return await _final_result(requestor, placed.task_id)
 
 
 async def _final_result(
@@ -116,10 +130,13 @@ def main() -> None:
         key_file=args.key_file,
         token_file=args.token_file,
     )
+    configure_tracing("quoteflow-demo")
     try:
         sys.exit(asyncio.run(demo(args.processor, args.requestor, security)))
     except grpc.aio.AioRpcError as error:
         sys.exit(f"demo failed: {error.code().name}: {error.details()} (is `make run` going?)")
+    finally:
+        shutdown_tracing()
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ another worker has claimed since) cannot overwrite the new attempt's outcome.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from queues.core.traces import current_trace
 
 
 class JobState(StrEnum):
@@ -61,6 +63,10 @@ class NewJob:
     fingerprint: str = ""
     #: The longest one attempt may run, in seconds; None for the worker's default.
     attempt_timeout: float | None = None
+    #: The trace the submission was made in (a W3C traceparent), so the
+    #: attempts, run later and maybe elsewhere, join it; "" for none. By
+    #: default the trace current where the job is made.
+    trace: str = field(default_factory=current_trace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,8 @@ class Job:
     started_at: float | None
     #: What the human decision on a held result recorded (who, why); None before one.
     review: Any
+    #: NewJob.trace: the trace the submission was made in; "" for none.
+    trace: str = ""
 
 
 def added(new: NewJob, *, job_id: str, seq: int, payload: Any, now: float) -> Job:
@@ -123,6 +131,7 @@ def added(new: NewJob, *, job_id: str, seq: int, payload: Any, now: float) -> Jo
         attempt_timeout=new.attempt_timeout,
         started_at=None,
         review=None,
+        trace=new.trace,
     )
 
 

@@ -153,6 +153,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name text PRIMARY KEY, owner text NOT NULL, until double precision NOT NULL
         )""",
     ),
+    # The trace each job was submitted in (NewJob.trace).
+    ("ALTER TABLE jobs ADD COLUMN trace text NOT NULL DEFAULT ''",),
 )
 
 # Hashed with each queue's name, an advisory lock key for the bound, so only
@@ -162,19 +164,20 @@ _BOUND_LOCK_PREFIX = "quoteflow.jobs.bound:"
 _COLUMNS = (
     "id, queue, seq, payload, priority, state, max_attempts, attempt, failures, created_at,"
     " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint,"
-    " attempt_timeout, started_at, review"
+    " attempt_timeout, started_at, review, trace"
 )
 _JOBS_COLUMNS = ", ".join(f"jobs.{column.strip()}" for column in _COLUMNS.split(","))
 
 _INSERT = f"""
     INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
-                      created_at, lease_owner, error, request_id, fingerprint, attempt_timeout)
+                      created_at, lease_owner, error, request_id, fingerprint, attempt_timeout,
+                      trace)
     SELECT id, queue, payload, priority, 'available', max_attempts, 0, 0,
-           created_at, '', '', request_id, fingerprint, attempt_timeout
+           created_at, '', '', request_id, fingerprint, attempt_timeout, trace
     FROM unnest($1::text[], $2::text[], $3::json[], $4::int[], $5::int[], $6::text[],
-                $7::text[], $8::float8[], $9::float8[]) WITH ORDINALITY
+                $7::text[], $8::float8[], $9::float8[], $10::text[]) WITH ORDINALITY
          AS new(id, queue, payload, priority, max_attempts, request_id, fingerprint,
-                attempt_timeout, created_at, ord)
+                attempt_timeout, created_at, trace, ord)
     -- seq is drawn in this order, so it rises in the batch's order.
     ORDER BY ord
     ON CONFLICT (queue, request_id) WHERE request_id <> '' DO NOTHING
@@ -183,8 +186,8 @@ _INSERT = f"""
 _CLAIM_NEW = f"""
     INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
                       created_at, lease_owner, lease_until, started_at, error, request_id,
-                      fingerprint, attempt_timeout)
-    VALUES ($1, $2, $3, $4, 'running', $5, 1, 0, $6, $7, $8, $6, '', '', $9, $10)
+                      fingerprint, attempt_timeout, trace)
+    VALUES ($1, $2, $3, $4, 'running', $5, 1, 0, $6, $7, $8, $6, '', '', $9, $10, $11)
     RETURNING {_COLUMNS}"""
 
 _EXISTING = f"""
@@ -404,6 +407,7 @@ class PostgresJobStore(DatabaseStore):
                 now + lease,
                 job.fingerprint,
                 job.attempt_timeout,
+                job.trace,
             )
             if max_unfinished is not None:
                 await _admit(connection, [job.queue], max_unfinished)
@@ -594,6 +598,7 @@ class _Plan:
             [new.fingerprint for new in fresh],
             [new.attempt_timeout for new in fresh],
             self.nows,
+            [new.trace for new in fresh],
         )
 
     def seen(self, made: dict[str, Job]) -> list[NewJob]:
@@ -661,6 +666,7 @@ def _job(row: asyncpg.Record) -> Job:
         attempt_timeout=row["attempt_timeout"],
         started_at=row["started_at"],
         review=row["review"],
+        trace=row["trace"],
     )
 
 

@@ -120,12 +120,14 @@ MIGRATIONS: Migrations = (
         "CREATE INDEX jobs_waiting_since ON jobs (queue, created_at) WHERE state = 'available'",
         "CREATE INDEX jobs_running_since ON jobs (queue, started_at) WHERE state = 'running'",
     ),
+    # The trace each job was submitted in (NewJob.trace).
+    ("ALTER TABLE jobs ADD COLUMN trace TEXT NOT NULL DEFAULT ''",),
 )
 
 _COLUMNS = (
     "id, queue, seq, payload, priority, state, max_attempts, attempt, failures, created_at,"
     " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint,"
-    " attempt_timeout, started_at, review"
+    " attempt_timeout, started_at, review, trace"
 )
 _UNLEASED = "lease_owner = '', lease_until = NULL"
 # Answers a row when the lease was taken or renewed (lead()).
@@ -180,7 +182,7 @@ def _job(row: tuple[Any, ...]) -> Job:
 def _decode(row: tuple[Any, ...]) -> Job:
     (job_id, queue, seq, payload, priority, state, max_attempts, attempt, failures) = row[:9]
     (created_at, run_at, lease_owner, lease_until, result, error, finished_at) = row[9:16]
-    request_id, fingerprint, attempt_timeout, started_at, review = row[16:]
+    request_id, fingerprint, attempt_timeout, started_at, review, trace = row[16:]
     return Job(
         id=job_id,
         queue=queue,
@@ -203,6 +205,7 @@ def _decode(row: tuple[Any, ...]) -> Job:
         attempt_timeout=attempt_timeout,
         started_at=started_at,
         review=None if review is None else _json(review, "review"),
+        trace=trace,
     )
 
 
@@ -415,12 +418,13 @@ class SqliteJobStore:
                 job.attempt_timeout,
                 job.started_at,
                 None if job.review is None else orjson.dumps(job.review).decode(),
+                job.trace,
             )
             for job in jobs
         ]
 
         def restore(c: sqlite3.Connection) -> None:
-            c.executemany(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)})", rows)
+            c.executemany(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)})", rows)
 
         await self._write(restore)
 
@@ -539,8 +543,9 @@ def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
     payload = orjson.dumps(new.payload)
     cursor = c.execute(
         """INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt,
-            failures, created_at, lease_owner, error, request_id, fingerprint, attempt_timeout)
-        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?, ?)""",
+            failures, created_at, lease_owner, error, request_id, fingerprint, attempt_timeout,
+            trace)
+        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?, ?, ?)""",
         (
             job_id,
             new.queue,
@@ -551,6 +556,7 @@ def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
             new.request_id,
             new.fingerprint,
             new.attempt_timeout,
+            new.trace,
         ),
     )
     # The row as inserted, built here rather than read back (RETURNING): a

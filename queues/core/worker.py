@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queues.backoff import Backoff
-from queues.core import rules
+from queues.core import rules, traces
 from queues.core.attempts import AttemptEnded, AttemptObserver, Outcome
 from queues.core.job_store import JobStore
 from queues.core.jobs import Claim, Job
@@ -264,22 +264,26 @@ class Worker:
         timeout = job.attempt_timeout or self._settings.attempt_timeout
         started = time.perf_counter()
         outcome = Outcome.FAILED
-        try:
-            async with asyncio.timeout(timeout):
-                done = await self._handler(claim)
-        except TimeoutError:
-            outcome = Outcome.TIMED_OUT
-            error = f"attempt timed out after {timeout:g}s"
-        except asyncio.CancelledError:
-            self._observe(claim, Outcome.CANCELLED, started)
-            raise
-        except Exception as failure:
-            error = f"{type(failure).__name__}: {failure}"
-        else:
-            self._observe(claim, Outcome.SUCCEEDED, started)
-            return functools.partial(
-                self._store.complete, claim, done.result, hold=done.hold, now=self._clock()
-            )
+        with traces.attempt_span(self._queue, job.id, claim.token, job.trace) as span:
+            try:
+                async with asyncio.timeout(timeout):
+                    done = await self._handler(claim)
+            except TimeoutError:
+                outcome = Outcome.TIMED_OUT
+                error = f"attempt timed out after {timeout:g}s"
+            except asyncio.CancelledError:
+                self._observe(claim, Outcome.CANCELLED, started)
+                traces.end_attempt(span, Outcome.CANCELLED, "the attempt was cut")
+                raise
+            except Exception as failure:
+                error = f"{type(failure).__name__}: {failure}"
+            else:
+                self._observe(claim, Outcome.SUCCEEDED, started)
+                traces.end_attempt(span, Outcome.SUCCEEDED)
+                return functools.partial(
+                    self._store.complete, claim, done.result, hold=done.hold, now=self._clock()
+                )
+            traces.end_attempt(span, outcome, error)
         now = self._clock()
         match rules.after_failure(job.failures + 1, job.max_attempts, self._settings.backoff, now):
             case rules.RetryAt(run_at):

@@ -563,3 +563,22 @@ async def test_concurrent_submissions_of_one_request_id_make_one_job_or_conflict
     # The other fingerprint conflicts, unless it came first: then the four do.
     assert len(conflicts) in (1, 4)
     assert (await job_store.stats("q")).count(JobState.AVAILABLE) == 2
+
+
+async def test_a_jobs_trace_is_kept_from_submission_to_every_claim(job_store: JobStore) -> None:
+    queued_in = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    inline_in = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    [submitted] = await job_store.submit([NewJob("q", {}, 1, 3, trace=queued_in)], now=1.0)
+    [claim] = await job_store.claim("q", "w1", limit=1, lease=LEASE, now=2.0)
+    inline = await job_store.claim_new(
+        NewJob("q", {}, 1, 3, trace=inline_in), owner="w1", lease=LEASE, now=3.0,
+        max_unfinished=None,
+    )  # fmt: skip
+    assert (submitted.job.trace, claim.job.trace, inline.job.trace) == (
+        queued_in,
+        queued_in,
+        inline_in,
+    )
+    assert (await job_store.get(inline.id)).trace == inline_in
+    [untraced] = await job_store.submit([job("plain")], now=4.0)
+    assert untraced.job.trace == ""

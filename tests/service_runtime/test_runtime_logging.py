@@ -82,3 +82,23 @@ def test_a_field_json_cannot_represent_is_written_as_text(capsys):
 def test_an_unknown_level_is_refused_by_name():
     with pytest.raises(ValueError, match="'LOUD'"):
         configure_logging("LOUD")
+
+
+def test_a_line_logged_in_a_span_carries_its_trace_and_span_ids(capsys):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    configure_logging("info")
+    log = logging.getLogger("quote_svc.worker")
+    log.info("before")
+    # A provider of the test's own: the process's global one stays unset.
+    with TracerProvider().get_tracer("test").start_as_current_span("attempt") as span:
+        log.info("inside")
+    log.info("after")
+
+    before, inside, after = lines_of(capsys.readouterr().err)
+    ids = span.get_span_context()
+    assert (inside["trace_id"], inside["span_id"]) == (
+        format(ids.trace_id, "032x"),
+        format(ids.span_id, "016x"),
+    )
+    assert "trace_id" not in before and "trace_id" not in after

@@ -3,15 +3,13 @@
 on both sides, and each queue's gauges equal to its GetStats."""
 
 import asyncio
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import grpc
 import pytest
 from support.metrics_scrape import free_port, scrape, total, value
-from support.service_process import run_to_exit, running_service
+from support.service_stack import run_demo, three_services
 
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as processor_grpc
@@ -20,7 +18,6 @@ from quoteflow.quote.v1 import quote_service_pb2_grpc as quote_grpc
 from quoteflow.requestor.v1 import requestor_service_pb2 as requestor_pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as requestor_grpc
 
-DEMO = Path(__file__).resolve().parents[2] / "tools" / "demo.py"
 QUOTE = "quoteflow.quote.v1.QuoteService"
 PROCESSOR = "quoteflow.processor.v1.ProcessorService"
 
@@ -31,36 +28,13 @@ def url(port: int, path: str = "/metrics") -> str:
 
 async def test_each_process_serves_metrics_that_match_its_stats(tmp_path):
     ports = {name: free_port() for name in ("quote", "processor", "requestor")}
-    async with (
-        running_service(
-            "quote_svc", "--metrics-port", str(ports["quote"]), data_dir=tmp_path / "quote"
-        ) as quote,
-        running_service(
-            "processor_svc",
-            "--quote-address",
-            quote.address,
-            "--metrics-port",
-            str(ports["processor"]),
-            data_dir=tmp_path / "processor",
-        ) as processor,
-        running_service(
-            "requestor_svc",
-            "--processor-address",
-            processor.address,
-            "--metrics-port",
-            str(ports["requestor"]),
-            data_dir=tmp_path / "requestor",
-        ) as requestor,
-    ):
-        demo = await run_to_exit(
-            sys.executable,
-            str(DEMO),
-            "--processor",
-            processor.address,
-            "--requestor",
-            requestor.address,
-        )
-        assert demo.returncode == 0, demo.stderr.decode()
+    async with three_services(
+        tmp_path,
+        quote_args=("--metrics-port", str(ports["quote"])),
+        processor_args=("--metrics-port", str(ports["processor"])),
+        requestor_args=("--metrics-port", str(ports["requestor"])),
+    ) as (quote, processor, requestor):
+        await run_demo(processor, requestor)
         await check_quote(quote.address, ports["quote"])
         await check_processor(processor.address, ports["processor"])
         await check_requestor(requestor.address, ports["requestor"])
