@@ -32,6 +32,7 @@ from bench.fig_e2e import SECTION_SYSTEMS, figure_e2e
 from bench.fig_engine import figure_engine
 from bench.fig_levers import figure_levers
 from bench.fig_memory import figure_memory
+from bench.fig_observability import figure_observability
 from bench.fig_pg_stats import figure_pg_stats
 from bench.fig_security import figure_security
 from bench.fig_split import figure_split
@@ -62,6 +63,7 @@ SECTIONS = (
     "console",
     "security",
     "stalled",
+    "observability",
     "profiles",
 )
 #: Sections that run part of figure 3 (not in a full run: e2e runs them).
@@ -87,6 +89,7 @@ SECTION_RUNNERS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "console": figure_console,
     "security": figure_security,
     "stalled": figure_stalled,
+    "observability": figure_observability,
     "profiles": profile_servers,
 }
 

@@ -5,6 +5,7 @@ from bench.fig_e2e import E2E_NAMES
 from bench.fig_engine import ENGINE_NAMES
 from bench.fig_levers import LEVER_NAMES
 from bench.fig_memory import MEMORY_NAMES
+from bench.fig_observability import OBSERVABILITY_NAMES
 from bench.fig_pg_stats import PG_STATS_NAMES
 from bench.fig_security import SECURITY_NAMES
 from bench.fig_split import SPLIT_NAMES
@@ -37,5 +38,6 @@ def figure_names() -> list[str]:
         *CONSOLE_NAMES,
         *SECURITY_NAMES,
         *STALLED_NAMES,
+        *OBSERVABILITY_NAMES,
         *LEVER_NAMES,
     ]

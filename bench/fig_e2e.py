@@ -117,7 +117,7 @@ class PeerBackends:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-async def _drive(run: Run, command: dict[str, object], meter: CpuMeter) -> dict[str, Any]:
+async def drive(run: Run, command: dict[str, object], meter: CpuMeter) -> dict[str, Any]:
     """One round: the load generator's answer, with the system's CPU seconds by part."""
     loadgen = run.loadgens[0]
     meter.processes["client"] = loadgen.pid
@@ -134,7 +134,7 @@ async def _drive(run: Run, command: dict[str, object], meter: CpuMeter) -> dict[
     return {**answer, "cpu_seconds": {part: round(s, 3) for part, s in cpu.items()}}
 
 
-def _load(cmd: str, run: Run, **fields: object) -> dict[str, object]:
+def load_command(cmd: str, run: Run, **fields: object) -> dict[str, object]:
     return {
         "cmd": cmd,
         "count": run.sizes.e2e_count,
@@ -154,7 +154,7 @@ async def _quote_round(run: Run, peer: str) -> dict[str, Any]:
     (service,) = await run.servers.start_all(servers.quote(f"e2e-{peer}", store=store, args=args))
     try:
         meter = CpuMeter({"service": service.pid})
-        return await _drive(run, _load("quotes", run, target=service.address, **batch), meter)
+        return await drive(run, load_command("quotes", run, target=service.address, **batch), meter)
     finally:
         await run.servers.stop(service)
 
@@ -179,8 +179,8 @@ async def _postgres_round(run: Run, peer: str, replicas: int) -> dict[str, Any]:
                 f"service{n}" if replicas > 1 else "service": s.pid for n, s in enumerate(started)
             }
             meter = CpuMeter(parts, backends=database.backends())
-            command = _load("quotes", run, targets=[s.address for s in started])
-            answer = await _drive(run, command, meter)
+            command = load_command("quotes", run, targets=[s.address for s in started])
+            answer = await drive(run, command, meter)
         finally:
             await run.servers.stop(*started)
         # The backends report their counts as they exit.
@@ -212,8 +212,8 @@ async def _arq_round(run: Run, url: str) -> dict[str, Any]:
     argv = ["-m", "bench.arq_worker", "--redis", url, "--queue", queue]
     argv += ["--max-jobs", str(ARQ["max_jobs"]), "--poll-delay", str(ARQ["poll_delay"])]
     async with _workers(run, "arq-worker", [argv]) as workers:
-        command = _load("arq", run, redis=url, queue=queue)
-        return await _drive(run, command, _worker_meter(workers, redis_url=url))
+        command = load_command("arq", run, redis=url, queue=queue)
+        return await drive(run, command, _worker_meter(workers, redis_url=url))
 
 
 async def _dramatiq_round(run: Run, url: str) -> dict[str, Any]:
@@ -221,8 +221,8 @@ async def _dramatiq_round(run: Run, url: str) -> dict[str, Any]:
     argv = ["-m", "bench.dramatiq_worker", "--redis", url, "--queue", queue]
     argv += ["--threads", str(DRAMATIQ["threads"]), "--timeout-ms", str(DRAMATIQ["timeout_ms"])]
     async with _workers(run, "dramatiq-worker", [argv] * DRAMATIQ["processes"]) as workers:
-        command = _load("dramatiq", run, redis=url, queue=queue)
-        return await _drive(run, command, _worker_meter(workers, redis_url=url))
+        command = load_command("dramatiq", run, redis=url, queue=queue)
+        return await drive(run, command, _worker_meter(workers, redis_url=url))
 
 
 async def _procrastinate_round(run: Run, database: Database) -> dict[str, Any]:
@@ -231,17 +231,17 @@ async def _procrastinate_round(run: Run, database: Database) -> dict[str, Any]:
     argv = ["-m", "bench.procrastinate_worker", "--database", database.url, "--queue", queue]
     argv += ["--concurrency", str(PROCRASTINATE["concurrency"])]
     async with _workers(run, "procrastinate-worker", [argv]) as workers:
-        command = _load(
+        command = load_command(
             "procrastinate",
             run,
             database=database.url,
             queue=queue,
             pool_size=PROCRASTINATE["client_pool"],
         )
-        return await _drive(run, command, _worker_meter(workers, backends=database.backends()))
+        return await drive(run, command, _worker_meter(workers, backends=database.backends()))
 
 
-def _rate(answer: dict[str, Any], count: int) -> float | None:
+def jobs_per_second(answer: dict[str, Any], count: int) -> float | None:
     """Jobs per second, or None unless every job completed."""
     if not answer["finished"] or answer["completed"] != count or answer["errors"]:
         return None
@@ -249,7 +249,7 @@ def _rate(answer: dict[str, Any], count: int) -> float | None:
 
 
 def _cpu_us_per_job(answer: dict[str, Any], count: int) -> float | None:
-    if _rate(answer, count) is None:
+    if jobs_per_second(answer, count) is None:
         return None
     return float(sum(answer["cpu_seconds"].values())) / count * 1e6
 
@@ -331,7 +331,8 @@ def _add_figures(
 ) -> None:
     count = run.sizes.e2e_count
     rate = {
-        p: _summary([_rate(a, count) for a in answers.get(p, [])]) for p in (*QUOTEFLOW, *PEERS)
+        p: _summary([jobs_per_second(a, count) for a in answers.get(p, [])])
+        for p in (*QUOTEFLOW, *PEERS)
     }
     cpu = {p: _summary([_cpu_us_per_job(a, count) for a in answers.get(p, [])]) for p in rate}
     params = {"jobs": count, "concurrency": CONCURRENCY, "rounds": run.sizes.e2e_rounds}

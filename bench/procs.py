@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tools.launcher import Launched, launch, python_env
@@ -58,15 +58,27 @@ class Processes:
         await self.stop_all()
 
     async def start(
-        self, name: str, argv: Sequence[str], *, talk: bool = False, python: bool = True
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        talk: bool = False,
+        python: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> Launched:
-        """Start argv (after the interpreter, if python) with stderr in a log file;
-        with talk, stdin and stdout are pipes for line commands and JSON answers."""
+        """Start argv (after the interpreter, if python) with stderr in a log file,
+        env added to its environment; with talk, stdin and stdout are pipes for
+        line commands and JSON answers."""
         self._count += 1
         log = self._log_dir / f"{self._count:03d}-{name}.log"
         command = [sys.executable, *argv] if python else list(argv)
         launched = await launch(
-            command, name=name, env=python_env(), cwd=self._repo, log_file=log, talk=talk
+            command,
+            name=name,
+            env=python_env(**(env or {})),
+            cwd=self._repo,
+            log_file=log,
+            talk=talk,
         )
         self._children.append(launched)
         return launched

@@ -79,6 +79,7 @@ class Markdown:
         self.console()
         self.security()
         self.stalled()
+        self.observability()
         self.levers()
         self.profiles()
         if ANALYSIS.exists():
@@ -690,6 +691,38 @@ class Markdown:
             "SubmitQuote", "calls/s (plain)", "ratio", "calls/CPU-s (plain)", "ratio",
             "p99 ms (plain)", "",
         ]  # fmt: skip
+        self.add(*_table(header, rows))
+
+    def observability(self) -> None:
+        self.add(
+            "## 12. Metrics and traces",
+            "",
+            "`bench/fig_observability.py`: the quote service (SQLite) with /metrics served and",
+            "scraped every second, and with tracing on, exporting every span over OTLP/gRPC to",
+            "a collector stand-in, each against the same service with neither, interleaved",
+            "rounds. Targets: metrics ≥ 0.95x, tracing ≥ 0.85x.",
+            "",
+        )
+        rows = []
+        for variant in ("metrics", "tracing"):
+            for figure in self.run.figures:
+                prefix = f"observability.{variant}."
+                if not figure.name.startswith(prefix) or figure.name.endswith(".p99_ms"):
+                    continue
+                what = figure.name.removeprefix(prefix).removesuffix(".rps")
+                p99 = figure.name.removesuffix(".rps") + ".p99_ms"
+                latency = f"{self.value(p99, 2)} / {self.ref(p99, 2)}" if self.fig(p99) else ""
+                rows.append(
+                    [
+                        variant,
+                        what.replace(".jobs_per_s", " (jobs/s)"),
+                        f"{_num(figure.value)} / {_num(figure.reference)}",
+                        _ratio(figure),
+                        latency,
+                        _met(figure),
+                    ]
+                )
+        header = ["with", "measured", "rate (neither)", "ratio", "p99 ms (neither)", ""]
         self.add(*_table(header, rows))
 
     def stalled(self) -> None:

@@ -33,6 +33,8 @@ class ServerSpec:
     store: str = "sqlite"
     #: With TLS on, the plaintext health port (--health-port) start() waits on.
     health_port: int | None = None
+    #: Added to the process's environment (OTEL_* for tracing, say).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def noop(name: str = "noop", **options: Any) -> ServerSpec:
@@ -67,7 +69,7 @@ class Servers:
 
     async def start(self, spec: ServerSpec) -> Launched:
         port = spec.port or free_port()
-        child = await self._processes.start(spec.name, self._argv(spec, port))
+        child = await self._processes.start(spec.name, self._argv(spec, port), env=dict(spec.env))
         await child.serving(f"127.0.0.1:{spec.health_port or port}")
         # Its calls are made on its own port, whichever answered health.
         child.address = f"127.0.0.1:{port}"
@@ -76,7 +78,9 @@ class Servers:
     async def start_worker(self, spec: ServerSpec) -> Launched:
         """Start a process that serves no port (a quote worker, `--api false`);
         the caller waits for it to work, as only it knows what that logs."""
-        return await self._processes.start(spec.name, self._argv(spec, free_port()))
+        return await self._processes.start(
+            spec.name, self._argv(spec, free_port()), env=dict(spec.env)
+        )
 
     def _argv(self, spec: ServerSpec, port: int) -> list[str]:
         data_dir = self._work / "data" / f"{spec.name}-{port}"

@@ -133,7 +133,10 @@ async def test_an_attempt_is_cut_at_its_timeout_and_counts_as_a_failure(quote):
     assert final.error_message == "attempt timed out after 0.02s"
 
 
-async def test_cancel_pending_and_processing_and_refuse_final(quote):
+async def test_cancel_pending_and_processing_and_refuse_final(start_quote):
+    # The heartbeat is what finds the running attempt's claim gone and cuts it:
+    # a short one, so "after" need not wait out the default 10 s for the slot.
+    quote = await start_quote(heartbeat_seconds=0.05)
     quote.rating.gate("running")
     running = await submit(quote, "running")
     await quote.rating.wait_started("running")

@@ -22,6 +22,9 @@ from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
 
 HIGH, MEDIUM, LOW = pb.TASK_PRIORITY_HIGH, pb.TASK_PRIORITY_MEDIUM, pb.TASK_PRIORITY_LOW
+#: One slot, and a short lease, so that the killed requestor's claim on its
+#: running task runs out within the test (not after the default 30 s).
+ONE_SLOT = ("--max-concurrent-tasks", "1", "--lease-seconds", "2", "--heartbeat-seconds", "0.5")
 
 
 @contextlib.asynccontextmanager
@@ -53,7 +56,7 @@ def proposals_of(fake_events: list[processor_pb.OrderEvent]) -> list[processor_p
 
 
 async def test_queued_and_running_tasks_run_to_success_after_a_kill(processor, fake, tmp_path):
-    async with requestor(processor, tmp_path, "--max-concurrent-tasks", "1") as (service, client):
+    async with requestor(processor, tmp_path, *ONE_SLOT) as (service, client):
         running = await client.place("RUN", priority=MEDIUM)
         await fake.wait_watched("RUN", 1)
         fake.propose("RUN", "R1")
@@ -77,7 +80,7 @@ async def test_queued_and_running_tasks_run_to_success_after_a_kill(processor, f
         fake.complete(order)
     watched_before = len(fake.watches)
 
-    async with requestor(processor, tmp_path, "--max-concurrent-tasks", "1") as (_, client):
+    async with requestor(processor, tmp_path, *ONE_SLOT) as (_, client):
         for order, p in placed.items():
             result = await client.wait_final(p.task_id)
             assert result.status == pb.TASK_STATUS_SUCCEEDED, result

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import psutil
 import pytest
-from support.polling import poll
+from support.polling import POLL_DEADLINE_SECONDS, poll
 from support.postgres import fresh_database
 from support.quote_harness import submission
 from support.service_process import Launched, launch, python_env, running_service, service_argv
@@ -54,21 +54,45 @@ async def replicas(
         yield started
 
 
+async def watched_to_the_end(
+    stub: pb_grpc.QuoteServiceStub, message_id: str, store: pb_grpc.QuoteServiceStub
+) -> list[int]:
+    """The statuses WatchMessage on stub shows until it ends at a final one. A
+    watch that has not ended within the deadline fails, saying what it showed
+    and what the store (read through another replica) holds meanwhile."""
+    shown: list[int] = []
+    try:
+        async with asyncio.timeout(POLL_DEADLINE_SECONDS):
+            async for answer in stub.WatchMessage(pb.WatchMessageRequest(id=message_id)):
+                shown.append(answer.message.status)
+    except TimeoutError:
+        held = await store.GetMessage(pb.GetMessageRequest(id=message_id), timeout=10)
+        raise AssertionError(
+            f"the watch of {message_id} never ended: it showed "
+            f"{[pb.MessageStatus.Name(s) for s in shown]}, and the store holds it "
+            f"{pb.MessageStatus.Name(held.message.status)}"
+        ) from None
+    return shown
+
+
 async def test_replicas_over_one_database_are_one_queue() -> None:
+    # Every call has a deadline, so that a stall fails naming its step.
+    deadline = POLL_DEADLINE_SECONDS
     async with fresh_database() as url, replicas(url, [0, 1, 1]) as running:
         (_, api), (_, first), (_, second) = running
         # Accepted where no worker runs, priced elsewhere, watched on a third.
-        queued = await api.SubmitQuote(pb.SubmitQuoteRequest(submission=submission("Ada")))
-        watched = [
-            answer.message.status
-            async for answer in second.WatchMessage(pb.WatchMessageRequest(id=queued.message.id))
-        ]
+        queued = await api.SubmitQuote(
+            pb.SubmitQuoteRequest(submission=submission("Ada")), timeout=deadline
+        )
+        watched = await watched_to_the_end(second, queued.message.id, store=api)
         assert watched[-1] == pb.MESSAGE_STATUS_COMPLETED
 
         # 100 concurrent repeats of one request, spread over the replicas, make one message.
         repeat = pb.SubmitQuoteRequest(submission=submission("Bo"), request_id="same-request")
         stubs = [api, first, second]
-        answers = await asyncio.gather(*(stubs[n % 3].SubmitQuote(repeat) for n in range(100)))
+        answers = await asyncio.gather(
+            *(stubs[n % 3].SubmitQuote(repeat, timeout=deadline) for n in range(100))
+        )
         assert len({answer.message.id for answer in answers}) == 1
 
         await poll(
@@ -76,7 +100,7 @@ async def test_replicas_over_one_database_are_one_queue() -> None:
             lambda s: s.completed_count == 2,
             "both priced",
         )
-        every = [await stub.GetStats(pb.GetStatsRequest()) for stub in stubs]
+        every = [await stub.GetStats(pb.GetStatsRequest(), timeout=deadline) for stub in stubs]
         assert {(s.completed_count, s.pending_count) for s in every} == {(2, 0)}
 
 
@@ -84,16 +108,26 @@ async def test_a_replica_killed_under_load_loses_nothing_it_acknowledged() -> No
     async with fresh_database() as url, replicas(url, [2, 2, 2]) as running:
         stubs = [stub for _, stub in running]
         acknowledged: list[str] = []
+        # The ones the replica to be killed acknowledged: on a loaded machine
+        # the other two can acknowledge the first 100 before it answers any.
+        by_victim: list[str] = []
 
         async def submit(n: int) -> None:
             request = pb.SubmitQuoteRequest(submission=submission(f"paced-{n}"))
+            stub = stubs[n % len(stubs)]
             # A call to the killed replica may fail: it was not acknowledged.
             with contextlib.suppress(grpc.aio.AioRpcError):
-                answer = await stubs[n % len(stubs)].SubmitQuote(request)
+                answer = await stub.SubmitQuote(request)
                 acknowledged.append(answer.message.id)
+                if stub is running[0][1]:
+                    by_victim.append(answer.message.id)
 
         first = asyncio.gather(*(submit(n) for n in range(300)))
-        await poll(lambda: len(acknowledged), lambda n: n >= 100, "100 acknowledged")
+        await poll(
+            lambda: (len(acknowledged), len(by_victim)),
+            lambda counts: counts[0] >= 100 and counts[1] > 0,
+            "100 acknowledged, some by the replica to be killed",
+        )
         victim, _ = running[0]
         victim.process.send_signal(signal.SIGKILL)
         await victim.process.wait()
