@@ -30,6 +30,7 @@ from bench.context import Run
 from bench.fig_console import figure_console
 from bench.fig_e2e import SECTION_SYSTEMS, figure_e2e
 from bench.fig_engine import figure_engine
+from bench.fig_fairness import figure_fairness
 from bench.fig_levers import figure_levers
 from bench.fig_memory import figure_memory
 from bench.fig_observability import figure_observability
@@ -64,6 +65,7 @@ SECTIONS = (
     "security",
     "stalled",
     "observability",
+    "fairness",
     "profiles",
 )
 #: Sections that run part of figure 3 (not in a full run: e2e runs them).
@@ -90,6 +92,7 @@ SECTION_RUNNERS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "security": figure_security,
     "stalled": figure_stalled,
     "observability": figure_observability,
+    "fairness": figure_fairness,
     "profiles": profile_servers,
 }
 

@@ -3,6 +3,7 @@
 from bench.fig_console import CONSOLE_NAMES
 from bench.fig_e2e import E2E_NAMES
 from bench.fig_engine import ENGINE_NAMES
+from bench.fig_fairness import FAIRNESS_NAMES
 from bench.fig_levers import LEVER_NAMES
 from bench.fig_memory import MEMORY_NAMES
 from bench.fig_observability import OBSERVABILITY_NAMES
@@ -39,5 +40,6 @@ def figure_names() -> list[str]:
         *SECURITY_NAMES,
         *STALLED_NAMES,
         *OBSERVABILITY_NAMES,
+        *FAIRNESS_NAMES,
         *LEVER_NAMES,
     ]

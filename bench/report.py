@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from bench.context import Run
 from bench.fig_e2e import QUOTE_WORKERS
+from bench.fig_fairness import FAIRNESS_NAMES
 from bench.fig_memory import STORES
 from bench.fig_unary import CONCURRENCIES, METHODS
 from bench.results import Figure, Target
@@ -80,6 +81,7 @@ class Markdown:
         self.security()
         self.stalled()
         self.observability()
+        self.fairness()
         self.levers()
         self.profiles()
         if ANALYSIS.exists():
@@ -724,6 +726,27 @@ class Markdown:
                 )
         header = ["with", "measured", "rate (neither)", "ratio", "p99 ms (neither)", ""]
         self.add(*_table(header, rows))
+
+    def fairness(self) -> None:
+        self.add(
+            "## 13. Fairness keys and aging",
+            "",
+            "`bench/fig_fairness.py`: the quote service (SQLite, no-op pricing). Isolation:",
+            "the p99 wait of key B's 10 messages behind key A's burst, against B alone",
+            "(target ≤ 3x), and with B under A's key, as before keys. Aging: the worst wait",
+            "of LOW messages under saturating HIGH, in aging intervals (target ≤ 3). Cost:",
+            "end to end with a key per quote (16 tenants) against none (target ≥ 0.9x).",
+            "",
+        )
+        rows = []
+        for name in FAIRNESS_NAMES:
+            figure = self.fig(name)
+            if figure is None:
+                continue
+            reference = "" if figure.reference is None else _num(figure.reference, 2)
+            value = f"{_num(figure.value, 2)} {figure.unit}"
+            rows.append([f"`{name}`", value, reference, _ratio(figure), _met(figure)])
+        self.add(*_table(["figure", "value", "reference", "ratio", ""], rows))
 
     def stalled(self) -> None:
         extra = self.fig("stalled.extra_mib")

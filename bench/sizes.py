@@ -41,6 +41,9 @@ class Sizes:
     #: Profiles: seconds of SubmitQuote load, quotes end to end.
     profile_seconds: float
     profile_quotes: int
+    #: Figure 13: key A's burst, and the seconds LOW is submitted under saturating HIGH.
+    fairness_burst: int
+    fairness_aging_seconds: float
 
 
 FULL = Sizes(
@@ -69,6 +72,8 @@ FULL = Sizes(
     console_pages=200,
     profile_seconds=4.0,
     profile_quotes=5_000,
+    fairness_burst=5_000,
+    fairness_aging_seconds=6.0,
 )
 
 SMOKE = Sizes(
@@ -97,4 +102,6 @@ SMOKE = Sizes(
     console_pages=3,
     profile_seconds=0.1,
     profile_quotes=30,
+    fairness_burst=200,
+    fairness_aging_seconds=1.0,
 )

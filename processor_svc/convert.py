@@ -23,12 +23,13 @@ def proposal(request: pb.SubmitProposalRequest) -> ProposalQuote:
     problems.check_id("order_req_id", request.order_req_id)
     problems.check_id("proposal_id", request.proposal_id)
     problems.check_id("request_id", request.request_id, required=False)
+    problems.check_id("fairness_key", request.fairness_key, required=False)
     if request.HasField("submission"):
         check_submission(problems, "submission", request.submission)
     else:
         problems.add("submission", "is required")
     problems.raise_if_any()
-    return ProposalQuote(request.submission, request.use_agentic)
+    return ProposalQuote(request.submission, request.use_agentic, request.fairness_key)
 
 
 def watch_cursor(request: pb.WatchOrderRequest) -> int:

@@ -47,12 +47,17 @@ class ProposalQuote:
 
     submission: quote_pb.Submission
     use_agentic: bool = False
+    #: As asked for: "" prices it under the order's id.
+    fairness_key: str = ""
 
     def fingerprint(self) -> str:
         """Equal for equal requests, to tell a repeat from a different request;
         short and JSON-able, since it is kept with the request id."""
         digest = hashlib.sha256(self.submission.SerializeToString(deterministic=True))
-        return f"{digest.hexdigest()}:{int(self.use_agentic)}"
+        # The key only when given, so the fingerprints kept before there were
+        # keys still match their repeats.
+        key = f":{self.fairness_key}" if self.fairness_key else ""
+        return f"{digest.hexdigest()}:{int(self.use_agentic)}{key}"
 
 
 def proposal_request_id(key: bytes, order_req_id: str, proposal_id: str) -> str:
@@ -76,6 +81,7 @@ class QuotePricer:
             submission=proposal.submission,
             use_agentic=proposal.use_agentic,
             request_id=proposal_request_id(self._key, order_req_id, proposal_id),
+            fairness_key=proposal.fairness_key or order_req_id,
         )
         try:
             response = await self._batches.submit(request)

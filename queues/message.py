@@ -111,6 +111,12 @@ class Message(Generic[P, R]):
     review_reason: str = ""
     review: Review | None = None
     dead_lettered: bool = False
+    fairness_key: str = ""
+    #: The priority it is served at now: with aging, higher than priority for
+    #: a message that has waited (queues/core/fairness.py).
+    effective_priority: Priority | None = None
+    #: The time it was scheduled for; None if it was due when submitted.
+    scheduled_for: float | None = None
 
 
 #: What the queue runs for each attempt: a payload in, an Outcome out.
@@ -139,15 +145,27 @@ class NewMessage(Generic[P]):
     request_id: str = ""
     max_retries: int | None = None
     attempt_timeout: float | None = None
+    #: Whose work it is: within a priority, the queue serves keys in turn.
+    fairness_key: str = ""
+    #: The key's share of the turns (positive; 1 for an equal share).
+    fairness_weight: float = 1.0
+    #: Not processed before this time (epoch seconds); None for at once.
+    run_at: float | None = None
+    #: Or not before this many seconds after the queue accepts it.
+    delay: float | None = None
 
 
-def submission_fingerprint(
-    encoded_payload: Any, priority: Priority, max_retries: int | None, attempt_timeout: float | None
-) -> str:
+def submission_fingerprint(encoded_payload: Any, item: NewMessage[Any]) -> str:
     """Equal for equal submissions, in every process and the next: what tells a
     repeated request_id from one reused for a different submission."""
+    said: list[Any] = [encoded_payload, int(item.priority), item.max_retries, item.attempt_timeout]
+    # Only when set, so that the fingerprints of submissions made before these
+    # fields existed still match their repeats. Not the schedule: a retry of a
+    # request with a delay has another run_at, and is still the same request.
+    if item.fairness_key or item.fairness_weight != 1.0:
+        said += [item.fairness_key, item.fairness_weight]
     canonical = json.dumps(
-        [encoded_payload, int(priority), max_retries, attempt_timeout],
+        said,
         sort_keys=True,
         separators=(",", ":"),
     )

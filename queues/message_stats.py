@@ -32,3 +32,6 @@ class QueueStats:
     #: How long the longest-running attempt has run; 0.0 when none runs.
     longest_processing_seconds: float
     by_priority: tuple[PriorityCounts, ...]
+    #: PENDING messages of the busiest fairness keys, most first, at most
+    #: queues.core.fairness.BUSIEST_KEYS of them.
+    busiest_keys: tuple[tuple[str, int], ...] = ()

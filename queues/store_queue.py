@@ -28,8 +28,10 @@ from queues.codec import Codec, JsonCodec
 from queues.core.attempts import AttemptObserver
 from queues.core.changes import JobChange, Subscription
 from queues.core.coalescing import Coalescing
+from queues.core.fairness import NO_POLICY, ClaimPolicy, effective_priority
 from queues.core.job_store import JobStore
 from queues.core.jobs import Job, JobState, NewJob, QueueCounts
+from queues.core.rate_limits import RateLimit
 from queues.core.worker import Done, Worker, WorkerSettings
 from queues.errors import (
     BatchRequestConflictError,
@@ -100,7 +102,10 @@ class StoreMessageQueue(Generic[P, R]):
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         observer: AttemptObserver | None = None,
+        policy: ClaimPolicy = NO_POLICY,
     ) -> None:
+        """policy: aging and the cap per fairness key; its top priority is
+        taken to be URGENT's."""
         if workers < 0:
             raise ValueError(f"workers must not be negative; got {workers}")
         if max_size < 1:
@@ -122,6 +127,7 @@ class StoreMessageQueue(Generic[P, R]):
         self._payloads: Codec[P] = payload_codec or JsonCodec()
         self._results: Codec[R] = result_codec or JsonCodec()
         self._clock = clock
+        self._policy = policy
         self._settings = WorkerSettings(
             concurrency=workers,
             lease=lease,
@@ -129,11 +135,14 @@ class StoreMessageQueue(Generic[P, R]):
             backoff=backoff or Backoff(),
             attempt_timeout=attempt_timeout,
             observer=observer,
+            policy=self._policy,
         )
         self._owner = owner or random_id()
         # Claims and runs workers' attempts (none with workers=0), and keeps the
         # leases of inline runs too.
-        self._worker = Worker(store, queue, self._run, owner=self._owner, settings=self._settings)
+        self._worker = Worker(
+            store, queue, self._run, owner=self._owner, settings=self._settings, clock=clock
+        )
         self._running = False
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = False
@@ -179,14 +188,29 @@ class StoreMessageQueue(Generic[P, R]):
         request_id: str = "",
         max_retries: int | None = None,
         attempt_timeout: float | None = None,
+        fairness_key: str = "",
+        fairness_weight: float = 1.0,
+        run_at: float | None = None,
+        delay: float | None = None,
     ) -> Submitted[P, R]:
-        """Queue a message; answers once the store holds it. Raises
+        """Queue a message (NewMessage says what each argument is); answers
+        once the store holds it. Raises
         QueueFullError when max_size messages are unfinished, ClosedError after
         stop(), StoreError if the store could not take it (then nothing was
         queued), and RequestConflictError when request_id was used for a
         different submission. A repeated request_id with the same submission
         answers the first message, as it is now."""
-        item = NewMessage(payload, priority, request_id, max_retries, attempt_timeout)
+        item = NewMessage(
+            payload,
+            priority,
+            request_id,
+            max_retries,
+            attempt_timeout,
+            fairness_key,
+            fairness_weight,
+            run_at,
+            delay,
+        )
         [submitted] = await self._submit([item])
         return submitted
 
@@ -209,7 +233,12 @@ class StoreMessageQueue(Generic[P, R]):
             raise
 
     async def run_inline(
-        self, payload: P, *, priority: Priority, attempt_timeout: float | None = None
+        self,
+        payload: P,
+        *,
+        priority: Priority,
+        attempt_timeout: float | None = None,
+        fairness_key: str = "",
     ) -> Message[P, R]:
         """Process a message in the caller's task, bypassing the queue (busy
         workers do not delay it), and answer it after its one attempt:
@@ -218,7 +247,8 @@ class StoreMessageQueue(Generic[P, R]):
         process, from the start, so it is listed and counted while it runs."""
         if self._stopped:
             raise ClosedError("message queue")
-        job = self._new_job(NewMessage(payload, priority, "", 0, attempt_timeout), inline=True)
+        item = NewMessage(payload, priority, "", 0, attempt_timeout, fairness_key)
+        job = self._new_job(item, inline=True, now=self._clock())
         try:
             claim = await self._store.claim_new(
                 job,
@@ -274,6 +304,11 @@ class StoreMessageQueue(Generic[P, R]):
         return removed
 
     # -- queries ---------------------------------------------------------------
+
+    async def set_rate_limit(self, fairness_key: str, limit: RateLimit | None) -> None:
+        """Limit how fast the messages of fairness_key start, on every queue
+        over this store (rate_limits.py); None lifts the limit."""
+        await self._store.set_rate_limit(self._queue, fairness_key, limit, now=self._clock())
 
     async def get(self, message_id: str) -> Message[P, R]:
         """The message as the store holds it; NotFoundError if unknown or expired."""
@@ -375,6 +410,7 @@ class StoreMessageQueue(Generic[P, R]):
                 )
                 for p in Priority
             ),
+            busiest_keys=counts.busiest_keys,
         )
 
     # -- the policy --------------------------------------------------------------
@@ -384,8 +420,8 @@ class StoreMessageQueue(Generic[P, R]):
     ) -> list[Submitted[P, R]]:
         if self._stopped:
             raise ClosedError("message queue")
-        jobs = [self._new_job(item, inline) for item in items]
         now = self._clock()
+        jobs = [self._new_job(item, inline, now) for item in items]
         counts = await self._positions.call(None)
         try:
             submitted = await self._store.submit(jobs, now=now, max_unfinished=self.max_size)
@@ -409,7 +445,7 @@ class StoreMessageQueue(Generic[P, R]):
         counts = await self._store.stats(self._queue)
         return [counts] * len(callers)
 
-    def _new_job(self, item: NewMessage[P], inline: bool) -> NewJob:
+    def _new_job(self, item: NewMessage[P], inline: bool, now: float) -> NewJob:
         retries = self.max_retries if item.max_retries is None else item.max_retries
         payload: dict[str, Any] = {"p": self._payloads.encode(item.payload)}
         if inline:
@@ -420,15 +456,13 @@ class StoreMessageQueue(Generic[P, R]):
             priority=int(item.priority),
             max_attempts=retries + 1,
             request_id=item.request_id,
-            fingerprint=submission_fingerprint(
-                self._payloads.encode(item.payload),
-                item.priority,
-                item.max_retries,
-                item.attempt_timeout,
-            )
+            fingerprint=submission_fingerprint(self._payloads.encode(item.payload), item)
             if item.request_id
             else "",
             attempt_timeout=item.attempt_timeout or self.attempt_timeout,
+            fairness_key=item.fairness_key,
+            weight=item.fairness_weight,
+            run_at=now + item.delay if item.delay is not None else item.run_at,
         )
 
     async def _run(self, job: Job) -> Done:
@@ -468,6 +502,13 @@ class StoreMessageQueue(Generic[P, R]):
             if review is None
             else Review(ReviewDecision(review[0]), review[1], review[2], review[3]),
             dead_lettered=job.state is JobState.FAILED and not inline,
+            fairness_key=job.fairness_key,
+            effective_priority=Priority(
+                effective_priority(job.priority, job.ready_at, self._clock(), self._policy)
+            )
+            if job.state is JobState.AVAILABLE
+            else None,
+            scheduled_for=job.scheduled_for,
         )
 
     async def _dead_letters(self, failed: int) -> int:

@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from quote_svc.processors import AGENTIC_PROCESSOR, DEFAULT_PROCESSOR
 from service_runtime.config import (
+    SchedulingOptions,
     SharedStoreOptions,
     require_non_negative,
     require_positive,
@@ -14,7 +15,7 @@ ENV_PREFIX = "QUOTE"
 
 
 @dataclass
-class QuoteConfig(SharedStoreOptions):
+class QuoteConfig(SharedStoreOptions, SchedulingOptions):
     env_prefix: ClassVar[str] = ENV_PREFIX
 
     port: int = field(default=50051, metadata={"help": "TCP port to listen on"})
@@ -66,6 +67,7 @@ class QuoteConfig(SharedStoreOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_scheduling()
         require_positive(self, "max_size", "attempt_timeout", "sweep_interval")
         require_non_negative(
             self, "workers", "max_retries", "retention_seconds", "backoff_base", "backoff_cap"

@@ -5,12 +5,15 @@ bad field becomes one FieldViolation, and all of them are raised together as
 an InvalidArgumentError (INVALID_ARGUMENT with a google.rpc.BadRequest).
 """
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from queues.core.rate_limits import RateLimit
 from queues.message import Message, MessageStatus, NewMessage, Priority, ReviewDecision, Submitted
 from queues.message_stats import QueueStats
 from quote_svc.domain import PropertyType, QuoteResult, Submission
@@ -27,6 +30,11 @@ MAX_RETRIES_LIMIT = 10
 ATTEMPT_TIMEOUT_LIMIT = 3600.0
 #: Most requests in one BatchSubmitQuotes.
 MAX_BATCH_SIZE = 1000
+FAIRNESS_WEIGHT_LIMIT = 100.0
+RATE_LIMIT = 100_000.0
+BURST_LIMIT = 10_000
+#: The furthest ahead a message may be scheduled: a year, in seconds.
+SCHEDULE_LIMIT = 366 * 86_400.0
 REVIEWER_MAX_CHARS = 200
 NOTE_MAX_CHARS = 2000
 
@@ -78,6 +86,24 @@ class SubmitArgs:
     request_id: str
     max_retries: int | None
     attempt_timeout: float | None
+    fairness_key: str = ""
+    fairness_weight: float = 1.0
+    #: The schedule: a time (epoch seconds), or a delay after acceptance.
+    run_at: float | None = None
+    delay: float | None = None
+
+    def message(self) -> NewMessage[QuoteJob]:
+        return NewMessage(
+            self.job,
+            self.priority,
+            self.request_id,
+            self.max_retries,
+            self.attempt_timeout,
+            self.fairness_key,
+            self.fairness_weight,
+            self.run_at,
+            self.delay,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +152,22 @@ def submit_args(request: pb.SubmitQuoteRequest | pb.RunQuoteRequest) -> SubmitAr
                 f"must be more than 0 s and at most {ATTEMPT_TIMEOUT_LIMIT:g} s; "
                 f"got {attempt_timeout:g} s",
             )
+    problems.check_id("fairness_key", request.fairness_key, required=False)
+    weight = 1.0
+    run_at = delay = None
+    if isinstance(request, pb.SubmitQuoteRequest):
+        if request.HasField("fairness_weight"):
+            weight = request.fairness_weight
+            if not 0 < weight <= FAIRNESS_WEIGHT_LIMIT:  # NaN fails this too
+                problems.add(
+                    "fairness_weight",
+                    f"must be more than 0 and at most {FAIRNESS_WEIGHT_LIMIT:g}; got {weight:g}",
+                )
+        run_at, delay = _schedule(request, problems)
+    else:
+        for field in ("schedule_time", "delay"):
+            if request.HasField(field):
+                problems.add(field, "RunQuote prices now and cannot be scheduled; use SubmitQuote")
     problems.raise_if_any()
     assert submission is not None
     if priority is None:
@@ -136,7 +178,42 @@ def submit_args(request: pb.SubmitQuoteRequest | pb.RunQuoteRequest) -> SubmitAr
         request_id=request_id,
         max_retries=max_retries,
         attempt_timeout=attempt_timeout,
+        fairness_key=request.fairness_key,
+        fairness_weight=weight,
+        run_at=run_at,
+        delay=delay,
     )
+
+
+def _schedule(
+    request: pb.SubmitQuoteRequest, problems: Violations
+) -> tuple[float | None, float | None]:
+    """The request's schedule_time (epoch seconds) or delay (seconds), checked."""
+    which = request.WhichOneof("schedule")
+    if which == "schedule_time":
+        stamp = request.schedule_time
+        if not (
+            _TIMESTAMP_SECONDS_MIN <= stamp.seconds <= _TIMESTAMP_SECONDS_MAX
+            and 0 <= stamp.nanos < _NANOS_PER_SECOND
+        ):
+            problems.add(
+                "schedule_time",
+                "is not a valid Timestamp: seconds must fall in years 1 to 9999 and nanos "
+                f"from 0 to 999,999,999; got {stamp.seconds:,} s and {stamp.nanos:,} ns",
+            )
+            return None, None
+        at = stamp.seconds + stamp.nanos / _NANOS_PER_SECOND
+        if at > time.time() + SCHEDULE_LIMIT:
+            problems.add("schedule_time", "must be at most one year ahead")
+            return None, None
+        return at, None
+    if which == "delay":
+        delay = problems.check_duration("delay", request.delay)
+        if delay is not None and not 0 <= delay <= SCHEDULE_LIMIT:
+            problems.add("delay", f"must be from 0 s to one year; got {delay:g} s")
+            return None, None
+        return None, delay
+    return None, None
 
 
 def batch_submit_items(request: pb.BatchSubmitQuotesRequest) -> list[NewMessage[QuoteJob]]:
@@ -163,13 +240,30 @@ def batch_submit_items(request: pb.BatchSubmitQuotesRequest) -> list[NewMessage[
         except InvalidArgumentError as error:
             problems.add_under(path, error.violations)
             continue
-        items.append(
-            NewMessage(
-                args.job, args.priority, args.request_id, args.max_retries, args.attempt_timeout
-            )
-        )
+        items.append(args.message())
     problems.raise_if_any()
     return items
+
+
+def rate_limit_args(request: pb.SetRateLimitRequest) -> tuple[str, RateLimit | None]:
+    """The key and its new limit (None: lifted), or INVALID_ARGUMENT naming every bad field."""
+    problems = Violations()
+    problems.check_id("fairness_key", request.fairness_key, required=False)
+    rate, burst = request.per_second, request.burst
+    if not 0 <= rate <= RATE_LIMIT:  # NaN fails this too
+        problems.add("per_second", f"must be from 0 to {RATE_LIMIT:,g}; got {rate:g}")
+    if not 0 <= burst <= BURST_LIMIT:
+        problems.add("burst", f"must be from 0 to {BURST_LIMIT:,}; got {burst:,}")
+    problems.raise_if_any()
+    if rate == 0:
+        return request.fairness_key, None
+    return request.fairness_key, RateLimit(rate, burst or math.ceil(rate))
+
+
+def rate_limit_to_pb(key: str, limit: RateLimit | None) -> pb.SetRateLimitResponse:
+    if limit is None:
+        return pb.SetRateLimitResponse(fairness_key=key)
+    return pb.SetRateLimitResponse(fairness_key=key, per_second=limit.per_second, burst=limit.burst)
 
 
 def list_args(request: pb.ListMessagesRequest, *, default_size: int, max_size: int) -> ListArgs:
@@ -322,6 +416,11 @@ def set_message(out: pb.QueueMessage, message: Message[QuoteJob, QuoteResult]) -
     out.use_agentic = message.payload.use_agentic
     out.dead_lettered = message.dead_lettered
     out.request_id = message.request_id
+    out.fairness_key = message.fairness_key
+    if message.effective_priority is not None:
+        out.effective_priority = _PRIORITY_TO_PB[message.effective_priority]
+    if message.scheduled_for is not None:
+        set_timestamp(out.schedule_time, message.scheduled_for)
     if message.result is not None:
         _set_result(out.result, message.result, message.review_reason)
     review = message.review
@@ -388,4 +487,7 @@ def stats_to_pb(stats: QueueStats) -> pb.GetStatsResponse:
     out.awaiting_review_count = stats.awaiting_review
     out.rejected_count = stats.rejected
     out.workers = stats.workers
+    add_key = out.busiest_keys.add
+    for key, pending in stats.busiest_keys:
+        add_key(fairness_key=key, pending_count=pending)
     return out

@@ -139,6 +139,9 @@ def message_job(
         id=message.id,
         queue=queue,
         seq=message.seq,
+        # In submission order, as the journal served them.
+        rank=float(message.seq),
+        ready_at=message.created_at,
         payload=payload,
         priority=int(message.priority),
         state=_STATE[message.status],

@@ -5,6 +5,7 @@ servicer and its tests depend on the face rather than the class."""
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from queues.core.rate_limits import RateLimit
 from queues.message import Message, MessageStatus, NewMessage, Priority, ReviewDecision, Submitted
 from queues.message_stats import QueueStats
 from quote_svc.domain import QuoteResult
@@ -27,12 +28,21 @@ class QuoteQueue(Protocol):
         request_id: str = "",
         max_retries: int | None = None,
         attempt_timeout: float | None = None,
+        fairness_key: str = "",
+        fairness_weight: float = 1.0,
+        run_at: float | None = None,
+        delay: float | None = None,
     ) -> QuoteSubmitted: ...
 
     async def submit_many(self, items: Sequence[NewMessage[QuoteJob]]) -> list[QuoteSubmitted]: ...
 
     async def run_inline(
-        self, payload: QuoteJob, *, priority: Priority, attempt_timeout: float | None = None
+        self,
+        payload: QuoteJob,
+        *,
+        priority: Priority,
+        attempt_timeout: float | None = None,
+        fairness_key: str = "",
     ) -> QuoteMessage: ...
 
     async def cancel(self, message_id: str) -> QuoteMessage: ...
@@ -42,6 +52,8 @@ class QuoteQueue(Protocol):
     async def review(
         self, message_id: str, decision: ReviewDecision, reviewer: str, note: str = ""
     ) -> QuoteMessage: ...
+
+    async def set_rate_limit(self, fairness_key: str, limit: RateLimit | None) -> None: ...
 
     async def get(self, message_id: str) -> QuoteMessage: ...
 

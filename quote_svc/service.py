@@ -11,7 +11,7 @@ from pathlib import Path
 from queues.backoff import Backoff
 from queues.core.job_store import JobStore
 from queues.core.jobs import Claim, JobState
-from queues.message import Handler
+from queues.message import Handler, Priority
 from queues.message_records import MessageCodec
 from queues.store_queue import StoreMessageQueue
 from quote_svc.codecs import QuoteJobCodec, QuoteResultCodec
@@ -28,6 +28,7 @@ from service_runtime.metrics.endpoint import serving_metrics
 from service_runtime.metrics.queue import message_queue_snapshot
 from service_runtime.metrics.service_metrics import ServiceMetrics, metrics_for
 from service_runtime.rpc_logging import FIELDS_ATTRIBUTE
+from service_runtime.scheduling import claim_policy
 from service_runtime.server import (
     ServerSecurity,
     ServiceBinding,
@@ -78,6 +79,7 @@ def build_queue(
         # Who holds a claim, for an operator reading the store.
         owner=f"{socket.gethostname()}:{os.getpid()}",
         observer=metrics.queues.observe if metrics is not None else None,
+        policy=claim_policy(config, top_priority=Priority.URGENT),
     )
     if metrics is not None:
         metrics.on_scrape(lambda: _show_stats(queue, metrics))

@@ -51,6 +51,10 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
             request_id=args.request_id,
             max_retries=args.max_retries,
             attempt_timeout=args.attempt_timeout,
+            fairness_key=args.fairness_key,
+            fairness_weight=args.fairness_weight,
+            run_at=args.run_at,
+            delay=args.delay,
         )
         response = pb.SubmitQuoteResponse()
         convert.set_submitted(response, submitted)
@@ -77,7 +81,10 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
     ) -> pb.RunQuoteResponse:
         args = convert.submit_args(request)
         message = await self._queue.run_inline(
-            args.job, priority=args.priority, attempt_timeout=args.attempt_timeout
+            args.job,
+            priority=args.priority,
+            attempt_timeout=args.attempt_timeout,
+            fairness_key=args.fairness_key,
         )
         return convert.with_message(pb.RunQuoteResponse(), message)
 
@@ -146,6 +153,15 @@ class QuoteServicer(pb_grpc.QuoteServiceServicer):
     ) -> pb.RedriveMessageResponse:
         message = await self._queue.redrive(require_id("id", request.id))
         return convert.with_message(pb.RedriveMessageResponse(), message)
+
+    async def SetRateLimit(
+        self,
+        request: pb.SetRateLimitRequest,
+        context: grpc.aio.ServicerContext[pb.SetRateLimitRequest, pb.SetRateLimitResponse],
+    ) -> pb.SetRateLimitResponse:
+        key, limit = convert.rate_limit_args(request)
+        await self._queue.set_rate_limit(key, limit)
+        return convert.rate_limit_to_pb(key, limit)
 
     async def ReviewQuote(
         self,

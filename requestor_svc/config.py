@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from service_runtime.config import (
+    SchedulingOptions,
     ServiceCallerOptions,
     SharedStoreOptions,
     require_non_negative,
@@ -14,7 +15,7 @@ ENV_PREFIX = "REQUESTOR"
 
 
 @dataclass
-class RequestorConfig(SharedStoreOptions, ServiceCallerOptions):
+class RequestorConfig(SharedStoreOptions, ServiceCallerOptions, SchedulingOptions):
     env_prefix: ClassVar[str] = ENV_PREFIX
 
     port: int = field(default=50053, metadata={"help": "TCP port to listen on"})
@@ -74,6 +75,7 @@ class RequestorConfig(SharedStoreOptions, ServiceCallerOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_downstream()
+        self.check_scheduling()
         if not self.processor_address.strip():
             raise ValueError("processor_address must not be empty")
         require_positive(

@@ -59,6 +59,7 @@ def place_args(request: pb.PlaceOrderRequest) -> PlaceArgs:
                 f"must be more than 0 s and at most {MAX_TIMEOUT_SECONDS:g} s; got {timeout:g} s",
             )
     problems.check_id("request_id", request.request_id, required=False)
+    problems.check_id("fairness_key", request.fairness_key, required=False)
     submission = None
     # Optional, since the task only keeps it; when given, held to SubmitQuote's limits.
     if request.HasField("submission"):
@@ -66,7 +67,8 @@ def place_args(request: pb.PlaceOrderRequest) -> PlaceArgs:
         check_submission(problems, "submission", submission)
     problems.raise_if_any()
     return PlaceArgs(
-        Placement(request.order_req_id, priority, timeout, submission), request.request_id
+        Placement(request.order_req_id, priority, timeout, submission, request.fairness_key),
+        request.request_id,
     )
 
 
@@ -82,6 +84,7 @@ def task_result_to_pb(task: OrderTask) -> pb.TaskResult:
         error_message=record.error,
         last_sequence=progress.last_sequence,
         reconnects=progress.reconnects,
+        fairness_key=task.placement.fairness_key,
     )
     for name, when in (
         ("started_at", record.started_at),

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from queues.backoff import Backoff
 from queues.core.attempts import AttemptObserver
+from queues.core.fairness import NO_POLICY, ClaimPolicy
 from queues.core.job_store import JobStore
 from queues.core.jobs import Claim, Job, JobState, NewJob
 from queues.core.led_duty import run_led_periodically
@@ -91,11 +92,14 @@ class CoreTasks:
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         observer: AttemptObserver | None = None,
+        policy: ClaimPolicy = NO_POLICY,
     ) -> None:
         """store: opened and closed by the caller. longest_timeout: the longest
         a task may run (what a placement's timeout is held under), after which
         an attempt is cut whatever it does: a backstop, since each attempt ends
-        itself at its task's deadline. owner: who holds this replica's claims."""
+        itself at its task's deadline. owner: who holds this replica's claims.
+        policy: aging for both queues; its cap per key for the slots only (a
+        task waiting for its order's first event holds none)."""
         self._store = store
         self._follow = follow
         self._await_start = await_start
@@ -119,12 +123,19 @@ class CoreTasks:
                 queue,
                 WithClaim(handler),
                 owner=owner,
-                settings=dataclasses.replace(settings, concurrency=concurrency),
+                settings=dataclasses.replace(
+                    settings, concurrency=concurrency, policy=queue_policy
+                ),
                 clock=clock,
             )
-            for queue, handler, concurrency in (
-                (WAITING, self._wait_for_start, max_waiting_tasks),
-                (READY, self._follow_order, max_concurrent_tasks),
+            for queue, handler, concurrency, queue_policy in (
+                (
+                    WAITING,
+                    self._wait_for_start,
+                    max_waiting_tasks,
+                    dataclasses.replace(policy, max_per_key=None),
+                ),
+                (READY, self._follow_order, max_concurrent_tasks, policy),
             )
         ]
         # The asyncio tasks running this replica's attempts, by job id: a
@@ -194,6 +205,7 @@ class CoreTasks:
             max_attempts=MAX_ATTEMPTS,
             request_id=request_id,
             fingerprint=fingerprint(placement) if request_id else "",
+            fairness_key=placement.fairness_key,
         )
         [submitted] = await self._store.submit([job], now=now)
         placed = TaskPayload.decode(submitted.job.payload)
@@ -349,6 +361,7 @@ class CoreTasks:
                 max_attempts=MAX_ATTEMPTS,
                 # Moved on once, however often this attempt is repeated.
                 request_id=claim.id,
+                fairness_key=claim.job.fairness_key,
             )
             [submitted] = await self._store.submit([ready], now=self._clock())
             return Done({"ready": submitted.job.id}, hold=True)

@@ -97,6 +97,9 @@ def _job(task: StoredTask[OrderProgress], default_timeout: float) -> Job:
         id=record.task_id,
         queue=WAITING,
         seq=task.seq,
+        # In placement order, as the journal served them.
+        rank=float(task.seq),
+        ready_at=record.created_at,
         payload=payload.encode(),
         priority=int(record.priority),
         state=JobState.COMPLETED if finished else JobState.AVAILABLE,

@@ -37,6 +37,8 @@ class Placement:
     timeout: float | None
     #: Kept with the result and never looked into.
     submission: quote_pb.Submission | None
+    #: Whose work it is: slots go to the keys in turn.
+    fairness_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,9 @@ class JobArgsCodec:
                 None if placement.submission is None else _SUBMISSIONS.encode(placement.submission)
             ),
             "request_id": job.request_id,
+            # Only when given, so a placement's fingerprint is what it was
+            # before there were keys.
+            **({"fairness_key": placement.fairness_key} if placement.fairness_key else {}),
         }
 
     def decode(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +82,7 @@ class JobArgsCodec:
             TaskPriority(priority) if version >= 2 else priority_from_version_1(priority),
             data["timeout"],
             None if data["submission"] is None else _SUBMISSIONS.decode(data["submission"]),
+            data.get("fairness_key", ""),
         )
         progress = OrderProgress(placement.order_req_id)
         return {"job": OrderJob(placement, data["request_id"], progress)}

@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 from queues.backoff import Backoff
+from queues.task import TaskPriority
 from quoteflow.processor.v1 import processor_service_pb2 as processor_pb
 from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
@@ -23,6 +24,7 @@ from service_runtime.channels import downstream_security
 from service_runtime.downstream import Downstream
 from service_runtime.metrics.endpoint import serving_metrics
 from service_runtime.metrics.service_metrics import ServiceMetrics, metrics_for
+from service_runtime.scheduling import claim_policy
 from service_runtime.server import (
     RunningServer,
     ServerSecurity,
@@ -92,6 +94,7 @@ async def open_tasks(
         heartbeat=config.heartbeat_seconds,
         backoff=Backoff(base=config.reconnect_backoff_base, cap=config.reconnect_backoff_cap),
         observer=metrics.queues.observe if metrics is not None else None,
+        policy=claim_policy(config, top_priority=max(TaskPriority)),
     )
     if metrics is not None:
         metrics.on_scrape(lambda: _show_stats(tasks, metrics))

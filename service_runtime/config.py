@@ -289,6 +289,27 @@ class SharedStoreOptions(ServerOptions):
 
 
 @dataclass
+class SchedulingOptions:
+    """What a service whose queue serves priorities adds: aging, and a cap per
+    fairness key (queues/core/fairness.py)."""
+
+    aging_interval: float = field(
+        default=60.0,
+        metadata={
+            "help": "seconds of waiting that serve work one priority higher, up to the top; "
+            "0: no aging"
+        },
+    )
+    max_processing_per_key: int = field(
+        default=0,
+        metadata={"help": "most items of one fairness key processed at once; 0: no cap"},
+    )
+
+    def check_scheduling(self) -> None:
+        require_non_negative(self, "aging_interval", "max_processing_per_key")
+
+
+@dataclass
 class DownstreamOptions:
     """How a process reaches the services it calls: over TLS when
     downstream_ca_file is set, presenting a certificate for mTLS."""

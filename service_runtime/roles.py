@@ -39,6 +39,7 @@ METHOD_ROLES: MappingProxyType[str, frozenset[str]] = MappingProxyType(
         _QUOTE + "CancelMessage": frozenset({OPERATOR, SERVICE}),
         _QUOTE + "RedriveMessage": frozenset({OPERATOR}),
         _QUOTE + "ReviewQuote": frozenset({REVIEWER}),
+        _QUOTE + "SetRateLimit": frozenset({OPERATOR}),
         _QUOTE + "GetStats": frozenset({OPERATOR}),
         _QUOTE + "WatchStats": frozenset({OPERATOR}),
         _PROCESSOR + "SubmitProposal": frozenset({SUBMITTER}),
@@ -66,6 +67,7 @@ AUDITED_METHODS = frozenset(
         _QUOTE + "CancelMessage",
         _QUOTE + "RedriveMessage",
         _QUOTE + "ReviewQuote",
+        _QUOTE + "SetRateLimit",
         _REQUESTOR + "CancelTask",
     }
 )

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from queues.core.changes import JobChange, Subscription
+from queues.core.fairness import NO_POLICY, ClaimPolicy
 from queues.core.jobs import Claim, Job, JobState, NewJob, Page, QueueCounts, Submitted
+from queues.core.rate_limits import RateLimit
 
 
 class JobStore(Protocol):
@@ -35,7 +37,8 @@ class JobStore(Protocol):
     async def submit(
         self, jobs: Sequence[NewJob], *, now: float, max_unfinished: int | None = None
     ) -> list[Submitted]:
-        """Add jobs, all or none, answering one Submitted per job in order. A
+        """Add jobs, all or none, answering one Submitted per job in order,
+        each ranked among its queue's fairness keys (fairness.ranks). A
         job whose request_id its queue has seen answers the job it made then
         (created False). Raises RequestConflictError for a seen request_id with
         another fingerprint, and QueueFullError when the new jobs would take the
@@ -50,12 +53,25 @@ class JobStore(Protocol):
         has no request_id."""
 
     async def claim(
-        self, queue: str, owner: str, *, limit: int, lease: float, now: float
+        self,
+        queue: str,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float,
+        policy: ClaimPolicy = NO_POLICY,
     ) -> list[Claim]:
         """Claim up to limit claimable jobs of queue (rules.is_claimable) in
-        claim order (rules.claim_order), each starting its next attempt, leased
-        to owner until now + lease, started at now. Concurrent claims never
-        take one job twice."""
+        claim order (fairness.claim_order under policy), passing over the keys
+        at policy's cap and those out of tokens (set_rate_limit), each claim
+        of a limited key taking a token (fairness.choose, rate_limits.py),
+        each starting its next attempt,
+        leased to owner until now + lease, started at now; answered in claim
+        order. The queue's clock moves to the highest rank taken. Concurrent
+        claims never take one job twice, nor, with a cap, exceed it. Every job
+        a claim may take is among what a store reads for it: for each priority,
+        the first in rank order and, with aging, the longest due."""
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         """Extend each claim's lease to now + lease (the heartbeat); False for a
@@ -113,7 +129,8 @@ class JobStore(Protocol):
 
     async def stats(self, queue: str) -> QueueCounts:
         """How many jobs of queue are in each state and priority, exactly, with
-        the oldest available job's creation and the longest attempt's start."""
+        the oldest available job's creation, the longest attempt's start and
+        the available jobs of the busiest fairness keys."""
 
     def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription[JobChange]]:
         """While the context lasts, the changes of queue's jobs, made by any
@@ -122,8 +139,17 @@ class JobStore(Protocol):
 
     async def next_due(self, queue: str) -> float | None:
         """The earliest time at which time alone makes a job of queue claimable
-        (a retry's run_at, or a lease's end); None if none will. A worker waits
-        for it or for a change, whichever comes first, and never polls."""
+        (a schedule's or a retry's run_at, a lease's end, the next token of a
+        rate-limited key with AVAILABLE jobs); None if none will. A worker
+        waits for it or for a change, whichever comes first, and never polls."""
+
+    async def set_rate_limit(
+        self, queue: str, key: str, limit: RateLimit | None, *, now: float
+    ) -> None:
+        """Limit how fast claims take queue's jobs of fairness key `key`
+        (rate_limits.py), for every process over this store; None lifts the
+        limit. Announced as a change of queue (a JobChange with id ""), so
+        that idle workers claim again under the new limit."""
 
     async def lead(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
         """Whether owner holds the lease called name, from now until now + ttl:

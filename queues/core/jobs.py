@@ -17,7 +17,7 @@ from queues.core.traces import current_trace
 
 
 class JobState(StrEnum):
-    #: Waiting to be claimed; not before run_at (a retry's backoff), when set.
+    #: Waiting to be claimed; not before run_at (a schedule, a retry's backoff), when set.
     AVAILABLE = "available"
     #: Claimed under a lease; claimed again by another worker once it expires.
     RUNNING = "running"
@@ -67,6 +67,13 @@ class NewJob:
     #: attempts, run later and maybe elsewhere, join it; "" for none. By
     #: default the trace current where the job is made.
     trace: str = field(default_factory=current_trace)
+    #: Whose work this is (a tenant, a broker, an order): within one effective
+    #: priority, claims serve the keys in turn (fairness.py).
+    fairness_key: str = ""
+    #: The key's share of the turns, relative to the others' (positive).
+    weight: float = 1.0
+    #: Not claimed before this time (scheduled work); None for at once.
+    run_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +93,7 @@ class Job:
     #: Attempts that failed since submission or the last redrive: what the retry policy counts.
     failures: int
     created_at: float
-    #: Not claimed before this time (a retry's backoff); None for at once.
+    #: Not claimed before this time (a schedule, a retry's backoff); None for at once.
     run_at: float | None
     #: The worker holding the current claim, and until when; "" and None when unclaimed.
     lease_owner: str
@@ -104,11 +111,23 @@ class Job:
     review: Any
     #: NewJob.trace: the trace the submission was made in; "" for none.
     trace: str = ""
+    fairness_key: str = ""
+    #: The job's turn among its queue's keys (fairness.ranks), set when submitted.
+    rank: float = 0.0
+    #: When the job became due, which aging counts from: its schedule, else
+    #: its submission.
+    ready_at: float = 0.0
+
+    @property
+    def scheduled_for(self) -> float | None:
+        """The time the job was scheduled for; None if it was due when submitted."""
+        return self.ready_at if self.ready_at > self.created_at else None
 
 
-def added(new: NewJob, *, job_id: str, seq: int, payload: Any, now: float) -> Job:
-    """The job new makes when a store adds it as job_id at seq, holding payload
-    (new's, as the store keeps it: a copy, not the caller's object)."""
+def added(new: NewJob, *, job_id: str, seq: int, payload: Any, now: float, rank: float) -> Job:
+    """The job new makes when a store adds it as job_id at seq and rank,
+    holding payload (new's, as the store keeps it: a copy, not the caller's
+    object)."""
     return Job(
         id=job_id,
         queue=new.queue,
@@ -120,7 +139,7 @@ def added(new: NewJob, *, job_id: str, seq: int, payload: Any, now: float) -> Jo
         attempt=0,
         failures=0,
         created_at=now,
-        run_at=None,
+        run_at=new.run_at,
         lease_owner="",
         lease_until=None,
         result=None,
@@ -132,7 +151,15 @@ def added(new: NewJob, *, job_id: str, seq: int, payload: Any, now: float) -> Jo
         started_at=None,
         review=None,
         trace=new.trace,
+        fairness_key=new.fairness_key,
+        rank=rank,
+        ready_at=ready_at(new, now),
     )
+
+
+def ready_at(new: NewJob, now: float) -> float:
+    """When new, submitted at now, is due: what aging counts from."""
+    return now if new.run_at is None or new.run_at < now else new.run_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +194,8 @@ class QueueCounts:
     oldest_available: float | None
     #: started_at of the attempt running longest; None when none runs.
     earliest_started: float | None
+    #: AVAILABLE jobs of the busiest fairness keys (fairness.busiest), most first.
+    busiest_keys: tuple[tuple[str, int], ...] = ()
 
     def count(self, state: JobState) -> int:
         return sum(n for (s, _), n in self.by_state_priority.items() if s is state)
@@ -185,7 +214,9 @@ class QueueCounts:
         )
 
 
-def counts_from_groups(groups: list[tuple[Any, ...]]) -> QueueCounts:
+def counts_from_groups(
+    groups: list[tuple[Any, ...]], busiest_keys: tuple[tuple[str, int], ...] = ()
+) -> QueueCounts:
     """QueueCounts from rows of (state, priority, count, min created_at, min
     started_at), one per group: what a store's GROUP BY state, priority reads."""
     available = [row[3] for row in groups if row[0] == JobState.AVAILABLE.value]
@@ -194,6 +225,7 @@ def counts_from_groups(groups: list[tuple[Any, ...]]) -> QueueCounts:
         {(JobState(state), priority): count for state, priority, count, _, _ in groups},
         min(available, default=None),
         min(running, default=None),
+        busiest_keys,
     )
 
 

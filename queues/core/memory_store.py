@@ -22,8 +22,9 @@ from typing import Any
 
 import orjson
 
-from queues.core import rules, submission
+from queues.core import fairness, rate_limits, rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
+from queues.core.fairness import NO_POLICY, ClaimPolicy
 from queues.core.jobs import (
     Claim,
     Job,
@@ -59,7 +60,7 @@ class _Heap:
 
     def __init__(self, versions: dict[str, int]) -> None:
         self._entries: list[_Entry] = []
-        self._versions = versions
+        self.versions = versions
 
     def push(self, key: float, job: Job, version: int) -> None:
         heapq.heappush(self._entries, (key, job.seq, version, job.id))
@@ -77,6 +78,11 @@ class _Heap:
             heapq.heappop(self._entries)
         return entry
 
+    def restore(self, entries: list[_Entry]) -> None:
+        """Put back entries popped from this heap."""
+        for entry in entries:
+            heapq.heappush(self._entries, entry)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -86,7 +92,7 @@ class _Heap:
         heapq.heapify(self._entries)
 
     def _holds(self, entry: _Entry) -> bool:
-        return self._versions.get(entry[3]) == entry[2]
+        return self.versions.get(entry[3]) == entry[2]
 
 
 class _SeqSet:
@@ -149,12 +155,22 @@ class _Queue:
     """One queue's indexes of the versions of its jobs."""
 
     def __init__(self, versions: dict[str, int]) -> None:
+        self.versions = versions
         self.size = 0
         self.counts: Counter[tuple[JobState, int]] = Counter()
+        #: AVAILABLE and RUNNING jobs per fairness key.
+        self.pending_keys: Counter[str] = Counter()
+        self.running_keys: Counter[str] = Counter()
         self.seqs = {state: _SeqSet() for state in JobState}
-        #: By claim order (key -priority): AVAILABLE jobs due, and RUNNING ones
-        #: whose lease a claim saw expire.
-        self.ready = _Heap(versions)
+        #: Per priority, by rank and by ready_at (fairness.py): AVAILABLE jobs
+        #: due, and RUNNING ones whose lease a claim saw expire.
+        self.by_rank: dict[int, _Heap] = {}
+        self.by_age: dict[int, _Heap] = {}
+        #: The highest rank claimed, and each key's next rank (fairness.ranks).
+        self.clock = 0.0
+        self.next_ranks: dict[str, float] = {}
+        #: The token bucket of each rate-limited key.
+        self.buckets: dict[str, rate_limits.Bucket] = {}
         #: By the time a job becomes claimable (a backoff's run_at, a lease's
         #: end), until a claim moves it into ready.
         self.waiting = _Heap(versions)
@@ -170,7 +186,8 @@ class _Queue:
 
     def heaps(self) -> tuple[_Heap, ...]:
         return (
-            self.ready,
+            *self.by_rank.values(),
+            *self.by_age.values(),
             self.waiting,
             self.timers,
             self.created,
@@ -190,9 +207,18 @@ class _Queue:
             self.waiting.push(due, job, version)
             self.timers.push(due, job, version)
         elif job.state is JobState.AVAILABLE:
-            self.ready.push(-job.priority, job, version)
+            self.make_ready(job, version)
         if job.state.is_final and job.finished_at is not None:
             self.finished.push(job.finished_at, job, version)
+
+    def make_ready(self, job: Job, version: int) -> None:
+        """File this version of job as one a claim may take."""
+        heaps = self.by_rank.get(job.priority)
+        if heaps is None:
+            self.by_rank[job.priority] = _Heap(self.versions)
+            self.by_age[job.priority] = _Heap(self.versions)
+        self.by_rank[job.priority].push(job.rank, job, version)
+        self.by_age[job.priority].push(job.ready_at, job, version)
 
     def count(self, job: Job, change: int) -> None:
         """Count job in (change 1) or out of (change -1) its state."""
@@ -200,6 +226,12 @@ class _Queue:
         self.counts[key] += change
         if not self.counts[key]:
             del self.counts[key]
+        by_key = {JobState.AVAILABLE: self.pending_keys, JobState.RUNNING: self.running_keys}
+        counter = by_key.get(job.state)
+        if counter is not None:
+            counter[job.fairness_key] += change
+            if not counter[job.fairness_key]:
+                del counter[job.fairness_key]
         if change > 0:
             self.seqs[job.state].add(job.seq)
         else:
@@ -271,8 +303,14 @@ class MemoryJobStore:
 
     def _add(self, new: NewJob, now: float) -> Job:
         self._seq += 1
-        job = added(new, job_id=random_id(), seq=self._seq, payload=_copy(new.payload), now=now)
-        queue = self._queue(job.queue)
+        queue = self._queue(new.queue)
+        [rank], following = fairness.ranks(
+            [(new.fairness_key, new.weight)], queue.next_ranks, queue.clock
+        )
+        queue.next_ranks.update(following)
+        job = added(
+            new, job_id=random_id(), seq=self._seq, payload=_copy(new.payload), now=now, rank=rank
+        )
         queue.size += 1
         queue.count(job, 1)
         self._by_seq[job.seq] = job.id
@@ -297,10 +335,33 @@ class MemoryJobStore:
         return Claim(claimed, claimed.attempt)
 
     async def claim(
-        self, queue: str, owner: str, *, limit: int, lease: float, now: float
+        self,
+        queue: str,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float,
+        policy: ClaimPolicy = NO_POLICY,
     ) -> list[Claim]:
+        index = self._queue(queue)
+        self._release(index, now)
+        rounds: fairness.Rounds[Job] = fairness.Rounds(
+            limit=limit,
+            now=now,
+            policy=policy,
+            running=index.running_keys,
+            allowance=rate_limits.allowances(index.buckets, now),
+        )
+        while rounds.wanted:
+            rounds.offer(self._candidates(index, rounds.wanted, now, policy, rounds.passed))
+        chosen = rounds.chosen
+        for key, count in Counter(job.fairness_key for job in chosen).items():
+            if key in index.buckets:
+                index.buckets[key] = rate_limits.taken(index.buckets[key], count, now)
         claims = []
-        for job in self._claimable(self._queue(queue), limit, now):
+        for job in chosen:
+            index.clock = max(index.clock, job.rank)
             claimed = self._set(
                 job,
                 state=JobState.RUNNING,
@@ -313,29 +374,35 @@ class MemoryJobStore:
             claims.append(Claim(claimed, claimed.attempt, job.state is JobState.RUNNING))
         return claims
 
-    def _claimable(self, queue: _Queue, limit: int, now: float) -> list[Job]:
-        """Up to limit jobs of queue claimable at now, in claim order, taken
-        out of ready (the claim files their next versions)."""
-        self._release(queue, now)
-        taken: list[Job] = []
-        early: list[Job] = []
-        while len(taken) < limit and (entry := queue.ready.pop()) is not None:
-            job = self._jobs[entry[3]]
-            (taken if rules.is_claimable(job, now) else early).append(job)
-        # Moved into ready by a claim at a later now than this one's: they
-        # wait again for the time that makes them claimable.
-        for job in early:
-            due = _due(job)
-            assert due is not None, "a job that is not claimable yet has a time it will be"
-            queue.waiting.push(due, job, self._versions[job.id])
-        return taken
+    def _candidates(
+        self, queue: _Queue, limit: int, now: float, policy: ClaimPolicy, capped: frozenset[str]
+    ) -> list[Job]:
+        """What a claim of limit chooses from: of each priority, the first
+        claimable jobs in rank order and, with aging, the longest due, each
+        passing over the keys in capped."""
+        heaps = [*queue.by_rank.values()]
+        if policy.aging_interval > 0:
+            heaps += queue.by_age.values()
+        per_read = fairness.candidates_per_read(limit)
+        found: list[Job] = []
+        for heap in heaps:
+            popped: list[_Entry] = []
+            taken = 0
+            while taken < per_read and (entry := heap.pop()) is not None:
+                popped.append(entry)
+                job = self._jobs[entry[3]]
+                # Not claimable at this now: filed by a claim at a later one.
+                if job.fairness_key not in capped and rules.is_claimable(job, now):
+                    found.append(job)
+                    taken += 1
+            heap.restore(popped)
+        return found
 
     def _release(self, queue: _Queue, now: float) -> None:
         """Move the jobs that time made claimable by now into ready."""
         while (entry := queue.waiting.top()) is not None and entry[0] <= now:
             queue.waiting.pop()
-            job = self._jobs[entry[3]]
-            queue.ready.push(-job.priority, job, entry[2])
+            queue.make_ready(self._jobs[entry[3]], entry[2])
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         held = []
@@ -424,7 +491,12 @@ class MemoryJobStore:
 
     async def stats(self, queue: str) -> QueueCounts:
         index = self._queue(queue)
-        return QueueCounts(dict(index.counts), _top_key(index.created), _top_key(index.started))
+        return QueueCounts(
+            dict(index.counts),
+            _top_key(index.created),
+            _top_key(index.started),
+            fairness.busiest(index.pending_keys),
+        )
 
     async def lead(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
         holder, until = self._leads.get(name, ("", now))
@@ -478,7 +550,26 @@ class MemoryJobStore:
         return self._hub.subscribe(queue)
 
     async def next_due(self, queue: str) -> float | None:
-        return _top_key(self._queue(queue).timers)
+        index = self._queue(queue)
+        # Only a key with work waiting wakes a worker when its token is due;
+        # the next token's time is a lower bound, so a claim at it finds one.
+        tokens = [
+            rate_limits.next_token(bucket, bucket.at)
+            for key, bucket in index.buckets.items()
+            if index.pending_keys.get(key) and bucket.tokens < 1
+        ]
+        timer = _top_key(index.timers)
+        return min([*tokens, *([] if timer is None else [timer])], default=None)
+
+    async def set_rate_limit(
+        self, queue: str, key: str, limit: rate_limits.RateLimit | None, *, now: float
+    ) -> None:
+        index = self._queue(queue)
+        if limit is None:
+            index.buckets.pop(key, None)
+        else:
+            index.buckets[key] = rate_limits.fresh(limit, index.buckets.get(key), now)
+        self._hub.publish(JobChange(queue, "", JobState.AVAILABLE))
 
     def _queue(self, name: str) -> _Queue:
         queue = self._queues.get(name)

@@ -11,6 +11,7 @@ and an outcome is written only by an UPDATE whose WHERE holds the fencing rule
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
-from queues.core import rules, submission
+from queues.core import fairness, rate_limits, rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
 from queues.core.coalescing import Coalescing
+from queues.core.fairness import NO_POLICY, ClaimPolicy
 from queues.core.jobs import (
     FINAL_STATES,
     Claim,
@@ -31,6 +33,7 @@ from queues.core.jobs import (
     QueueCounts,
     Submitted,
     counts_from_groups,
+    ready_at,
 )
 from queues.core.postgres_database import DatabaseStore
 from queues.errors import (
@@ -155,6 +158,64 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # The trace each job was submitted in (NewJob.trace).
     ("ALTER TABLE jobs ADD COLUMN trace text NOT NULL DEFAULT ''",),
+    # Fairness keys, aging and rate limits (fairness.py, rate_limits.py). Jobs
+    # kept from before are ranked in submission order, and due since
+    # submission; the claim's indexes hold the jobs due without a time (those
+    # with one are read by jobs_backoff). AVAILABLE jobs per key are counted
+    # by a trigger, sharded as job_counts is.
+    (
+        """ALTER TABLE jobs ADD COLUMN fairness_key text NOT NULL DEFAULT '',
+            ADD COLUMN rank double precision NOT NULL DEFAULT 0,
+            ADD COLUMN ready_at double precision NOT NULL DEFAULT 0""",
+        "UPDATE jobs SET rank = seq, ready_at = created_at",
+        """CREATE TABLE fair_keys (
+            queue text NOT NULL, key text NOT NULL, next_rank double precision NOT NULL,
+            PRIMARY KEY (queue, key)
+        )""",
+        "CREATE TABLE fair_clocks (queue text PRIMARY KEY, clock double precision NOT NULL)",
+        """CREATE TABLE key_counts (
+            queue text NOT NULL, key text NOT NULL, shard integer NOT NULL, count bigint NOT NULL,
+            PRIMARY KEY (queue, key, shard)
+        )""",
+        """CREATE TABLE rate_limits (
+            queue text NOT NULL, key text NOT NULL, per_second double precision NOT NULL,
+            burst integer NOT NULL, tokens double precision NOT NULL,
+            at double precision NOT NULL, PRIMARY KEY (queue, key)
+        )""",
+        """INSERT INTO fair_keys
+            SELECT queue, fairness_key, max(rank) + 1 FROM jobs GROUP BY queue, fairness_key""",
+        """INSERT INTO fair_clocks
+            SELECT queue,
+                coalesce(min(rank) FILTER (WHERE state = 'available'), max(rank) + 1)
+            FROM jobs GROUP BY queue""",
+        """INSERT INTO key_counts
+            SELECT queue, fairness_key, 0, count(*) FROM jobs WHERE state = 'available'
+            GROUP BY queue, fairness_key""",
+        f"""CREATE FUNCTION jobs_count_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            my_shard integer := pg_backend_pid() % {_COUNT_SHARDS};
+        BEGIN
+            IF TG_OP <> 'INSERT' AND OLD.state = 'available' AND (TG_OP = 'DELETE'
+                    OR NEW.state <> 'available') THEN
+                INSERT INTO key_counts VALUES (OLD.queue, OLD.fairness_key, my_shard, -1)
+                ON CONFLICT (queue, key, shard) DO UPDATE SET count = key_counts.count - 1;
+            END IF;
+            IF TG_OP <> 'DELETE' AND NEW.state = 'available' AND (TG_OP = 'INSERT'
+                    OR OLD.state <> 'available') THEN
+                INSERT INTO key_counts VALUES (NEW.queue, NEW.fairness_key, my_shard, 1)
+                ON CONFLICT (queue, key, shard) DO UPDATE SET count = key_counts.count + 1;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER jobs_count_keys AFTER INSERT OR UPDATE OF state OR DELETE ON jobs
+            FOR EACH ROW EXECUTE FUNCTION jobs_count_keys()""",
+        "DROP INDEX jobs_available",
+        """CREATE INDEX jobs_fair ON jobs (queue, priority, rank, seq)
+            WHERE state = 'available' AND run_at IS NULL""",
+        """CREATE INDEX jobs_aging ON jobs (queue, priority, ready_at)
+            WHERE state = 'available' AND run_at IS NULL""",
+        "CREATE INDEX jobs_running_keys ON jobs (queue, fairness_key) WHERE state = 'running'",
+    ),
 )
 
 # Hashed with each queue's name, an advisory lock key for the bound, so only
@@ -164,20 +225,22 @@ _BOUND_LOCK_PREFIX = "quoteflow.jobs.bound:"
 _COLUMNS = (
     "id, queue, seq, payload, priority, state, max_attempts, attempt, failures, created_at,"
     " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint,"
-    " attempt_timeout, started_at, review, trace"
+    " attempt_timeout, started_at, review, trace, fairness_key, rank, ready_at"
 )
 _JOBS_COLUMNS = ", ".join(f"jobs.{column.strip()}" for column in _COLUMNS.split(","))
 
 _INSERT = f"""
     INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
                       created_at, lease_owner, error, request_id, fingerprint, attempt_timeout,
-                      trace)
+                      trace, fairness_key, rank, ready_at, run_at)
     SELECT id, queue, payload, priority, 'available', max_attempts, 0, 0,
-           created_at, '', '', request_id, fingerprint, attempt_timeout, trace
+           created_at, '', '', request_id, fingerprint, attempt_timeout, trace,
+           fairness_key, rank, ready_at, run_at
     FROM unnest($1::text[], $2::text[], $3::json[], $4::int[], $5::int[], $6::text[],
-                $7::text[], $8::float8[], $9::float8[], $10::text[]) WITH ORDINALITY
+                $7::text[], $8::float8[], $9::float8[], $10::text[], $11::text[],
+                $12::float8[], $13::float8[], $14::float8[]) WITH ORDINALITY
          AS new(id, queue, payload, priority, max_attempts, request_id, fingerprint,
-                attempt_timeout, created_at, trace, ord)
+                attempt_timeout, created_at, trace, fairness_key, rank, ready_at, run_at, ord)
     -- seq is drawn in this order, so it rises in the batch's order.
     ORDER BY ord
     ON CONFLICT (queue, request_id) WHERE request_id <> '' DO NOTHING
@@ -186,8 +249,9 @@ _INSERT = f"""
 _CLAIM_NEW = f"""
     INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
                       created_at, lease_owner, lease_until, started_at, error, request_id,
-                      fingerprint, attempt_timeout, trace)
-    VALUES ($1, $2, $3, $4, 'running', $5, 1, 0, $6, $7, $8, $6, '', '', $9, $10, $11)
+                      fingerprint, attempt_timeout, trace, fairness_key, rank, ready_at)
+    VALUES ($1, $2, $3, $4, 'running', $5, 1, 0, $6, $7, $8, $6, '', '', $9, $10, $11, $12,
+            $13, $6)
     RETURNING {_COLUMNS}"""
 
 _EXISTING = f"""
@@ -206,29 +270,103 @@ _UNFINISHED = """
     WHERE queue = ANY($1::text[]) AND state IN ('available', 'running')
     GROUP BY queue"""
 
-# Each half takes at most limit jobs in claim order, skipping jobs a concurrent
-# claim has locked; the best limit of both are claimed. Two halves, since no one
-# index serves "available or expired" in claim order.
-_CLAIM = f"""
+# What a claim chooses from (fairness.py), in one statement: per priority
+# ($2), the first due jobs in rank order and, per priority below the top ($5,
+# with aging), the longest due; the jobs with a time (a schedule, a backoff)
+# that has come; and expired leases. Each passes over the keys in $4. Nothing
+# is locked: what is chosen from them is (_LOCK_CHOSEN), so that concurrent
+# claims pass over each other's choices, not over everything either read.
+_CANDIDATE = "seq, id, priority, rank, ready_at, fairness_key"
+_CANDIDATES = f"""
     WITH ready AS (
-        SELECT id, priority, seq, false AS taken_over FROM jobs
-        WHERE queue = $1 AND state = 'available' AND (run_at IS NULL OR run_at <= $2)
-        ORDER BY priority DESC, seq LIMIT $3
-        FOR UPDATE SKIP LOCKED
+        SELECT ready.* FROM unnest($2::int[]) AS p(priority), LATERAL (
+            SELECT {_CANDIDATE}, false AS taken_over FROM jobs
+            WHERE queue = $1 AND state = 'available' AND run_at IS NULL
+              AND jobs.priority = p.priority AND fairness_key <> ALL($4::text[])
+            ORDER BY rank, seq LIMIT $3 ) AS ready
+    ), aged AS (
+        SELECT aged.* FROM unnest($5::int[]) AS p(priority), LATERAL (
+            SELECT {_CANDIDATE}, false AS taken_over FROM jobs
+            WHERE queue = $1 AND state = 'available' AND run_at IS NULL
+              AND jobs.priority = p.priority AND fairness_key <> ALL($4::text[])
+            ORDER BY ready_at LIMIT $3 ) AS aged
+    ), due AS (
+        SELECT {_CANDIDATE}, false AS taken_over FROM jobs
+        WHERE queue = $1 AND state = 'available' AND run_at IS NOT NULL AND run_at <= $6
+          AND fairness_key <> ALL($4::text[])
+        ORDER BY run_at LIMIT $3
     ), expired AS (
-        SELECT id, priority, seq, true AS taken_over FROM jobs
-        WHERE queue = $1 AND state = 'running' AND lease_until <= $2
-        ORDER BY priority DESC, seq LIMIT $3
-        FOR UPDATE SKIP LOCKED
-    ), next AS (
-        SELECT id, taken_over
-        FROM (SELECT * FROM ready UNION ALL SELECT * FROM expired) AS claimable
-        ORDER BY priority DESC, seq LIMIT $3
+        SELECT {_CANDIDATE}, true AS taken_over FROM jobs
+        WHERE queue = $1 AND state = 'running' AND lease_until <= $6
+          AND fairness_key <> ALL($4::text[])
+        ORDER BY lease_until LIMIT $3
     )
-    UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $4,
-                    lease_until = $5, run_at = NULL, started_at = $2
-    FROM next WHERE jobs.id = next.id
-    RETURNING {_JOBS_COLUMNS}, next.taken_over"""
+    SELECT * FROM ready UNION ALL SELECT * FROM aged
+    UNION ALL SELECT * FROM due UNION ALL SELECT * FROM expired"""
+# The first $3 of the choices $1, in their order, that are still claimable
+# and that no concurrent claim holds.
+_LOCK_CHOSEN = """
+    SELECT id FROM jobs WHERE id = ANY($1::text[]) AND (
+        (state = 'available' AND (run_at IS NULL OR run_at <= $2))
+        OR (state = 'running' AND lease_until <= $2))
+    ORDER BY array_position($1::text[], id) LIMIT $3
+    FOR UPDATE SKIP LOCKED"""
+#: The most times a claim chooses again for what a concurrent claim took.
+_CLAIM_ROUNDS = 3
+_PRIORITIES = """
+    SELECT priority FROM job_counts WHERE queue = $1 AND state = 'available'
+    GROUP BY priority HAVING sum(count) > 0"""
+# Hashed with the queue's name: held by a claim under a cap per key, so that
+# claims on many replicas do not each see room under it at once.
+_CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('quoteflow.jobs.claim:' || $1, 0))"
+_RUNNING_KEYS = """
+    SELECT fairness_key, count(*) FROM jobs WHERE queue = $1 AND state = 'running'
+    GROUP BY fairness_key"""
+_BUCKETS = """
+    SELECT key, per_second, burst, tokens, at FROM rate_limits WHERE queue = $1
+    ORDER BY key FOR UPDATE"""
+_CLAIM = f"""
+    WITH claimed AS (
+        UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $2,
+                        lease_until = $3, run_at = NULL, started_at = $4
+        WHERE id = ANY($1::text[])
+        RETURNING {_JOBS_COLUMNS}
+    ), clock AS (
+        INSERT INTO fair_clocks VALUES ($5, $6)
+        ON CONFLICT (queue) DO UPDATE SET clock = greatest(fair_clocks.clock, excluded.clock)
+    )
+    SELECT * FROM claimed"""
+_TAKE_TOKENS = """
+    UPDATE rate_limits SET tokens = taken.tokens, at = $3
+    FROM unnest($2::text[], $4::float8[]) AS taken(key, tokens)
+    WHERE rate_limits.queue = $1 AND rate_limits.key = taken.key"""
+_NEXT_RANKS = """
+    SELECT key, next_rank FROM fair_keys WHERE queue = $1 AND key = ANY($2::text[])
+    ORDER BY key FOR UPDATE"""
+_CLOCK = "SELECT clock FROM fair_clocks WHERE queue = $1"
+_MOVE_RANKS = """
+    INSERT INTO fair_keys SELECT $1, key, next_rank
+    FROM unnest($2::text[], $3::float8[]) AS moved(key, next_rank)
+    ON CONFLICT (queue, key) DO UPDATE
+    SET next_rank = greatest(fair_keys.next_rank, excluded.next_rank)"""
+_BUSIEST = f"""
+    SELECT key, sum(count)::bigint FROM key_counts WHERE queue = $1
+    GROUP BY key HAVING sum(count) > 0 ORDER BY 2 DESC, key LIMIT {fairness.BUSIEST_KEYS}"""
+# The limited keys out of tokens that have AVAILABLE jobs (next_due).
+_STARVED_BUCKETS = """
+    SELECT key, per_second, burst, tokens, at FROM rate_limits
+    WHERE queue = $1 AND tokens < 1 AND EXISTS (
+        SELECT 1 FROM key_counts
+        WHERE key_counts.queue = $1 AND key_counts.key = rate_limits.key
+        GROUP BY key_counts.key HAVING sum(count) > 0)"""
+_SET_LIMIT = """
+    INSERT INTO rate_limits VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (queue, key) DO UPDATE SET per_second = excluded.per_second,
+        burst = excluded.burst, tokens = excluded.tokens, at = excluded.at"""
+_LIFT_LIMIT = "DELETE FROM rate_limits WHERE queue = $1 AND key = $2"
+_ANNOUNCE_QUEUE = (
+    f"SELECT pg_notify('{CHANNEL}', json_build_array($1::text, '', 'available')::text)"
+)
 
 _EXTEND = """
     UPDATE jobs SET lease_until = $3
@@ -376,7 +514,8 @@ class PostgresJobStore(DatabaseStore):
         async with self._database.connection("write") as connection, connection.transaction():
             if max_unfinished is not None and plan.fresh:
                 await connection.execute(_LOCK_BOUNDS, [new.queue for new in plan.fresh])
-            rows = await connection.fetch(_INSERT, *plan.columns())
+            ranks = await _ranks(connection, plan.fresh)
+            rows = await connection.fetch(_INSERT, *plan.columns(ranks))
             made = {row["id"]: _job(row) for row in rows}
             # A fresh job not inserted has a request_id its queue has seen.
             existing = await _existing(connection, plan.seen(made))
@@ -395,6 +534,7 @@ class PostgresJobStore(DatabaseStore):
         async with self._database.connection("write") as connection, connection.transaction():
             if max_unfinished is not None:
                 await connection.execute(_LOCK_BOUNDS, [job.queue])
+            [rank] = await _ranks(connection, [job])
             row = await connection.fetchrow(
                 _CLAIM_NEW,
                 random_id(),
@@ -408,6 +548,8 @@ class PostgresJobStore(DatabaseStore):
                 job.fingerprint,
                 job.attempt_timeout,
                 job.trace,
+                job.fairness_key,
+                rank,
             )
             if max_unfinished is not None:
                 await _admit(connection, [job.queue], max_unfinished)
@@ -416,13 +558,70 @@ class PostgresJobStore(DatabaseStore):
         return Claim(claimed, claimed.attempt)
 
     async def claim(
-        self, queue: str, owner: str, *, limit: int, lease: float, now: float
+        self,
+        queue: str,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float,
+        policy: ClaimPolicy = NO_POLICY,
     ) -> list[Claim]:
-        async with self._database.connection("write") as connection:
-            rows = await connection.fetch(_CLAIM, queue, now, limit, owner, now + lease)
+        async with self._database.connection("write") as connection, connection.transaction():
+            running: dict[str, int] = {}
+            if policy.max_per_key is not None:
+                await connection.execute(_CLAIM_LOCK, queue)
+                running = {key: n for key, n in await connection.fetch(_RUNNING_KEYS, queue)}
+            buckets = _buckets(await connection.fetch(_BUCKETS, queue))
+            allowance = rate_limits.allowances(buckets, now)
+            chosen: list[asyncpg.Record] = []
+            passed_ids: set[str] = set()
+            for _ in range(_CLAIM_ROUNDS):
+                want = limit - len(chosen)
+                # More choices than wanted, best first: those a concurrent
+                # claim holds are passed over for the next.
+                picks = await _choose(
+                    connection, queue, fairness.candidates_per_read(want), now, policy, running,
+                    allowance, passed_ids,
+                )  # fmt: skip
+                ids = [pick["id"] for pick in picks]
+                locked = {row["id"] for row in await connection.fetch(_LOCK_CHOSEN, ids, now, want)}
+                for pick in picks:
+                    if pick["id"] not in locked:
+                        continue
+                    chosen.append(pick)
+                    key = pick["fairness_key"]
+                    running[key] = running.get(key, 0) + 1
+                    if key in allowance:
+                        allowance[key] -= 1
+                # Chosen again, from what is left, only if too few were free.
+                passed_ids |= set(ids)
+                if len(locked) == want or len(picks) < fairness.candidates_per_read(want):
+                    break
+            if not chosen:
+                return []
+            rows = await connection.fetch(
+                _CLAIM,
+                [ready["id"] for ready in chosen],
+                owner,
+                now + lease,
+                now,
+                queue,
+                max(ready["rank"] for ready in chosen),
+            )
+            taking = Counter(ready["fairness_key"] for ready in chosen)
+            limited = [key for key in taking if key in buckets]
+            if limited:
+                tokens = [
+                    rate_limits.taken(buckets[key], taking[key], now).tokens for key in limited
+                ]
+                await connection.execute(_TAKE_TOKENS, queue, limited, now, tokens)
+        taken_over = {ready["id"] for ready in chosen if ready["taken_over"]}
         # UPDATE ... RETURNING answers in no particular order.
-        claimed = sorted(((_job(row), row["taken_over"]) for row in rows), key=_claim_order)
-        return [Claim(job, job.attempt, taken_over) for job, taken_over in claimed]
+        claimed = sorted(
+            (_job(row) for row in rows), key=lambda job: fairness.claim_order(job, now, policy)
+        )
+        return [Claim(job, job.attempt, job.id in taken_over) for job in claimed]
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
         if not claims:
@@ -499,7 +698,10 @@ class PostgresJobStore(DatabaseStore):
     async def stats(self, queue: str) -> QueueCounts:
         async with self._database.connection("read") as connection:
             rows = await connection.fetch(_STATS, queue)
-        return counts_from_groups([tuple(row) for row in rows])
+            busiest = await connection.fetch(_BUSIEST, queue)
+        return counts_from_groups(
+            [tuple(row) for row in rows], tuple((key, count) for key, count in busiest)
+        )
 
     def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription[JobChange]]:
         return self._hub.subscribe(queue)
@@ -507,7 +709,24 @@ class PostgresJobStore(DatabaseStore):
     async def next_due(self, queue: str) -> float | None:
         async with self._database.connection("read") as connection:
             when: float | None = await connection.fetchval(_NEXT_DUE, queue)
-        return when
+            starved = _buckets(await connection.fetch(_STARVED_BUCKETS, queue))
+        # A limited key with work waiting wakes a worker when its token is due.
+        tokens = [rate_limits.next_token(bucket, bucket.at) for bucket in starved.values()]
+        return min([*tokens, *([] if when is None else [when])], default=None)
+
+    async def set_rate_limit(
+        self, queue: str, key: str, limit: rate_limits.RateLimit | None, *, now: float
+    ) -> None:
+        async with self._database.connection("write") as connection, connection.transaction():
+            if limit is None:
+                await connection.execute(_LIFT_LIMIT, queue, key)
+            else:
+                held = _buckets(await connection.fetch(_BUCKETS, queue)).get(key)
+                bucket = rate_limits.fresh(limit, held, now)
+                await connection.execute(
+                    _SET_LIMIT, queue, key, limit.per_second, limit.burst, bucket.tokens, now
+                )
+            await connection.execute(_ANNOUNCE_QUEUE, queue)
 
     async def lead(self, name: str, owner: str, *, ttl: float, now: float) -> bool:
         async with self._database.connection("write") as connection:
@@ -586,7 +805,7 @@ class _Plan:
             self.nows.append(nows[len(self.slots) - 1])
             self.ids.append(random_id())
 
-    def columns(self) -> tuple[list[Any], ...]:
+    def columns(self, ranks: list[float]) -> tuple[list[Any], ...]:
         fresh = self.fresh
         return (
             self.ids,
@@ -599,6 +818,10 @@ class _Plan:
             [new.attempt_timeout for new in fresh],
             self.nows,
             [new.trace for new in fresh],
+            [new.fairness_key for new in fresh],
+            ranks,
+            [ready_at(new, now) for new, now in zip(fresh, self.nows, strict=True)],
+            [new.run_at for new in fresh],
         )
 
     def seen(self, made: dict[str, Job]) -> list[NewJob]:
@@ -643,6 +866,77 @@ async def _admit(
             raise QueueFullError(max_unfinished, 0.0)
 
 
+async def _ranks(connection: Connection, jobs: Sequence[NewJob]) -> list[float]:
+    """The ranks of jobs, to be added in this order, with their keys' next
+    ranks moved past them (fairness.ranks), in the caller's transaction: a
+    key's row is locked until it commits, so concurrent submissions of one
+    key are ranked one after another."""
+    given: dict[int, float] = {}
+    for queue in dict.fromkeys(new.queue for new in jobs):
+        mine = [n for n, new in enumerate(jobs) if new.queue == queue]
+        keys = sorted({jobs[n].fairness_key for n in mine})
+        next_ranks = {key: rank for key, rank in await connection.fetch(_NEXT_RANKS, queue, keys)}
+        clock = await connection.fetchval(_CLOCK, queue)
+        ranked, following = fairness.ranks(
+            [(jobs[n].fairness_key, jobs[n].weight) for n in mine], next_ranks, clock or 0.0
+        )
+        await connection.execute(_MOVE_RANKS, queue, list(following), list(following.values()))
+        given.update(zip(mine, ranked, strict=True))
+    return [given[n] for n in range(len(jobs))]
+
+
+async def _choose(
+    connection: Connection,
+    queue: str,
+    limit: int,
+    now: float,
+    policy: ClaimPolicy,
+    running: dict[str, int],
+    allowance: dict[str, int],
+    passed_ids: set[str],
+) -> list[asyncpg.Record]:
+    """The jobs a claim of limit chooses (fairness.choose over what it reads),
+    none of passed_ids, given each key's running jobs and allowance; in rounds
+    while a round passes over a key that reached its cap or its rate, the
+    next reading past it."""
+    priorities = [p for (p,) in await connection.fetch(_PRIORITIES, queue)]
+    aging = [p for p in priorities if p < policy.top_priority] if policy.aging_interval > 0 else []
+    rounds: fairness.Rounds[_Ready] = fairness.Rounds(
+        limit=limit, now=now, policy=policy, running=running, allowance=allowance
+    )
+    while rounds.wanted:
+        per_read = fairness.candidates_per_read(rounds.wanted + len(passed_ids))
+        rows = await connection.fetch(
+            _CANDIDATES, queue, priorities, per_read, sorted(rounds.passed), aging, now
+        )
+        rounds.offer(_Ready(row) for row in rows if row["id"] not in passed_ids)
+    return [ready.row for ready in rounds.chosen]
+
+
+class _Ready:
+    """A candidate row as fairness.choose reads it."""
+
+    __slots__ = ("fairness_key", "id", "priority", "rank", "ready_at", "row", "seq")
+
+    def __init__(self, row: asyncpg.Record) -> None:
+        self.row = row
+        self.id: str = row["id"]
+        self.seq: int = row["seq"]
+        self.priority: int = row["priority"]
+        self.rank: float = row["rank"]
+        self.ready_at: float = row["ready_at"]
+        self.fairness_key: str = row["fairness_key"]
+
+
+def _buckets(rows: Sequence[asyncpg.Record]) -> dict[str, rate_limits.Bucket]:
+    return {
+        row["key"]: rate_limits.Bucket(
+            rate_limits.RateLimit(row["per_second"], row["burst"]), row["tokens"], row["at"]
+        )
+        for row in rows
+    }
+
+
 def _job(row: asyncpg.Record) -> Job:
     return Job(
         id=row["id"],
@@ -667,8 +961,7 @@ def _job(row: asyncpg.Record) -> Job:
         started_at=row["started_at"],
         review=row["review"],
         trace=row["trace"],
+        fairness_key=row["fairness_key"],
+        rank=row["rank"],
+        ready_at=row["ready_at"],
     )
-
-
-def _claim_order(claimed: tuple[Job, bool]) -> tuple[int, int]:
-    return rules.claim_order(claimed[0])

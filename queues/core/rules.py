@@ -1,6 +1,7 @@
-"""The core's rules as plain functions: which job is claimed first, which
-states an operation may leave, and what a failed attempt becomes. Every store
-applies them (in Python or in its SQL), and tests check them without a store."""
+"""The core's rules as plain functions: which jobs a claim may take (which
+it takes first is fairness.py's), which states an operation may leave, and
+what a failed attempt becomes. Every store applies them (in Python or in its
+SQL), and tests check them without a store."""
 
 from __future__ import annotations
 
@@ -21,11 +22,6 @@ TRANSITIONS: dict[str, tuple[frozenset[JobState], JobState]] = {
     "approve": (frozenset({JobState.HELD}), JobState.COMPLETED),
     "reject": (frozenset({JobState.HELD}), JobState.REJECTED),
 }
-
-
-def claim_order(job: Job) -> tuple[int, int]:
-    """Sort key of the claim order: higher priority first, then FIFO."""
-    return -job.priority, job.seq
 
 
 def is_claimable(job: Job, now: float) -> bool:

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
-from queues.core import rules, submission
+from queues.core import fairness, rate_limits, rules, submission
 from queues.core.changes import ChangeHub, JobChange, Subscription
+from queues.core.fairness import NO_POLICY, ClaimPolicy
 from queues.core.jobs import (
     Claim,
     Job,
@@ -35,6 +37,7 @@ from queues.core.jobs import (
     Submitted,
     added,
     counts_from_groups,
+    ready_at,
 )
 from queues.core.sqlite_writes import SqliteAccess
 from queues.errors import (
@@ -49,6 +52,24 @@ from queues.sqlite_file import Migrations, SqliteFile
 from queues.storage import CommitObserver
 
 T = TypeVar("T")
+
+# Each key's next rank past its highest, and each queue's clock at its first
+# available job (or past every job): what the ranks of jobs made before
+# fairness, or restored, need for new ones to rank after them.
+_SEED_KEYS = """INSERT INTO fair_keys
+    SELECT queue, fairness_key, max(rank) + 1, sum(state = 'available') FROM jobs
+    WHERE true GROUP BY queue, fairness_key
+    ON CONFLICT (queue, key) DO UPDATE SET
+        next_rank = max(next_rank, excluded.next_rank), pending = excluded.pending"""
+_SEED_CLOCKS = """INSERT INTO fair_clocks
+    SELECT queue, coalesce(min(CASE WHEN state = 'available' THEN rank END), max(rank) + 1)
+    FROM jobs WHERE true GROUP BY queue
+    ON CONFLICT (queue) DO UPDATE SET clock = max(clock, excluded.clock)"""
+# The fair_keys triggers' moves: a job counted into its key's pending, and out.
+_PENDING_UP = """INSERT INTO fair_keys VALUES (NEW.queue, NEW.fairness_key, 0, 1)
+            ON CONFLICT (queue, key) DO UPDATE SET pending = pending + 1"""
+_PENDING_DOWN = """UPDATE fair_keys SET pending = pending - 1
+            WHERE queue = OLD.queue AND key = OLD.fairness_key"""
 
 # The job_counts triggers' two moves: a job counted into its (state,
 # priority), and out of its old one.
@@ -122,12 +143,62 @@ MIGRATIONS: Migrations = (
     ),
     # The trace each job was submitted in (NewJob.trace).
     ("ALTER TABLE jobs ADD COLUMN trace TEXT NOT NULL DEFAULT ''",),
+    # Fairness keys, aging and rate limits (fairness.py, rate_limits.py). Jobs
+    # kept from before are ranked in submission order, and due since
+    # submission; the claim's indexes hold the jobs due without a time (the
+    # ones with one are read by it, jobs_due).
+    (
+        "ALTER TABLE jobs ADD COLUMN fairness_key TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE jobs ADD COLUMN rank REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN ready_at REAL NOT NULL DEFAULT 0",
+        "UPDATE jobs SET rank = seq, ready_at = created_at",
+        """CREATE TABLE fair_keys (
+            queue TEXT NOT NULL,
+            key TEXT NOT NULL,
+            next_rank REAL NOT NULL,
+            pending INTEGER NOT NULL,
+            PRIMARY KEY (queue, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX fair_keys_busiest ON fair_keys (queue, pending DESC, key)",
+        "CREATE TABLE fair_clocks (queue TEXT PRIMARY KEY, clock REAL NOT NULL) WITHOUT ROWID",
+        """CREATE TABLE rate_limits (
+            queue TEXT NOT NULL,
+            key TEXT NOT NULL,
+            per_second REAL NOT NULL,
+            burst INTEGER NOT NULL,
+            tokens REAL NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (queue, key)
+        ) WITHOUT ROWID""",
+        _SEED_KEYS,
+        _SEED_CLOCKS,
+        f"""CREATE TRIGGER fair_keys_in AFTER INSERT ON jobs
+            WHEN NEW.state = 'available' BEGIN {_PENDING_UP}; END""",
+        f"""CREATE TRIGGER fair_keys_out AFTER DELETE ON jobs
+            WHEN OLD.state = 'available' BEGIN {_PENDING_DOWN}; END""",
+        """CREATE TRIGGER fair_keys_moved AFTER UPDATE OF state ON jobs
+            WHEN (NEW.state = 'available') <> (OLD.state = 'available') BEGIN
+            INSERT INTO fair_keys SELECT NEW.queue, NEW.fairness_key, 0, 1
+                WHERE NEW.state = 'available'
+                ON CONFLICT (queue, key) DO UPDATE SET pending = pending + 1;
+            UPDATE fair_keys SET pending = pending - 1
+                WHERE queue = OLD.queue AND key = OLD.fairness_key AND OLD.state = 'available';
+        END""",
+        "DROP INDEX jobs_ready",
+        """CREATE INDEX jobs_fair ON jobs (queue, priority, rank, seq)
+            WHERE state = 'available' AND run_at IS NULL""",
+        """CREATE INDEX jobs_aging ON jobs (queue, priority, ready_at)
+            WHERE state = 'available' AND run_at IS NULL""",
+        """CREATE INDEX jobs_due ON jobs (queue, run_at)
+            WHERE state = 'available' AND run_at IS NOT NULL""",
+        "CREATE INDEX jobs_running_keys ON jobs (queue, fairness_key) WHERE state = 'running'",
+    ),
 )
 
 _COLUMNS = (
     "id, queue, seq, payload, priority, state, max_attempts, attempt, failures, created_at,"
     " run_at, lease_owner, lease_until, result, error, finished_at, request_id, fingerprint,"
-    " attempt_timeout, started_at, review, trace"
+    " attempt_timeout, started_at, review, trace, fairness_key, rank, ready_at"
 )
 _UNLEASED = "lease_owner = '', lease_until = NULL"
 # Answers a row when the lease was taken or renewed (lead()).
@@ -135,23 +206,30 @@ _LEAD = """INSERT INTO leads VALUES (?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
     WHERE leads.until <= ? OR leads.owner = excluded.owner
     RETURNING owner"""
-# The best `limit` jobs a claim may take. Each half takes its best from its own
-# partial index (one OR over both would scan every job of the queue); the
-# best of both are taken.
-_CLAIMABLE = """
-    SELECT seq FROM (
-        SELECT seq, priority FROM (
-            SELECT seq, priority FROM jobs INDEXED BY jobs_ready
-            WHERE queue = ? AND state = 'available' AND (run_at IS NULL OR run_at <= ?)
-            ORDER BY priority DESC, seq LIMIT ?)
-        UNION ALL
-        SELECT seq, priority FROM (
-            SELECT seq, priority FROM jobs INDEXED BY jobs_leased
-            WHERE queue = ? AND state = 'running' AND lease_until <= ?
-            LIMIT ?)
-    ) ORDER BY priority DESC, seq LIMIT ?"""
-_EXPIRED = """SELECT seq FROM jobs INDEXED BY jobs_leased
-    WHERE queue = ? AND state = 'running' AND lease_until <= ? LIMIT ?"""
+# What a claim chooses from (fairness.py): per priority, the first due jobs in
+# rank order and, with aging, the longest due; the jobs with a time (a
+# schedule, a backoff) that has come; and expired leases. Each passes over
+# the keys given as a JSON array; each reads from its own partial index.
+_CANDIDATE = "seq, id, priority, rank, ready_at, fairness_key"
+_PASSED = "fairness_key NOT IN (SELECT value FROM json_each(?))"
+_BY_RANK = f"""SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_fair
+    WHERE queue = ? AND state = 'available' AND run_at IS NULL AND priority = ? AND {_PASSED}
+    ORDER BY rank, seq LIMIT ?"""
+_BY_AGE = f"""SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_aging
+    WHERE queue = ? AND state = 'available' AND run_at IS NULL AND priority = ? AND {_PASSED}
+    ORDER BY ready_at LIMIT ?"""
+_DUE = f"""SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_due
+    WHERE queue = ? AND state = 'available' AND run_at <= ? AND {_PASSED}
+    ORDER BY run_at LIMIT ?"""
+_EXPIRED = f"""SELECT {_CANDIDATE}, 1 FROM jobs INDEXED BY jobs_leased
+    WHERE queue = ? AND state = 'running' AND lease_until <= ? AND {_PASSED} LIMIT ?"""
+_PRIORITIES = """SELECT priority FROM job_counts
+    WHERE queue = ? AND state = 'available' AND count > 0"""
+_RUNNING_KEYS = """SELECT fairness_key, count(*) FROM jobs INDEXED BY jobs_running_keys
+    WHERE queue = ? AND state = 'running' GROUP BY fairness_key"""
+_BUCKETS = "SELECT key, per_second, burst, tokens, at FROM rate_limits WHERE queue = ?"
+_BUSIEST = f"""SELECT key, pending FROM fair_keys INDEXED BY fair_keys_busiest
+    WHERE queue = ? AND pending > 0 ORDER BY pending DESC, key LIMIT {fairness.BUSIEST_KEYS}"""
 _UNFINISHED = """SELECT coalesce(sum(count), 0) FROM job_counts
     WHERE queue = ? AND state IN ('available', 'running')"""
 _STATS = """
@@ -161,6 +239,18 @@ _STATS = """
         (SELECT started_at FROM jobs INDEXED BY jobs_running_since
             WHERE queue = ?1 AND state = 'running' ORDER BY started_at LIMIT 1)
     FROM job_counts WHERE queue = ?1 AND count <> 0"""
+
+
+class _Ready(NamedTuple):
+    """A job a claim may take, as fairness.choose reads it."""
+
+    seq: int
+    id: str
+    priority: int
+    rank: float
+    ready_at: float
+    fairness_key: str
+    taken_over: int
 
 
 class _BrokenRowError(Exception):
@@ -182,7 +272,8 @@ def _job(row: tuple[Any, ...]) -> Job:
 def _decode(row: tuple[Any, ...]) -> Job:
     (job_id, queue, seq, payload, priority, state, max_attempts, attempt, failures) = row[:9]
     (created_at, run_at, lease_owner, lease_until, result, error, finished_at) = row[9:16]
-    request_id, fingerprint, attempt_timeout, started_at, review, trace = row[16:]
+    request_id, fingerprint, attempt_timeout, started_at, review, trace = row[16:22]
+    fairness_key, rank, ready_at = row[22:]
     return Job(
         id=job_id,
         queue=queue,
@@ -206,6 +297,9 @@ def _decode(row: tuple[Any, ...]) -> Job:
         started_at=started_at,
         review=None if review is None else _json(review, "review"),
         trace=trace,
+        fairness_key=fairness_key,
+        rank=rank,
+        ready_at=ready_at,
     )
 
 
@@ -258,22 +352,39 @@ class SqliteJobStore:
         return await self._write(claim_new, lambda claim: [claim.job])
 
     async def claim(
-        self, queue: str, owner: str, *, limit: int, lease: float, now: float
+        self,
+        queue: str,
+        owner: str,
+        *,
+        limit: int,
+        lease: float,
+        now: float,
+        policy: ClaimPolicy = NO_POLICY,
     ) -> list[Claim]:
         def claim(c: sqlite3.Connection) -> list[Claim]:
-            # The leases the claim may take over, read first: RETURNING sees
-            # the new row only. The index makes it cheap while none expired.
-            expired = {seq for (seq,) in c.execute(_EXPIRED, (queue, now, limit))}
+            chosen = _choose(c, queue, limit, now, policy)
+            if not chosen:
+                return []
+            seqs = [ready.seq for ready in chosen]
             rows = c.execute(
                 f"""UPDATE jobs SET state = 'running', attempt = attempt + 1,
                     lease_owner = ?, lease_until = ?, run_at = NULL, started_at = ?
-                WHERE seq IN ({_CLAIMABLE})
+                WHERE seq IN (SELECT value FROM json_each(?))
                 RETURNING {_COLUMNS}""",
-                (owner, now + lease, now, queue, now, limit, queue, now, limit, limit),
+                (owner, now + lease, now, orjson.dumps(seqs).decode()),
             ).fetchall()
+            c.execute(
+                """INSERT INTO fair_clocks VALUES (?, ?)
+                ON CONFLICT (queue) DO UPDATE SET clock = max(clock, excluded.clock)""",
+                (queue, max(ready.rank for ready in chosen)),
+            )
+            _take_tokens(c, queue, chosen, now)
+            taken_over = {ready.seq for ready in chosen if ready.taken_over}
             # RETURNING keeps no order.
-            claimed = sorted((_job(row) for row in rows), key=rules.claim_order)
-            return [Claim(job, job.attempt, job.seq in expired) for job in claimed]
+            claimed = sorted(
+                (_job(row) for row in rows), key=lambda job: fairness.claim_order(job, now, policy)
+            )
+            return [Claim(job, job.attempt, job.seq in taken_over) for job in claimed]
 
         return await self._write(claim, lambda claims: (claim.job for claim in claims))
 
@@ -366,7 +477,8 @@ class SqliteJobStore:
 
     async def stats(self, queue: str) -> QueueCounts:
         def stats(c: sqlite3.Connection) -> QueueCounts:
-            return counts_from_groups(c.execute(_STATS, (queue,)).fetchall())
+            busiest = tuple(c.execute(_BUSIEST, (queue,)).fetchall())
+            return counts_from_groups(c.execute(_STATS, (queue,)).fetchall(), busiest)
 
         return await self._read(stats)
 
@@ -419,12 +531,18 @@ class SqliteJobStore:
                 job.started_at,
                 None if job.review is None else orjson.dumps(job.review).decode(),
                 job.trace,
+                job.fairness_key,
+                job.rank,
+                job.ready_at,
             )
             for job in jobs
         ]
 
         def restore(c: sqlite3.Connection) -> None:
-            c.executemany(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)})", rows)
+            c.executemany(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 25)})", rows)
+            # New jobs rank after the restored ones.
+            c.execute(_SEED_KEYS)
+            c.execute(_SEED_CLOCKS)
 
         await self._write(restore)
 
@@ -465,14 +583,38 @@ class SqliteJobStore:
         def due(c: sqlite3.Connection) -> float | None:
             (when,) = c.execute(
                 """SELECT min(at) FROM (
-                    SELECT min(run_at) AS at FROM jobs WHERE queue = ? AND state = 'available'
+                    SELECT min(run_at) AS at FROM jobs INDEXED BY jobs_due
+                        WHERE queue = ? AND state = 'available' AND run_at IS NOT NULL
                     UNION ALL
                     SELECT min(lease_until) FROM jobs WHERE queue = ? AND state = 'running')""",
                 (queue, queue),
             ).fetchone()
-            return None if when is None else float(when)
+            # Only a key with work waiting wakes a worker when its token is due.
+            tokens = [
+                rate_limits.next_token(bucket, bucket.at)
+                for key, bucket in _buckets(c, queue).items()
+                if bucket.tokens < 1 and _pending(c, queue, key)
+            ]
+            return min([*tokens, *([] if when is None else [float(when)])], default=None)
 
         return await self._read(due)
+
+    async def set_rate_limit(
+        self, queue: str, key: str, limit: rate_limits.RateLimit | None, *, now: float
+    ) -> None:
+        def set_limit(c: sqlite3.Connection) -> None:
+            if limit is None:
+                c.execute("DELETE FROM rate_limits WHERE queue = ? AND key = ?", (queue, key))
+                return
+            bucket = rate_limits.fresh(limit, _buckets(c, queue).get(key), now)
+            c.execute(
+                "INSERT OR REPLACE INTO rate_limits VALUES (?, ?, ?, ?, ?, ?)",
+                (queue, key, limit.per_second, limit.burst, bucket.tokens, bucket.at),
+            )
+
+        await self._write(set_limit)
+        # Idle workers claim again under the new limit.
+        self._hub.publish(JobChange(queue, "", JobState.AVAILABLE))
 
     async def _write(
         self,
@@ -518,7 +660,8 @@ def _submit(
             (unfinished,) = c.execute(_UNFINISHED, (queue,)).fetchone()
             if unfinished + count > max_unfinished:
                 raise QueueFullError(max_unfinished, 0.0)
-    return submission.carry_out(planned, lambda new: _insert(c, new, now))
+    ranks = iter(_ranks(c, [entry for entry in planned if isinstance(entry, NewJob)]))
+    return submission.carry_out(planned, lambda new: _insert(c, new, now, next(ranks)))
 
 
 def _get(c: sqlite3.Connection, job_id: str) -> Job:
@@ -538,14 +681,114 @@ def _seen(c: sqlite3.Connection, new: NewJob) -> Job | None:
     return None if row is None else _job(row)
 
 
-def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
+def _ranks(c: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[float]:
+    """The ranks of jobs, to be added in this order, with their keys' next
+    ranks moved past them (fairness.ranks)."""
+    given: dict[int, float] = {}
+    for queue in dict.fromkeys(new.queue for new in jobs):
+        mine = [n for n, new in enumerate(jobs) if new.queue == queue]
+        keys = sorted({jobs[n].fairness_key for n in mine})
+        next_ranks = dict(
+            c.execute(
+                "SELECT key, next_rank FROM fair_keys WHERE queue = ?"
+                " AND key IN (SELECT value FROM json_each(?))",
+                (queue, orjson.dumps(keys).decode()),
+            ).fetchall()
+        )
+        clock = c.execute("SELECT clock FROM fair_clocks WHERE queue = ?", (queue,)).fetchone()
+        ranked, following = fairness.ranks(
+            [(jobs[n].fairness_key, jobs[n].weight) for n in mine],
+            next_ranks,
+            clock[0] if clock else 0.0,
+        )
+        c.executemany(
+            """INSERT INTO fair_keys VALUES (?, ?, ?, 0)
+            ON CONFLICT (queue, key) DO UPDATE SET next_rank = excluded.next_rank""",
+            [(queue, key, rank) for key, rank in following.items()],
+        )
+        given.update(zip(mine, ranked, strict=True))
+    return [given[n] for n in range(len(jobs))]
+
+
+def _choose(
+    c: sqlite3.Connection, queue: str, limit: int, now: float, policy: ClaimPolicy
+) -> list[_Ready]:
+    """The jobs a claim of limit takes (fairness.choose over what it reads),
+    in rounds while a round passes over a key that reached its cap or its
+    rate: the next round reads past it."""
+    running: dict[str, int] = {}
+    if policy.max_per_key is not None:
+        running = dict(c.execute(_RUNNING_KEYS, (queue,)).fetchall())
+    priorities = [p for (p,) in c.execute(_PRIORITIES, (queue,))]
+    rounds: fairness.Rounds[_Ready] = fairness.Rounds(
+        limit=limit,
+        now=now,
+        policy=policy,
+        running=running,
+        allowance=rate_limits.allowances(_buckets(c, queue), now),
+    )
+    while rounds.wanted:
+        rounds.offer(_candidates(c, queue, priorities, rounds.wanted, now, policy, rounds.passed))
+    return rounds.chosen
+
+
+def _candidates(
+    c: sqlite3.Connection,
+    queue: str,
+    priorities: list[int],
+    limit: int,
+    now: float,
+    policy: ClaimPolicy,
+    passed: frozenset[str],
+) -> list[_Ready]:
+    per_read = fairness.candidates_per_read(limit)
+    skip = orjson.dumps(sorted(passed)).decode()
+    reads: list[tuple[str, tuple[object, ...]]] = [
+        (_BY_RANK, (queue, p, skip, per_read)) for p in priorities
+    ]
+    if policy.aging_interval > 0:
+        reads += [
+            (_BY_AGE, (queue, p, skip, per_read)) for p in priorities if p < policy.top_priority
+        ]
+    reads += [(_DUE, (queue, now, skip, per_read)), (_EXPIRED, (queue, now, skip, per_read))]
+    return [_Ready(*row) for sql, values in reads for row in c.execute(sql, values)]
+
+
+def _buckets(c: sqlite3.Connection, queue: str) -> dict[str, rate_limits.Bucket]:
+    return {
+        key: rate_limits.Bucket(rate_limits.RateLimit(per_second, burst), tokens, at)
+        for key, per_second, burst, tokens, at in c.execute(_BUCKETS, (queue,))
+    }
+
+
+def _take_tokens(c: sqlite3.Connection, queue: str, chosen: list[_Ready], now: float) -> None:
+    """Take a token of each rate-limited key per job of it chosen."""
+    buckets = _buckets(c, queue)
+    taking = Counter(ready.fairness_key for ready in chosen if ready.fairness_key in buckets)
+    c.executemany(
+        "UPDATE rate_limits SET tokens = ?, at = ? WHERE queue = ? AND key = ?",
+        [
+            (rate_limits.taken(buckets[key], count, now).tokens, now, queue, key)
+            for key, count in taking.items()
+        ],
+    )
+
+
+def _pending(c: sqlite3.Connection, queue: str, key: str) -> bool:
+    row = c.execute(
+        "SELECT pending FROM fair_keys WHERE queue = ? AND key = ?", (queue, key)
+    ).fetchone()
+    return row is not None and row[0] > 0
+
+
+def _insert(c: sqlite3.Connection, new: NewJob, now: float, rank: float) -> Job:
     job_id = random_id()
     payload = orjson.dumps(new.payload)
     cursor = c.execute(
         """INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt,
             failures, created_at, lease_owner, error, request_id, fingerprint, attempt_timeout,
-            trace)
-        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?, ?, ?)""",
+            trace, fairness_key, rank, ready_at, run_at)
+        VALUES (?, ?, ?, ?, 'available', ?, 0, 0, ?, '', '', ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             job_id,
             new.queue,
@@ -557,10 +800,21 @@ def _insert(c: sqlite3.Connection, new: NewJob, now: float) -> Job:
             new.fingerprint,
             new.attempt_timeout,
             new.trace,
+            new.fairness_key,
+            rank,
+            ready_at(new, now),
+            new.run_at,
         ),
     )
     # The row as inserted, built here rather than read back (RETURNING): a
     # submission's largest cost on the file's thread. The payload goes through
     # JSON as a read would, so the job holds no object of the caller's.
     assert cursor.lastrowid is not None
-    return added(new, job_id=job_id, seq=cursor.lastrowid, payload=orjson.loads(payload), now=now)
+    return added(
+        new,
+        job_id=job_id,
+        seq=cursor.lastrowid,
+        payload=orjson.loads(payload),
+        now=now,
+        rank=rank,
+    )

@@ -35,6 +35,7 @@ from typing import Any
 from queues.backoff import Backoff
 from queues.core import rules, traces
 from queues.core.attempts import AttemptEnded, AttemptObserver, Outcome
+from queues.core.fairness import NO_POLICY, ClaimPolicy
 from queues.core.job_store import JobStore
 from queues.core.jobs import Claim, Job
 from queues.errors import LostClaimError
@@ -87,6 +88,8 @@ class WorkerSettings:
     store_retry_cap: float = 5.0
     #: Told how each attempt ended (a service's metrics); None for no one.
     observer: AttemptObserver | None = None
+    #: Aging and the cap per fairness key, which every claim applies.
+    policy: ClaimPolicy = NO_POLICY
 
     def __post_init__(self) -> None:
         if self.concurrency < 0:
@@ -221,7 +224,12 @@ class Worker:
         if free <= 0:
             return
         claims = await self._store.claim(
-            self._queue, self._owner, limit=free, lease=self._settings.lease, now=self._clock()
+            self._queue,
+            self._owner,
+            limit=free,
+            lease=self._settings.lease,
+            now=self._clock(),
+            policy=self._settings.policy,
         )
         for claim in claims:
             task = asyncio.create_task(self._attempt(claim), name=f"attempt-{claim.id}")

@@ -10,15 +10,6 @@ from queues.core import rules
 from queues.core.jobs import JobState
 
 
-def test_claim_order_is_priority_first_then_seq() -> None:
-    jobs = [
-        replace(BASE, seq=1, priority=1),
-        replace(BASE, seq=2, priority=3),
-        replace(BASE, seq=3, priority=3),
-    ]
-    assert [j.seq for j in sorted(jobs, key=rules.claim_order)] == [2, 3, 1]
-
-
 @pytest.mark.parametrize(
     ("changes", "claimable"),
     [

@@ -51,6 +51,52 @@ async def test_a_newer_schema_is_refused_naming_the_file(tmp_path: Path) -> None
     await newer.close()
 
 
+def back_to_version_4(side: sqlite3.Connection) -> None:
+    """Undo schema version 5 (fairness keys, aging, rate limits) in a file."""
+    for trigger in ("fair_keys_in", "fair_keys_out", "fair_keys_moved"):
+        side.execute(f"DROP TRIGGER {trigger}")
+    for index in ("jobs_fair", "jobs_aging", "jobs_due", "jobs_running_keys"):
+        side.execute(f"DROP INDEX {index}")
+    for table in ("fair_keys", "fair_clocks", "rate_limits"):
+        side.execute(f"DROP TABLE {table}")
+    for column in ("fairness_key", "rank", "ready_at"):
+        side.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+    side.execute(
+        "CREATE INDEX jobs_ready ON jobs (queue, priority DESC, seq) WHERE state = 'available'"
+    )
+    side.execute("UPDATE schema_version SET version = 4")
+
+
+async def test_a_file_from_before_fairness_keeps_its_order_and_ranks_new_jobs_after(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    first = SqliteJobStore(path)
+    await first.open()
+    await first.submit([NewJob("q", f"old{n}", 2, 3) for n in range(4)], now=1.0)
+    [claim] = await first.claim("q", "w1", limit=1, lease=30.0, now=2.0)
+    await first.close()
+    with sqlite3.connect(path) as side:
+        back_to_version_4(side)
+    side.close()
+
+    again = SqliteJobStore(path)
+    await again.open()
+    await again.submit(
+        [NewJob("q", "new", 2, 3), NewJob("q", "other", 2, 3, fairness_key="B")], now=5.0
+    )
+    assert (await again.stats("q")).busiest_keys == (("", 4), ("B", 1))
+    names = []
+    while claims := await again.claim("q", "w1", limit=1, lease=30.0, now=6.0):
+        names.append(claims[0].job.payload)
+    # B, new, starts at the clock (old1's rank) and takes its turn there; the
+    # old jobs keep their order, and the new job of theirs comes after them.
+    assert names == ["old1", "other", "old2", "old3", "new"]
+    old = await again.get(claim.id)
+    assert (old.rank, old.ready_at) == (float(old.seq), 1.0)
+    await again.close()
+
+
 async def test_a_file_from_before_the_kept_counts_is_counted_as_it_opens(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite3"
     first = SqliteJobStore(path)
@@ -61,6 +107,7 @@ async def test_a_file_from_before_the_kept_counts_is_counted_as_it_opens(tmp_pat
     await first.close()
     # Back to schema version 2, whose files hold jobs but no job_counts.
     with sqlite3.connect(path) as side:
+        back_to_version_4(side)
         for name in ("jobs_counted_in", "jobs_counted_out", "jobs_counted_moved"):
             side.execute(f"DROP TRIGGER {name}")
         side.execute("DROP INDEX jobs_waiting_since")
@@ -89,7 +136,7 @@ async def test_a_file_from_before_the_kept_counts_is_counted_as_it_opens(tmp_pat
     }
     assert counts.earliest_started == 4.0
     await again.close()
-    assert len(MIGRATIONS) == 4
+    assert len(MIGRATIONS) == 5
 
 
 @pytest.fixture
@@ -373,3 +420,18 @@ async def test_a_restore_that_cannot_be_written_writes_none_of_it(store: SqliteJ
         )
     page = await store.list("q", states=None, after=0, limit=10)
     assert [job.id for job in page.jobs] == ["a"]
+
+
+async def test_a_scheduled_job_keeps_its_time_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    first = SqliteJobStore(path)
+    await first.open()
+    [scheduled] = await first.submit([NewJob("q", "later", 2, 3, run_at=50.0)], now=1.0)
+    await first.close()
+    again = SqliteJobStore(path)
+    await again.open()
+    assert await again.next_due("q") == 50.0
+    assert await again.claim("q", "w", limit=1, lease=30.0, now=49.0) == []
+    [claim] = await again.claim("q", "w", limit=1, lease=30.0, now=50.0)
+    assert claim.id == scheduled.job.id and claim.job.scheduled_for == 50.0
+    await again.close()

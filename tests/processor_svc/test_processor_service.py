@@ -55,6 +55,22 @@ async def test_proposals_are_priced_then_streamed_and_completion_comes_last(proc
         assert event.created_at.ToNanoseconds() > 0
 
 
+async def test_a_proposals_quote_is_fair_under_its_key_or_else_its_orders(processor):
+    await propose(processor, "ORD-K", "P1")
+    await propose(processor, "ORD-K", "P2", fairness_key="broker-9")
+    await processor.stub.CompleteOrder(pb.CompleteOrderRequest(order_req_id="ORD-K"))
+    events = await watch(processor, "ORD-K")
+    keys = {e.proposal_id: e.quote.fairness_key for e in events if e.kind == NEW}
+    assert keys == {"P1": "ORD-K", "P2": "broker-9"}
+
+
+async def test_a_repeat_with_another_fairness_key_is_another_request(processor):
+    await propose(processor, "ORD-R", "P1", request_id="r-1")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await propose(processor, "ORD-R", "P1", request_id="r-1", fairness_key="other")
+    assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
 async def test_every_watcher_gets_every_event(processor):
     first = asyncio.create_task(watch(processor, "FAN"))
     second = asyncio.create_task(watch(processor, "FAN"))

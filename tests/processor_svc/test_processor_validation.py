@@ -43,10 +43,14 @@ async def test_a_bad_submission_is_refused_here_with_submit_quotes_violations(
 @pytest.mark.parametrize("bad_id", BAD_IDS)
 async def test_every_id_the_service_takes_follows_the_id_grammar(processor, bad_id):
     proposal = pb.SubmitProposalRequest(
-        order_req_id=bad_id, proposal_id=bad_id, submission=submission(), request_id=bad_id
+        order_req_id=bad_id,
+        proposal_id=bad_id,
+        submission=submission(),
+        request_id=bad_id,
+        fairness_key=bad_id,
     )
     violations = await violations_of(processor.stub.SubmitProposal(proposal))
-    assert set(violations) == {"order_req_id", "proposal_id", "request_id"}
+    assert set(violations) == {"order_req_id", "proposal_id", "request_id", "fairness_key"}
     assert all(v.startswith(ID_GRAMMAR) for v in violations.values())
     complete = processor.stub.CompleteOrder(pb.CompleteOrderRequest(order_req_id=bad_id))
     assert (await violations_of(complete))["order_req_id"].startswith(ID_GRAMMAR)

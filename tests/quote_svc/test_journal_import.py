@@ -24,6 +24,7 @@ from queues.core.sqlite_store import SqliteJobStore
 from queues.message import (
     Message,
     MessageStatus,
+    NewMessage,
     Priority,
     Review,
     ReviewDecision,
@@ -94,9 +95,13 @@ def old_message(
     )
     facts = None
     if args.request_id:
-        fingerprint = submission_fingerprint(
-            CODEC.payload.encode(args.job), args.priority, args.max_retries, args.attempt_timeout
+        item = NewMessage(
+            args.job,
+            args.priority,
+            max_retries=args.max_retries,
+            attempt_timeout=args.attempt_timeout,
         )
+        fingerprint = submission_fingerprint(CODEC.payload.encode(args.job), item)
         facts = RequestFacts(fingerprint, 0, 0.5)
     return message, facts
 
@@ -226,9 +231,20 @@ async def message(stub: pb_grpc.QuoteServiceStub, message_id: str) -> pb.QueueMe
 
 
 async def assert_served_as_before(stub: pb_grpc.QuoteServiceStub, journal: Journal) -> None:
+    """Every message and the stats as the earlier release served them, beside
+    what this release adds: a pending message's aged priority, and the
+    busiest fairness keys (all of the journal's are the key "")."""
     for name, old in journal.messages.items():
-        assert await message(stub, old.id) == as_served(old), name
-    assert await stub.GetStats(pb.GetStatsRequest()) == convert.stats_to_pb(journal.stats)
+        served = await message(stub, old.id)
+        if old.status is MessageStatus.PENDING:
+            assert served.effective_priority != pb.PRIORITY_UNSPECIFIED, name
+        served.ClearField("effective_priority")
+        assert served == as_served(old), name
+    stats = await stub.GetStats(pb.GetStatsRequest())
+    pending = [(k.fairness_key, k.pending_count) for k in stats.busiest_keys]
+    assert pending == ([("", journal.stats.pending)] if journal.stats.pending else [])
+    stats.ClearField("busiest_keys")
+    assert stats == convert.stats_to_pb(journal.stats)
 
 
 def files(data_dir: Path) -> set[str]:

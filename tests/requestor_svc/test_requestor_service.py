@@ -120,6 +120,45 @@ async def test_freed_slots_go_to_waiting_tasks_by_priority_then_fifo(start_reque
     assert await requestor.stats() == (0, 0, 6, 2)
 
 
+async def test_freed_slots_go_to_the_fairness_keys_in_turn(start_requestor, fake):
+    requestor = await start_requestor(max_concurrent_tasks=1)
+    holder = await requestor.place("HOLD", fairness_key="A")
+    fake.propose("HOLD", "P1")
+    await requestor.wait_result(holder.task_id, is_running, "running")
+    placed = {}
+    for order, key in [("A-1", "A"), ("A-2", "A"), ("A-3", "A"), ("B-1", "B")]:
+        fake.propose(order, "P1")
+        placed[order] = await requestor.place(order, fairness_key=key)
+    await poll(requestor.waiting_tasks, lambda n: n == 0, "every order's first event")
+    assert (await requestor.result(placed["B-1"].task_id)).fairness_key == "B"
+    for follows, finishing in enumerate(["HOLD", "B-1", "A-1", "A-2"], start=2):
+        fake.complete(finishing)
+        await fake.wait_for(lambda n=follows: len(followed(fake)) == n)
+    # A had the first turn (HOLD), so B's one order, placed last, has the next,
+    # not a place behind A's three.
+    assert followed(fake) == ["HOLD", "B-1", "A-1", "A-2", "A-3"]
+    fake.complete("A-3")
+    for task in placed.values():
+        assert (await requestor.wait_final(task.task_id)).status == pb.TASK_STATUS_SUCCEEDED
+
+
+async def test_a_key_at_its_cap_leaves_the_slot_to_another(start_requestor, fake):
+    requestor = await start_requestor(max_concurrent_tasks=2, max_processing_per_key=1)
+    placed = {}
+    for order, key in [("A-1", "A"), ("A-2", "A"), ("B-1", "B")]:
+        fake.propose(order, "P1")
+        placed[order] = await requestor.place(order, fairness_key=key)
+    await requestor.wait_result(placed["B-1"].task_id, is_running, "running")
+    await requestor.wait_result(placed["A-1"].task_id, is_running, "running")
+    assert (await requestor.result(placed["A-2"].task_id)).status == pb.TASK_STATUS_QUEUED
+    fake.complete("A-1")
+    await requestor.wait_result(placed["A-2"].task_id, is_running, "running")
+    for order in ("A-2", "B-1"):
+        fake.complete(order)
+    for task in placed.values():
+        assert (await requestor.wait_final(task.task_id)).status == pb.TASK_STATUS_SUCCEEDED
+
+
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, None], ids=["unavailable", "ended"])
 async def test_a_lost_stream_is_reopened_from_the_last_sequence(requestor, fake, code):
     placed = await requestor.place("ORD-1")

@@ -38,8 +38,10 @@ async def test_place_order_refuses_a_submission_exactly_as_submit_quote_does(
 
 @pytest.mark.parametrize("bad_id", BAD_IDS)
 async def test_every_id_the_service_takes_follows_the_id_grammar(requestor, bad_id):
-    violations = await violations_of(requestor.place(bad_id, request_id=bad_id))
-    assert set(violations) == {"order_req_id", "request_id"}
+    violations = await violations_of(
+        requestor.place(bad_id, request_id=bad_id, fairness_key=bad_id)
+    )
+    assert set(violations) == {"order_req_id", "request_id", "fairness_key"}
     assert all(v.startswith(ID_GRAMMAR) for v in violations.values())
     for call in (
         requestor.stub.GetTaskResult(pb.GetTaskResultRequest(task_id=bad_id)),

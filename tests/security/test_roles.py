@@ -29,6 +29,7 @@ EXPECTED = {
     QUOTE + "CancelMessage": {OPERATOR, SERVICE},
     QUOTE + "RedriveMessage": {OPERATOR},
     QUOTE + "ReviewQuote": {REVIEWER},
+    QUOTE + "SetRateLimit": {OPERATOR},
     QUOTE + "GetStats": {OPERATOR},
     QUOTE + "WatchStats": {OPERATOR},
     PROCESSOR + "SubmitProposal": {SUBMITTER},

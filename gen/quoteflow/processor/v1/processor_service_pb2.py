@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from quoteflow.quote.v1 import quote_service_pb2 as quoteflow_dot_quote_dot_v1_dot_quote__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.quoteflow/processor/v1/processor_service.proto\x12\x16quoteflow.processor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&quoteflow/quote/v1/quote_service.proto\"\x85\x02\n\nOrderEvent\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x34\n\x04kind\x18\x03 \x01(\x0e\x32&.quoteflow.processor.v1.OrderEventKind\x12\x13\n\x0bproposal_id\x18\x04 \x01(\t\x12/\n\x05quote\x18\x05 \x01(\x0b\x32 .quoteflow.quote.v1.QueueMessage\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x15\n\rerror_message\x18\x08 \x01(\t\"\x9f\x01\n\x15SubmitProposalRequest\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x13\n\x0bproposal_id\x18\x02 \x01(\t\x12\x32\n\nsubmission\x18\x03 \x01(\x0b\x32\x1e.quoteflow.quote.v1.Submission\x12\x13\n\x0buse_agentic\x18\x04 \x01(\x08\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"V\n\x16SubmitProposalResponse\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x13\n\x0bproposal_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"A\n\x11WatchOrderRequest\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"G\n\x12WatchOrderResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\".quoteflow.processor.v1.OrderEvent\",\n\x14\x43ompleteOrderRequest\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\"J\n\x15\x43ompleteOrderResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\".quoteflow.processor.v1.OrderEvent\"\x11\n\x0fGetStatsRequest\"\xa3\x02\n\x10GetStatsResponse\x12\x1a\n\x12order_queues_count\x18\x01 \x01(\x03\x12T\n\x0f\x65vents_by_order\x18\x02 \x03(\x0b\x32;.quoteflow.processor.v1.GetStatsResponse.EventsByOrderEntry\x12\x16\n\x0ewatchers_count\x18\x03 \x01(\x03\x12\x1b\n\x13proposals_in_flight\x18\x04 \x01(\x03\x12\x14\n\x0c\x65vents_count\x18\x05 \x01(\x03\x12\x1c\n\x14\x61waited_orders_count\x18\x06 \x01(\x03\x1a\x34\n\x12\x45ventsByOrderEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xa1\x01\n\x0eOrderEventKind\x12 \n\x1cORDER_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dORDER_EVENT_KIND_PROPOSAL_NEW\x10\x01\x12$\n ORDER_EVENT_KIND_PROPOSAL_FAILED\x10\x02\x12$\n ORDER_EVENT_KIND_ORDER_COMPLETED\x10\x03\x32\xb7\x03\n\x10ProcessorService\x12o\n\x0eSubmitProposal\x12-.quoteflow.processor.v1.SubmitProposalRequest\x1a..quoteflow.processor.v1.SubmitProposalResponse\x12\x65\n\nWatchOrder\x12).quoteflow.processor.v1.WatchOrderRequest\x1a*.quoteflow.processor.v1.WatchOrderResponse0\x01\x12l\n\rCompleteOrder\x12,.quoteflow.processor.v1.CompleteOrderRequest\x1a-.quoteflow.processor.v1.CompleteOrderResponse\x12]\n\x08GetStats\x12\'.quoteflow.processor.v1.GetStatsRequest\x1a(.quoteflow.processor.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.quoteflow/processor/v1/processor_service.proto\x12\x16quoteflow.processor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&quoteflow/quote/v1/quote_service.proto\"\x85\x02\n\nOrderEvent\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x34\n\x04kind\x18\x03 \x01(\x0e\x32&.quoteflow.processor.v1.OrderEventKind\x12\x13\n\x0bproposal_id\x18\x04 \x01(\t\x12/\n\x05quote\x18\x05 \x01(\x0b\x32 .quoteflow.quote.v1.QueueMessage\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x15\n\rerror_message\x18\x08 \x01(\t\"\xb5\x01\n\x15SubmitProposalRequest\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x13\n\x0bproposal_id\x18\x02 \x01(\t\x12\x32\n\nsubmission\x18\x03 \x01(\x0b\x32\x1e.quoteflow.quote.v1.Submission\x12\x13\n\x0buse_agentic\x18\x04 \x01(\x08\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0c\x66\x61irness_key\x18\x06 \x01(\t\"V\n\x16SubmitProposalResponse\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x13\n\x0bproposal_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"A\n\x11WatchOrderRequest\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"G\n\x12WatchOrderResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\".quoteflow.processor.v1.OrderEvent\",\n\x14\x43ompleteOrderRequest\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\"J\n\x15\x43ompleteOrderResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\".quoteflow.processor.v1.OrderEvent\"\x11\n\x0fGetStatsRequest\"\xa3\x02\n\x10GetStatsResponse\x12\x1a\n\x12order_queues_count\x18\x01 \x01(\x03\x12T\n\x0f\x65vents_by_order\x18\x02 \x03(\x0b\x32;.quoteflow.processor.v1.GetStatsResponse.EventsByOrderEntry\x12\x16\n\x0ewatchers_count\x18\x03 \x01(\x03\x12\x1b\n\x13proposals_in_flight\x18\x04 \x01(\x03\x12\x14\n\x0c\x65vents_count\x18\x05 \x01(\x03\x12\x1c\n\x14\x61waited_orders_count\x18\x06 \x01(\x03\x1a\x34\n\x12\x45ventsByOrderEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xa1\x01\n\x0eOrderEventKind\x12 \n\x1cORDER_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1dORDER_EVENT_KIND_PROPOSAL_NEW\x10\x01\x12$\n ORDER_EVENT_KIND_PROPOSAL_FAILED\x10\x02\x12$\n ORDER_EVENT_KIND_ORDER_COMPLETED\x10\x03\x32\xb7\x03\n\x10ProcessorService\x12o\n\x0eSubmitProposal\x12-.quoteflow.processor.v1.SubmitProposalRequest\x1a..quoteflow.processor.v1.SubmitProposalResponse\x12\x65\n\nWatchOrder\x12).quoteflow.processor.v1.WatchOrderRequest\x1a*.quoteflow.processor.v1.WatchOrderResponse0\x01\x12l\n\rCompleteOrder\x12,.quoteflow.processor.v1.CompleteOrderRequest\x1a-.quoteflow.processor.v1.CompleteOrderResponse\x12]\n\x08GetStats\x12\'.quoteflow.processor.v1.GetStatsRequest\x1a(.quoteflow.processor.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +35,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETSTATSRESPONSE_EVENTSBYORDERENTRY']._loaded_options = None
   _globals['_GETSTATSRESPONSE_EVENTSBYORDERENTRY']._serialized_options = b'8\001'
-  _globals['_ORDEREVENTKIND']._serialized_start=1237
-  _globals['_ORDEREVENTKIND']._serialized_end=1398
+  _globals['_ORDEREVENTKIND']._serialized_start=1259
+  _globals['_ORDEREVENTKIND']._serialized_end=1420
   _globals['_ORDEREVENT']._serialized_start=148
   _globals['_ORDEREVENT']._serialized_end=409
   _globals['_SUBMITPROPOSALREQUEST']._serialized_start=412
-  _globals['_SUBMITPROPOSALREQUEST']._serialized_end=571
-  _globals['_SUBMITPROPOSALRESPONSE']._serialized_start=573
-  _globals['_SUBMITPROPOSALRESPONSE']._serialized_end=659
-  _globals['_WATCHORDERREQUEST']._serialized_start=661
-  _globals['_WATCHORDERREQUEST']._serialized_end=726
-  _globals['_WATCHORDERRESPONSE']._serialized_start=728
-  _globals['_WATCHORDERRESPONSE']._serialized_end=799
-  _globals['_COMPLETEORDERREQUEST']._serialized_start=801
-  _globals['_COMPLETEORDERREQUEST']._serialized_end=845
-  _globals['_COMPLETEORDERRESPONSE']._serialized_start=847
-  _globals['_COMPLETEORDERRESPONSE']._serialized_end=921
-  _globals['_GETSTATSREQUEST']._serialized_start=923
-  _globals['_GETSTATSREQUEST']._serialized_end=940
-  _globals['_GETSTATSRESPONSE']._serialized_start=943
-  _globals['_GETSTATSRESPONSE']._serialized_end=1234
-  _globals['_GETSTATSRESPONSE_EVENTSBYORDERENTRY']._serialized_start=1182
-  _globals['_GETSTATSRESPONSE_EVENTSBYORDERENTRY']._serialized_end=1234
-  _globals['_PROCESSORSERVICE']._serialized_start=1401
-  _globals['_PROCESSORSERVICE']._serialized_end=1840
+  _globals['_SUBMITPROPOSALREQUEST']._serialized_end=593
+  _globals['_SUBMITPROPOSALRESPONSE']._serialized_start=595
+  _globals['_SUBMITPROPOSALRESPONSE']._serialized_end=681
+  _globals['_WATCHORDERREQUEST']._serialized_start=683
+  _globals['_WATCHORDERREQUEST']._serialized_end=748
+  _globals['_WATCHORDERRESPONSE']._serialized_start=750
+  _globals['_WATCHORDERRESPONSE']._serialized_end=821
+  _globals['_COMPLETEORDERREQUEST']._serialized_start=823
+  _globals['_COMPLETEORDERREQUEST']._serialized_end=867
+  _globals['_COMPLETEORDERRESPONSE']._serialized_start=869
+  _globals['_COMPLETEORDERRESPONSE']._serialized_end=943
+  _globals['_GETSTATSREQUEST']._serialized_start=945
+  _globals['_GETSTATSREQUEST']._serialized_end=962
+  _globals['_GETSTATSRESPONSE']._serialized_start=965
+  _globals['_GETSTATSRESPONSE']._serialized_end=1256
+  _globals['_GETSTATSRESPONSE_EVENTSBYORDERENTRY']._serialized_start=1204
+  _globals['_GETSTATSRESPONSE_EVENTSBYORDERENTRY']._serialized_end=1256
+  _globals['_PROCESSORSERVICE']._serialized_start=1423
+  _globals['_PROCESSORSERVICE']._serialized_end=1862
 # @@protoc_insertion_point(module_scope)

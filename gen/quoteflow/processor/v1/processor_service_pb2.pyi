@@ -43,18 +43,20 @@ class OrderEvent(_message.Message):
     def __init__(self, order_req_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[OrderEventKind, str]] = ..., proposal_id: _Optional[str] = ..., quote: _Optional[_Union[_quote_service_pb2.QueueMessage, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., text: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
 
 class SubmitProposalRequest(_message.Message):
-    __slots__ = ("order_req_id", "proposal_id", "submission", "use_agentic", "request_id")
+    __slots__ = ("order_req_id", "proposal_id", "submission", "use_agentic", "request_id", "fairness_key")
     ORDER_REQ_ID_FIELD_NUMBER: _ClassVar[int]
     PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
     SUBMISSION_FIELD_NUMBER: _ClassVar[int]
     USE_AGENTIC_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
     order_req_id: str
     proposal_id: str
     submission: _quote_service_pb2.Submission
     use_agentic: bool
     request_id: str
-    def __init__(self, order_req_id: _Optional[str] = ..., proposal_id: _Optional[str] = ..., submission: _Optional[_Union[_quote_service_pb2.Submission, _Mapping]] = ..., use_agentic: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    fairness_key: str
+    def __init__(self, order_req_id: _Optional[str] = ..., proposal_id: _Optional[str] = ..., submission: _Optional[_Union[_quote_service_pb2.Submission, _Mapping]] = ..., use_agentic: _Optional[bool] = ..., request_id: _Optional[str] = ..., fairness_key: _Optional[str] = ...) -> None: ...
 
 class SubmitProposalResponse(_message.Message):
     __slots__ = ("order_req_id", "proposal_id", "duplicate")

@@ -132,7 +132,7 @@ class Review(_message.Message):
     def __init__(self, decision: _Optional[_Union[ReviewDecision, str]] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ..., reviewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class QueueMessage(_message.Message):
-    __slots__ = ("id", "payload", "priority", "status", "created_at", "started_at", "completed_at", "error_message", "retry_count", "max_retries", "attempt_timeout", "next_attempt_at", "use_agentic", "result", "review", "dead_lettered", "request_id")
+    __slots__ = ("id", "payload", "priority", "status", "created_at", "started_at", "completed_at", "error_message", "retry_count", "max_retries", "attempt_timeout", "next_attempt_at", "use_agentic", "result", "review", "dead_lettered", "request_id", "fairness_key", "effective_priority", "schedule_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +150,9 @@ class QueueMessage(_message.Message):
     REVIEW_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     payload: Submission
     priority: Priority
@@ -167,23 +170,34 @@ class QueueMessage(_message.Message):
     review: Review
     dead_lettered: bool
     request_id: str
-    def __init__(self, id: _Optional[str] = ..., payload: _Optional[_Union[Submission, _Mapping]] = ..., priority: _Optional[_Union[Priority, str]] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., retry_count: _Optional[int] = ..., max_retries: _Optional[int] = ..., attempt_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_agentic: _Optional[bool] = ..., result: _Optional[_Union[QuoteResult, _Mapping]] = ..., review: _Optional[_Union[Review, _Mapping]] = ..., dead_lettered: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    fairness_key: str
+    effective_priority: Priority
+    schedule_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., payload: _Optional[_Union[Submission, _Mapping]] = ..., priority: _Optional[_Union[Priority, str]] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., retry_count: _Optional[int] = ..., max_retries: _Optional[int] = ..., attempt_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., use_agentic: _Optional[bool] = ..., result: _Optional[_Union[QuoteResult, _Mapping]] = ..., review: _Optional[_Union[Review, _Mapping]] = ..., dead_lettered: _Optional[bool] = ..., request_id: _Optional[str] = ..., fairness_key: _Optional[str] = ..., effective_priority: _Optional[_Union[Priority, str]] = ..., schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitQuoteRequest(_message.Message):
-    __slots__ = ("submission", "use_agentic", "priority", "request_id", "max_retries", "attempt_timeout")
+    __slots__ = ("submission", "use_agentic", "priority", "request_id", "max_retries", "attempt_timeout", "fairness_key", "fairness_weight", "schedule_time", "delay")
     SUBMISSION_FIELD_NUMBER: _ClassVar[int]
     USE_AGENTIC_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    FAIRNESS_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DELAY_FIELD_NUMBER: _ClassVar[int]
     submission: Submission
     use_agentic: bool
     priority: Priority
     request_id: str
     max_retries: int
     attempt_timeout: _duration_pb2.Duration
-    def __init__(self, submission: _Optional[_Union[Submission, _Mapping]] = ..., use_agentic: _Optional[bool] = ..., priority: _Optional[_Union[Priority, str]] = ..., request_id: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempt_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    fairness_key: str
+    fairness_weight: float
+    schedule_time: _timestamp_pb2.Timestamp
+    delay: _duration_pb2.Duration
+    def __init__(self, submission: _Optional[_Union[Submission, _Mapping]] = ..., use_agentic: _Optional[bool] = ..., priority: _Optional[_Union[Priority, str]] = ..., request_id: _Optional[str] = ..., max_retries: _Optional[int] = ..., attempt_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fairness_key: _Optional[str] = ..., fairness_weight: _Optional[float] = ..., schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SubmitQuoteResponse(_message.Message):
     __slots__ = ("message", "queue_position", "estimated_processing_time")
@@ -208,16 +222,22 @@ class BatchSubmitQuotesResponse(_message.Message):
     def __init__(self, responses: _Optional[_Iterable[_Union[SubmitQuoteResponse, _Mapping]]] = ...) -> None: ...
 
 class RunQuoteRequest(_message.Message):
-    __slots__ = ("submission", "use_agentic", "priority", "attempt_timeout")
+    __slots__ = ("submission", "use_agentic", "priority", "attempt_timeout", "fairness_key", "schedule_time", "delay")
     SUBMISSION_FIELD_NUMBER: _ClassVar[int]
     USE_AGENTIC_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DELAY_FIELD_NUMBER: _ClassVar[int]
     submission: Submission
     use_agentic: bool
     priority: Priority
     attempt_timeout: _duration_pb2.Duration
-    def __init__(self, submission: _Optional[_Union[Submission, _Mapping]] = ..., use_agentic: _Optional[bool] = ..., priority: _Optional[_Union[Priority, str]] = ..., attempt_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    fairness_key: str
+    schedule_time: _timestamp_pb2.Timestamp
+    delay: _duration_pb2.Duration
+    def __init__(self, submission: _Optional[_Union[Submission, _Mapping]] = ..., use_agentic: _Optional[bool] = ..., priority: _Optional[_Union[Priority, str]] = ..., attempt_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fairness_key: _Optional[str] = ..., schedule_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RunQuoteResponse(_message.Message):
     __slots__ = ("message",)
@@ -340,7 +360,7 @@ class PriorityStats(_message.Message):
     def __init__(self, priority: _Optional[_Union[Priority, str]] = ..., pending_count: _Optional[int] = ..., processing_count: _Optional[int] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("pending_count", "processing_count", "completed_count", "failed_count", "cancelled_count", "dead_letter_count", "max_size", "oldest_pending", "longest_processing_seconds", "by_priority", "awaiting_review_count", "rejected_count", "workers")
+    __slots__ = ("pending_count", "processing_count", "completed_count", "failed_count", "cancelled_count", "dead_letter_count", "max_size", "oldest_pending", "longest_processing_seconds", "by_priority", "awaiting_review_count", "rejected_count", "workers", "busiest_keys")
     PENDING_COUNT_FIELD_NUMBER: _ClassVar[int]
     PROCESSING_COUNT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +374,7 @@ class GetStatsResponse(_message.Message):
     AWAITING_REVIEW_COUNT_FIELD_NUMBER: _ClassVar[int]
     REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
+    BUSIEST_KEYS_FIELD_NUMBER: _ClassVar[int]
     pending_count: int
     processing_count: int
     completed_count: int
@@ -367,4 +388,33 @@ class GetStatsResponse(_message.Message):
     awaiting_review_count: int
     rejected_count: int
     workers: int
-    def __init__(self, pending_count: _Optional[int] = ..., processing_count: _Optional[int] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., cancelled_count: _Optional[int] = ..., dead_letter_count: _Optional[int] = ..., max_size: _Optional[int] = ..., oldest_pending: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., longest_processing_seconds: _Optional[float] = ..., by_priority: _Optional[_Iterable[_Union[PriorityStats, _Mapping]]] = ..., awaiting_review_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., workers: _Optional[int] = ...) -> None: ...
+    busiest_keys: _containers.RepeatedCompositeFieldContainer[KeyStats]
+    def __init__(self, pending_count: _Optional[int] = ..., processing_count: _Optional[int] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., cancelled_count: _Optional[int] = ..., dead_letter_count: _Optional[int] = ..., max_size: _Optional[int] = ..., oldest_pending: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., longest_processing_seconds: _Optional[float] = ..., by_priority: _Optional[_Iterable[_Union[PriorityStats, _Mapping]]] = ..., awaiting_review_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., workers: _Optional[int] = ..., busiest_keys: _Optional[_Iterable[_Union[KeyStats, _Mapping]]] = ...) -> None: ...
+
+class SetRateLimitRequest(_message.Message):
+    __slots__ = ("fairness_key", "per_second", "burst")
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    fairness_key: str
+    per_second: float
+    burst: int
+    def __init__(self, fairness_key: _Optional[str] = ..., per_second: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
+
+class SetRateLimitResponse(_message.Message):
+    __slots__ = ("fairness_key", "per_second", "burst")
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    fairness_key: str
+    per_second: float
+    burst: int
+    def __init__(self, fairness_key: _Optional[str] = ..., per_second: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
+
+class KeyStats(_message.Message):
+    __slots__ = ("fairness_key", "pending_count")
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    PENDING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    fairness_key: str
+    pending_count: int
+    def __init__(self, fairness_key: _Optional[str] = ..., pending_count: _Optional[int] = ...) -> None: ...

@@ -101,6 +101,11 @@ class QuoteServiceStub:
                 request_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.ReviewQuoteRequest.SerializeToString,
                 response_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.ReviewQuoteResponse.FromString,
                 _registered_method=True)
+        self.SetRateLimit = channel.unary_unary(
+                '/quoteflow.quote.v1.QuoteService/SetRateLimit',
+                request_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SetRateLimitRequest.SerializeToString,
+                response_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SetRateLimitResponse.FromString,
+                _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/quoteflow.quote.v1.QuoteService/GetStats',
                 request_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.GetStatsRequest.SerializeToString,
@@ -260,6 +265,18 @@ class QuoteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRateLimit(self, request, context):
+        """SetRateLimit limits how fast workers start the messages of one fairness
+        key, across every replica, from now until it is changed: at most burst
+        at once after an idle spell, then per_second on average. A message of a
+        key over its rate waits, PENDING; nothing fails for it, and other keys'
+        messages go on. per_second 0 lifts the limit. An operator's action,
+        written to the audit log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStats(self, request, context):
         """GetStats answers the queue's counters. They are kept as the queue
         changes, so the answer is exact and costs the same at any queue size.
@@ -329,6 +346,11 @@ def add_QuoteServiceServicer_to_server(servicer, server):
                     servicer.ReviewQuote,
                     request_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.ReviewQuoteRequest.FromString,
                     response_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.ReviewQuoteResponse.SerializeToString,
+            ),
+            'SetRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRateLimit,
+                    request_deserializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SetRateLimitRequest.FromString,
+                    response_serializer=quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SetRateLimitResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
@@ -606,6 +628,33 @@ class QuoteService:
             '/quoteflow.quote.v1.QuoteService/ReviewQuote',
             quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.ReviewQuoteRequest.SerializeToString,
             quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.ReviewQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quoteflow.quote.v1.QuoteService/SetRateLimit',
+            quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SetRateLimitRequest.SerializeToString,
+            quoteflow_dot_quote_dot_v1_dot_quote__service__pb2.SetRateLimitResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,35 +28,35 @@ from quoteflow.processor.v1 import processor_service_pb2 as quoteflow_dot_proces
 from quoteflow.quote.v1 import quote_service_pb2 as quoteflow_dot_quote_dot_v1_dot_quote__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.quoteflow/requestor/v1/requestor_service.proto\x12\x16quoteflow.requestor.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.quoteflow/processor/v1/processor_service.proto\x1a&quoteflow/quote/v1/quote_service.proto\"\x8c\x04\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0corder_req_id\x18\x02 \x01(\t\x12\x36\n\x08priority\x18\x03 \x01(\x0e\x32$.quoteflow.requestor.v1.TaskPriority\x12\x32\n\x06status\x18\x04 \x01(\x0e\x32\".quoteflow.requestor.v1.TaskStatus\x12\x35\n\tproposals\x18\x05 \x03(\x0b\x32\".quoteflow.processor.v1.OrderEvent\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rerror_message\x18\t \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x0b \x01(\x03\x12\x12\n\nreconnects\x18\x0c \x01(\x05\x12\x32\n\nsubmission\x18\r \x01(\x0b\x32\x1e.quoteflow.quote.v1.Submission\"\xd5\x01\n\x11PlaceOrderRequest\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x32\n\nsubmission\x18\x02 \x01(\x0b\x32\x1e.quoteflow.quote.v1.Submission\x12\x36\n\x08priority\x18\x03 \x01(\x0e\x32$.quoteflow.requestor.v1.TaskPriority\x12*\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"=\n\x12PlaceOrderResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\x0equeue_position\x18\x02 \x01(\x05\"\'\n\x14GetTaskResultRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"K\n\x15GetTaskResultResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".quoteflow.requestor.v1.TaskResult\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"H\n\x12\x43\x61ncelTaskResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".quoteflow.requestor.v1.TaskResult\"\x11\n\x0fGetStatsRequest\"\x93\x01\n\x10GetStatsResponse\x12\x1b\n\x13priority_queue_size\x18\x01 \x01(\x03\x12\x14\n\x0c\x61\x63tive_tasks\x18\x02 \x01(\x03\x12\x17\n\x0f\x63ompleted_tasks\x18\x03 \x01(\x03\x12\x1c\n\x14max_concurrent_tasks\x18\x04 \x01(\x03\x12\x15\n\rwaiting_tasks\x18\x05 \x01(\x03*v\n\x0cTaskPriority\x12\x1d\n\x19TASK_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_PRIORITY_LOW\x10\x01\x12\x18\n\x14TASK_PRIORITY_MEDIUM\x10\x02\x12\x16\n\x12TASK_PRIORITY_HIGH\x10\x03*\xc3\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x05\x12\x19\n\x15TASK_STATUS_TIMED_OUT\x10\x06\x32\xa9\x03\n\x10RequestorService\x12\x63\n\nPlaceOrder\x12).quoteflow.requestor.v1.PlaceOrderRequest\x1a*.quoteflow.requestor.v1.PlaceOrderResponse\x12l\n\rGetTaskResult\x12,.quoteflow.requestor.v1.GetTaskResultRequest\x1a-.quoteflow.requestor.v1.GetTaskResultResponse\x12\x63\n\nCancelTask\x12).quoteflow.requestor.v1.CancelTaskRequest\x1a*.quoteflow.requestor.v1.CancelTaskResponse\x12]\n\x08GetStats\x12\'.quoteflow.requestor.v1.GetStatsRequest\x1a(.quoteflow.requestor.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.quoteflow/requestor/v1/requestor_service.proto\x12\x16quoteflow.requestor.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.quoteflow/processor/v1/processor_service.proto\x1a&quoteflow/quote/v1/quote_service.proto\"\xa2\x04\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0corder_req_id\x18\x02 \x01(\t\x12\x36\n\x08priority\x18\x03 \x01(\x0e\x32$.quoteflow.requestor.v1.TaskPriority\x12\x32\n\x06status\x18\x04 \x01(\x0e\x32\".quoteflow.requestor.v1.TaskStatus\x12\x35\n\tproposals\x18\x05 \x03(\x0b\x32\".quoteflow.processor.v1.OrderEvent\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rerror_message\x18\t \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x0b \x01(\x03\x12\x12\n\nreconnects\x18\x0c \x01(\x05\x12\x32\n\nsubmission\x18\r \x01(\x0b\x32\x1e.quoteflow.quote.v1.Submission\x12\x14\n\x0c\x66\x61irness_key\x18\x0e \x01(\t\"\xeb\x01\n\x11PlaceOrderRequest\x12\x14\n\x0corder_req_id\x18\x01 \x01(\t\x12\x32\n\nsubmission\x18\x02 \x01(\x0b\x32\x1e.quoteflow.quote.v1.Submission\x12\x36\n\x08priority\x18\x03 \x01(\x0e\x32$.quoteflow.requestor.v1.TaskPriority\x12*\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0c\x66\x61irness_key\x18\x06 \x01(\t\"=\n\x12PlaceOrderResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x16\n\x0equeue_position\x18\x02 \x01(\x05\"\'\n\x14GetTaskResultRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"K\n\x15GetTaskResultResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".quoteflow.requestor.v1.TaskResult\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"H\n\x12\x43\x61ncelTaskResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".quoteflow.requestor.v1.TaskResult\"\x11\n\x0fGetStatsRequest\"\x93\x01\n\x10GetStatsResponse\x12\x1b\n\x13priority_queue_size\x18\x01 \x01(\x03\x12\x14\n\x0c\x61\x63tive_tasks\x18\x02 \x01(\x03\x12\x17\n\x0f\x63ompleted_tasks\x18\x03 \x01(\x03\x12\x1c\n\x14max_concurrent_tasks\x18\x04 \x01(\x03\x12\x15\n\rwaiting_tasks\x18\x05 \x01(\x03*v\n\x0cTaskPriority\x12\x1d\n\x19TASK_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_PRIORITY_LOW\x10\x01\x12\x18\n\x14TASK_PRIORITY_MEDIUM\x10\x02\x12\x16\n\x12TASK_PRIORITY_HIGH\x10\x03*\xc3\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x05\x12\x19\n\x15TASK_STATUS_TIMED_OUT\x10\x06\x32\xa9\x03\n\x10RequestorService\x12\x63\n\nPlaceOrder\x12).quoteflow.requestor.v1.PlaceOrderRequest\x1a*.quoteflow.requestor.v1.PlaceOrderResponse\x12l\n\rGetTaskResult\x12,.quoteflow.requestor.v1.GetTaskResultRequest\x1a-.quoteflow.requestor.v1.GetTaskResultResponse\x12\x63\n\nCancelTask\x12).quoteflow.requestor.v1.CancelTaskRequest\x1a*.quoteflow.requestor.v1.CancelTaskResponse\x12]\n\x08GetStats\x12\'.quoteflow.requestor.v1.GetStatsRequest\x1a(.quoteflow.requestor.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'quoteflow.requestor.v1.requestor_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKPRIORITY']._serialized_start=1432
-  _globals['_TASKPRIORITY']._serialized_end=1550
-  _globals['_TASKSTATUS']._serialized_start=1553
-  _globals['_TASKSTATUS']._serialized_end=1748
+  _globals['_TASKPRIORITY']._serialized_start=1476
+  _globals['_TASKPRIORITY']._serialized_end=1594
+  _globals['_TASKSTATUS']._serialized_start=1597
+  _globals['_TASKSTATUS']._serialized_end=1792
   _globals['_TASKRESULT']._serialized_start=228
-  _globals['_TASKRESULT']._serialized_end=752
-  _globals['_PLACEORDERREQUEST']._serialized_start=755
-  _globals['_PLACEORDERREQUEST']._serialized_end=968
-  _globals['_PLACEORDERRESPONSE']._serialized_start=970
-  _globals['_PLACEORDERRESPONSE']._serialized_end=1031
-  _globals['_GETTASKRESULTREQUEST']._serialized_start=1033
-  _globals['_GETTASKRESULTREQUEST']._serialized_end=1072
-  _globals['_GETTASKRESULTRESPONSE']._serialized_start=1074
-  _globals['_GETTASKRESULTRESPONSE']._serialized_end=1149
-  _globals['_CANCELTASKREQUEST']._serialized_start=1151
-  _globals['_CANCELTASKREQUEST']._serialized_end=1187
-  _globals['_CANCELTASKRESPONSE']._serialized_start=1189
-  _globals['_CANCELTASKRESPONSE']._serialized_end=1261
-  _globals['_GETSTATSREQUEST']._serialized_start=1263
-  _globals['_GETSTATSREQUEST']._serialized_end=1280
-  _globals['_GETSTATSRESPONSE']._serialized_start=1283
-  _globals['_GETSTATSRESPONSE']._serialized_end=1430
-  _globals['_REQUESTORSERVICE']._serialized_start=1751
-  _globals['_REQUESTORSERVICE']._serialized_end=2176
+  _globals['_TASKRESULT']._serialized_end=774
+  _globals['_PLACEORDERREQUEST']._serialized_start=777
+  _globals['_PLACEORDERREQUEST']._serialized_end=1012
+  _globals['_PLACEORDERRESPONSE']._serialized_start=1014
+  _globals['_PLACEORDERRESPONSE']._serialized_end=1075
+  _globals['_GETTASKRESULTREQUEST']._serialized_start=1077
+  _globals['_GETTASKRESULTREQUEST']._serialized_end=1116
+  _globals['_GETTASKRESULTRESPONSE']._serialized_start=1118
+  _globals['_GETTASKRESULTRESPONSE']._serialized_end=1193
+  _globals['_CANCELTASKREQUEST']._serialized_start=1195
+  _globals['_CANCELTASKREQUEST']._serialized_end=1231
+  _globals['_CANCELTASKRESPONSE']._serialized_start=1233
+  _globals['_CANCELTASKRESPONSE']._serialized_end=1305
+  _globals['_GETSTATSREQUEST']._serialized_start=1307
+  _globals['_GETSTATSREQUEST']._serialized_end=1324
+  _globals['_GETSTATSRESPONSE']._serialized_start=1327
+  _globals['_GETSTATSRESPONSE']._serialized_end=1474
+  _globals['_REQUESTORSERVICE']._serialized_start=1795
+  _globals['_REQUESTORSERVICE']._serialized_end=2220
 # @@protoc_insertion_point(module_scope)

@@ -42,7 +42,7 @@ TASK_STATUS_CANCELLED: TaskStatus
 TASK_STATUS_TIMED_OUT: TaskStatus
 
 class TaskResult(_message.Message):
-    __slots__ = ("task_id", "order_req_id", "priority", "status", "proposals", "created_at", "started_at", "completed_at", "error_message", "deadline", "last_sequence", "reconnects", "submission")
+    __slots__ = ("task_id", "order_req_id", "priority", "status", "proposals", "created_at", "started_at", "completed_at", "error_message", "deadline", "last_sequence", "reconnects", "submission", "fairness_key")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_REQ_ID_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class TaskResult(_message.Message):
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     RECONNECTS_FIELD_NUMBER: _ClassVar[int]
     SUBMISSION_FIELD_NUMBER: _ClassVar[int]
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     order_req_id: str
     priority: TaskPriority
@@ -69,21 +70,24 @@ class TaskResult(_message.Message):
     last_sequence: int
     reconnects: int
     submission: _quote_service_pb2.Submission
-    def __init__(self, task_id: _Optional[str] = ..., order_req_id: _Optional[str] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., proposals: _Optional[_Iterable[_Union[_processor_service_pb2.OrderEvent, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., reconnects: _Optional[int] = ..., submission: _Optional[_Union[_quote_service_pb2.Submission, _Mapping]] = ...) -> None: ...
+    fairness_key: str
+    def __init__(self, task_id: _Optional[str] = ..., order_req_id: _Optional[str] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., proposals: _Optional[_Iterable[_Union[_processor_service_pb2.OrderEvent, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ..., reconnects: _Optional[int] = ..., submission: _Optional[_Union[_quote_service_pb2.Submission, _Mapping]] = ..., fairness_key: _Optional[str] = ...) -> None: ...
 
 class PlaceOrderRequest(_message.Message):
-    __slots__ = ("order_req_id", "submission", "priority", "timeout", "request_id")
+    __slots__ = ("order_req_id", "submission", "priority", "timeout", "request_id", "fairness_key")
     ORDER_REQ_ID_FIELD_NUMBER: _ClassVar[int]
     SUBMISSION_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FAIRNESS_KEY_FIELD_NUMBER: _ClassVar[int]
     order_req_id: str
     submission: _quote_service_pb2.Submission
     priority: TaskPriority
     timeout: _duration_pb2.Duration
     request_id: str
-    def __init__(self, order_req_id: _Optional[str] = ..., submission: _Optional[_Union[_quote_service_pb2.Submission, _Mapping]] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    fairness_key: str
+    def __init__(self, order_req_id: _Optional[str] = ..., submission: _Optional[_Union[_quote_service_pb2.Submission, _Mapping]] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., fairness_key: _Optional[str] = ...) -> None: ...
 
 class PlaceOrderResponse(_message.Message):
     __slots__ = ("task_id", "queue_position")
