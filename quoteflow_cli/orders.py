@@ -68,6 +68,9 @@ def register(commands: Commands) -> None:
     )
     place_parser.add_argument("--request-id", metavar="ID", default="", help="idempotency key")
     place_parser.add_argument(
+        "--fairness-key", metavar="KEY", default="", help="whose order it is: keys take turns"
+    )
+    place_parser.add_argument(
         "--follow", action="store_true", help="print proposals as they arrive, until the task ends"
     )
 
@@ -81,6 +84,12 @@ def register(commands: Commands) -> None:
         "--agentic", action="store_true", help="price with the step-by-step underwriting pipeline"
     )
     propose_parser.add_argument("--request-id", metavar="ID", default="", help="idempotency key")
+    propose_parser.add_argument(
+        "--fairness-key",
+        metavar="KEY",
+        default="",
+        help="the quote's fairness key (default: the order)",
+    )
 
     complete_parser = add_command(
         commands,
@@ -130,6 +139,7 @@ async def place(args: argparse.Namespace, clients: Clients, out: Output) -> int:
         order_req_id=args.order,
         priority=PRIORITIES[args.priority] if args.priority else None,
         request_id=args.request_id,
+        fairness_key=args.fairness_key,
     )
     if args.task_timeout is not None:
         request.timeout.FromNanoseconds(round(args.task_timeout * 1e9))
@@ -157,6 +167,7 @@ async def propose(args: argparse.Namespace, clients: Clients, out: Output) -> in
             submission=submission_from_options(args),
             use_agentic=args.agentic,
             request_id=args.request_id,
+            fairness_key=args.fairness_key,
         ),
     )
     said = (

@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import datetime
 from collections.abc import Callable
 
 from rich.text import Text
@@ -70,6 +71,25 @@ def register(commands: Commands) -> None:
         default="",
         help="idempotency key: a repeat answers with the first quote",
     )
+    submit_parser.add_argument(
+        "--fairness-key",
+        metavar="KEY",
+        default="",
+        help="whose work it is (a tenant, a broker): within a priority, keys take turns",
+    )
+    submit_parser.add_argument(
+        "--fairness-weight",
+        metavar="W",
+        type=float,
+        help="the key's share of the turns (default 1)",
+    )
+    schedule = submit_parser.add_mutually_exclusive_group()
+    schedule.add_argument(
+        "--delay", metavar="SECONDS", type=float, help="price it no sooner than this from now"
+    )
+    schedule.add_argument(
+        "--at", metavar="TIME", help="price it no sooner than this ISO 8601 time (with a zone)"
+    )
     mode = submit_parser.add_mutually_exclusive_group()
     mode.add_argument("--wait", action="store_true", help="watch the queued quote until it settles")
     mode.add_argument("--sync", action="store_true", help="price at once (RunQuote)")
@@ -101,6 +121,25 @@ def register(commands: Commands) -> None:
 
     cancel_parser = add_command(commands, "cancel", cancel, help="cancel a quote")
     cancel_parser.add_argument("id", help="the quote's id")
+
+    limit_parser = add_command(
+        commands,
+        "rate-limit",
+        rate_limit,
+        help="limit how fast one fairness key's quotes start (SetRateLimit)",
+        description=(
+            "Limit how fast the quotes of one fairness key start, on every replica: at\n"
+            "most --burst at once, then --per-second on average; its quotes wait, never\n"
+            "fail. --lift removes the limit."
+        ),
+    )
+    limit_parser.add_argument("key", help='the fairness key ("" for quotes without one)')
+    how = limit_parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--per-second", type=float, help="quotes started a second, on average")
+    how.add_argument("--lift", action="store_true", help="remove the key's limit")
+    limit_parser.add_argument(
+        "--burst", type=int, default=0, help="quotes that may start at once (default: the rate)"
+    )
 
 
 def outcome(message: quote_pb.QueueMessage) -> ExitCode:
@@ -136,18 +175,28 @@ async def submit(args: argparse.Namespace, clients: Clients, out: Output) -> int
         if args.request_id:
             raise UsageError("--request-id applies to queued quotes; RunQuote (--sync) has none")
         request = quote_pb.RunQuoteRequest(
-            submission=submission, use_agentic=args.agentic, priority=priority
+            submission=submission,
+            use_agentic=args.agentic,
+            priority=priority,
+            fairness_key=args.fairness_key,
         )
+        # Sent as asked, for the service to refuse: RunQuote prices now.
+        _set_schedule(request, args)
         ran = await quote.call(quote.stub.RunQuote, request)
         out.emit(message_data(ran), quote_detail(ran.message))
         return outcome(ran.message)
     queued = await quote.call(
         quote.stub.SubmitQuote,
-        quote_pb.SubmitQuoteRequest(
-            submission=submission,
-            use_agentic=args.agentic,
-            priority=priority,
-            request_id=args.request_id,
+        _with_schedule(
+            quote_pb.SubmitQuoteRequest(
+                submission=submission,
+                use_agentic=args.agentic,
+                priority=priority,
+                request_id=args.request_id,
+                fairness_key=args.fairness_key,
+                fairness_weight=args.fairness_weight,
+            ),
+            args,
         ),
     )
     message = queued.message
@@ -164,6 +213,44 @@ async def submit(args: argparse.Namespace, clients: Clients, out: Output) -> int
     if not args.wait:
         return ExitCode.OK
     return outcome(await _follow(quote, message.id, out))
+
+
+def _with_schedule(
+    request: quote_pb.SubmitQuoteRequest, args: argparse.Namespace
+) -> quote_pb.SubmitQuoteRequest:
+    _set_schedule(request, args)
+    return request
+
+
+def _set_schedule(
+    request: quote_pb.SubmitQuoteRequest | quote_pb.RunQuoteRequest, args: argparse.Namespace
+) -> None:
+    """Set the request's delay or schedule_time from --delay or --at."""
+    if args.delay is not None:
+        request.delay.FromTimedelta(datetime.timedelta(seconds=args.delay))
+    elif args.at is not None:
+        try:
+            at = datetime.datetime.fromisoformat(args.at)
+        except ValueError:
+            raise UsageError(f"--at: not an ISO 8601 time: {args.at!r}") from None
+        if at.tzinfo is None:
+            raise UsageError(f"--at: give the time's zone (say, {args.at}Z or +01:00)")
+        request.schedule_time.FromDatetime(at)
+
+
+async def rate_limit(args: argparse.Namespace, clients: Clients, out: Output) -> int:
+    quote = clients.quote
+    request = quote_pb.SetRateLimitRequest(fairness_key=args.key)
+    if not args.lift:
+        request.per_second, request.burst = args.per_second, args.burst
+    answer = await quote.call(quote.stub.SetRateLimit, request)
+    shown = (
+        f"key {answer.fairness_key!r}: no rate limit"
+        if answer.per_second == 0
+        else f"key {answer.fairness_key!r}: {answer.per_second:g} a second, burst {answer.burst}"
+    )
+    out.emit(message_data(answer), Text(shown))
+    return ExitCode.OK
 
 
 async def watch(args: argparse.Namespace, clients: Clients, out: Output) -> int:

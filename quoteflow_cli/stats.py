@@ -348,6 +348,10 @@ def _counters(stats: Message) -> list[tuple[str, str]]:
             for p in stats.by_priority
             if p.pending_count or p.processing_count
         ]
+        rows += [
+            (f"key {k.fairness_key or '(none)'}: pending", f"{k.pending_count:,}")
+            for k in stats.busiest_keys
+        ]
         return rows
     if isinstance(stats, processor_pb.GetStatsResponse):
         return [

@@ -94,6 +94,14 @@ def quote_detail(message: quote_pb.QueueMessage) -> RenderableType:
         ("year built", str(submission.year_built or "unknown")),
         ("prior claims", str(submission.prior_claims)),
         ("priority", label(quote_pb.Priority, message.priority)),
+        (
+            "served at",
+            label(quote_pb.Priority, message.effective_priority)
+            if message.effective_priority
+            else "",
+        ),
+        ("fairness key", message.fairness_key),
+        ("scheduled for", when(message.schedule_time)),
         ("pricing", "agentic underwriting" if message.use_agentic else "rating"),
         ("attempts failed", f"{message.retry_count} (of {message.max_retries} retries)"),
         ("dead-lettered", "yes" if message.dead_lettered else ""),

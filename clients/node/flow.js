@@ -57,6 +57,7 @@ const FINAL_TASK_STATUSES = new Set([
   'TASK_STATUS_CANCELLED',
   'TASK_STATUS_TIMED_OUT',
 ]);
+const FAIRNESS_KEY = 'node-client';
 const PROPOSALS = [
   { proposalId: 'PROP-S', coverageAmount: 80000 },
   { proposalId: 'PROP-M', coverageAmount: 400000 },
@@ -221,8 +222,10 @@ function submission(applicantName, coverageAmount) {
 }
 
 async function quoteFlow(quote, waitMs) {
+  // A fairness key: within a priority, the quote service serves keys in turn.
   const { message } = await quote.call('SubmitQuote', {
     submission: submission('Ada Lovelace', 250000),
+    fairnessKey: FAIRNESS_KEY,
   });
   const statuses = [];
   let last = message;
@@ -243,6 +246,7 @@ async function quoteFlow(quote, waitMs) {
     id: last.id,
     status: last.status,
     statuses,
+    fairnessKey: last.fairnessKey,
     premiumCents: last.result.annualPremiumCents,
   };
 }
@@ -251,6 +255,7 @@ async function orderFlow(processor, requestor, order, waitMs) {
   const { taskId } = await requestor.call('PlaceOrder', {
     orderReqId: order,
     priority: 'TASK_PRIORITY_HIGH',
+    fairnessKey: FAIRNESS_KEY,
     submission: submission('Ada Lovelace', 250000),
     timeout: { seconds: Math.ceil(waitMs / 1000) },
   });
@@ -282,12 +287,15 @@ async function orderFlow(processor, requestor, order, waitMs) {
     id: taskId,
     order,
     status: result.status,
+    fairnessKey: result.fairnessKey,
     lastSequence: result.lastSequence,
     proposals: result.proposals.map((event) => ({
       proposalId: event.proposalId,
       sequence: event.sequence,
       text: event.text,
       status: event.quote.status,
+      // Proposals sent without a key are priced under their order's id.
+      fairnessKey: event.quote.fairnessKey,
       coverageAmount: event.quote.payload.coverageAmount,
       premiumCents: event.quote.result.annualPremiumCents,
     })),

@@ -195,3 +195,43 @@ async def test_help_lists_the_exit_codes(cli):
     assert result.code == 0
     assert "exit codes:" in result.stdout
     assert "6    resource exhausted" in result.stdout
+
+
+async def test_submit_with_a_key_and_a_delay_shows_both(cli, quote):
+    result = await cli(
+        "--json", "quote", "submit", *ADA, "--coverage", "250000",
+        "--fairness-key", "broker-7", "--fairness-weight", "2", "--delay", "3600",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    message = result.json()["message"]
+    assert message["fairness_key"] == "broker-7"
+    assert message["status"] == "MESSAGE_STATUS_PENDING"
+    assert message["schedule_time"] == message["next_attempt_at"]
+    shown = await cli("quote", "get", message["id"])
+    assert "broker-7" in shown.stdout and "scheduled for" in shown.stdout
+    assert quote.rating.started == []
+
+
+async def test_submit_at_a_time_without_a_zone_is_a_usage_error(cli, quote):
+    result = await cli("quote", "submit", *ADA, "--coverage", "250000", "--at", "2030-01-01T10:00")
+    assert result.code != 0
+    assert "zone" in result.stderr
+    assert (await quote.stub.GetStats(pb.GetStatsRequest())).pending_count == 0
+
+
+async def test_submit_sync_with_a_delay_is_refused_by_the_service(cli, quote):
+    result = await cli("quote", "submit", *ADA, "--coverage", "250000", "--sync", "--delay", "5")
+    assert result.code != 0
+    assert "cannot be scheduled" in result.stderr
+    assert quote.rating.started == []
+
+
+async def test_rate_limit_sets_and_lifts_a_keys_limit(cli, quote):
+    result = await cli("--json", "quote", "rate-limit", "slow", "--per-second", "0.5")
+    assert result.code == 0, result.stderr
+    assert result.json() == {"fairness_key": "slow", "per_second": 0.5, "burst": 1}
+    lifted = await cli("quote", "rate-limit", "slow", "--lift")
+    assert lifted.code == 0, lifted.stderr
+    assert "no rate limit" in lifted.stdout
+    refused = await cli("quote", "rate-limit", "slow", "--per-second", "-1")
+    assert refused.code != 0 and "per_second" in refused.stderr

@@ -279,6 +279,42 @@ async def test_the_dashboard_counts_move(tab, stack):
     await screenshot(page, "dashboard")
 
 
+async def test_a_keyed_delayed_quote_shows_its_key_and_schedule(tab, stack):
+    page = tab.page
+    await page.goto(f"{stack.url}/#/submit")
+    await fill_submission(page, "Kay Keyed")
+    await shown(page).get_by_label("Fairness key (tenant or broker)").fill("broker-7")
+    await shown(page).get_by_label("Delay (seconds)").fill("3600")
+    await shown(page).get_by_role("button", name="Submit").click()
+    await expect(page).to_have_url(re.compile(r"#/follow/\w+"), timeout=SHOWN_WITHIN_MS)
+    await expect(page.locator("#message-fairness-key")).to_have_text("broker-7")
+    await expect(page.locator("#message-schedule-time")).to_have_text(re.compile(r"\d"))
+    await expect(page.locator("#message-status")).to_contain_text("pending")
+    message_id = page.url.rpartition("/")[2]
+    async with grpc.aio.insecure_channel(stack.quote.address) as channel:
+        stub = quote_grpc.QuoteServiceStub(channel)
+        held = await stub.GetMessage(quote_pb.GetMessageRequest(id=message_id))
+        assert held.message.fairness_key == "broker-7"
+        assert held.message.schedule_time.seconds > held.message.created_at.seconds + 3500
+        await stub.CancelMessage(quote_pb.CancelMessageRequest(id=message_id))
+
+
+async def test_the_dashboard_sets_a_rate_limit(tab, stack):
+    page, calls = tab.page, tab.calls
+    await page.goto(f"{stack.url}/#/dashboard")
+    form = page.locator("#rate-limit-form")
+    await form.get_by_label("Fairness key (empty: messages without one)").fill("slow-tenant")
+    await form.get_by_label("Per second (0 lifts the limit)").fill("2.5")
+    await form.get_by_role("button", name="Set limit").click()
+    await expect(page.locator("#rate-limit-outcome")).to_have_text(
+        "Key slow-tenant: at most 2.5 a second, burst 3.", timeout=SHOWN_WITHIN_MS
+    )
+    assert "SetRateLimit" in calls.methods
+    await form.get_by_label("Per second (0 lifts the limit)").fill("-1")
+    await form.get_by_role("button", name="Set limit").click()
+    await expect(page.locator("#rate-limit-outcome")).to_contain_text("per_second")
+
+
 async def test_the_page_fits_a_phone_width(tab, stack):
     page = tab.page
     await page.set_viewport_size({"width": 390, "height": 844})

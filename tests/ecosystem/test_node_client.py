@@ -52,6 +52,7 @@ async def test_the_node_client_runs_the_whole_flow(services: Services, buf: BufC
     assert quote["status"] == "MESSAGE_STATUS_COMPLETED"
     assert quote["statuses"][-1] == "MESSAGE_STATUS_COMPLETED"  # watched to the end
     assert int(quote["premiumCents"]) > 0
+    assert quote["fairnessKey"] == "node-client"
 
     task = summary["task"]
     assert (task["order"], task["status"], task["lastSequence"]) == (
@@ -59,12 +60,14 @@ async def test_the_node_client_runs_the_whole_flow(services: Services, buf: BufC
         "TASK_STATUS_SUCCEEDED",
         "4",
     )
+    assert task["fairnessKey"] == "node-client"
     proposals = task["proposals"]
     assert [p["sequence"] for p in proposals] == ["1", "2", "3"]
     assert {p["proposalId"]: int(p["coverageAmount"]) for p in proposals} == COVERAGES
     for proposal in proposals:
         assert proposal["status"] == "MESSAGE_STATUS_COMPLETED"
         assert proposal["text"] == f"{proposal['proposalId']}/New"
+        assert proposal["fairnessKey"] == "ORD-NODE"
         assert int(proposal["premiumCents"]) > 0
     premiums = {p["proposalId"]: int(p["premiumCents"]) for p in proposals}
     assert premiums["PROP-S"] < premiums["PROP-M"] < premiums["PROP-L"]

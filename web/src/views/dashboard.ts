@@ -4,7 +4,7 @@
 
 import type { GetStatsResponse } from "../gen/quoteflow/quote/v1/quote_service_pb.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { h, replace } from "../dom.js";
+import { field, h, replace } from "../dom.js";
 import { priorityWords, seconds } from "../format.js";
 import { describe, keepStreaming, processor, quote, requestor } from "../rpc.js";
 import type { View } from "./view.js";
@@ -60,9 +60,54 @@ export class DashboardView implements View {
       this.updated,
       this.quoteBox,
       this.chart,
+      h("h3", {}, "Rate limit per fairness key"),
+      this.rateLimitForm(),
       h("h3", {}, "Orders"),
       this.others,
     );
+  }
+
+  /** SetRateLimit: a key's messages start at most per_second (0 lifts the limit). */
+  private rateLimitForm(): HTMLElement {
+    const outcome = h("p", { id: "rate-limit-outcome", role: "status" });
+    const input = (id: string, label: string, attributes: Record<string, string>): HTMLElement =>
+      field(label, h("input", { id, name: id, ...attributes }));
+    const form = h(
+      "form",
+      {
+        id: "rate-limit-form",
+        novalidate: true,
+        onsubmit: (event: Event) => {
+          event.preventDefault();
+          void this.setRateLimit(form, outcome);
+        },
+      },
+      input("limit-key", "Fairness key (empty: messages without one)", { autocomplete: "off" }),
+      input("limit-rate", "Per second (0 lifts the limit)", { type: "number", min: "0", step: "any", value: "1" }),
+      input("limit-burst", "Burst (0: the rate, rounded up)", { type: "number", min: "0", step: "1", value: "0" }),
+      h("button", { type: "submit", id: "rate-limit-button" }, "Set limit"),
+    );
+    return h("div", {}, form, outcome);
+  }
+
+  private async setRateLimit(form: HTMLFormElement, outcome: HTMLElement): Promise<void> {
+    const read = (id: string): string => (form.querySelector(`#${id}`) as HTMLInputElement).value.trim();
+    try {
+      const answer = await quote.setRateLimit({
+        fairnessKey: read("limit-key"),
+        perSecond: Number(read("limit-rate")),
+        burst: Number(read("limit-burst")) || 0,
+      });
+      const key = answer.fairnessKey || "(none)";
+      outcome.textContent =
+        answer.perSecond === 0
+          ? `Key ${key}: no rate limit.`
+          : `Key ${key}: at most ${answer.perSecond} a second, burst ${answer.burst}.`;
+      outcome.className = "";
+    } catch (error) {
+      outcome.textContent = describe(error).text;
+      outcome.className = "error";
+    }
   }
 
   show(): void {
@@ -161,6 +206,13 @@ export class DashboardView implements View {
         ["workers", String(stats.workers)],
         ["max size", String(stats.maxSize)],
       ]),
+      table(
+        "Busiest fairness keys (pending)",
+        "key-counts",
+        stats.busiestKeys.length
+          ? stats.busiestKeys.map((k) => [k.fairnessKey || "(none)", String(k.pendingCount)])
+          : [["none pending", ""]],
+      ),
     );
     this.renderChart(now);
   }

@@ -179,6 +179,10 @@ export class FollowView implements View {
       ["Address", message.payload?.address ?? "—"],
       ["Coverage", message.payload ? message.payload.coverageAmount.toLocaleString() : "—"],
       ["Priority", priorityWords(message.priority)],
+      // While pending, the priority aging serves it at.
+      ["Served at", message.effectivePriority ? priorityWords(message.effectivePriority) : "—", "message-effective-priority"],
+      ["Fairness key", message.fairnessKey || "none", "message-fairness-key"],
+      ["Scheduled for", message.scheduleTime ? time(message.scheduleTime) : "not scheduled", "message-schedule-time"],
       ["Pipeline", message.useAgentic ? "step-by-step underwriting" : "single-step rating"],
       ["Created", time(message.createdAt)],
       ["Started", time(message.startedAt)],

@@ -21,6 +21,8 @@ const CONTROLS: Record<string, string> = {
   "submission.prior_claims": "prior-claims",
   priority: "priority",
   request_id: "request-id",
+  fairness_key: "fairness-key",
+  delay: "delay",
 };
 
 export class SubmitView implements View {
@@ -81,6 +83,12 @@ export class SubmitView implements View {
           [String(Priority.URGENT), "Urgent"],
         ]),
       ),
+      field(
+        "Fairness key (tenant or broker)",
+        h("input", { id: "fairness-key", name: "fairness-key", autocomplete: "off" }),
+        "optional: within a priority, keys take turns",
+      ),
+      field("Delay (seconds)", integer("delay", "0", "31622400", ""), "queued only: not priced before then"),
       h(
         "div",
         { class: "field switch" },
@@ -118,7 +126,9 @@ export class SubmitView implements View {
       submission,
       priority: Number(this.value("priority")) as Priority,
       useAgentic: (this.form.querySelector("#use-agentic") as HTMLInputElement).checked,
+      fairnessKey: this.value("fairness-key"),
     };
+    const delay = this.value("delay");
     const button = this.form.querySelector("#submit-button") as HTMLButtonElement;
     button.disabled = true;
     replace(this.outcome, h("p", {}, sync ? "Running the quote now…" : "Queueing…"));
@@ -127,7 +137,11 @@ export class SubmitView implements View {
         const { message } = await quote.runQuote(request);
         if (message) this.done(message, "Ran now");
       } else {
-        const answer = await quote.submitQuote(request);
+        // An unreadable delay goes as -1 s, which the service names as a violation.
+        const schedule = delay
+          ? { case: "delay" as const, value: { seconds: BigInt(/^\d+$/.test(delay) ? delay : "-1") } }
+          : { case: undefined };
+        const answer = await quote.submitQuote({ ...request, schedule });
         if (answer.message) {
           const eta = seconds(durationSeconds(answer.estimatedProcessingTime));
           this.done(answer.message, `Queued at position ${answer.queuePosition}, expected within ${eta}`);
