@@ -11,6 +11,7 @@ and an outcome is written only by an UPDATE whose WHERE holds the fencing rule
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -216,6 +217,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             WHERE state = 'available' AND run_at IS NULL""",
         "CREATE INDEX jobs_running_keys ON jobs (queue, fairness_key) WHERE state = 'running'",
     ),
+    # A claim reads the jobs whose time (a schedule, a backoff) has come as it
+    # reads the others: per priority, in rank order and by when each became
+    # due, not all together by run_at, which would hide a higher priority's or
+    # an earlier turn's behind a crowd of earlier times. run_at is a key, so
+    # that a scan checks it in the index, passing over the jobs whose time is
+    # to come without reading them.
+    (
+        """CREATE INDEX jobs_fair_timed ON jobs (queue, priority, rank, seq, run_at)
+            WHERE state = 'available' AND run_at IS NOT NULL""",
+        """CREATE INDEX jobs_aging_timed ON jobs (queue, priority, ready_at, run_at)
+            WHERE state = 'available' AND run_at IS NOT NULL""",
+    ),
 )
 
 # Hashed with each queue's name, an advisory lock key for the bound, so only
@@ -229,7 +242,32 @@ _COLUMNS = (
 )
 _JOBS_COLUMNS = ", ".join(f"jobs.{column.strip()}" for column in _COLUMNS.split(","))
 
+# Locks the rows of the keys ($1, $2: queue and key, each once) a batch
+# ranks jobs of, making those of new keys, and reads their next ranks (a new
+# key's is -Infinity: none yet) and their queues' clocks (rows with key NULL).
+# A concurrent submission of one of them, even a new one, waits for this
+# transaction, and then ranks after it. In (queue, key) order, so that two
+# batches never wait for each other in a circle.
+_LOCK_RANKS = """
+    WITH locked AS (
+        INSERT INTO fair_keys
+        SELECT queue, key, '-Infinity' FROM unnest($1::text[], $2::text[]) AS batch(queue, key)
+        ORDER BY queue, key
+        ON CONFLICT (queue, key) DO UPDATE SET next_rank = fair_keys.next_rank
+        RETURNING queue, key, next_rank
+    )
+    SELECT queue, key, next_rank FROM locked
+    UNION ALL SELECT queue, NULL, clock FROM fair_clocks WHERE queue = ANY($1::text[])"""
+
+# Adds a batch's jobs, and moves their keys' next ranks ($15, $16, $17:
+# queue, key, next rank) past them in the same statement, a round trip fewer
+# under the keys' locks. GREATEST, so that a rank is never given twice.
 _INSERT = f"""
+    WITH moved AS (
+        UPDATE fair_keys SET next_rank = greatest(fair_keys.next_rank, moved.next_rank)
+        FROM unnest($15::text[], $16::text[], $17::float8[]) AS moved(queue, key, next_rank)
+        WHERE fair_keys.queue = moved.queue AND fair_keys.key = moved.key
+    )
     INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
                       created_at, lease_owner, error, request_id, fingerprint, attempt_timeout,
                       trace, fairness_key, rank, ready_at, run_at)
@@ -246,7 +284,11 @@ _INSERT = f"""
     ON CONFLICT (queue, request_id) WHERE request_id <> '' DO NOTHING
     RETURNING {_COLUMNS}"""
 
+# As _INSERT, for one job claimed at once: its key's next rank is $14.
 _CLAIM_NEW = f"""
+    WITH moved AS (
+        UPDATE fair_keys SET next_rank = greatest(next_rank, $14) WHERE queue = $2 AND key = $12
+    )
     INSERT INTO jobs (id, queue, payload, priority, state, max_attempts, attempt, failures,
                       created_at, lease_owner, lease_until, started_at, error, request_id,
                       fingerprint, attempt_timeout, trace, fairness_key, rank, ready_at)
@@ -270,52 +312,57 @@ _UNFINISHED = """
     WHERE queue = ANY($1::text[]) AND state IN ('available', 'running')
     GROUP BY queue"""
 
-# What a claim chooses from (fairness.py), in one statement: per priority
-# ($2), the first due jobs in rank order and, per priority below the top ($5,
-# with aging), the longest due; the jobs with a time (a schedule, a backoff)
-# that has come; and expired leases. Each passes over the keys in $4. Nothing
-# is locked: what is chosen from them is (_LOCK_CHOSEN), so that concurrent
+# What a claim chooses from (fairness.py): of the jobs due without a time,
+# those whose time (a schedule, a backoff) has come, and expired leases
+# (taken over), per priority that has some (job_counts), the first in rank
+# order and, below the top priority ($4, NULL without aging), the longest due;
+# each passing over the keys in $3, at $5 (now). The last two kinds are
+# looked for only when one index entry says the queue has some, so that jobs
+# whose time is still to come, and leases still held, cost a claim nothing.
+# Nothing is locked: what is chosen from them is (_CLAIM), so that concurrent
 # claims pass over each other's choices, not over everything either read.
 _CANDIDATE = "seq, id, priority, rank, ready_at, fairness_key"
+_UNTIMED = "state = 'available' AND run_at IS NULL"
+_TIMED = "state = 'available' AND run_at IS NOT NULL AND run_at <= $5"
+# A job whose time has come became due by then: the bound ends the scan by
+# ready_at at the jobs whose time is to come (their ready_at is their time).
+_TIMED_AGED = f"{_TIMED} AND ready_at <= $5"
+_EXPIRED = "state = 'running' AND lease_until <= $5"
+
+
+def _firsts(priorities: str, kind: str, *, aging: bool = False) -> str:
+    """Per priority of priorities, the first $2 candidates of kind in rank
+    order, or with aging, those below the top priority longest due."""
+    return f"""
+    SELECT first.* FROM {priorities} AS p, LATERAL (
+        SELECT {_CANDIDATE}, state = 'running' AS taken_over FROM jobs
+        WHERE queue = $1 AND jobs.priority = p.priority AND {kind}
+          AND fairness_key <> ALL($3::text[]) {"AND p.priority < $4" if aging else ""}
+        ORDER BY {"ready_at" if aging else "rank, seq"} LIMIT $2) AS first"""
+
+
 _CANDIDATES = f"""
-    WITH ready AS (
-        SELECT ready.* FROM unnest($2::int[]) AS p(priority), LATERAL (
-            SELECT {_CANDIDATE}, false AS taken_over FROM jobs
-            WHERE queue = $1 AND state = 'available' AND run_at IS NULL
-              AND jobs.priority = p.priority AND fairness_key <> ALL($4::text[])
-            ORDER BY rank, seq LIMIT $3 ) AS ready
-    ), aged AS (
-        SELECT aged.* FROM unnest($5::int[]) AS p(priority), LATERAL (
-            SELECT {_CANDIDATE}, false AS taken_over FROM jobs
-            WHERE queue = $1 AND state = 'available' AND run_at IS NULL
-              AND jobs.priority = p.priority AND fairness_key <> ALL($4::text[])
-            ORDER BY ready_at LIMIT $3 ) AS aged
-    ), due AS (
-        SELECT {_CANDIDATE}, false AS taken_over FROM jobs
-        WHERE queue = $1 AND state = 'available' AND run_at IS NOT NULL AND run_at <= $6
-          AND fairness_key <> ALL($4::text[])
-        ORDER BY run_at LIMIT $3
+    WITH counted AS (
+        SELECT state, priority FROM job_counts
+        WHERE queue = $1 AND state IN ('available', 'running')
+        GROUP BY state, priority HAVING sum(count) > 0
+    ), available AS (
+        SELECT priority FROM counted WHERE state = 'available'
+    ), timed AS (
+        SELECT priority FROM available
+        WHERE EXISTS (SELECT FROM jobs WHERE queue = $1 AND {_TIMED})
     ), expired AS (
-        SELECT {_CANDIDATE}, true AS taken_over FROM jobs
-        WHERE queue = $1 AND state = 'running' AND lease_until <= $6
-          AND fairness_key <> ALL($4::text[])
-        ORDER BY lease_until LIMIT $3
+        SELECT priority FROM counted WHERE state = 'running'
+          AND EXISTS (SELECT FROM jobs WHERE queue = $1 AND {_EXPIRED})
     )
-    SELECT * FROM ready UNION ALL SELECT * FROM aged
-    UNION ALL SELECT * FROM due UNION ALL SELECT * FROM expired"""
-# The first $3 of the choices $1, in their order, that are still claimable
-# and that no concurrent claim holds.
-_LOCK_CHOSEN = """
-    SELECT id FROM jobs WHERE id = ANY($1::text[]) AND (
-        (state = 'available' AND (run_at IS NULL OR run_at <= $2))
-        OR (state = 'running' AND lease_until <= $2))
-    ORDER BY array_position($1::text[], id) LIMIT $3
-    FOR UPDATE SKIP LOCKED"""
+    {_firsts("available", _UNTIMED)}
+    UNION ALL {_firsts("available", _UNTIMED, aging=True)}
+    UNION ALL {_firsts("timed", _TIMED)}
+    UNION ALL {_firsts("timed", _TIMED_AGED, aging=True)}
+    UNION ALL {_firsts("expired", _EXPIRED)}
+    UNION ALL {_firsts("expired", _EXPIRED, aging=True)}"""
 #: The most times a claim chooses again for what a concurrent claim took.
 _CLAIM_ROUNDS = 3
-_PRIORITIES = """
-    SELECT priority FROM job_counts WHERE queue = $1 AND state = 'available'
-    GROUP BY priority HAVING sum(count) > 0"""
 # Hashed with the queue's name: held by a claim under a cap per key, so that
 # claims on many replicas do not each see room under it at once.
 _CLAIM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('quoteflow.jobs.claim:' || $1, 0))"
@@ -325,14 +372,23 @@ _RUNNING_KEYS = """
 _BUCKETS = """
     SELECT key, per_second, burst, tokens, at FROM rate_limits WHERE queue = $1
     ORDER BY key FOR UPDATE"""
+# Claims for $3, leased until $4 and started at $5 (now), the first $2 of the
+# choices $1, in their order, that are still claimable and that no concurrent
+# claim holds; and moves the clock of their queue ($6) to the highest rank
+# they take.
 _CLAIM = f"""
     WITH claimed AS (
-        UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $2,
-                        lease_until = $3, run_at = NULL, started_at = $4
-        WHERE id = ANY($1::text[])
+        UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $3,
+                        lease_until = $4, run_at = NULL, started_at = $5
+        WHERE id IN (
+            SELECT id FROM jobs WHERE id = ANY($1::text[]) AND (
+                (state = 'available' AND (run_at IS NULL OR run_at <= $5))
+                OR (state = 'running' AND lease_until <= $5))
+            ORDER BY array_position($1::text[], id) LIMIT $2
+            FOR UPDATE SKIP LOCKED)
         RETURNING {_JOBS_COLUMNS}
     ), clock AS (
-        INSERT INTO fair_clocks VALUES ($5, $6)
+        INSERT INTO fair_clocks SELECT $6::text, max(rank) FROM claimed HAVING count(*) > 0
         ON CONFLICT (queue) DO UPDATE SET clock = greatest(fair_clocks.clock, excluded.clock)
     )
     SELECT * FROM claimed"""
@@ -340,18 +396,6 @@ _TAKE_TOKENS = """
     UPDATE rate_limits SET tokens = taken.tokens, at = $3
     FROM unnest($2::text[], $4::float8[]) AS taken(key, tokens)
     WHERE rate_limits.queue = $1 AND rate_limits.key = taken.key"""
-_NEXT_RANKS = """
-    SELECT key, next_rank FROM fair_keys WHERE queue = $1 AND key = ANY($2::text[])
-    ORDER BY key FOR UPDATE"""
-_CLOCK = "SELECT clock FROM fair_clocks WHERE queue = $1"
-_MOVE_RANKS = """
-    INSERT INTO fair_keys SELECT $1, key, next_rank
-    FROM unnest($2::text[], $3::float8[]) AS moved(key, next_rank)
-    ON CONFLICT (queue, key) DO UPDATE
-    SET next_rank = greatest(fair_keys.next_rank, excluded.next_rank)"""
-_BUSIEST = f"""
-    SELECT key, sum(count)::bigint FROM key_counts WHERE queue = $1
-    GROUP BY key HAVING sum(count) > 0 ORDER BY 2 DESC, key LIMIT {fairness.BUSIEST_KEYS}"""
 # The limited keys out of tokens that have AVAILABLE jobs (next_due).
 _STARVED_BUCKETS = """
     SELECT key, per_second, burst, tokens, at FROM rate_limits
@@ -434,16 +478,22 @@ _LEAD = """
     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
     WHERE leads.until <= $4 OR leads.owner = excluded.owner
     RETURNING owner"""
-_STATS = """
+_STATS = f"""
     SELECT state, priority, sum(count)::bigint,
         -- ORDER BY ... LIMIT 1 reads one entry of a partial index; min()
         -- may read every one (the planner does not always rewrite it).
         (SELECT created_at FROM jobs WHERE queue = $1 AND state = 'available'
             ORDER BY created_at LIMIT 1),
         (SELECT started_at FROM jobs WHERE queue = $1 AND state = 'running'
-            ORDER BY started_at LIMIT 1)
+            ORDER BY started_at LIMIT 1),
+        NULL AS key
     FROM job_counts WHERE queue = $1
-    GROUP BY state, priority HAVING sum(count) <> 0"""
+    GROUP BY state, priority HAVING sum(count) <> 0
+    -- The busiest keys, in the same round trip: rows of their own, state NULL.
+    UNION ALL (
+        SELECT NULL, NULL, sum(count)::bigint, NULL, NULL, key FROM key_counts WHERE queue = $1
+        GROUP BY key HAVING sum(count) > 0
+        ORDER BY 3 DESC, key LIMIT {fairness.BUSIEST_KEYS})"""
 _SWEEP = """
     DELETE FROM jobs WHERE id IN (
         SELECT id FROM jobs
@@ -514,8 +564,10 @@ class PostgresJobStore(DatabaseStore):
         async with self._database.connection("write") as connection, connection.transaction():
             if max_unfinished is not None and plan.fresh:
                 await connection.execute(_LOCK_BOUNDS, [new.queue for new in plan.fresh])
-            ranks = await _ranks(connection, plan.fresh)
-            rows = await connection.fetch(_INSERT, *plan.columns(ranks))
+            ranks, moves = await _ranks(connection, plan.fresh)
+            rows = await connection.fetch(
+                _INSERT, *plan.columns(ranks), moves.queues, moves.keys, moves.next_ranks
+            )
             made = {row["id"]: _job(row) for row in rows}
             # A fresh job not inserted has a request_id its queue has seen.
             existing = await _existing(connection, plan.seen(made))
@@ -534,7 +586,8 @@ class PostgresJobStore(DatabaseStore):
         async with self._database.connection("write") as connection, connection.transaction():
             if max_unfinished is not None:
                 await connection.execute(_LOCK_BOUNDS, [job.queue])
-            [rank] = await _ranks(connection, [job])
+            [rank], moves = await _ranks(connection, [job])
+            [next_rank] = moves.next_ranks
             row = await connection.fetchrow(
                 _CLAIM_NEW,
                 random_id(),
@@ -550,6 +603,7 @@ class PostgresJobStore(DatabaseStore):
                 job.trace,
                 job.fairness_key,
                 rank,
+                next_rank,
             )
             if max_unfinished is not None:
                 await _admit(connection, [job.queue], max_unfinished)
@@ -574,53 +628,40 @@ class PostgresJobStore(DatabaseStore):
                 running = {key: n for key, n in await connection.fetch(_RUNNING_KEYS, queue)}
             buckets = _buckets(await connection.fetch(_BUCKETS, queue))
             allowance = rate_limits.allowances(buckets, now)
-            chosen: list[asyncpg.Record] = []
+            claimed: list[Job] = []
+            taken_over: set[str] = set()
             passed_ids: set[str] = set()
             for _ in range(_CLAIM_ROUNDS):
-                want = limit - len(chosen)
+                want = limit - len(claimed)
                 # More choices than wanted, best first: those a concurrent
                 # claim holds are passed over for the next.
+                per_read = fairness.candidates_per_read(want)
                 picks = await _choose(
-                    connection, queue, fairness.candidates_per_read(want), now, policy, running,
-                    allowance, passed_ids,
-                )  # fmt: skip
+                    connection, queue, per_read, now, policy, running, allowance, passed_ids
+                )
+                if not picks:
+                    break
                 ids = [pick["id"] for pick in picks]
-                locked = {row["id"] for row in await connection.fetch(_LOCK_CHOSEN, ids, now, want)}
-                for pick in picks:
-                    if pick["id"] not in locked:
-                        continue
-                    chosen.append(pick)
-                    key = pick["fairness_key"]
-                    running[key] = running.get(key, 0) + 1
-                    if key in allowance:
-                        allowance[key] -= 1
+                rows = await connection.fetch(_CLAIM, ids, want, owner, now + lease, now, queue)
+                for job in map(_job, rows):
+                    claimed.append(job)
+                    running[job.fairness_key] = running.get(job.fairness_key, 0) + 1
+                    if job.fairness_key in allowance:
+                        allowance[job.fairness_key] -= 1
+                taken_over |= {pick["id"] for pick in picks if pick["taken_over"]}
                 # Chosen again, from what is left, only if too few were free.
                 passed_ids |= set(ids)
-                if len(locked) == want or len(picks) < fairness.candidates_per_read(want):
+                if len(rows) == want or len(picks) < per_read:
                     break
-            if not chosen:
-                return []
-            rows = await connection.fetch(
-                _CLAIM,
-                [ready["id"] for ready in chosen],
-                owner,
-                now + lease,
-                now,
-                queue,
-                max(ready["rank"] for ready in chosen),
-            )
-            taking = Counter(ready["fairness_key"] for ready in chosen)
+            taking = Counter(job.fairness_key for job in claimed)
             limited = [key for key in taking if key in buckets]
             if limited:
                 tokens = [
                     rate_limits.taken(buckets[key], taking[key], now).tokens for key in limited
                 ]
                 await connection.execute(_TAKE_TOKENS, queue, limited, now, tokens)
-        taken_over = {ready["id"] for ready in chosen if ready["taken_over"]}
         # UPDATE ... RETURNING answers in no particular order.
-        claimed = sorted(
-            (_job(row) for row in rows), key=lambda job: fairness.claim_order(job, now, policy)
-        )
+        claimed.sort(key=lambda job: fairness.claim_order(job, now, policy))
         return [Claim(job, job.attempt, job.id in taken_over) for job in claimed]
 
     async def extend(self, claims: Sequence[Claim], *, lease: float, now: float) -> list[bool]:
@@ -698,9 +739,9 @@ class PostgresJobStore(DatabaseStore):
     async def stats(self, queue: str) -> QueueCounts:
         async with self._database.connection("read") as connection:
             rows = await connection.fetch(_STATS, queue)
-            busiest = await connection.fetch(_BUSIEST, queue)
         return counts_from_groups(
-            [tuple(row) for row in rows], tuple((key, count) for key, count in busiest)
+            [tuple(row)[:5] for row in rows if row["state"] is not None],
+            fairness.busiest({row["key"]: row[2] for row in rows if row["state"] is None}),
         )
 
     def subscribe(self, queue: str) -> contextlib.AbstractContextManager[Subscription[JobChange]]:
@@ -866,23 +907,48 @@ async def _admit(
             raise QueueFullError(max_unfinished, 0.0)
 
 
-async def _ranks(connection: Connection, jobs: Sequence[NewJob]) -> list[float]:
-    """The ranks of jobs, to be added in this order, with their keys' next
-    ranks moved past them (fairness.ranks), in the caller's transaction: a
-    key's row is locked until it commits, so concurrent submissions of one
-    key are ranked one after another."""
+async def _ranks(connection: Connection, jobs: Sequence[NewJob]) -> tuple[list[float], _Moves]:
+    """The ranks of jobs, to be added in this order, and their keys' next
+    ranks after them (fairness.ranks), for the statement that adds them to
+    move. Their keys' rows stay locked until the caller's transaction ends, so
+    concurrent submissions of one key are ranked one after another."""
+    moves = _Moves([], [], [])
+    if not jobs:
+        return [], moves
+    held = sorted({(new.queue, new.fairness_key) for new in jobs})
+    rows = await connection.fetch(
+        _LOCK_RANKS, [queue for queue, _ in held], [key for _, key in held]
+    )
+    clocks: dict[str, float] = {}
+    next_ranks: dict[str, dict[str, float]] = {}
+    for queue, key, rank in rows:
+        if key is None:
+            clocks[queue] = rank
+        elif rank > -math.inf:
+            next_ranks.setdefault(queue, {})[key] = rank
     given: dict[int, float] = {}
     for queue in dict.fromkeys(new.queue for new in jobs):
         mine = [n for n, new in enumerate(jobs) if new.queue == queue]
-        keys = sorted({jobs[n].fairness_key for n in mine})
-        next_ranks = {key: rank for key, rank in await connection.fetch(_NEXT_RANKS, queue, keys)}
-        clock = await connection.fetchval(_CLOCK, queue)
         ranked, following = fairness.ranks(
-            [(jobs[n].fairness_key, jobs[n].weight) for n in mine], next_ranks, clock or 0.0
+            [(jobs[n].fairness_key, jobs[n].weight) for n in mine],
+            next_ranks.get(queue, {}),
+            clocks.get(queue, 0.0),
         )
-        await connection.execute(_MOVE_RANKS, queue, list(following), list(following.values()))
         given.update(zip(mine, ranked, strict=True))
-    return [given[n] for n in range(len(jobs))]
+        for key, rank in following.items():
+            moves.queues.append(queue)
+            moves.keys.append(key)
+            moves.next_ranks.append(rank)
+    return [given[n] for n in range(len(jobs))], moves
+
+
+@dataclass(frozen=True, slots=True)
+class _Moves:
+    """The next ranks a submission moves its keys to, as _INSERT's columns."""
+
+    queues: list[str]
+    keys: list[str]
+    next_ranks: list[float]
 
 
 async def _choose(
@@ -899,16 +965,13 @@ async def _choose(
     none of passed_ids, given each key's running jobs and allowance; in rounds
     while a round passes over a key that reached its cap or its rate, the
     next reading past it."""
-    priorities = [p for (p,) in await connection.fetch(_PRIORITIES, queue)]
-    aging = [p for p in priorities if p < policy.top_priority] if policy.aging_interval > 0 else []
+    top = policy.top_priority if policy.aging_interval > 0 else None
     rounds: fairness.Rounds[_Ready] = fairness.Rounds(
         limit=limit, now=now, policy=policy, running=running, allowance=allowance
     )
     while rounds.wanted:
         per_read = fairness.candidates_per_read(rounds.wanted + len(passed_ids))
-        rows = await connection.fetch(
-            _CANDIDATES, queue, priorities, per_read, sorted(rounds.passed), aging, now
-        )
+        rows = await connection.fetch(_CANDIDATES, queue, per_read, sorted(rounds.passed), top, now)
         rounds.offer(_Ready(row) for row in rows if row["id"] not in passed_ids)
     return [ready.row for ready in rounds.chosen]
 

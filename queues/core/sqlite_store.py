@@ -65,9 +65,7 @@ _SEED_CLOCKS = """INSERT INTO fair_clocks
     SELECT queue, coalesce(min(CASE WHEN state = 'available' THEN rank END), max(rank) + 1)
     FROM jobs WHERE true GROUP BY queue
     ON CONFLICT (queue) DO UPDATE SET clock = max(clock, excluded.clock)"""
-# The fair_keys triggers' moves: a job counted into its key's pending, and out.
-_PENDING_UP = """INSERT INTO fair_keys VALUES (NEW.queue, NEW.fairness_key, 0, 1)
-            ON CONFLICT (queue, key) DO UPDATE SET pending = pending + 1"""
+# A job counted out of its key's pending (one added is counted by its submission).
 _PENDING_DOWN = """UPDATE fair_keys SET pending = pending - 1
             WHERE queue = OLD.queue AND key = OLD.fairness_key"""
 
@@ -172,8 +170,6 @@ MIGRATIONS: Migrations = (
         ) WITHOUT ROWID""",
         _SEED_KEYS,
         _SEED_CLOCKS,
-        f"""CREATE TRIGGER fair_keys_in AFTER INSERT ON jobs
-            WHEN NEW.state = 'available' BEGIN {_PENDING_UP}; END""",
         f"""CREATE TRIGGER fair_keys_out AFTER DELETE ON jobs
             WHEN OLD.state = 'available' BEGIN {_PENDING_DOWN}; END""",
         """CREATE TRIGGER fair_keys_moved AFTER UPDATE OF state ON jobs
@@ -185,7 +181,7 @@ MIGRATIONS: Migrations = (
                 WHERE queue = OLD.queue AND key = OLD.fairness_key AND OLD.state = 'available';
         END""",
         "DROP INDEX jobs_ready",
-        """CREATE INDEX jobs_fair ON jobs (queue, priority, rank, seq)
+        """CREATE INDEX jobs_fair ON jobs (queue, priority DESC, rank, seq)
             WHERE state = 'available' AND run_at IS NULL""",
         """CREATE INDEX jobs_aging ON jobs (queue, priority, ready_at)
             WHERE state = 'available' AND run_at IS NULL""",
@@ -212,21 +208,26 @@ _LEAD = """INSERT INTO leads VALUES (?, ?, ?)
 # the keys given as a JSON array; each reads from its own partial index.
 _CANDIDATE = "seq, id, priority, rank, ready_at, fairness_key"
 _PASSED = "fairness_key NOT IN (SELECT value FROM json_each(?))"
-_BY_RANK = f"""SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_fair
+# Each read is a subquery, so that it keeps its own ORDER BY and LIMIT; a
+# claim's reads go as one statement (_reads).
+_BY_RANK = f"""SELECT * FROM (SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_fair
+    WHERE queue = ? AND state = 'available' AND run_at IS NULL AND {_PASSED}
+    ORDER BY priority DESC, rank, seq LIMIT ?)"""
+_BY_AGE = f"""SELECT * FROM (SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_aging
     WHERE queue = ? AND state = 'available' AND run_at IS NULL AND priority = ? AND {_PASSED}
-    ORDER BY rank, seq LIMIT ?"""
-_BY_AGE = f"""SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_aging
-    WHERE queue = ? AND state = 'available' AND run_at IS NULL AND priority = ? AND {_PASSED}
-    ORDER BY ready_at LIMIT ?"""
-_DUE = f"""SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_due
+    ORDER BY ready_at LIMIT ?)"""
+_DUE = f"""SELECT * FROM (SELECT {_CANDIDATE}, 0 FROM jobs INDEXED BY jobs_due
     WHERE queue = ? AND state = 'available' AND run_at <= ? AND {_PASSED}
-    ORDER BY run_at LIMIT ?"""
-_EXPIRED = f"""SELECT {_CANDIDATE}, 1 FROM jobs INDEXED BY jobs_leased
-    WHERE queue = ? AND state = 'running' AND lease_until <= ? AND {_PASSED} LIMIT ?"""
+    ORDER BY run_at LIMIT ?)"""
+_EXPIRED = f"""SELECT * FROM (SELECT {_CANDIDATE}, 1 FROM jobs INDEXED BY jobs_leased
+    WHERE queue = ? AND state = 'running' AND lease_until <= ? AND {_PASSED} LIMIT ?)"""
 _PRIORITIES = """SELECT priority FROM job_counts
     WHERE queue = ? AND state = 'available' AND count > 0"""
 _RUNNING_KEYS = """SELECT fairness_key, count(*) FROM jobs INDEXED BY jobs_running_keys
     WHERE queue = ? AND state = 'running' GROUP BY fairness_key"""
+_RANK_STATE = """SELECT NULL, clock FROM fair_clocks WHERE queue = ?
+    UNION ALL SELECT key, next_rank FROM fair_keys
+    WHERE queue = ? AND key IN (SELECT value FROM json_each(?))"""
 _BUCKETS = "SELECT key, per_second, burst, tokens, at FROM rate_limits WHERE queue = ?"
 _BUSIEST = f"""SELECT key, pending FROM fair_keys INDEXED BY fair_keys_busiest
     WHERE queue = ? AND pending > 0 ORDER BY pending DESC, key LIMIT {fairness.BUSIEST_KEYS}"""
@@ -362,7 +363,8 @@ class SqliteJobStore:
         policy: ClaimPolicy = NO_POLICY,
     ) -> list[Claim]:
         def claim(c: sqlite3.Connection) -> list[Claim]:
-            chosen = _choose(c, queue, limit, now, policy)
+            buckets = _buckets(c, queue)
+            chosen = _choose(c, queue, limit, now, policy, buckets)
             if not chosen:
                 return []
             seqs = [ready.seq for ready in chosen]
@@ -378,7 +380,8 @@ class SqliteJobStore:
                 ON CONFLICT (queue) DO UPDATE SET clock = max(clock, excluded.clock)""",
                 (queue, max(ready.rank for ready in chosen)),
             )
-            _take_tokens(c, queue, chosen, now)
+            if buckets:
+                _take_tokens(c, queue, buckets, chosen, now)
             taken_over = {ready.seq for ready in chosen if ready.taken_over}
             # RETURNING keeps no order.
             claimed = sorted(
@@ -683,35 +686,37 @@ def _seen(c: sqlite3.Connection, new: NewJob) -> Job | None:
 
 def _ranks(c: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[float]:
     """The ranks of jobs, to be added in this order, with their keys' next
-    ranks moved past them (fairness.ranks)."""
+    ranks moved past them (fairness.ranks) and their pending counts raised."""
     given: dict[int, float] = {}
     for queue in dict.fromkeys(new.queue for new in jobs):
         mine = [n for n, new in enumerate(jobs) if new.queue == queue]
         keys = sorted({jobs[n].fairness_key for n in mine})
-        next_ranks = dict(
-            c.execute(
-                "SELECT key, next_rank FROM fair_keys WHERE queue = ?"
-                " AND key IN (SELECT value FROM json_each(?))",
-                (queue, orjson.dumps(keys).decode()),
-            ).fetchall()
-        )
-        clock = c.execute("SELECT clock FROM fair_clocks WHERE queue = ?", (queue,)).fetchone()
+        # The clock and the keys' next ranks in one read: the clock's row first.
+        rows = c.execute(_RANK_STATE, (queue, queue, orjson.dumps(keys).decode())).fetchall()
+        clock = next((rank for key, rank in rows if key is None), 0.0)
         ranked, following = fairness.ranks(
             [(jobs[n].fairness_key, jobs[n].weight) for n in mine],
-            next_ranks,
-            clock[0] if clock else 0.0,
+            {key: rank for key, rank in rows if key is not None},
+            clock,
         )
+        adding = Counter(jobs[n].fairness_key for n in mine)
         c.executemany(
-            """INSERT INTO fair_keys VALUES (?, ?, ?, 0)
-            ON CONFLICT (queue, key) DO UPDATE SET next_rank = excluded.next_rank""",
-            [(queue, key, rank) for key, rank in following.items()],
+            """INSERT INTO fair_keys VALUES (?, ?, ?, ?)
+            ON CONFLICT (queue, key) DO UPDATE
+            SET next_rank = excluded.next_rank, pending = pending + excluded.pending""",
+            [(queue, key, rank, adding[key]) for key, rank in following.items()],
         )
         given.update(zip(mine, ranked, strict=True))
     return [given[n] for n in range(len(jobs))]
 
 
 def _choose(
-    c: sqlite3.Connection, queue: str, limit: int, now: float, policy: ClaimPolicy
+    c: sqlite3.Connection,
+    queue: str,
+    limit: int,
+    now: float,
+    policy: ClaimPolicy,
+    buckets: dict[str, rate_limits.Bucket],
 ) -> list[_Ready]:
     """The jobs a claim of limit takes (fairness.choose over what it reads),
     in rounds while a round passes over a key that reached its cap or its
@@ -719,39 +724,41 @@ def _choose(
     running: dict[str, int] = {}
     if policy.max_per_key is not None:
         running = dict(c.execute(_RUNNING_KEYS, (queue,)).fetchall())
-    priorities = [p for (p,) in c.execute(_PRIORITIES, (queue,))]
+    aging: list[int] = []
+    if policy.aging_interval > 0:
+        aging = [p for (p,) in c.execute(_PRIORITIES, (queue,)) if p < policy.top_priority]
     rounds: fairness.Rounds[_Ready] = fairness.Rounds(
         limit=limit,
         now=now,
         policy=policy,
         running=running,
-        allowance=rate_limits.allowances(_buckets(c, queue), now),
+        allowance=rate_limits.allowances(buckets, now),
     )
     while rounds.wanted:
-        rounds.offer(_candidates(c, queue, priorities, rounds.wanted, now, policy, rounds.passed))
+        rounds.offer(_candidates(c, queue, aging, rounds.wanted, now, rounds.passed))
     return rounds.chosen
 
 
 def _candidates(
     c: sqlite3.Connection,
     queue: str,
-    priorities: list[int],
+    aging: list[int],
     limit: int,
     now: float,
-    policy: ClaimPolicy,
     passed: frozenset[str],
 ) -> list[_Ready]:
+    """What a claim of limit chooses from: the first due jobs in claim order
+    without aging (every priority at once: jobs_fair is by priority first),
+    the longest due of each priority in aging, those whose time has come and
+    expired leases; in one statement."""
     per_read = fairness.candidates_per_read(limit)
     skip = orjson.dumps(sorted(passed)).decode()
-    reads: list[tuple[str, tuple[object, ...]]] = [
-        (_BY_RANK, (queue, p, skip, per_read)) for p in priorities
-    ]
-    if policy.aging_interval > 0:
-        reads += [
-            (_BY_AGE, (queue, p, skip, per_read)) for p in priorities if p < policy.top_priority
-        ]
+    reads: list[tuple[str, tuple[object, ...]]] = [(_BY_RANK, (queue, skip, per_read))]
+    reads += [(_BY_AGE, (queue, p, skip, per_read)) for p in aging]
     reads += [(_DUE, (queue, now, skip, per_read)), (_EXPIRED, (queue, now, skip, per_read))]
-    return [_Ready(*row) for sql, values in reads for row in c.execute(sql, values)]
+    sql = " UNION ALL ".join(read for read, _ in reads)
+    values = tuple(value for _, each in reads for value in each)
+    return [_Ready(*row) for row in c.execute(sql, values)]
 
 
 def _buckets(c: sqlite3.Connection, queue: str) -> dict[str, rate_limits.Bucket]:
@@ -761,9 +768,14 @@ def _buckets(c: sqlite3.Connection, queue: str) -> dict[str, rate_limits.Bucket]
     }
 
 
-def _take_tokens(c: sqlite3.Connection, queue: str, chosen: list[_Ready], now: float) -> None:
+def _take_tokens(
+    c: sqlite3.Connection,
+    queue: str,
+    buckets: dict[str, rate_limits.Bucket],
+    chosen: list[_Ready],
+    now: float,
+) -> None:
     """Take a token of each rate-limited key per job of it chosen."""
-    buckets = _buckets(c, queue)
     taking = Counter(ready.fairness_key for ready in chosen if ready.fairness_key in buckets)
     c.executemany(
         "UPDATE rate_limits SET tokens = ?, at = ? WHERE queue = ? AND key = ?",

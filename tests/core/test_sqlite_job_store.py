@@ -53,7 +53,7 @@ async def test_a_newer_schema_is_refused_naming_the_file(tmp_path: Path) -> None
 
 def back_to_version_4(side: sqlite3.Connection) -> None:
     """Undo schema version 5 (fairness keys, aging, rate limits) in a file."""
-    for trigger in ("fair_keys_in", "fair_keys_out", "fair_keys_moved"):
+    for trigger in ("fair_keys_out", "fair_keys_moved"):
         side.execute(f"DROP TRIGGER {trigger}")
     for index in ("jobs_fair", "jobs_aging", "jobs_due", "jobs_running_keys"):
         side.execute(f"DROP INDEX {index}")
