@@ -166,7 +166,7 @@ async def _aging(run: Run) -> None:
     run.add(
         Figure(
             "fairness.aging.low_worst_wait_intervals", worst, "intervals", target=AGING_TARGET,
-            note="LOW is HIGH after two intervals, and then goes before HIGH",
+            note="aged HIGH is URGENT at one interval; LOW at three, and goes first",
             params={"aging_interval_s": AGING_INTERVAL, "seconds": seconds, "workers": 2},
         )
     )  # fmt: skip

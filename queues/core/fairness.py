@@ -96,6 +96,14 @@ def ranks(
     return given, {key: following[key] for key, _ in jobs}
 
 
+def forgettable(next_rank: float, clock: float) -> bool:
+    """Whether a key's next rank can be forgotten: ranks gives a key it has
+    none of the clock, so once the clock has reached the key's next rank,
+    forgetting it changes no rank (what the retention sweep relies on, so that
+    keys used once, such as an order's, do not pile up)."""
+    return next_rank <= clock
+
+
 def choose(
     candidates: Iterable[J],
     *,

@@ -160,4 +160,6 @@ class JobStore(Protocol):
 
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         """Remove up to limit final jobs of queue that finished before
-        finished_before, with their request ids; answers how many."""
+        finished_before, with their request ids, and up to limit keys'
+        fairness state that no rank needs any more (fairness.forgettable);
+        answers how many jobs."""

@@ -524,6 +524,11 @@ class MemoryJobStore:
             assert job.finished_at is not None
             index.finished.push(job.finished_at, job, self._versions[job.id])
         index.compact()
+        index.next_ranks = {
+            key: rank
+            for key, rank in index.next_ranks.items()
+            if not fairness.forgettable(rank, index.clock)
+        }
         return swept
 
     def _remove(self, queue: _Queue, job: Job) -> None:

@@ -502,6 +502,22 @@ _SWEEP = """
         FOR UPDATE SKIP LOCKED
     )"""
 
+# The keys whose next rank the clock has reached (fairness.forgettable): the
+# jobs keep their ranks, so whether a key has any pending does not matter.
+# Those a submission is ranking are passed over. And the per-key counts that
+# have come to nothing: a trigger's upsert makes a row again.
+_FORGET_KEYS = """
+    DELETE FROM fair_keys WHERE (queue, key) IN (
+        SELECT fair_keys.queue, key FROM fair_keys JOIN fair_clocks USING (queue)
+        WHERE queue = $1 AND next_rank <= clock
+        LIMIT $2 FOR UPDATE OF fair_keys SKIP LOCKED
+    )"""
+_FORGET_COUNTS = """
+    DELETE FROM key_counts WHERE (queue, key, shard) IN (
+        SELECT queue, key, shard FROM key_counts WHERE queue = $1 AND count = 0
+        LIMIT $2 FOR UPDATE SKIP LOCKED
+    )"""
+
 _FINAL = sorted(state.value for state in FINAL_STATES)
 
 
@@ -777,6 +793,8 @@ class PostgresJobStore(DatabaseStore):
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         async with self._database.connection("write") as connection:
             status = await connection.execute(_SWEEP, queue, _FINAL, finished_before, limit)
+            await connection.execute(_FORGET_KEYS, queue, limit)
+            await connection.execute(_FORGET_COUNTS, queue, limit)
         # The status is "DELETE <count>".
         return int(status.rpartition(" ")[2])
 

@@ -231,6 +231,13 @@ _RANK_STATE = """SELECT NULL, clock FROM fair_clocks WHERE queue = ?
 _BUCKETS = "SELECT key, per_second, burst, tokens, at FROM rate_limits WHERE queue = ?"
 _BUSIEST = f"""SELECT key, pending FROM fair_keys INDEXED BY fair_keys_busiest
     WHERE queue = ? AND pending > 0 ORDER BY pending DESC, key LIMIT {fairness.BUSIEST_KEYS}"""
+# The keys with nothing pending whose next rank the clock has reached
+# (fairness.forgettable).
+_FORGET_KEYS = """DELETE FROM fair_keys WHERE (queue, key) IN (
+    SELECT queue, key FROM fair_keys INDEXED BY fair_keys_busiest
+    WHERE queue = ? AND pending = 0
+        AND next_rank <= (SELECT clock FROM fair_clocks WHERE queue = ?)
+    LIMIT ?)"""
 _UNFINISHED = """SELECT coalesce(sum(count), 0) FROM job_counts
     WHERE queue = ? AND state IN ('available', 'running')"""
 _STATS = """
@@ -495,12 +502,14 @@ class SqliteJobStore:
     async def sweep(self, queue: str, *, finished_before: float, limit: int) -> int:
         def sweep(c: sqlite3.Connection) -> int:
             finals = [state.value for state in JobState if state.is_final]
-            return c.execute(
+            swept = c.execute(
                 f"""DELETE FROM jobs WHERE seq IN (
                     SELECT seq FROM jobs WHERE queue = ? AND finished_at < ?
                     AND state IN ({", ".join("?" * len(finals))}) ORDER BY seq LIMIT ?)""",
                 (queue, finished_before, *finals, limit),
             ).rowcount
+            c.execute(_FORGET_KEYS, (queue, queue, limit))
+            return swept
 
         return await self._write(sweep)
 

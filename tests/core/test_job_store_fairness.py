@@ -3,12 +3,17 @@ turn (weighted), aging, a cap per key, scheduled jobs, the busiest keys."""
 
 import asyncio
 import itertools
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
 
 from queues.core.fairness import NO_POLICY, ClaimPolicy
 from queues.core.job_store import JobStore
 from queues.core.jobs import JobState, NewJob
+from queues.core.memory_store import MemoryJobStore
+from queues.core.postgres_store import PostgresJobStore
 from queues.core.rate_limits import RateLimit
+from queues.core.sqlite_store import SqliteJobStore
 
 LEASE = 30.0
 LOW, NORMAL, HIGH, URGENT = 1, 2, 3, 4
@@ -229,3 +234,28 @@ async def test_a_rate_limit_can_be_raised_and_lifted(job_store: JobStore) -> Non
     assert len(await claimed(job_store, 10, now=100.01)) == 8
     # No token is awaited: what is due next is the first claim's lease end.
     assert await job_store.next_due("q") == 100.0 + LEASE
+
+
+async def remembered_keys(store: JobStore) -> set[str]:
+    """The keys whose fairness state the store keeps, read from each backend's own state."""
+    if isinstance(store, MemoryJobStore):
+        return set(store._queue("q").next_ranks)
+    if isinstance(store, SqliteJobStore):
+        with closing(sqlite3.connect(store.path)) as connection:
+            return {key for (key,) in connection.execute("SELECT key FROM fair_keys")}
+    assert isinstance(store, PostgresJobStore)
+    async with store._database.connection("read") as connection:
+        return {row["key"] for row in await connection.fetch("SELECT key FROM fair_keys")}
+
+
+async def test_the_sweep_forgets_only_the_keys_no_rank_needs(job_store: JobStore) -> None:
+    await job_store.submit([job(f"a{n}", "A") for n in range(3)] + [job("b0", "B")], now=1.0)
+    assert await drain(job_store) == ["a0", "b0", "a1", "a2"]
+    assert await remembered_keys(job_store) == {"A", "B"}
+    await job_store.sweep("q", finished_before=0.0, limit=100)
+    # The clock is at a2's rank: B's next is behind it, A's is ahead.
+    assert await remembered_keys(job_store) == {"A"}
+    # Had A been forgotten too, a3 would start at the clock beside c0 and go first.
+    await job_store.submit([job("a3", "A")], now=2.0)
+    await job_store.submit([job("c0", "C")], now=3.0)
+    assert await drain(job_store) == ["c0", "a3"]
