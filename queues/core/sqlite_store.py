@@ -231,8 +231,8 @@ _RANK_STATE = """SELECT NULL, clock FROM fair_clocks WHERE queue = ?
 _BUCKETS = "SELECT key, per_second, burst, tokens, at FROM rate_limits WHERE queue = ?"
 _BUSIEST = f"""SELECT key, pending FROM fair_keys INDEXED BY fair_keys_busiest
     WHERE queue = ? AND pending > 0 ORDER BY pending DESC, key LIMIT {fairness.BUSIEST_KEYS}"""
-# The keys with nothing pending whose next rank the clock has reached
-# (fairness.forgettable).
+# The keys whose next rank the clock has reached (fairness.forgettable), and
+# with nothing pending, since here the key's row also holds its pending count.
 _FORGET_KEYS = """DELETE FROM fair_keys WHERE (queue, key) IN (
     SELECT queue, key FROM fair_keys INDEXED BY fair_keys_busiest
     WHERE queue = ? AND pending = 0
