@@ -2,6 +2,7 @@
 processor, called through its stub."""
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -154,6 +155,36 @@ async def test_a_key_at_its_cap_leaves_the_slot_to_another(start_requestor, fake
     fake.complete("A-1")
     await requestor.wait_result(placed["A-2"].task_id, is_running, "running")
     for order in ("A-2", "B-1"):
+        fake.complete(order)
+    for task in placed.values():
+        assert (await requestor.wait_final(task.task_id)).status == pb.TASK_STATUS_SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("aging_interval", "next_slot"), [(0.01, "LOW"), (0.0, "HIGH")], ids=["aging", "no-aging"]
+)
+async def test_a_low_task_that_waited_intervals_takes_the_slot_before_a_new_high(
+    start_requestor, fake, aging_interval, next_slot
+):
+    requestor = await start_requestor(max_concurrent_tasks=1, aging_interval=aging_interval)
+    holder = await requestor.place("HOLD", priority=pb.TASK_PRIORITY_HIGH)
+    fake.propose("HOLD", "P1")
+    await requestor.wait_result(holder.task_id, is_running, "running")
+    placed = {}
+    fake.propose("LOW", "P1")
+    placed["LOW"] = await requestor.place("LOW", priority=pb.TASK_PRIORITY_LOW)
+    await poll(requestor.waiting_tasks, lambda n: n == 0, "LOW's first event")
+    # Aging is time waited: LOW waits five intervals, so at least two (LOW to
+    # HIGH) whatever the machine's pace, and goes before HIGH placed after it.
+    aged = time.monotonic() + 5 * max(aging_interval, 0.01)
+    await poll(time.monotonic, lambda now: now > aged, "LOW waiting five intervals")
+    fake.propose("HIGH", "P1")
+    placed["HIGH"] = await requestor.place("HIGH", priority=pb.TASK_PRIORITY_HIGH)
+    await poll(requestor.waiting_tasks, lambda n: n == 0, "HIGH's first event")
+    fake.complete("HOLD")
+    await fake.wait_for(lambda: len(followed(fake)) == 2)
+    assert followed(fake) == ["HOLD", next_slot]
+    for order in ("LOW", "HIGH"):
         fake.complete(order)
     for task in placed.values():
         assert (await requestor.wait_final(task.task_id)).status == pb.TASK_STATUS_SUCCEEDED
