@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import grpc
@@ -15,31 +14,13 @@ import pytest
 from support.polling import poll
 from support.postgres import fresh_database
 from support.quote_harness import submission
+from support.replicas import LEASES, quote_replica
 from support.service_process import Launched, running_service
 
 from quoteflow.processor.v1 import processor_service_pb2 as pb
 from quoteflow.processor.v1 import processor_service_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.postgres
-
-TESTS = str(Path(__file__).resolve().parents[1])
-#: Short leases, so a killed replica's claims come back within the test.
-LEASES = ("--lease-seconds", "2", "--heartbeat-seconds", "0.5")
-
-
-def quote(url: str, workers: int) -> contextlib.AbstractAsyncContextManager[Launched]:
-    return running_service(
-        "quote_svc",
-        "--store",
-        "postgres",
-        "--processor",
-        "support.quote_plugins:scripted",
-        "--workers",
-        str(workers),
-        *LEASES,
-        QUOTE_DATABASE_URL=url,
-        PYTHONPATH=TESTS,
-    )
 
 
 @contextlib.asynccontextmanager
@@ -97,7 +78,7 @@ async def test_an_order_is_one_sequence_whichever_replica_appends_or_watches() -
     async with (
         fresh_database() as quotes,
         fresh_database() as orders,
-        quote(quotes, workers=2) as quoting,
+        quote_replica(quotes, 2) as quoting,
         processors(orders, quoting.address, 2) as running,
     ):
         (_, first), (_, second) = running
@@ -123,7 +104,7 @@ async def test_an_order_completes_whole_when_the_replica_pricing_it_is_killed() 
     async with (
         fresh_database() as quotes,
         fresh_database() as orders,
-        quote(quotes, workers=0) as accepting,
+        quote_replica(quotes, 0) as accepting,
     ):
         async with processors(orders, accepting.address, 1) as [(victim, on_victim)]:
             # No quote worker runs yet, and no other replica: the victim holds
@@ -148,7 +129,7 @@ async def test_an_order_completes_whole_when_the_replica_pricing_it_is_killed() 
 
         async with (
             processors(orders, accepting.address, 1) as [(_, survivor)],
-            quote(quotes, workers=2),
+            quote_replica(quotes, 2),
         ):
             # Priced by the survivor's takeover alone, before any completion.
             priced = await events(survivor, "ORD", stop_at=20)

@@ -15,43 +15,13 @@ import pytest
 from support.polling import POLL_DEADLINE_SECONDS, poll
 from support.postgres import fresh_database
 from support.quote_harness import submission
-from support.service_process import Launched, launch, python_env, running_service, service_argv
+from support.replicas import LEASES, TESTS, quote_replicas
+from support.service_process import Launched, launch, python_env, service_argv
 
 from quoteflow.quote.v1 import quote_service_pb2 as pb
 from quoteflow.quote.v1 import quote_service_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.postgres
-
-TESTS = str(Path(__file__).resolve().parents[1])
-#: Short leases, so a killed replica's claims come back within the test.
-LEASES = ("--lease-seconds", "2", "--heartbeat-seconds", "0.5")
-
-
-@contextlib.asynccontextmanager
-async def replicas(
-    url: str, workers: list[int]
-) -> AsyncIterator[list[tuple[Launched, pb_grpc.QuoteServiceStub]]]:
-    """One quote replica per entry of workers (its worker count), all over url."""
-    async with contextlib.AsyncExitStack() as stack:
-        started = []
-        for count in workers:
-            service = await stack.enter_async_context(
-                running_service(
-                    "quote_svc",
-                    "--store",
-                    "postgres",
-                    "--processor",
-                    "support.quote_plugins:scripted",
-                    "--workers",
-                    str(count),
-                    *LEASES,
-                    QUOTE_DATABASE_URL=url,
-                    PYTHONPATH=TESTS,
-                )
-            )
-            channel = await stack.enter_async_context(grpc.aio.insecure_channel(service.address))
-            started.append((service, pb_grpc.QuoteServiceStub(channel)))
-        yield started
 
 
 async def watched_to_the_end(
@@ -78,7 +48,7 @@ async def watched_to_the_end(
 async def test_replicas_over_one_database_are_one_queue() -> None:
     # Every call has a deadline, so that a stall fails naming its step.
     deadline = POLL_DEADLINE_SECONDS
-    async with fresh_database() as url, replicas(url, [0, 1, 1]) as running:
+    async with fresh_database() as url, quote_replicas(url, [0, 1, 1]) as running:
         (_, api), (_, first), (_, second) = running
         # Accepted where no worker runs, priced elsewhere, watched on a third.
         queued = await api.SubmitQuote(
@@ -105,7 +75,7 @@ async def test_replicas_over_one_database_are_one_queue() -> None:
 
 
 async def test_a_replica_killed_under_load_loses_nothing_it_acknowledged() -> None:
-    async with fresh_database() as url, replicas(url, [2, 2, 2]) as running:
+    async with fresh_database() as url, quote_replicas(url, [2, 2, 2]) as running:
         stubs = [stub for _, stub in running]
         acknowledged: list[str] = []
         # The ones the replica to be killed acknowledged: on a loaded machine
@@ -181,7 +151,7 @@ async def test_a_worker_process_with_no_port_prices_what_a_replica_accepts(
 ) -> None:
     async with (
         fresh_database() as url,
-        replicas(url, [0]) as [(_, api)],
+        quote_replicas(url, [0]) as [(_, api)],
         worker_process(url, tmp_path) as worker,
     ):
         listening = [

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from support.polling import poll
 from support.postgres import fresh_database
+from support.replicas import LEASES
 from support.requestor_harness import FakeProcessorServer, RequestorClient
 from support.service_process import Launched, running_service
 
@@ -18,9 +19,6 @@ from quoteflow.requestor.v1 import requestor_service_pb2 as pb
 from quoteflow.requestor.v1 import requestor_service_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.postgres
-
-#: Short leases, so a killed replica's claims come back within the test.
-LEASES = ("--lease-seconds", "2", "--heartbeat-seconds", "0.5")
 
 
 @dataclasses.dataclass
