@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 from support.polling import poll
 from support.postgres import fresh_database
 from support.quote_harness import submission
@@ -36,13 +37,14 @@ async def read(stub: Stub, message_id: str) -> pb.QueueMessage:
 
 async def all_final(stub: Stub, ids: Sequence[str]) -> list[pb.QueueMessage]:
     final = {pb.MESSAGE_STATUS_COMPLETED, pb.MESSAGE_STATUS_FAILED, pb.MESSAGE_STATUS_CANCELLED}
-    for message_id in ids:
+    return [
         await poll(lambda i=message_id: read(stub, i), lambda m: m.status in final, message_id)
-    return [await read(stub, message_id) for message_id in ids]
+        for message_id in ids
+    ]
 
 
-def seconds(stamp: object) -> float:
-    return stamp.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
+def seconds(stamp: Timestamp) -> float:
+    return stamp.ToNanoseconds() / 1e9
 
 
 async def test_keys_accepted_on_different_replicas_take_turns() -> None:
